@@ -1,0 +1,55 @@
+# duckdns — build and test entry points.
+# Every step runs Debian's own Python (the one the package runs under), never a
+# pyenv/venv python3 that may come first on PATH.
+PY := /usr/bin/python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' duckdns/__init__.py)
+
+# What `make deb` needs on a fresh Debian 12 machine.
+BUILD_DEPS := python3 python3-setuptools python3-stdeb python3-all python3-requests \
+	debhelper dh-python po-debconf fakeroot dpkg-dev build-essential
+# What `make test` needs on top of that.
+TEST_DEPS := python3-pytest python3-debian openssl ca-certificates lintian systemd \
+	debootstrap systemd-container qemu-user-static binfmt-support piuparts tmux \
+	faketime reprepro gnupg iproute2 curl util-linux
+
+.PHONY: all deb test unit deps build-deps test-deps lint clean
+
+all: deb
+
+# Install only what is missing, so a warm machine does not touch apt at all.
+define apt_ensure
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing:" $$missing; \
+		$(SUDO) apt-get update -q && $(APT_INSTALL) $$missing; \
+	fi
+endef
+
+build-deps:
+	$(call apt_ensure,$(BUILD_DEPS))
+
+test-deps: build-deps
+	$(call apt_ensure,$(TEST_DEPS))
+
+deps: test-deps
+
+# pytest's exit 5 ("no tests ran") must never pass as success.
+define run_pytest
+	@rc=0; $(PY) -m pytest $(1) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest ran no tests: failing" >&2; exit 1; fi; exit $$rc
+endef
+
+test: test-deps deb
+	$(call run_pytest,tests)
+
+unit: test-deps
+	$(call run_pytest,tests/unit)
+
+lint:
+	ruff check duckdns tests scripts
+	ruff format --check duckdns tests scripts
+
+clean:
+	rm -rf build deb_dist dist *.egg-info .pytest_cache
