@@ -1,0 +1,53 @@
+"""This host's own global IPv6 address, read from the kernel (for ``ipv6 = auto``)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+IF_INET6 = Path("/proc/net/if_inet6")
+
+# Address flags from linux/if_addr.h, as printed in /proc/net/if_inet6.
+IFA_F_TEMPORARY = 0x01
+IFA_F_DADFAILED = 0x08
+IFA_F_DEPRECATED = 0x20
+IFA_F_TENTATIVE = 0x40
+IFA_F_PERMANENT = 0x80
+_UNUSABLE = IFA_F_DADFAILED | IFA_F_DEPRECATED | IFA_F_TENTATIVE
+_ULA = ipaddress.IPv6Network("fc00::/7")
+
+
+def candidates(text: str) -> list[str]:
+    """Usable global unicast addresses from the text of /proc/net/if_inet6, best first.
+
+    Refused: link-local, ULA (fc00::/7), any non-global range, and addresses that
+    are deprecated, tentative or failed duplicate detection. Stable addresses come
+    before temporary (privacy) ones, which change daily and would make every run an
+    update.
+    """
+    found: list[tuple[int, str]] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 6 or len(fields[0]) != 32:
+            continue
+        try:
+            flags = int(fields[4], 16)
+            addr = ipaddress.IPv6Address(int(fields[0], 16))
+        except ValueError:
+            continue
+        if flags & _UNUSABLE or not addr.is_global or addr in _ULA or addr.is_link_local:
+            continue
+        found.append((1 if flags & IFA_F_TEMPORARY else 0, str(addr)))
+    found.sort(key=lambda item: item[0])
+    return [addr for _, addr in found]
+
+
+
+def global_ipv6(path: Path = IF_INET6) -> str | None:
+    """The best address of this host, or None if it has none."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    found = candidates(text)
+    return found[0] if found else None

@@ -1,0 +1,52 @@
+"""``duckdns verify``: do the names resolve to where DuckDNS last recorded?
+
+Each configured domain (as NAME.duckdns.org) and each extra name is resolved with
+the standard-library DNS client in duckdns.dnswire, following CNAME chains such as
+``cloud.example.com -> piserver.example.com -> example.duckdns.org``, and its
+addresses are compared with the IPv4/IPv6 that DuckDNS reported in the last update
+(state.json). Exit 0 when every name matches, 1 when one does not, 75 when a name
+cannot be resolved.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from duckdns import config as configuration
+from duckdns import dnswire, report
+from duckdns import state as statefile
+
+
+def run(args, path: Path) -> int:
+    cfg = configuration.load(path)
+    state = statefile.load(statefile.path_for(cfg.path))
+    if args.resolver:
+        try:
+            server, port = dnswire.parse_server(args.resolver)
+        except ValueError as exc:
+            raise configuration.ConfigError(f"--resolver {exc}") from None
+    else:
+        server, port = dnswire.first_nameserver() or "127.0.0.1", dnswire.DEFAULT_PORT
+    expected4, expected6 = state.get("ipv4", ""), state.get("ipv6", "")
+    if not (expected4 or expected6):
+        report.warning("no address recorded yet: run 'duckdns update' first")
+    names = [f"{d}.duckdns.org" for d in cfg.domains] + list(args.names)
+    worst = 0
+    for name in names:
+        try:
+            res = dnswire.resolve_chain(name, server, port)
+        except dnswire.DNSError as exc:
+            report.out(f"{name}: cannot resolve ({exc})")
+            worst = max(worst, 75)
+            continue
+        chain = " -> ".join([res.name, *res.chain])
+        found = ", ".join([*res.ipv4, *res.ipv6]) or "no address"
+        ok = (not expected4 or expected4 in res.ipv4) and (not expected6 or expected6 in res.ipv6)
+        ok = ok and bool(expected4 or expected6)
+        verdict = "OK" if ok else (
+            f"MISMATCH: DuckDNS recorded {expected4 or '-'} / {expected6 or '-'}"
+        )
+        report.out(f"{chain}: {found}: {verdict}")
+        if not ok:
+            worst = max(worst, 1)
+    return worst
