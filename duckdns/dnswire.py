@@ -1,0 +1,613 @@
+"""A minimal DNS client over UDP (RFC 1035), standard library only.
+
+The probe (``duckdns.probe``) runs this on every timer run, up to 1,440 times a day on a Pi,
+so the module is deliberately small and cheap to import: ``socket``, ``struct``, ``os`` and
+``time`` only. In particular it does not import ``secrets`` (which drags in ``random``,
+``hashlib``, ``base64`` and ``hmac``, about 5 ms of CPU per run): query IDs come from
+``os.urandom``, which is exactly what ``secrets.randbits`` uses underneath.
+
+Every failure (network error, timeout, malformed or mismatched reply, error RCODE, bad name,
+bad server address) raises :class:`DNSError` with a message meant for a log line.
+"""
+
+import os
+import socket
+import struct
+import time
+
+TYPE_A = 1
+TYPE_CNAME = 5
+TYPE_TXT = 16
+TYPE_AAAA = 28
+CLASS_IN = 1
+CLASS_CH = 3
+
+TYPE_NAMES = {TYPE_A: "A", TYPE_CNAME: "CNAME", TYPE_TXT: "TXT", TYPE_AAAA: "AAAA"}
+CLASS_NAMES = {CLASS_IN: "IN", CLASS_CH: "CH"}
+RCODE_NAMES = {
+    0: "NOERROR",
+    1: "FORMERR",
+    2: "SERVFAIL",
+    3: "NXDOMAIN",
+    4: "NOTIMP",
+    5: "REFUSED",
+}
+RCODE_NXDOMAIN = 3
+
+DEFAULT_PORT = 53
+DEFAULT_TIMEOUT = 1.0
+MAX_CNAME_HOPS = 10
+
+_FLAG_QR = 0x8000
+_FLAG_TC = 0x0200
+_FLAG_RD = 0x0100
+_HEADER = struct.Struct("!6H")
+_RR_FIXED = struct.Struct("!HHIH")
+_MAX_NAME_WIRE = 255
+_MAX_POINTER_JUMPS = 64
+_MAX_UDP = 65535
+
+
+class DNSError(Exception):
+    """Any failure to obtain a valid DNS answer.
+
+    ``rcode`` is set when the server answered with an error RCODE (e.g. 3 for NXDOMAIN);
+    ``answers`` holds the answer records of an NXDOMAIN reply (a CNAME chain that ends in a
+    name that does not exist, RFC 6604), so ``resolve_chain`` can report the chain.
+    """
+
+    def __init__(
+        self, message: str, rcode: int | None = None, answers: tuple["Record", ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.rcode = rcode
+        self.answers = answers
+
+
+def _type_name(rtype: int) -> str:
+    return TYPE_NAMES.get(rtype, f"TYPE{rtype}")
+
+
+def _class_name(rclass: int) -> str:
+    return CLASS_NAMES.get(rclass, f"CLASS{rclass}")
+
+
+def _rcode_name(rcode: int) -> str:
+    return RCODE_NAMES.get(rcode, f"RCODE{rcode}")
+
+
+class Record:
+    """One parsed answer record.
+
+    ``name`` is the owner name, lower-case, without the trailing dot. ``value`` is the
+    address in its canonical text form (A, AAAA), the target name (CNAME, normalised like
+    ``name``), or the character-strings joined together (TXT; each also in ``strings``).
+    """
+
+    __slots__ = ("name", "rtype", "rclass", "ttl", "value", "strings")
+
+    def __init__(
+        self,
+        name: str,
+        rtype: int,
+        rclass: int,
+        ttl: int,
+        value: str,
+        strings: tuple[bytes, ...] = (),
+    ) -> None:
+        self.name = name
+        self.rtype = rtype
+        self.rclass = rclass
+        self.ttl = ttl
+        self.value = value
+        self.strings = strings
+
+    def _key(self) -> tuple:
+        return (self.name, self.rtype, self.rclass, self.ttl, self.value, self.strings)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Record):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"Record({self.name!r} {self.ttl} {_class_name(self.rclass)} "
+            f"{_type_name(self.rtype)} {self.value!r})"
+        )
+
+
+class Query:
+    """A query as sent: its ID, normalised name, type, class and wire form."""
+
+    __slots__ = ("id", "name", "qtype", "qclass", "wire", "_qname_wire")
+
+    def __init__(self, qid: int, name: str, qtype: int, qclass: int, qname_wire: bytes) -> None:
+        self.id = qid
+        self.name = name
+        self.qtype = qtype
+        self.qclass = qclass
+        self._qname_wire = qname_wire
+        header = _HEADER.pack(qid, _FLAG_RD, 1, 0, 0, 0)
+        self.wire = header + qname_wire + struct.pack("!HH", qtype, qclass)
+
+    def describe(self) -> str:
+        """``name CLASS TYPE``, for messages."""
+        return f"{self.name} {_class_name(self.qclass)} {_type_name(self.qtype)}"
+
+    def __repr__(self) -> str:
+        return f"Query(id=0x{self.id:04x}, {self.describe()})"
+
+
+class Response:
+    """A validated reply: it answers exactly our question, RCODE NOERROR, not truncated."""
+
+    __slots__ = ("id", "flags", "answers")
+
+    def __init__(self, qid: int, flags: int, answers: tuple[Record, ...]) -> None:
+        self.id = qid
+        self.flags = flags
+        self.answers = answers
+
+    def values(self, name: str, rtype: int, rclass: int = CLASS_IN) -> list[str]:
+        """The values of the answer records with this owner, type and class."""
+        name = normalise_name(name)
+        return [
+            r.value
+            for r in self.answers
+            if r.name == name and r.rtype == rtype and r.rclass == rclass
+        ]
+
+    def __repr__(self) -> str:
+        return f"Response(id=0x{self.id:04x}, answers={list(self.answers)!r})"
+
+
+# -- names -------------------------------------------------------------------------------------
+
+
+def _encode_name(name: str) -> bytes:
+    """Wire form of a textual name. ASCII only: internationalised names go in as ``xn--``."""
+    if name in (".", ""):
+        raise DNSError("empty domain name")
+    text = name[:-1] if name.endswith(".") else name
+    try:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError:
+        raise DNSError(
+            f"{name!r}: not an ASCII domain name (write internationalised names as xn--...)"
+        ) from None
+    out = bytearray()
+    for label in raw.split(b"."):
+        if not label:
+            raise DNSError(f"{name!r}: empty label in domain name")
+        if len(label) > 63:
+            raise DNSError(f"{name!r}: label longer than 63 characters")
+        if any(c <= 0x20 or c == 0x7F or c == 0x5C for c in label):
+            raise DNSError(f"{name!r}: invalid character in domain name")
+        out.append(len(label))
+        out += label
+    out.append(0)
+    if len(out) > _MAX_NAME_WIRE:
+        raise DNSError(f"{name!r}: domain name longer than 255 octets")
+    return bytes(out)
+
+
+def _label_text(label: bytes) -> str:
+    """Presentation form of one label, lower-case; odd bytes escaped as \\DDD (RFC 4343)."""
+    out = []
+    for c in label.lower():
+        if 0x21 <= c <= 0x7E and c not in (0x2E, 0x5C):
+            out.append(chr(c))
+        else:
+            out.append(f"\\{c:03d}")
+    return "".join(out)
+
+
+def normalise_name(name: str) -> str:
+    """Lower-case ASCII, no trailing dot: the form used in records and comparisons."""
+    text = name[:-1] if name.endswith(".") and name != "." else name
+    return text.lower() if text.isascii() else text
+
+
+def _read_name(msg: bytes, offset: int) -> tuple[str, int]:
+    """Read a possibly compressed name at ``offset``; return it and the offset after it.
+
+    Loops are impossible: each compression pointer must point strictly before the start of
+    the segment (run of labels) it appears in, so segment starts strictly decrease. Real
+    compressors only ever point back to names written earlier, so this refuses nothing valid.
+    A jump limit and the 255-octet name limit are extra guards.
+    """
+    labels: list[str] = []
+    pos = offset
+    segment_start = offset
+    end: int | None = None
+    wire_len = 1
+    jumps = 0
+    size = len(msg)
+    while True:
+        if pos >= size:
+            raise DNSError("malformed reply: truncated domain name")
+        n = msg[pos]
+        kind = n & 0xC0
+        if kind == 0xC0:
+            if pos + 1 >= size:
+                raise DNSError("malformed reply: truncated compression pointer")
+            target = ((n & 0x3F) << 8) | msg[pos + 1]
+            if target >= segment_start:
+                raise DNSError(
+                    f"malformed reply: compression pointer at {pos} to {target} does not "
+                    "point back to an earlier name (forward pointer or pointer loop)"
+                )
+            jumps += 1
+            if jumps > _MAX_POINTER_JUMPS:
+                raise DNSError("malformed reply: too many compression pointers")
+            if end is None:
+                end = pos + 2
+            pos = segment_start = target
+            continue
+        if kind:
+            raise DNSError(f"malformed reply: unsupported label type 0x{n:02x}")
+        if n == 0:
+            if end is None:
+                end = pos + 1
+            return (".".join(labels) if labels else "."), end
+        if pos + 1 + n > size:
+            raise DNSError("malformed reply: truncated label")
+        wire_len += n + 1
+        if wire_len > _MAX_NAME_WIRE:
+            raise DNSError("malformed reply: domain name longer than 255 octets")
+        labels.append(_label_text(msg[pos + 1 : pos + 1 + n]))
+        pos += 1 + n
+
+
+# -- messages ----------------------------------------------------------------------------------
+
+
+def _random_id() -> int:
+    return int.from_bytes(os.urandom(2), "big")
+
+
+def build_query(name: str, qtype: int, qclass: int = CLASS_IN, qid: int | None = None) -> Query:
+    """A recursion-desired query with one question and a random 16-bit ID."""
+    if qtype not in TYPE_NAMES:
+        raise DNSError(f"unsupported query type {qtype}")
+    if qclass not in CLASS_NAMES:
+        raise DNSError(f"unsupported query class {qclass}")
+    wire_name = _encode_name(name)
+    text, _ = _read_name(wire_name, 0)
+    return Query(_random_id() if qid is None else qid, text, qtype, qclass, wire_name)
+
+
+def _parse_rdata(msg: bytes, rtype: int, start: int, rdlen: int) -> tuple[str, tuple[bytes, ...]]:
+    end = start + rdlen
+    if rtype == TYPE_A:
+        if rdlen != 4:
+            raise DNSError(f"malformed reply: A record with {rdlen} octets of data")
+        return socket.inet_ntop(socket.AF_INET, msg[start:end]), ()
+    if rtype == TYPE_AAAA:
+        if rdlen != 16:
+            raise DNSError(f"malformed reply: AAAA record with {rdlen} octets of data")
+        return socket.inet_ntop(socket.AF_INET6, msg[start:end]), ()
+    if rtype == TYPE_CNAME:
+        # The target may be compressed, so it is read from the whole message; it must end
+        # exactly where the record data ends.
+        target, after = _read_name(msg, start)
+        if after != end:
+            raise DNSError("malformed reply: CNAME record data does not match its length")
+        return target, ()
+    # TXT: one or more <length><octets> character-strings filling the data exactly.
+    if rdlen == 0:
+        raise DNSError("malformed reply: empty TXT record")
+    strings = []
+    pos = start
+    while pos < end:
+        n = msg[pos]
+        if pos + 1 + n > end:
+            raise DNSError("malformed reply: TXT string overruns its record")
+        strings.append(msg[pos + 1 : pos + 1 + n])
+        pos += 1 + n
+    joined = b"".join(strings).decode("utf-8", "backslashreplace")
+    return joined, tuple(strings)
+
+
+def _parse_answers(msg: bytes, offset: int, count: int) -> tuple[Record, ...]:
+    records = []
+    for _ in range(count):
+        name, offset = _read_name(msg, offset)
+        if offset + _RR_FIXED.size > len(msg):
+            raise DNSError("malformed reply: truncated resource record")
+        rtype, rclass, ttl, rdlen = _RR_FIXED.unpack_from(msg, offset)
+        offset += _RR_FIXED.size
+        if offset + rdlen > len(msg):
+            raise DNSError("malformed reply: record data overruns the packet")
+        if rtype in TYPE_NAMES:
+            value, strings = _parse_rdata(msg, rtype, offset, rdlen)
+            records.append(Record(name, rtype, rclass, ttl, value, strings))
+        # Other types (RRSIG, OPT, ...) are skipped: nothing here needs them.
+        offset += rdlen
+    return tuple(records)
+
+
+def parse_response(packet: bytes, query: Query) -> Response:
+    """Validate a reply against ``query`` and parse its answer section.
+
+    Checks, in order: a full header, the same ID, QR set, opcode QUERY, exactly our
+    question echoed (name case-insensitively, type and class exactly), TC clear, RCODE
+    NOERROR. Authority and additional sections are not parsed.
+    """
+    if len(packet) < _HEADER.size:
+        raise DNSError(f"malformed reply: {len(packet)} octets, shorter than a DNS header")
+    qid, flags, qdcount, ancount, _nscount, _arcount = _HEADER.unpack_from(packet)
+    if qid != query.id:
+        raise DNSError(f"reply ID 0x{qid:04x} does not match query ID 0x{query.id:04x}")
+    if not flags & _FLAG_QR:
+        raise DNSError("reply is not a response (QR flag clear)")
+    opcode = (flags >> 11) & 0xF
+    if opcode != 0:
+        raise DNSError(f"reply has opcode {opcode}, expected 0 (QUERY)")
+    rcode = flags & 0xF
+    if rcode and qdcount == 0:
+        raise DNSError(f"server answered {_rcode_name(rcode)} for {query.describe()}", rcode=rcode)
+    if qdcount != 1:
+        raise DNSError(f"reply has {qdcount} questions, expected 1")
+    qname, offset = _read_name(packet, _HEADER.size)
+    if offset + 4 > len(packet):
+        raise DNSError("malformed reply: truncated question")
+    qtype, qclass = struct.unpack_from("!HH", packet, offset)
+    offset += 4
+    if (qname, qtype, qclass) != (query.name, query.qtype, query.qclass):
+        raise DNSError(
+            f"reply is for another question ({qname} {_class_name(qclass)} "
+            f"{_type_name(qtype)}, asked {query.describe()})"
+        )
+    if flags & _FLAG_TC:
+        raise DNSError(f"reply for {query.describe()} is truncated (TC flag set)")
+    if rcode == RCODE_NXDOMAIN:
+        try:
+            answers = _parse_answers(packet, offset, ancount)
+        except DNSError:
+            answers = ()
+        raise DNSError(
+            f"server answered NXDOMAIN for {query.describe()}", rcode=rcode, answers=answers
+        )
+    if rcode:
+        raise DNSError(f"server answered {_rcode_name(rcode)} for {query.describe()}", rcode=rcode)
+    return Response(qid, flags, _parse_answers(packet, offset, ancount))
+
+
+# -- the network -------------------------------------------------------------------------------
+
+
+def _sockaddr(server: str, port: int) -> tuple[int, tuple]:
+    """Family and socket address for a numeric server address. Never asks DNS."""
+    if not 0 < port < 65536:
+        raise DNSError(f"invalid port {port} for DNS server {server}")
+    # getaddrinfo alone would also take inet_aton's odd forms ("1", "0x7f.1"): be strict.
+    host, _, scope = server.partition("%")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        socket.inet_pton(family, host)
+        if scope and family != socket.AF_INET6:
+            raise ValueError
+        infos = socket.getaddrinfo(
+            server, port, type=socket.SOCK_DGRAM, flags=socket.AI_NUMERICHOST
+        )
+    except (OSError, UnicodeError, ValueError):
+        raise DNSError(f"DNS server {server!r} is not an IP address") from None
+    family, _type, _proto, _canon, sockaddr = infos[0]
+    return family, sockaddr
+
+
+def _same_peer(addr: tuple, sockaddr: tuple, family: int) -> bool:
+    try:
+        a = socket.inet_pton(family, addr[0].split("%", 1)[0])
+        b = socket.inet_pton(family, sockaddr[0].split("%", 1)[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return a == b and addr[1] == sockaddr[1]
+
+
+def _where(server: str, port: int) -> str:
+    return f"[{server}]:{port}" if ":" in server else f"{server}:{port}"
+
+
+def query(
+    name: str,
+    qtype: int,
+    server: str,
+    port: int = DEFAULT_PORT,
+    *,
+    qclass: int = CLASS_IN,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Response:
+    """Ask ``server`` (an IPv4 or IPv6 address, never a host name) one question over UDP.
+
+    The socket is connected, so the kernel picks a random ephemeral source port, drops
+    datagrams from any other address and reports ICMP errors (a closed port fails at once
+    instead of after the timeout). ``timeout`` bounds the whole exchange. The first reply
+    from the server decides: one that does not match the question raises rather than being
+    skipped, because for the probe any failure simply means "update".
+    """
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    q = build_query(name, qtype, qclass)
+    family, sockaddr = _sockaddr(server, port)
+    where = _where(server, port)
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect(sockaddr)
+            sock.send(q.wire)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                sock.settimeout(remaining)
+                packet, addr = sock.recvfrom(_MAX_UDP)
+                if _same_peer(addr, sockaddr, family):
+                    return parse_response(packet, q)
+    except TimeoutError:
+        raise DNSError(f"no reply from {where} for {q.describe()} within {timeout:g} s") from None
+    except OSError as e:
+        raise DNSError(f"cannot query {where}: {e.strerror or e}") from None
+
+
+# -- CNAME chains (duckdns verify) -------------------------------------------------------------
+
+
+class Resolution:
+    """What a name resolves to: the CNAME chain followed and the final addresses."""
+
+    __slots__ = ("name", "chain", "ipv4", "ipv6")
+
+    def __init__(
+        self, name: str, chain: tuple[str, ...], ipv4: tuple[str, ...], ipv6: tuple[str, ...]
+    ) -> None:
+        self.name = name
+        self.chain = chain
+        self.ipv4 = ipv4
+        self.ipv6 = ipv6
+
+    @property
+    def canonical(self) -> str:
+        """The last name of the chain: the one that holds the addresses."""
+        return self.chain[-1] if self.chain else self.name
+
+    def __repr__(self) -> str:
+        return (
+            f"Resolution({self.name!r}, chain={self.chain!r}, ipv4={self.ipv4!r}, "
+            f"ipv6={self.ipv6!r})"
+        )
+
+
+def resolve_chain(
+    name: str,
+    server: str,
+    port: int = DEFAULT_PORT,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_hops: int = MAX_CNAME_HOPS,
+) -> Resolution:
+    """Resolve ``name``'s A and AAAA records at ``server``, following CNAMEs.
+
+    CNAMEs are followed both within one answer (a recursive resolver returns the chain) and
+    by asking again for the last target when the answer stops at a CNAME (an authoritative
+    server whose zone does not hold the target). More than ``max_hops`` CNAMEs, or a name
+    seen twice, raises DNSError. A name with no address of one family gives an empty tuple.
+    """
+    start = build_query(name, TYPE_A).name
+    chain: list[str] = []
+    seen = {start}
+
+    def walk(current: str, answers: tuple[Record, ...]) -> str:
+        while True:
+            targets = {
+                r.value
+                for r in answers
+                if r.rtype == TYPE_CNAME and r.rclass == CLASS_IN and r.name == current
+            }
+            if not targets:
+                return current
+            if len(targets) > 1:
+                raise DNSError(f"{current} has several CNAME records: {', '.join(sorted(targets))}")
+            target = targets.pop()
+            if target in seen:
+                raise DNSError("CNAME loop: " + " -> ".join([start, *chain, target]))
+            if len(chain) >= max_hops:
+                raise DNSError(f"CNAME chain from {start} longer than {max_hops} hops")
+            chain.append(target)
+            seen.add(target)
+            current = target
+
+    def follow(current: str, qtype: int) -> tuple[str, tuple[str, ...]]:
+        while True:
+            try:
+                response = query(current, qtype, server, port, timeout=timeout)
+            except DNSError as e:
+                if e.rcode == RCODE_NXDOMAIN:
+                    walk(current, e.answers)
+                if chain:
+                    raise DNSError(" -> ".join([start, *chain]) + f": {e}", rcode=e.rcode) from e
+                raise
+            end = walk(current, response.answers)
+            values = tuple(dict.fromkeys(response.values(end, qtype)))
+            if values or end == current:
+                return end, values
+            current = end  # the answer stopped at a CNAME: ask again for its target
+
+    canonical, ipv4 = follow(start, TYPE_A)
+    _, ipv6 = follow(canonical, TYPE_AAAA)
+    return Resolution(start, tuple(chain), ipv4, ipv6)
+
+
+# -- the system resolver -----------------------------------------------------------------------
+
+
+def first_nameserver(path: str = "/etc/resolv.conf") -> str | None:
+    """The first usable ``nameserver`` address in resolv.conf, or None.
+
+    None when the file is missing or unreadable or lists no numeric address; resolv.conf(5)
+    then means "the local machine", but choosing that is the caller's business.
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.readlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 2 or fields[0] != "nameserver":
+            continue
+        address = fields[1]
+        try:
+            _sockaddr(address, DEFAULT_PORT)
+        except DNSError:
+            continue
+        return address
+    return None
+
+
+def parse_server(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
+    """Parse ``ADDRESS[:PORT]`` (IPv6 in brackets: ``[ADDRESS]:PORT``) into (address, port).
+
+    The address must be numeric: looking a name up would need DNS, the thing being checked.
+    Raises ValueError naming the bad part.
+    """
+    form = "ADDRESS[:PORT], IPv6 in brackets, e.g. 1.1.1.1:53 or [2606:4700:4700::1111]:53"
+    spec = text.strip()
+    port_text = None
+    if spec.startswith("["):
+        close = spec.find("]")
+        if close < 0:
+            raise ValueError(f"{text!r}: missing ']' after the IPv6 address; expected {form}")
+        host, rest = spec[1:close], spec[close + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{text!r}: unexpected {rest!r} after ']'; expected {form}")
+            port_text = rest[1:]
+        if ":" not in host:
+            raise ValueError(f"{text!r}: brackets are only for IPv6 addresses; expected {form}")
+    elif spec.count(":") > 1:
+        raise ValueError(f"{text!r}: put an IPv6 address in brackets; expected {form}")
+    elif ":" in spec:
+        host, port_text = spec.split(":", 1)
+    else:
+        host = spec
+    if not host:
+        raise ValueError(f"{text!r}: no address; expected {form}")
+    if port_text is None:
+        port = default_port
+    else:
+        if not (port_text.isascii() and port_text.isdigit()):
+            raise ValueError(f"{text!r}: port {port_text!r} is not a number; expected {form}")
+        port = int(port_text)
+        if not 0 < port < 65536:
+            raise ValueError(f"{text!r}: port {port} is out of range 1-65535")
+    try:
+        _sockaddr(host, port)
+    except DNSError:
+        raise ValueError(f"{text!r}: {host!r} is not an IP address; expected {form}") from None
+    return host, port

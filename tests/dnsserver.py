@@ -1,0 +1,486 @@
+#!/usr/bin/python3
+"""A small DNS server for tests: UDP on loopback, answers from a table, can misbehave.
+
+It is written independently of ``duckdns.dnswire`` (its own encoder and parser), so a bug in
+the client is not mirrored here. Standard library only.
+
+Records are ``NAME:[CLASS:]TYPE:VALUE`` strings, CLASS ``IN`` (default) or ``CH``, TYPE
+``A``, ``AAAA``, ``TXT`` or ``CNAME``. Like a recursive resolver, a CNAME is followed within
+the answer unless ``follow_cnames=False`` (then the client must ask again for the target).
+Names are matched case-insensitively; an unknown name gets NXDOMAIN, a known name without
+records of the type asked gets an empty NOERROR answer.
+
+Example::
+
+    from dnsserver import DNSServer  # tests/ is on sys.path (tests/conftest.py)
+
+    records = [
+        "whoami.cloudflare:CH:TXT:203.0.113.7",
+        "cloud.example.com:CNAME:example.duckdns.org",
+        "example.duckdns.org:A:203.0.113.7",
+        "example.duckdns.org:AAAA:2001:db8::7",
+    ]
+    with DNSServer(records) as dns:          # 127.0.0.1, ephemeral port: dns.port
+        ...                                  # point the code under test at dns.address
+        dns.behaviour = "silent"             # from now on, never answer
+        assert dns.queries[0].name == "whoami.cloudflare"
+
+Behaviours (``DNSServer.behaviour``, see ``BEHAVIOURS``): ``normal``; ``lie`` (A and TXT
+answers say ``lie_ipv4``, AAAA ``lie_ipv6``); ``wrong-id``, ``no-qr``, ``wrong-name``,
+``wrong-type``, ``wrong-class``, ``no-question`` (the reply does not match the query);
+``truncated`` (TC set, no answers); ``short`` (a correct reply cut inside its answer);
+``garbage`` (right ID, then junk); ``runt`` (shorter than a header); ``pointer-loop`` (answer
+owner name is a compression loop); ``silent``; ``servfail``, ``nxdomain``, ``refused``;
+``wrong-source`` (a correct reply, sent from another port). ``delay`` (seconds) holds every
+reply back; ``responder`` (``bytes -> bytes | None``, the query in, the reply out or None)
+replaces the answering logic, for hand-crafted packets; it may call ``answer(packet)`` for the
+reply the server would have given.
+
+As a script (for scripts/bench); prints ``listening on HOST port PORT`` and runs until
+SIGTERM or SIGINT::
+
+    python3 tests/dnsserver.py --port 5353 --record whoami.cloudflare:CH:TXT:203.0.113.7
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import socket
+import struct
+import sys
+import threading
+from collections.abc import Callable, Iterable
+
+TYPES = {"A": 1, "CNAME": 5, "TXT": 16, "AAAA": 28}
+CLASSES = {"IN": 1, "CH": 3}
+_TYPE_NAMES = {v: k for k, v in TYPES.items()}
+_CLASS_NAMES = {v: k for k, v in CLASSES.items()}
+RCODES = {"servfail": 2, "nxdomain": 3, "refused": 5}
+
+BEHAVIOURS = (
+    "normal",
+    "lie",
+    "wrong-id",
+    "no-qr",
+    "wrong-name",
+    "wrong-type",
+    "wrong-class",
+    "no-question",
+    "truncated",
+    "short",
+    "garbage",
+    "runt",
+    "pointer-loop",
+    "silent",
+    "servfail",
+    "nxdomain",
+    "refused",
+    "wrong-source",
+)
+
+_QR, _AA, _TC, _RD, _RA = 0x8000, 0x0400, 0x0200, 0x0100, 0x0080
+
+
+class Query:
+    """One query the server received."""
+
+    def __init__(
+        self, name: str, rtype: str, rclass: str, qid: int, client: tuple, raw: bytes
+    ) -> None:
+        self.name = name  # as sent, without the trailing dot (case preserved)
+        self.rtype = rtype  # "A", "TXT", ... or "TYPE<n>"
+        self.rclass = rclass  # "IN", "CH" or "CLASS<n>"
+        self.id = qid
+        self.client = client  # (address, port[, ...]) the query came from
+        self.raw = raw
+
+    def __repr__(self) -> str:
+        return f"Query({self.name!r} {self.rclass} {self.rtype} id=0x{self.id:04x})"
+
+
+def parse_record(spec: str) -> tuple[str, int, int, str]:
+    """``NAME:[CLASS:]TYPE:VALUE`` -> (name, class, type, value). The value may hold colons."""
+    parts = spec.split(":", 2)
+    if len(parts) < 3:
+        raise ValueError(f"record {spec!r}: expected NAME:[CLASS:]TYPE:VALUE")
+    name, second, rest = parts
+    if second.upper() in CLASSES:
+        rclass = CLASSES[second.upper()]
+        rtype_text, sep, value = rest.partition(":")
+        if not sep:
+            raise ValueError(f"record {spec!r}: expected NAME:[CLASS:]TYPE:VALUE")
+    else:
+        rclass = CLASSES["IN"]
+        rtype_text, value = second, rest
+    if rtype_text.upper() not in TYPES:
+        raise ValueError(f"record {spec!r}: type must be one of {', '.join(TYPES)}")
+    rtype = TYPES[rtype_text.upper()]
+    if rtype == TYPES["A"]:
+        socket.inet_pton(socket.AF_INET, value)
+    elif rtype == TYPES["AAAA"]:
+        socket.inet_pton(socket.AF_INET6, value)
+    return name.rstrip(".").lower(), rclass, rtype, value
+
+
+def _labels(name: str) -> list[bytes]:
+    name = name.rstrip(".")
+    return [label.encode("ascii") for label in name.split(".")] if name else []
+
+
+class _Writer:
+    """Builds a message, compressing names against every suffix written so far."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.suffixes: dict[tuple[bytes, ...], int] = {}
+
+    def name(self, name: str, compress: bool = True) -> None:
+        labels = _labels(name)
+        for i in range(len(labels)):
+            key = tuple(label.lower() for label in labels[i:])
+            if compress and key in self.suffixes:
+                self.buf += struct.pack("!H", 0xC000 | self.suffixes[key])
+                return
+            if len(self.buf) < 0x4000:
+                self.suffixes.setdefault(key, len(self.buf))
+            self.buf.append(len(labels[i]))
+            self.buf += labels[i]
+        self.buf.append(0)
+
+    def record(self, name: str, rtype: int, rclass: int, ttl: int, value: str) -> None:
+        self.name(name)
+        self.buf += struct.pack("!HHI", rtype, rclass, ttl)
+        length_at = len(self.buf)
+        self.buf += b"\0\0"
+        if rtype == TYPES["A"]:
+            self.buf += socket.inet_pton(socket.AF_INET, value)
+        elif rtype == TYPES["AAAA"]:
+            self.buf += socket.inet_pton(socket.AF_INET6, value)
+        elif rtype == TYPES["CNAME"]:
+            self.name(value)
+        else:  # TXT: split into character-strings of at most 255 octets
+            data = value.encode("utf-8")
+            chunks = [data[i : i + 255] for i in range(0, len(data), 255)] or [b""]
+            for chunk in chunks:
+                self.buf.append(len(chunk))
+                self.buf += chunk
+        struct.pack_into("!H", self.buf, length_at, len(self.buf) - length_at - 2)
+
+
+def _read_question(packet: bytes) -> tuple[str, int, int, int] | None:
+    """(name, type, class, end offset) of the first question; None if unparseable."""
+    pos, labels = 12, []
+    try:
+        while True:
+            n = packet[pos]
+            if n == 0:
+                pos += 1
+                break
+            if n & 0xC0:
+                return None
+            labels.append(packet[pos + 1 : pos + 1 + n].decode("ascii", "replace"))
+            pos += 1 + n
+        qtype, qclass = struct.unpack_from("!HH", packet, pos)
+    except (IndexError, struct.error):
+        return None
+    return ".".join(labels), qtype, qclass, pos + 4
+
+
+class DNSServer:
+    """A threaded UDP DNS server for tests; a context manager. See the module docstring."""
+
+    def __init__(
+        self,
+        records: Iterable[str] = (),
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        behaviour: str = "normal",
+        follow_cnames: bool = True,
+        ttl: int = 60,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.behaviour = behaviour
+        self.follow_cnames = follow_cnames
+        self.ttl = ttl
+        self.delay = 0.0
+        self.lie_ipv4 = "198.51.100.66"
+        self.lie_ipv6 = "2001:db8::bad"
+        self.responder: Callable[[bytes], bytes | None] | None = None
+        self.queries: list[Query] = []
+        self._records: dict[tuple[str, int, int], list[str]] = {}
+        self._sock: socket.socket | None = None
+        self._other: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._timers: list[threading.Timer] = []
+        for spec in records:
+            self.add_spec(spec)
+
+    # -- the table -----------------------------------------------------------------------------
+
+    def add(self, name: str, rtype: str, value: str, rclass: str = "IN") -> None:
+        """Add one record, e.g. ``add("whoami.cloudflare", "TXT", "203.0.113.7", "CH")``."""
+        self.add_spec(f"{name}:{rclass}:{rtype}:{value}")
+
+    def add_spec(self, spec: str) -> None:
+        """Add one record given as ``NAME:[CLASS:]TYPE:VALUE``."""
+        name, rclass, rtype, value = parse_record(spec)
+        self._records.setdefault((name, rclass, rtype), []).append(value)
+
+    def clear(self) -> None:
+        """Forget all records and recorded queries."""
+        self._records.clear()
+        self.queries.clear()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) the server listens on."""
+        return self.host, self.port
+
+    @property
+    def behaviour(self) -> str:
+        """How the server answers from now on; one of ``BEHAVIOURS``."""
+        return self._behaviour
+
+    @behaviour.setter
+    def behaviour(self, value: str) -> None:
+        if value not in BEHAVIOURS:
+            raise ValueError(f"unknown behaviour {value!r}; one of {', '.join(BEHAVIOURS)}")
+        self._behaviour = value
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> DNSServer:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        self._sock.bind((self.host, self.port))
+        self.port = self._sock.getsockname()[1]
+        self._other = socket.socket(family, socket.SOCK_DGRAM)
+        self._other.bind((self.host, 0))
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._serve, name="dnsserver", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for timer in self._timers:
+            timer.cancel()
+        if self._sock is not None and self._thread is not None:
+            # Wake the blocked recvfrom with an empty datagram rather than polling.
+            family = self._sock.family
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.sendto(b"", (self.host, self.port))
+            self._thread.join(5)
+        for sock in (self._sock, self._other):
+            if sock is not None:
+                sock.close()
+        self._sock = self._other = None
+        self._thread = None
+
+    def __enter__(self) -> DNSServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- serving -------------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        sock.settimeout(0.5)
+        while not self._stopping.is_set():
+            try:
+                packet, client = sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self._stopping.is_set():
+                return
+            if len(packet) < 12:
+                continue
+            try:
+                reply = self._respond(packet, client)
+            except Exception as e:  # a test server must not die silently mid-test
+                print(f"dnsserver: error answering: {e!r}", file=sys.stderr)
+                continue
+            if reply is None:
+                continue
+            sender = self._other if self.behaviour == "wrong-source" else sock
+            if self.delay > 0:
+                timer = threading.Timer(self.delay, self._send, (sender, reply, client))
+                timer.daemon = True
+                self._timers.append(timer)
+                timer.start()
+            else:
+                self._send(sender, reply, client)
+
+    def _send(self, sock: socket.socket | None, reply: bytes, client: tuple) -> None:
+        if sock is None or self._stopping.is_set():
+            return
+        with contextlib.suppress(OSError):
+            sock.sendto(reply, client)
+
+    def _respond(self, packet: bytes, client: tuple) -> bytes | None:
+        qid, flags = struct.unpack_from("!HH", packet)
+        question = _read_question(packet)
+        if question is None:
+            return None
+        qname, qtype, qclass, qend = question
+        self.queries.append(
+            Query(
+                qname,
+                _TYPE_NAMES.get(qtype, f"TYPE{qtype}"),
+                _CLASS_NAMES.get(qclass, f"CLASS{qclass}"),
+                qid,
+                client,
+                packet,
+            )
+        )
+        if self.responder is not None:
+            return self.responder(packet)
+        return self.answer(packet)
+
+    def answer(self, packet: bytes) -> bytes | None:
+        """The reply the current behaviour gives to ``packet`` (None: no reply).
+
+        A ``responder`` may call this to answer normally and tamper with the result.
+        """
+        qid, flags = struct.unpack_from("!HH", packet)
+        question = _read_question(packet)
+        if question is None:
+            return None
+        qname, qtype, qclass, qend = question
+        behaviour = self.behaviour
+        if behaviour == "silent":
+            return None
+        if behaviour == "runt":
+            return packet[:5]
+        answers, rcode = self._lookup(qname, qtype, qclass)
+        if behaviour == "lie":
+            answers = [self._lie(a) for a in answers]
+        if behaviour in RCODES:
+            answers, rcode = [], RCODES[behaviour]
+
+        out_id = (qid + 1) & 0xFFFF if behaviour == "wrong-id" else qid
+        out_flags = _QR | _AA | _RA | (flags & _RD) | rcode
+        if behaviour == "no-qr":
+            out_flags &= ~_QR
+        if behaviour == "truncated":
+            out_flags |= _TC
+            answers = []
+        echo_name, echo_type, echo_class = qname, qtype, qclass
+        if behaviour == "wrong-name":
+            echo_name = "x" + qname
+        elif behaviour == "wrong-type":
+            echo_type = TYPES["AAAA"] if qtype == TYPES["A"] else TYPES["A"]
+        elif behaviour == "wrong-class":
+            echo_class = CLASSES["IN"] if qclass == CLASSES["CH"] else CLASSES["CH"]
+        qdcount = 0 if behaviour == "no-question" else 1
+
+        if behaviour == "garbage":
+            head = struct.pack("!6H", out_id, out_flags, 1, 1, 0, 0)
+            return head + b"\x07garbage\xc0\xff\xfe\x01\x02\x03"
+        if behaviour == "pointer-loop":
+            w = _Writer()
+            w.buf += struct.pack("!6H", out_id, out_flags, 1, 1, 0, 0)
+            w.buf += packet[12:qend]
+            loop_at = len(w.buf)
+            # owner name: label "a", then a pointer back to that label: a.a.a.a...
+            w.buf += b"\x01a" + struct.pack("!H", 0xC000 | loop_at)
+            w.buf += struct.pack("!HHIH", qtype, qclass, 60, 4) + b"\x7f\0\0\x01"
+            return bytes(w.buf)
+
+        w = _Writer()
+        w.buf += struct.pack("!6H", out_id, out_flags, qdcount, len(answers), 0, 0)
+        if qdcount:
+            if (echo_name, echo_type, echo_class) == (qname, qtype, qclass):
+                # Echo the question byte for byte, as real servers do (keeps the case).
+                w.buf += packet[12:qend]
+                w.suffixes[tuple(label.lower() for label in _labels(qname))] = 12
+            else:
+                w.name(echo_name, compress=False)
+                w.buf += struct.pack("!HH", echo_type, echo_class)
+        for name, rtype, rclass, value in answers:
+            w.record(name, rtype, rclass, self.ttl, value)
+        reply = bytes(w.buf)
+        if behaviour == "short":
+            reply = reply[:-3] if answers else reply[:-1]
+        return reply
+
+    def _lie(self, answer: tuple[str, int, int, str]) -> tuple[str, int, int, str]:
+        name, rtype, rclass, value = answer
+        if rtype in (TYPES["A"], TYPES["TXT"]):
+            value = self.lie_ipv4
+        elif rtype == TYPES["AAAA"]:
+            value = self.lie_ipv6
+        return name, rtype, rclass, value
+
+    def _lookup(self, qname: str, qtype: int, qclass: int) -> tuple[list, int]:
+        """Answer records and RCODE for a question, following CNAMEs like a resolver."""
+        answers: list[tuple[str, int, int, str]] = []
+        name, seen = qname, set()
+        cname = TYPES["CNAME"]
+        while True:
+            key = name.rstrip(".").lower()
+            seen.add(key)
+            targets = self._records.get((key, qclass, cname))
+            if targets and qtype != cname:
+                target = targets[0]
+                answers.append((name, cname, qclass, target))
+                if (
+                    not self.follow_cnames
+                    or target.rstrip(".").lower() in seen
+                    or len(answers) > 32
+                ):
+                    return answers, 0
+                name = target
+                continue
+            for value in self._records.get((key, qclass, qtype), []):
+                answers.append((name, qtype, qclass, value))
+            exists = any(k[0] == key for k in self._records)
+            return answers, 0 if exists else RCODES["nxdomain"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Test DNS server (UDP) for duckdns tests.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    parser.add_argument(
+        "--record",
+        action="append",
+        default=[],
+        metavar="NAME:[CLASS:]TYPE:VALUE",
+        help="a record to serve; repeatable",
+    )
+    parser.add_argument("--behaviour", default="normal", choices=BEHAVIOURS)
+    parser.add_argument("--no-follow", action="store_true", help="do not follow CNAMEs")
+    args = parser.parse_args(argv)
+    try:
+        server = DNSServer(
+            args.record,
+            host=args.host,
+            port=args.port,
+            behaviour=args.behaviour,
+            follow_cnames=not args.no_follow,
+        )
+    except (ValueError, OSError) as e:
+        parser.error(str(e))
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    with server:
+        print(f"listening on {server.host} port {server.port}", flush=True)
+        while not done.is_set():
+            done.wait(1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
