@@ -1,0 +1,167 @@
+"""Fixtures for the system tests: a booted Debian container per test, the test DuckDNS
+server inside it, the built .deb.
+
+A machine without root, the tools or the Debian mirror (needed only while a cache is
+built) skips these tests with the reason; with CI=true a skip here is a failure.
+On a failing test the container's journal is attached to the report.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SYSTEM_DIR = Path(__file__).resolve().parent
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip locally; fail in CI, where the system tests must run."""
+    if IN_CI:
+        pytest.fail(f"system tests cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _in_system_dir(item) -> bool:
+    return SYSTEM_DIR in Path(str(item.fspath)).resolve().parents
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _in_system_dir(item):
+            item.add_marker(pytest.mark.system)
+
+
+def pytest_configure(config):
+    def report(message: str) -> None:
+        capman = config.pluginmanager.getplugin("capturemanager")
+        tr = config.pluginmanager.getplugin("terminalreporter")
+        if tr is None:
+            print(message, file=sys.stderr)
+            return
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                tr.write_line(message)
+        else:
+            tr.write_line(message)
+
+    harness._reporter = report
+
+
+def pytest_unconfigure(config):
+    harness._reporter = None
+    harness.restore_binfmt()
+
+
+def pytest_terminal_summary(terminalreporter):
+    phases = harness.phase_summary()
+    if not phases:
+        return
+    terminalreporter.section("system test phases")
+    totals: dict[str, list[float]] = {}
+    for name, seconds in phases:
+        key = name if not name.startswith("extract") else "extract root"
+        totals.setdefault(key, []).append(seconds)
+    for name, times in totals.items():
+        terminalreporter.write_line(
+            f"{name:60s} n={len(times):3d} total={sum(times):7.1f}s max={max(times):6.1f}s"
+        )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if not _in_system_dir(item):
+        return
+    setattr(item, f"rep_{rep.when}", rep)
+    # CI must never pass with the system tests skipped.
+    if IN_CI and rep.skipped and not hasattr(rep, "wasxfail"):
+        rep.outcome = "failed"
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        rep.longrepr = f"skipped in CI (CI=true), which counts as a failure: {reason}"
+    if rep.failed and rep.when in ("setup", "call"):
+        # The container is still up here (fixtures are torn down after this report).
+        for value in list(getattr(item, "funcargs", {}).values()):
+            container = (
+                value if isinstance(value, harness.Container) else getattr(value, "container", None)
+            )
+            if isinstance(container, harness.Container) and not container.closed:
+                _attach_diagnostics(rep, container)
+                break
+
+
+def _attach_diagnostics(rep, container: harness.Container) -> None:
+    try:
+        journal = container.journal("-b", "0")
+    except Exception as exc:  # noqa: BLE001 - diagnostics must not mask the failure
+        journal = f"(journal unavailable: {exc})"
+    lines = journal.splitlines()
+    if len(lines) > 400:
+        lines = ["… (earlier lines cut)"] + lines[-400:]
+    rep.sections.append((f"container {container.name} journal", "\n".join(lines)))
+    server_log = container.hostdir / "server.log"
+    if server_log.exists():
+        rep.sections.append(("test DuckDNS server log", server_log.read_text(errors="replace")))
+
+
+# --------------------------------------------------------------------------------------
+# Fixtures
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def system_env():
+    """Checks root, tools and (when a cache must be built) the mirror."""
+    problem = harness.environment_problem(need_mirror=not harness.cached("rootfs"))
+    if problem:
+        skip_or_fail(problem)
+    return True
+
+
+@pytest.fixture(scope="session")
+def rootfs_tarball(system_env):
+    return harness.base_tarball("rootfs")
+
+
+@pytest.fixture(scope="session")
+def deb(system_env) -> Path:
+    """The .deb that `make deb` built (make test builds it first)."""
+    path = harness.find_deb()
+    if path is None:
+        pytest.fail(
+            f"no dist/duckdns_{harness.package_version()}-*_all.deb in {harness.REPO}: "
+            "run `make deb` first (`make test` does)",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture
+def container(rootfs_tarball, request):
+    """A freshly extracted, booted container; always powered off and removed."""
+    name = re.sub(r"[^A-Za-z0-9-]+", "-", request.node.name.removeprefix("test_"))[:24]
+    c = harness.Container(name=f"dd-{name.strip('-')}", tarball=rootfs_tarball)
+    try:
+        c.prepare()
+        c.boot()
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def duckdns(container) -> harness.DuckDNS:
+    """The test DuckDNS server inside the container, accepting only the canary token
+    for the domain ``piserver``."""
+    server = harness.DuckDNS(container, token=harness.CANARY_TOKEN, domains=["piserver"])
+    server.start()
+    return server

@@ -1,0 +1,1007 @@
+"""System-test harness: cached Debian roots, booted containers, a DuckDNS server inside them.
+
+Everything here runs as root on a Debian host with debootstrap, systemd-container,
+tmux and (for the foreign-architecture chroots) qemu-user-static + binfmt-support.
+
+Pieces, from the bottom up:
+
+* :func:`base_tarball` — a bookworm root made by ``debootstrap --variant=minbase`` with
+  the package's runtime dependencies and the test tools installed, packed as
+  ``/var/cache/duckdns-tests/rootfs-<suite>-<arch>-<hash>.tar.zst``. The hash covers the
+  package list and the build recipe, so changing either builds a new one. Built in a
+  temporary directory and renamed into place, so an interrupted build leaves no cache.
+* :class:`Container` — a fresh copy of that root in a temporary directory, booted with
+  ``systemd-nspawn -b`` on a private network (only its own loopback). Commands run
+  inside with ``nsenter -t <pid 1> -a``. :meth:`Container.close` always powers it off,
+  kills what is left and removes the copy.
+* :class:`DuckDNS` — the project's test server (``tests/duckdns_server.py``) running
+  *inside* the container on 127.0.0.1:443 with a test CA in the container's trust store
+  and ``www.duckdns.org`` pointing at 127.0.0.1, so the package runs with its shipped
+  default server. Its record/control files live in a host directory bind-mounted at
+  ``/run/duckdns-test``, i.e. outside the container's root tree.
+* :class:`Tmux` — a terminal (a tmux session on its own socket) running a command in
+  the container, for whiptail and readline prompts typed as a person types them.
+* :class:`Chroot` — foreign-architecture (arm64, armhf) roots under qemu-user, run
+  inside ``unshare --net`` (loopback only).
+
+No traffic leaves the machine except debootstrap/apt talking to the Debian mirror
+while a cache is built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TESTS = REPO / "tests"
+CACHE_DIR = Path(os.environ.get("DUCKDNS_TEST_CACHE", "/var/cache/duckdns-tests"))
+WORK_DIR = Path(os.environ.get("DUCKDNS_TEST_WORKDIR", "/var/tmp"))
+SUITE = "bookworm"
+TEST_DIR_IN_CONTAINER = "/run/duckdns-test"
+CANARY_TOKEN = "c0ffee00-dead-beef-0000-123456789abc"
+
+# Installed into the booted-container base: the package's runtime dependencies
+# (python3-requests, debconf) and what the tests drive it with.
+BASE_PACKAGES = [
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "libpam-systemd",
+    "python3",
+    "python3-requests",
+    "debconf",
+    "apt-utils",
+    "whiptail",
+    "libterm-readline-gnu-perl",  # dialog + readline frontends
+    "ca-certificates",
+    "unattended-upgrades",
+    "faketime",
+    "libfaketime",  # scenario 6: a clock a year back
+    "curl",
+    "procps",
+    "iproute2",
+    "less",
+    "tar",
+    "findutils",
+    "grep",
+    "tmux",  # the terminal for prompts runs inside, so its processes die with the container
+]
+# Foreign-architecture chroots: no systemd booted, only what `apt install ./duckdns.deb`
+# and `duckdns update` need.
+CHROOT_PACKAGES = ["python3", "python3-requests", "debconf", "ca-certificates", "apt-utils"]
+# Bump when the recipe below changes in a way the package lists do not show.
+RECIPE_VERSION = "3"
+
+_phase_log: list[tuple[str, float]] = []
+_reporter = None  # set by conftest: a callable(str) that prints past pytest's capture
+
+
+def log(message: str) -> None:
+    if _reporter is not None:
+        _reporter(message)
+    else:
+        print(message, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def phase(name: str):
+    """Time a phase; the time is printed at once and in the session summary."""
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        elapsed = time.monotonic() - start
+        _phase_log.append((name, elapsed))
+        log(f"[system] {name}: {elapsed:.1f}s")
+
+
+def phase_summary() -> list[tuple[str, float]]:
+    return list(_phase_log)
+
+
+def run(cmd, check=True, **kw) -> subprocess.CompletedProcess:
+    """subprocess.run with text output captured, and a readable error."""
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    proc = subprocess.run(cmd, **kw)
+    if check and proc.returncode != 0:
+        raise RuntimeError(
+            f"command failed ({proc.returncode}): {shlex.join(map(str, cmd))}\n"
+            f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+        )
+    return proc
+
+
+# --------------------------------------------------------------------------------------
+# Environment: the mirror, root, tools
+# --------------------------------------------------------------------------------------
+
+
+def debian_mirror() -> str:
+    """The Debian mirror from the machine's apt sources (deb822 first, then one-line)."""
+    sources = Path("/etc/apt/sources.list.d/debian.sources")
+    candidates = [sources] if sources.exists() else []
+    candidates += sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
+    for path in candidates:
+        for stanza in path.read_text().split("\n\n"):
+            uris = re.search(r"^URIs:\s*(\S+)", stanza, re.M)
+            suites = re.search(r"^Suites:\s*(.+)$", stanza, re.M)
+            if uris and suites and "security" not in uris.group(1):
+                return uris.group(1).rstrip("/")
+    for path in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*.list")]:
+        if path.exists():
+            for line in path.read_text().splitlines():
+                m = re.match(r"\s*deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+\S+", line)
+                if m and "security" not in m.group(1):
+                    return m.group(1).rstrip("/")
+    return "http://deb.debian.org/debian"
+
+
+def mirror_reachable(mirror: str | None = None, timeout: float = 10) -> bool:
+    import urllib.request
+
+    url = f"{mirror or debian_mirror()}/dists/{SUITE}/Release"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            return True
+    except Exception:
+        return False
+
+
+REQUIRED_TOOLS = ["debootstrap", "systemd-nspawn", "nsenter", "tmux", "zstd", "tar", "unshare"]
+
+
+def environment_problem(need_mirror: bool) -> str | None:
+    """Why the system tests cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "system tests need root (debootstrap, systemd-nspawn, nsenter)"
+    missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
+    if missing:
+        return f"system tests need {', '.join(missing)} (make test-deps installs them)"
+    if not Path("/run/systemd/system").exists() and shutil.which("systemd-nspawn") is None:
+        return "systemd-nspawn is not available"
+    if need_mirror and not mirror_reachable():
+        return f"the Debian mirror {debian_mirror()} is not reachable to build the test roots"
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# Cached roots
+# --------------------------------------------------------------------------------------
+
+
+def _cache_key(kind: str, arch: str, packages: list[str]) -> str:
+    blob = json.dumps([RECIPE_VERSION, kind, SUITE, arch, sorted(packages), debian_mirror()])
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def _cache_lock(name: str):
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _host_arch() -> str:
+    return run(["dpkg", "--print-architecture"]).stdout.strip()
+
+
+def _chroot_apt(root: Path, *args: str, net: bool = True) -> None:
+    """apt-get in a chroot with /proc, /sys and /dev mounted for its duration."""
+    mounts = []
+    try:
+        for src, dst, opts in (
+            ("proc", "proc", ["-t", "proc"]),
+            ("sysfs", "sys", ["-t", "sysfs"]),
+            ("/dev", "dev", ["--rbind"]),
+        ):
+            target = root / dst
+            target.mkdir(exist_ok=True)
+            run(["mount", *opts, src, str(target)])
+            mounts.append(target)
+        env = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "DEBIAN_FRONTEND": "noninteractive",
+            "LANG": "C.UTF-8",
+            "HOME": "/root",
+        }
+        run(["chroot", str(root), "apt-get", "-q", "-y", *args], env=env)
+    finally:
+        for target in reversed(mounts):
+            subprocess.run(["umount", "-R", "-l", str(target)], capture_output=True)
+
+
+def _pack(root: Path, tarball: Path) -> None:
+    tmp = tarball.with_name(f".{tarball.name}.{os.getpid()}.tmp")
+    try:
+        run(
+            [
+                "tar",
+                "-C",
+                str(root),
+                "--numeric-owner",
+                "--xattrs",
+                "--xattrs-include=*",
+                "-I",
+                "zstd -T0 -3",
+                "-cf",
+                str(tmp),
+                ".",
+            ]
+        )
+        os.replace(tmp, tarball)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _remove_tree(path: Path) -> None:
+    """rm -rf that never crosses into a mount (a leftover bind would otherwise be emptied)."""
+    if path.exists():
+        subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=False)
+
+
+def _mounts_under(path: Path) -> list[str]:
+    prefix = str(path.resolve())
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        mnt = line.split()[4].encode().decode("unicode_escape")
+        if mnt == prefix or mnt.startswith(prefix + "/"):
+            found.append(mnt)
+    return found
+
+
+def _unmount_all_under(path: Path) -> None:
+    for mnt in sorted(_mounts_under(path), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+
+
+def _build_root(kind: str, arch: str, packages: list[str], tarball: Path) -> None:
+    mirror = debian_mirror()
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".build-{kind}-{arch}-", dir=CACHE_DIR))
+    root = tmpdir / "root"
+    try:
+        # debootstrap resolves the dependencies of --include itself; the rest goes in
+        # through apt so that Recommends stay out and the apt lists stay in the root
+        # (apt install ./duckdns.deb inside needs them, offline).
+        core = ["ca-certificates"] if kind == "chroot" else ["systemd", "systemd-sysv", "dbus"]
+        cmd = [
+            "debootstrap",
+            "--variant=minbase",
+            f"--arch={arch}",
+            f"--include={','.join(core)}",
+            SUITE,
+            str(root),
+            mirror,
+        ]
+        with phase(f"debootstrap {kind} {arch}"):
+            run(cmd)
+        with phase(f"apt-get install into {kind} {arch}"):
+            (root / "etc/apt/apt.conf.d/90duckdns-tests").write_text(
+                'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n'
+            )
+            (root / "etc/apt/sources.list").write_text(f"deb {mirror} {SUITE} main\n")
+            _chroot_apt(root, "update")
+            _chroot_apt(root, "install", *packages)
+            _chroot_apt(root, "clean")
+        if kind == "rootfs":
+            _prepare_bootable(root)
+        _unmount_all_under(root)
+        with phase(f"pack {tarball.name}"):
+            _pack(root, tarball)
+    finally:
+        _unmount_all_under(tmpdir)
+        _remove_tree(tmpdir)
+
+
+def _prepare_bootable(root: Path) -> None:
+    (root / "etc/hostname").write_text("duckdns-test\n")
+    hosts = "127.0.0.1 localhost duckdns-test\n::1 localhost ip6-localhost ip6-loopback\n"
+    (root / "etc/hosts").write_text(hosts)
+    # A persistent journal, so it can be read after the container is gone.
+    (root / "var/log/journal").mkdir(parents=True, exist_ok=True)
+    # Nothing here can reach a network: keep units that wait for one out of the way.
+    for unit in (
+        "apt-daily.timer",
+        "apt-daily-upgrade.timer",
+        "systemd-networkd-wait-online.service",
+        "e2scrub_all.timer",
+        "fstrim.timer",
+        "man-db.timer",
+    ):
+        link = root / "etc/systemd/system" / unit
+        if not link.exists():
+            link.symlink_to("/dev/null")
+    # Root without a password is fine for a throwaway container with no network.
+    (root / "etc/securetty").unlink(missing_ok=True)
+
+
+def base_tarball(
+    kind: str = "rootfs", arch: str | None = None, packages: list[str] | None = None
+) -> Path:
+    """The cached tarball for ``kind`` ("rootfs": bootable, "chroot": foreign arch)."""
+    arch = arch or _host_arch()
+    if packages is None:
+        packages = BASE_PACKAGES if kind == "rootfs" else CHROOT_PACKAGES
+    tarball = CACHE_DIR / f"{kind}-{SUITE}-{arch}-{_cache_key(kind, arch, packages)}.tar.zst"
+    with _cache_lock(f"{kind}-{arch}"):
+        if not tarball.exists():
+            if arch != _host_arch():
+                ensure_binfmt(arch)
+            with phase(f"cache build {tarball.name}"):
+                _build_root(kind, arch, packages, tarball)
+            # Older tarballs of the same kind and arch are stale now.
+            for old in CACHE_DIR.glob(f"{kind}-{SUITE}-{arch}-*.tar.zst"):
+                if old != tarball:
+                    old.unlink(missing_ok=True)
+    return tarball
+
+
+def cached(kind: str = "rootfs", arch: str | None = None) -> bool:
+    arch = arch or _host_arch()
+    packages = BASE_PACKAGES if kind == "rootfs" else CHROOT_PACKAGES
+    key = _cache_key(kind, arch, packages)
+    return (CACHE_DIR / f"{kind}-{SUITE}-{arch}-{key}.tar.zst").exists()
+
+
+def extract(tarball: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    with phase("extract root"):
+        run(
+            [
+                "tar",
+                "-C",
+                str(dest),
+                "--numeric-owner",
+                "--xattrs",
+                "--xattrs-include=*",
+                "-I",
+                "zstd -T0",
+                "-xf",
+                str(tarball),
+            ]
+        )
+
+
+# --------------------------------------------------------------------------------------
+# binfmt_misc for qemu-user
+# --------------------------------------------------------------------------------------
+
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+QEMU_FOR_ARCH = {"arm64": "qemu-aarch64", "armhf": "qemu-arm"}
+_binfmt_undo: list[list[str]] = []
+
+
+def ensure_binfmt(arch: str) -> None:
+    """Mount binfmt_misc and enable qemu for ``arch`` (undone by :func:`restore_binfmt`)."""
+    name = QEMU_FOR_ARCH[arch]
+    if not (BINFMT / "register").exists():
+        run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)])
+        _binfmt_undo.append(["umount", str(BINFMT)])
+    entry = BINFMT / name
+    if not (entry.exists() and entry.read_text().startswith("enabled")):
+        run(["update-binfmts", "--enable", name])
+        _binfmt_undo.insert(0, ["update-binfmts", "--disable", name])
+    if not (BINFMT / name).read_text().startswith("enabled"):
+        raise RuntimeError(f"binfmt_misc entry {name} could not be enabled")
+
+
+def restore_binfmt() -> None:
+    while _binfmt_undo:
+        subprocess.run(_binfmt_undo.pop(0), capture_output=True)
+
+
+# --------------------------------------------------------------------------------------
+# The .deb under test
+# --------------------------------------------------------------------------------------
+
+
+def package_version() -> str:
+    text = (REPO / "duckdns/__init__.py").read_text()
+    return re.search(r'__version__\s*=\s*"([^"]+)"', text).group(1)
+
+
+def find_deb() -> Path | None:
+    """dist/duckdns_<version>-<rev>_all.deb, the newest revision; None when not built."""
+    debs = sorted(
+        REPO.glob(f"dist/duckdns_{package_version()}-*_all.deb"), key=lambda p: p.stat().st_mtime
+    )
+    return debs[-1] if debs else None
+
+
+# --------------------------------------------------------------------------------------
+# Booted containers
+# --------------------------------------------------------------------------------------
+
+CONTAINER_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+    "TERM": "xterm-256color",
+    "USER": "root",
+    "LOGNAME": "root",
+}
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                kids += [int(x) for x in (task / "children").read_text().split()]
+    return kids
+
+
+def _is_container_init(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    m = re.search(r"^NSpid:\s*(.+)$", status, re.M)
+    return bool(m) and m.group(1).split()[-1] == "1" and len(m.group(1).split()) > 1
+
+
+class Container:
+    """A fresh copy of the cached root, booted with systemd-nspawn on a private network.
+
+    Use as a context manager (or call :meth:`close`): the container is powered off (or
+    killed), the tmux sessions and servers started for it are stopped, and its copy of
+    the root and the host-side test directory are removed, whatever happened.
+    """
+
+    def __init__(self, name: str | None = None, tarball: Path | None = None):
+        self.name = name or f"duckdns-{uuid.uuid4().hex[:8]}"
+        self.tarball = tarball
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=WORK_DIR))
+        # A tmpfs for the copy: extracting onto it takes under a second instead of ~10 s
+        # on disk, and removing it is instant. Unmounted in close().
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=6G,mode=0755", "duckdns-test", str(self.tmp)],
+            capture_output=True,
+        )
+        self.root = self.tmp / "root"
+        # Host side of /run/duckdns-test: server record/control files, certificates, the
+        # test server script. Outside the container's root tree on purpose: the record
+        # holds the token, and the tests grep the whole root for it.
+        self.hostdir = self.tmp / "hostdir"
+        self.hostdir.mkdir()
+        self.nspawn: subprocess.Popen | None = None
+        self.pid: int | None = None
+        self.console_log = self.tmp / "console.log"
+        self._cleanups: list = []  # callables run (LIFO) before power-off
+        self.closed = False
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def prepare(self) -> Container:
+        """Extract a fresh root (does not boot it)."""
+        extract(self.tarball or base_tarball("rootfs"), self.root)
+        return self
+
+    def boot(self, timeout: float = 60) -> Container:
+        if not (self.root / "usr").exists():
+            self.prepare()
+        cmd = [
+            "systemd-nspawn",
+            "--quiet",
+            "--register=no",
+            "--keep-unit",
+            "--console=read-only",
+            "--private-network",
+            "--system-call-filter=bpf",
+            "--capability=CAP_BPF,CAP_PERFMON",
+            f"--machine={self.name}",
+            f"--bind={self.hostdir}:{TEST_DIR_IN_CONTAINER}",
+            "-b",
+            "-D",
+            str(self.root),
+        ]
+        with phase("boot container"):
+            with open(self.console_log, "wb") as out:
+                self.nspawn = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self.pid = self._find_init(timeout)
+            self.wait_running(timeout)
+        return self
+
+    def _find_init(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.nspawn.poll() is not None:
+                raise RuntimeError(
+                    f"systemd-nspawn exited ({self.nspawn.returncode}):\n"
+                    + self.console_log.read_text(errors="replace")
+                )
+            # PID 1 of the container is a child (or grandchild) of systemd-nspawn.
+            todo = _children(self.nspawn.pid)
+            while todo:
+                pid = todo.pop()
+                if _is_container_init(pid):
+                    return pid
+                todo += _children(pid)
+            time.sleep(0.05)
+        raise RuntimeError("the container's PID 1 did not appear")
+
+    def wait_running(self, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            state = self.exec(["systemctl", "is-system-running"], check=False).stdout.strip()
+            if state in ("running", "degraded"):
+                return state
+            time.sleep(0.1)
+        raise RuntimeError(
+            f"container did not finish booting (state {state!r}):\n"
+            + self.exec(["systemctl", "--failed", "--no-pager"], check=False).stdout
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.nspawn is not None and self.nspawn.poll() is None
+
+    def defer(self, fn) -> None:
+        """Run ``fn()`` at close, before the container is powered off."""
+        self._cleanups.append(fn)
+
+    def poweroff(self, timeout: float = 30) -> None:
+        if not self.running:
+            return
+        with phase("power off container"):
+            with contextlib.suppress(Exception):
+                # SIGRTMIN+4 to systemd as PID 1 = poweroff.
+                os.kill(self.pid, signal.SIGRTMIN + 4)
+            try:
+                self.nspawn.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log(f"[system] {self.name}: no clean power-off within {timeout}s, killing")
+                self.kill()
+
+    def kill(self) -> None:
+        if self.nspawn is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.nspawn.pid, signal.SIGKILL)
+        if self.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)  # takes the whole PID namespace with it
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.nspawn.wait(15)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            while self._cleanups:
+                with contextlib.suppress(Exception):
+                    self._cleanups.pop()()
+            self.poweroff()
+        finally:
+            self.kill()
+            _unmount_all_under(self.tmp)
+            _remove_tree(self.tmp)
+            with contextlib.suppress(OSError):
+                self.tmp.rmdir()
+
+    # -- running things inside -----------------------------------------------------------
+
+    def nsenter(self, *, env: dict | None = None) -> list[str]:
+        """The command prefix that runs a program inside the container as root."""
+        if not self.running or self.pid is None:
+            raise RuntimeError("container is not running")
+        environ = dict(CONTAINER_ENV, **(env or {}))
+        return [
+            "nsenter",
+            "-t",
+            str(self.pid),
+            "-a",
+            "--",
+            "env",
+            "-i",
+            *(f"{k}={v}" for k, v in environ.items()),
+        ]
+
+    def exec(
+        self,
+        cmd: list[str],
+        check: bool = True,
+        env: dict | None = None,
+        timeout: float = 300,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess:
+        return run(
+            [*self.nsenter(env=env), *cmd],
+            check=check,
+            timeout=timeout,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+
+    def sh(self, script: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+        return self.exec(["/bin/sh", "-c", script], check=check, **kw)
+
+    def write(self, path: str, content: str, mode: int = 0o644) -> None:
+        """Write a file inside the container (path as seen inside)."""
+        host = self.root / path.lstrip("/")
+        host.parent.mkdir(parents=True, exist_ok=True)
+        host.write_text(content)
+        os.chmod(host, mode)
+
+    def read(self, path: str) -> str:
+        return (self.root / path.lstrip("/")).read_text(errors="replace")
+
+    def journal(self, *args: str) -> str:
+        """The container's journal (from inside while running, else from its files)."""
+        cmd = ["journalctl", "--no-pager", "-o", "short-precise", *args]
+        if self.running:
+            proc = self.exec(cmd, check=False)
+        else:
+            proc = run([*cmd, "-D", str(self.root / "var/log/journal")], check=False)
+        return proc.stdout + proc.stderr
+
+    def install_deb(
+        self,
+        deb: Path,
+        *,
+        env: dict | None = None,
+        check: bool = True,
+        frontend: str = "noninteractive",
+    ) -> subprocess.CompletedProcess:
+        """``apt install ./duckdns_….deb`` non-interactively (for prompts use :class:`Tmux`)."""
+        dest = self.root / "root" / deb.name
+        shutil.copy2(deb, dest)
+        return self.exec(
+            ["apt-get", "install", "-y", "--no-download", f"/root/{deb.name}"],
+            env={"DEBIAN_FRONTEND": frontend, **(env or {})},
+            check=check,
+        )
+
+    def copy_in(self, src: Path, dest: str) -> str:
+        target = self.root / dest.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+        return dest
+
+    def files(self) -> set[str]:
+        """Every path in the root (as seen inside), without the virtual file systems."""
+        proc = self.exec(
+            [
+                "find",
+                "/",
+                "-xdev",
+                "-path",
+                "/proc",
+                "-prune",
+                "-o",
+                "-path",
+                "/sys",
+                "-prune",
+                "-o",
+                "-path",
+                "/dev",
+                "-prune",
+                "-o",
+                "-path",
+                "/run",
+                "-prune",
+                "-o",
+                "-path",
+                "/tmp",
+                "-prune",
+                "-o",
+                "-print",
+            ]
+        )
+        return set(proc.stdout.splitlines())
+
+    def grep_root(self, needle: str, exclude: tuple[str, ...] = ()) -> list[str]:
+        """Files under the container's root (host view, so nothing is hidden) holding needle."""
+        cmd = ["grep", "-r", "-l", "-a", "-F", "--no-messages", needle, str(self.root)]
+        hits = run(cmd, check=False).stdout.splitlines()
+        inside = ["/" + str(Path(h).relative_to(self.root)) for h in hits]
+        return [p for p in inside if p not in exclude]
+
+    def wait_for(self, predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            time.sleep(interval)
+
+    # -- the updater's unit --------------------------------------------------------------
+
+    def service_runs(self) -> int:
+        """How many times duckdns.service has finished a run since boot (from the journal)."""
+        out = self.exec(
+            ["journalctl", "--no-pager", "-o", "cat", "-u", "duckdns.service", "_PID=1"],
+            check=False,
+        ).stdout
+        return len(
+            re.findall(
+                r"^duckdns\.service: (?:Deactivated successfully|Failed with result|"
+                r"Main process exited)|^Finished |^Failed to start ",
+                out,
+                re.M,
+            )
+        )
+
+    def unit_property(self, unit: str, prop: str) -> str:
+        return self.exec(["systemctl", "show", "-P", prop, unit], check=False).stdout.strip()
+
+
+# --------------------------------------------------------------------------------------
+# The DuckDNS test server inside the container
+# --------------------------------------------------------------------------------------
+
+
+class DuckDNS:
+    """tests/duckdns_server.py running in the container on 127.0.0.1:443.
+
+    It runs as the transient unit ``duckdns-test-server.service`` inside the container.
+
+    ``www.duckdns.org`` resolves to 127.0.0.1 inside and the test CA is in the
+    container's trust store, so the package's default server is this one.
+    """
+
+    def __init__(
+        self, container: Container, token: str | None = None, domains: list[str] | None = None
+    ):
+        self.c = container
+        self.token = token
+        self.domains = domains
+        self.running = False
+        self.record = container.hostdir / "requests.jsonl"
+        self.control = container.hostdir / "control.json"
+        self._setup_tls()
+        container.defer(self.stop)
+
+    UNIT = "duckdns-test-server.service"
+
+    def _setup_tls(self) -> None:
+        sys.path.insert(0, str(TESTS))
+        try:
+            from testca import make_ca
+        finally:
+            sys.path.remove(str(TESTS))
+        hostdir = self.c.hostdir
+        ca = make_ca(hostdir / "ca")
+        self.cert, self.key = ca.issue(
+            hostdir / "srv", ["www.duckdns.org", "localhost", "127.0.0.1"]
+        )
+        shutil.copy2(TESTS / "duckdns_server.py", hostdir / "duckdns_server.py")
+        self.c.copy_in(ca.cert_path, "/usr/local/share/ca-certificates/duckdns-test-ca.crt")
+        hosts = self.c.root / "etc/hosts"
+        text = hosts.read_text()
+        if "www.duckdns.org" not in text:
+            hosts.write_text(text + "127.0.0.1 www.duckdns.org\n")
+        self.c.exec(["update-ca-certificates"])
+        # The key and certificate are read via the bind mount; the CA key stays outside.
+        (hostdir / "ca" / "ca.key").unlink()
+
+    def _inside(self, path: Path) -> str:
+        return f"{TEST_DIR_IN_CONTAINER}/{path.relative_to(self.c.hostdir)}"
+
+    def start(self, token: str | None = None, domains: list[str] | None = None) -> DuckDNS:
+        """(Re)start the server; with a token (and domains) it answers KO to others."""
+        self.stop()
+        if token is not None:
+            self.token = token
+        if domains is not None:
+            self.domains = domains
+        ready = self.c.hostdir / "server.ready"
+        ready.unlink(missing_ok=True)
+        args = [
+            "python3",
+            f"{TEST_DIR_IN_CONTAINER}/duckdns_server.py",
+            "--certfile",
+            self._inside(self.cert),
+            "--keyfile",
+            self._inside(self.key),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "443",
+            "--record",
+            self._inside(self.record),
+            "--control",
+            self._inside(self.control),
+            "--ready-file",
+            self._inside(ready),
+        ]
+        if self.token:
+            tokfile = self.c.hostdir / "token"
+            tokfile.write_text(self.token + "\n")
+            args += ["--token-file", self._inside(tokfile)]
+        if self.domains:
+            args += ["--domains", ",".join(self.domains)]
+        # A transient service inside the container: systemd there starts, reaps and stops
+        # it (a process nsenter'd in and orphaned would be a zombie nobody reaps).
+        self.c.exec(["systemctl", "reset-failed", self.UNIT], check=False)
+        self.c.exec(
+            [
+                "systemd-run",
+                f"--unit={self.UNIT}",
+                "--collect",
+                "--quiet",
+                "-p",
+                f"StandardOutput=file:{TEST_DIR_IN_CONTAINER}/server.log",
+                "-p",
+                f"StandardError=file:{TEST_DIR_IN_CONTAINER}/server.log",
+                *args,
+            ]
+        )
+        self.running = True
+        deadline = time.monotonic() + 20
+        while not ready.exists():
+            active = self.c.unit_property(self.UNIT, "ActiveState")
+            if active not in ("active", "activating") or time.monotonic() > deadline:
+                log_text = (
+                    (self.c.hostdir / "server.log").read_text(errors="replace")
+                    if (self.c.hostdir / "server.log").exists()
+                    else ""
+                )
+                self.stop()
+                raise RuntimeError(f"test DuckDNS server did not start ({active}):\n{log_text}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.running and self.c.running:
+            self.c.exec(["systemctl", "stop", self.UNIT], check=False, timeout=30)
+        self.running = False
+
+    def set_mode(self, mode: str, **extra) -> None:
+        tmp = self.control.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"mode": mode, **extra}))
+        os.replace(tmp, self.control)
+
+    def requests(self) -> list[dict]:
+        if not self.record.exists():
+            return []
+        return [json.loads(line) for line in self.record.read_text().splitlines() if line]
+
+    def updates(self) -> list[dict]:
+        return [r for r in self.requests() if r["path"] == "/update"]
+
+    def wait_requests(self, n: int, timeout: float) -> list[dict]:
+        return self.c.wait_for(
+            lambda: len(self.updates()) >= n and self.updates(),
+            timeout,
+            what=f"{n} update request(s) at the test DuckDNS server",
+        )
+
+
+# --------------------------------------------------------------------------------------
+# A terminal: tmux running a command inside the container
+# --------------------------------------------------------------------------------------
+
+
+class Tmux:
+    """A tmux session running ``command`` in the container, as a person at a terminal.
+
+    tmux itself runs inside the container (its own socket, a unique name), so every
+    process of the session belongs to the container and dies with it; :meth:`kill`
+    ends it earlier. Read the screen with :meth:`screen`, type with :meth:`type`.
+    """
+
+    def __init__(
+        self,
+        container: Container,
+        command: str,
+        env: dict | None = None,
+        width: int = 100,
+        height: int = 30,
+    ):
+        self.c = container
+        self.env = env or {}
+        self.socket = f"duckdns-test-{uuid.uuid4().hex[:10]}"
+        self.session = "t"
+        self.done_file = container.hostdir / f"{self.socket}.rc"
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        inner = (f"export {exports}; " if exports else "") + (
+            f"{command}; echo $? > {TEST_DIR_IN_CONTAINER}/{self.done_file.name}; "
+            "exec sleep infinity"
+        )
+        self._tmux(
+            "new-session",
+            "-d",
+            "-s",
+            self.session,
+            "-x",
+            str(width),
+            "-y",
+            str(height),
+            shlex.join(["/bin/bash", "-c", inner]),
+        )
+        container.defer(self.kill)
+
+    def _tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.c.exec(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", *args], check=check, env=self.env
+        )
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", self.session, check=False).stdout
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> str:
+        rx = re.compile(pattern, re.S | re.I)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.screen()
+            if rx.search(text):
+                return text
+            if self.exit_code() is not None:
+                text = self.screen()
+                if rx.search(text):
+                    return text
+                raise AssertionError(
+                    f"command ended ({self.exit_code()}) before {pattern!r} "
+                    f"appeared; screen:\n{text}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {pattern!r}; screen:\n{text}")
+            time.sleep(0.2)
+
+    def type(self, text: str) -> None:
+        """Type literally (send-keys -l: no key names, ';' is just a character)."""
+        self._tmux("send-keys", "-t", self.session, "-l", text)
+        time.sleep(0.1)
+
+    def key(self, *names: str) -> None:
+        """Press named keys: Enter, Tab, BSpace, End, C-u, …"""
+        self._tmux("send-keys", "-t", self.session, *names)
+        time.sleep(0.1)
+
+    def clear_field(self, n: int = 80) -> None:
+        """Empty a pre-filled whiptail input: go to the end and erase."""
+        self.key("End")
+        self._tmux("send-keys", "-t", self.session, "-N", str(n), "BSpace")
+        time.sleep(0.1)
+
+    def exit_code(self) -> int | None:
+        try:
+            return int(self.done_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def wait_exit(self, timeout: float = 120) -> int:
+        deadline = time.monotonic() + timeout
+        while self.exit_code() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"terminal command still running after {timeout}s; screen:\n{self.screen()}"
+                )
+            time.sleep(0.2)
+        return self.exit_code()
+
+    def kill(self) -> None:
+        if self.c.running:
+            self._tmux("kill-server", check=False)
