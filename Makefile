@@ -51,5 +51,29 @@ lint:
 	ruff check duckdns tests scripts
 	ruff format --check duckdns tests scripts
 
+# The Debian package, built by stdeb from setup.py (options in stdeb.cfg, the
+# rest of debian/ from the repository; see docs/packaging.md). PATH is reset so
+# pybuild finds Debian's python3.X, not a pyenv/venv one (--install-layout).
+DEB_REVISION := $(shell sed -n 's/^Debian-Version: *//p' stdeb.cfg)
+DEB := dist/duckdns_$(VERSION)-$(DEB_REVISION)_all.deb
+DEB_ENV := env PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8
+DEB_SOURCES := setup.py stdeb.cfg MANIFEST.in README.md \
+	$(shell find duckdns debian -type f ! -name '*.pyc' 2>/dev/null)
+
+deb: build-deps $(DEB)
+
+$(DEB): $(DEB_SOURCES)
+	rm -rf deb_dist duckdns.egg-info duckdns-$(VERSION).tar.gz
+	$(DEB_ENV) $(PY) setup.py --command-packages=stdeb.command \
+		sdist_dsc --dist-dir=deb_dist --compat=13 bdist_deb
+	rm -f duckdns-$(VERSION).tar.gz
+	mkdir -p dist
+	cd deb_dist && cp -p duckdns_$(VERSION)-$(DEB_REVISION)_all.deb \
+		duckdns_$(VERSION)-$(DEB_REVISION).dsc duckdns_$(VERSION).orig.tar.gz \
+		duckdns_$(VERSION)-$(DEB_REVISION).debian.tar.* \
+		duckdns_$(VERSION)-$(DEB_REVISION)_*.changes \
+		duckdns_$(VERSION)-$(DEB_REVISION)_*.buildinfo ../dist/
+	touch $@
+
 clean:
 	rm -rf build deb_dist dist *.egg-info .pytest_cache
