@@ -60,11 +60,38 @@ class CA:
             "keyUsage=critical,digitalSignature,keyEncipherment\n"
             "extendedKeyUsage=serverAuth\n"
         )
-        _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                 "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={names[0]}")
-        args = ["x509", "-req", "-in", str(csr), "-CA", str(self.cert_path),
-                "-CAkey", str(self.key_path), "-CAcreateserial", "-out", str(cert),
-                "-extfile", str(ext), "-days", str(days)]
+        _openssl(
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(csr),
+            "-subj",
+            f"/CN={names[0]}",
+        )
+        args = [
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(self.cert_path),
+            "-CAkey",
+            str(self.key_path),
+            "-CAcreateserial",
+            "-out",
+            str(cert),
+            "-extfile",
+            str(ext),
+            "-days",
+            str(days),
+        ]
         if not_before_days_ahead:
             return self._issue_future(directory, stem, csr, ext, not_before_days_ahead, days)
         _openssl(*args)
@@ -86,14 +113,31 @@ class CA:
             "default_md=sha256\npolicy=any\ncopy_extensions=copy\nunique_subject=no\n"
             "[any]\ncommonName=supplied\n"
         )
-        start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=ahead)
+        start = dt.datetime.now(dt.UTC) + dt.timedelta(days=ahead)
         end = start + dt.timedelta(days=days)
         fmt = "%Y%m%d%H%M%SZ"
         cert = directory / f"{stem}.pem"
-        _openssl("ca", "-batch", "-config", str(conf), "-cert", str(self.cert_path),
-                 "-keyfile", str(self.key_path), "-in", str(csr), "-out", str(cert),
-                 "-extfile", str(ext), "-startdate", start.strftime(fmt),
-                 "-enddate", end.strftime(fmt), "-notext")
+        _openssl(
+            "ca",
+            "-batch",
+            "-config",
+            str(conf),
+            "-cert",
+            str(self.cert_path),
+            "-keyfile",
+            str(self.key_path),
+            "-in",
+            str(csr),
+            "-out",
+            str(cert),
+            "-extfile",
+            str(ext),
+            "-startdate",
+            start.strftime(fmt),
+            "-enddate",
+            end.strftime(fmt),
+            "-notext",
+        )
         return cert, directory / f"{stem}.key"
 
 
@@ -103,9 +147,25 @@ def make_ca(directory: Path, name: str = "duckdns test CA") -> CA:
     directory.mkdir(parents=True, exist_ok=True)
     key = directory / "ca.key"
     cert = directory / "ca.pem"
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "30",
-             "-subj", f"/CN={name}",
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(cert),
+        "-days",
+        "30",
+        "-subj",
+        f"/CN={name}",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    )
     return CA(cert_path=cert, key_path=key)

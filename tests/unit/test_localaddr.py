@@ -26,8 +26,9 @@ def test_stable_preferred_over_temporary():
 
 
 def test_unusable_addresses_are_refused():
-    text = "\n".join(LINES[k] for k in ("loopback", "linklocal", "ula", "deprecated",
-                                        "tentative", "dadfailed"))
+    text = "\n".join(
+        LINES[k] for k in ("loopback", "linklocal", "ula", "deprecated", "tentative", "dadfailed")
+    )
     assert localaddr.candidates(text) == []
 
 

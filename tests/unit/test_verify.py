@@ -24,11 +24,13 @@ def test_chain_matches(duck, conf, zone):
     cfg = conf()
     assert run_duckdns("--config", str(cfg), "update").returncode == 0
     host, port = zone.address
-    proc = run_duckdns("--config", str(cfg), "verify", "--resolver", f"{host}:{port}",
-                       "cloud.example.com")
+    proc = run_duckdns(
+        "--config", str(cfg), "verify", "--resolver", f"{host}:{port}", "cloud.example.com"
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert ("cloud.example.com -> piserver.example.com -> piserver.duckdns.org: "
-            "203.0.113.7: OK") in proc.stdout
+    assert (
+        "cloud.example.com -> piserver.example.com -> piserver.duckdns.org: 203.0.113.7: OK"
+    ) in proc.stdout
     assert "piserver.duckdns.org: 203.0.113.7: OK" in proc.stdout
 
 
@@ -37,8 +39,9 @@ def test_mismatch_is_exit_1(duck, conf, zone):
     cfg = conf()
     run_duckdns("--config", str(cfg), "update")
     host, port = zone.address
-    proc = run_duckdns("--config", str(cfg), "verify", "--resolver", f"{host}:{port}",
-                       "stale.example.com")
+    proc = run_duckdns(
+        "--config", str(cfg), "verify", "--resolver", f"{host}:{port}", "stale.example.com"
+    )
     assert proc.returncode == 1
     assert "stale.example.com: 192.0.2.99: MISMATCH" in proc.stdout
 
@@ -48,7 +51,8 @@ def test_unresolvable_is_exit_75(duck, conf, zone):
     cfg = conf()
     run_duckdns("--config", str(cfg), "update")
     host, port = zone.address
-    proc = run_duckdns("--config", str(cfg), "verify", "--resolver", f"{host}:{port}",
-                       "nowhere.example.com")
+    proc = run_duckdns(
+        "--config", str(cfg), "verify", "--resolver", f"{host}:{port}", "nowhere.example.com"
+    )
     assert proc.returncode == 75
     assert "nowhere.example.com: cannot resolve" in proc.stdout
