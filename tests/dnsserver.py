@@ -283,7 +283,7 @@ class DNSServer:
         self._thread = None
 
     def __enter__(self) -> DNSServer:
-        return self.start()
+        return self if self._thread is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

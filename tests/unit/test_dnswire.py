@@ -1,9 +1,12 @@
 """duckdns.dnswire against a real DNS server on loopback (tests/dnsserver.py), plus the
 reply parser on hand-made packets. No socket is mocked; nothing leaves 127.0.0.1 / ::1."""
 
+import re
 import socket
 import struct
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from dnsserver import DNSServer
@@ -403,6 +406,8 @@ def test_first_nameserver(tmp_path):
         (" 192.0.2.53:5353 ", ("192.0.2.53", 5353)),
         ("[2001:db8::53]", ("2001:db8::53", 53)),
         ("[::1]:5353", ("::1", 5353)),
+        ("[fe80::1%lo]:5353", ("fe80::1%lo", 5353)),
+        ("[fe80::1%1]", ("fe80::1%1", 53)),
     ],
 )
 def test_parse_server(text, expected):
@@ -421,9 +426,57 @@ def test_parse_server(text, expected):
         ("192.0.2.53:dns", "port 'dns' is not a number"),
         ("192.0.2.53:65536", "out of range"),
         ("dns.example:53", "'dns.example' is not an IP address"),
+        ("[fe80::1%no-such-interface]", "is not an IP address"),
+        ("[fe80::1%]", "is not an IP address"),
     ],
 )
 def test_parse_server_rejects(text, message):
     with pytest.raises(ValueError, match=message) as e:
         parse_server(text)
     assert "ADDRESS[:PORT]" in str(e.value) or "out of range" in str(e.value)
+
+
+# -- tests/dnsserver.py as a script (scripts/bench runs it so) -------------------------------
+
+
+def test_dnsserver_script():
+    script = Path(__file__).resolve().parents[1] / "dnsserver.py"
+    proc = subprocess.Popen(
+        [
+            "/usr/bin/python3",
+            str(script),
+            "--port",
+            "0",
+            "--record",
+            "whoami.cloudflare:CH:TXT:203.0.113.7",
+            "--record",
+            "example.duckdns.org:AAAA:2001:db8::7",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        match = re.fullmatch(r"listening on 127\.0\.0\.1 port (\d+)\n", line)
+        assert match, line
+        port = int(match.group(1))
+        r = query("whoami.cloudflare", TYPE_TXT, LOCAL, port, qclass=CLASS_CH)
+        assert r.values("whoami.cloudflare", TYPE_TXT, CLASS_CH) == ["203.0.113.7"]
+        r = query("example.duckdns.org", TYPE_AAAA, LOCAL, port)
+        assert r.values("example.duckdns.org", TYPE_AAAA) == ["2001:db8::7"]
+    finally:
+        proc.terminate()
+        assert proc.wait(5) == 0
+        proc.stdout.close()
+
+
+def test_dnsserver_script_rejects_bad_records():
+    script = Path(__file__).resolve().parents[1] / "dnsserver.py"
+    proc = subprocess.run(
+        ["/usr/bin/python3", str(script), "--record", "example.org:MX:mail.example.org"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert "type must be one of A, CNAME, TXT, AAAA" in proc.stderr
