@@ -144,7 +144,7 @@ def _send(cfg, state: dict, state_path: Path, plan) -> int:
     from duckdns import api
 
     query = api.build_query(cfg, ipv4=plan.ipv4_param, ipv6=plan.ipv6_param)
-    now = time.time()
+    now = int(time.time())  # whole seconds: the state file keeps one size
     state["last_run"] = now
     try:
         reply = api.send(cfg, query)
