@@ -1,0 +1,125 @@
+"""Fixtures for the package tests: the .deb built once per session, unpacked.
+
+`make test` builds the package first (`test: ... deb`), so the session normally reuses
+dist/. When the .deb is missing or older than any file it is built from, the fixture
+runs `make deb` itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from debian import debfile, deb822
+
+REPO = Path(__file__).resolve().parents[2]
+PY = "/usr/bin/python3"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Debian's tools only: never a pyenv/venv python3 from PATH.
+CLEAN_ENV = {**os.environ, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
+
+
+def run(cmd, check=True, **kw) -> subprocess.CompletedProcess:
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("env", CLEAN_ENV)
+    proc = subprocess.run([str(c) for c in cmd], **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(map(str, cmd))} exited {proc.returncode}\n"
+            f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+        )
+    return proc
+
+
+def setup_py_version() -> str:
+    """The version setup.py reports (it reads duckdns/__init__.py)."""
+    out = run([PY, "setup.py", "--version"], cwd=REPO).stdout
+    return out.strip().splitlines()[-1]
+
+
+def debian_revision() -> str:
+    m = re.search(r"^Debian-Version:\s*(\S+)", (REPO / "stdeb.cfg").read_text(), re.M)
+    return m.group(1) if m else "1"
+
+
+def build_inputs() -> list[Path]:
+    """Every file the .deb is built from (the Makefile's DEB_SOURCES)."""
+    files = [REPO / n for n in ("setup.py", "stdeb.cfg", "MANIFEST.in", "README.md")]
+    for top in ("duckdns", "debian"):
+        files += [
+            p for p in (REPO / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        ]
+    return [p for p in files if p.exists()]
+
+
+@dataclass
+class Built:
+    version: str  # upstream version, from setup.py
+    revision: str
+    deb: Path
+    dsc: Path
+    changes: list[Path]
+    control: deb822.Deb822  # the binary package's control paragraph
+    root: Path  # the .deb's data, unpacked
+    ctrl: Path  # the .deb's control area, unpacked
+
+    def unit(self, name: str) -> Path:
+        for d in ("lib/systemd/system", "usr/lib/systemd/system"):
+            if (self.root / d / name).is_file():
+                return self.root / d / name
+        raise AssertionError(f"{name} is not in the .deb")
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> Built:
+    version, revision = setup_py_version(), debian_revision()
+    dist = REPO / "dist"
+    deb = dist / f"duckdns_{version}-{revision}_all.deb"
+    newest_input = max(p.stat().st_mtime for p in build_inputs())
+    if not deb.exists() or deb.stat().st_mtime < newest_input:
+        run(["make", "deb"], cwd=REPO, capture_output=False)
+    assert deb.exists(), f"make deb did not produce {deb}"
+
+    root = tmp_path_factory.mktemp("deb-data")
+    ctrl = tmp_path_factory.mktemp("deb-control")
+    run(["dpkg-deb", "-x", deb, root])
+    run(["dpkg-deb", "-e", deb, ctrl])
+    control = deb822.Deb822(debfile.DebFile(str(deb)).debcontrol())
+    changes = sorted(dist.glob(f"duckdns_{version}-{revision}_*.changes"))
+    return Built(
+        version=version,
+        revision=revision,
+        deb=deb,
+        dsc=dist / f"duckdns_{version}-{revision}.dsc",
+        changes=changes,
+        control=control,
+        root=root,
+        ctrl=ctrl,
+    )
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip on a developer machine; fail in CI, where everything must run."""
+    if IN_CI:
+        pytest.fail(f"package test cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def system_harness():
+    """tests/system/harness.py, for its cached Debian root (built once, shared)."""
+    sys.path.insert(0, str(REPO / "tests" / "system"))
+    try:
+        import harness  # noqa: PLC0415
+    finally:
+        sys.path.pop(0)
+    problem = harness.environment_problem(need_mirror=not harness.cached("rootfs"))
+    if problem:
+        skip_or_fail(problem)
+    return harness

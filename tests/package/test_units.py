@@ -1,0 +1,141 @@
+"""The systemd units as shipped in the .deb: content, systemd's own verdicts."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from conftest import run
+
+# The floor for a service that must reach the internet (docs/packaging.md).
+MAX_EXPOSURE = 1.1
+
+
+def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
+    sections: dict[str, dict[str, list[str]]] = {}
+    current = None
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), defaultdict(list))
+            continue
+        key, _, value = line.partition("=")
+        current[key.strip()].append(value.strip())
+    return sections
+
+
+SERVICE_EXACT = {
+    "Type": "oneshot",
+    "DynamicUser": "yes",
+    "StateDirectory": "duckdns",
+    "StateDirectoryMode": "0700",
+    "ExecStart": "/usr/bin/duckdns update",
+    "SyslogIdentifier": "duckdns",
+    "Nice": "19",
+    "UMask": "0077",
+    "ProtectSystem": "strict",  # "Strict" is ignored by systemd
+    "ProtectHome": "yes",
+    "PrivateTmp": "yes",
+    "PrivateDevices": "yes",
+    "PrivateUsers": "yes",
+    "NoNewPrivileges": "yes",
+    "CapabilityBoundingSet": "",
+    "AmbientCapabilities": "",
+    "ProtectKernelTunables": "yes",
+    "ProtectKernelModules": "yes",
+    "ProtectKernelLogs": "yes",
+    "ProtectControlGroups": "yes",
+    "ProtectClock": "yes",
+    "ProtectHostname": "yes",
+    "ProtectProc": "invisible",
+    "ProcSubset": "pid",
+    "LockPersonality": "yes",
+    "MemoryDenyWriteExecute": "yes",
+    "RestrictRealtime": "yes",
+    "RestrictSUIDSGID": "yes",
+    "RestrictNamespaces": "yes",
+    "PrivateIPC": "yes",
+    "RemoveIPC": "yes",
+    "RestrictAddressFamilies": "AF_INET AF_INET6",
+    "SystemCallArchitectures": "native",
+    "DevicePolicy": "closed",
+}
+
+
+@pytest.fixture(scope="module")
+def service(built):
+    return parse_unit(built.unit("duckdns.service"))
+
+
+@pytest.fixture(scope="module")
+def timer(built):
+    return parse_unit(built.unit("duckdns.timer"))
+
+
+@pytest.mark.parametrize("key", sorted(SERVICE_EXACT))
+def test_service_setting(service, key):
+    assert service["Service"].get(key) == [SERVICE_EXACT[key]], (key, service["Service"].get(key))
+
+
+def test_service_syscall_filter(service):
+    assert service["Service"]["SystemCallFilter"] == ["@system-service", "~@privileged @resources"]
+
+
+def test_service_ordering_and_condition(service):
+    unit = service["Unit"]
+    after = " ".join(unit["After"]).split()
+    assert "network-online.target" in after and "time-sync.target" in after
+    assert "network-online.target" in " ".join(unit["Wants"]).split()
+    assert unit["ConditionPathExists"] == ["/var/lib/private/duckdns/duckdns.conf"]
+
+
+def test_service_is_never_enabled_itself(service):
+    """Only the timer starts it: no [Install] section, so dh_installsystemd cannot enable it."""
+    assert "Install" not in service
+
+
+def test_timer(timer):
+    assert timer["Timer"]["OnBootSec"] == ["30"]
+    assert timer["Timer"]["OnUnitActiveSec"] == ["1min"]
+    assert timer["Install"]["WantedBy"] == ["timers.target"]
+
+
+def test_security_exposure(built):
+    unit = built.unit("duckdns.service")
+    out = run(["systemd-analyze", "security", "--offline=true", "--no-pager", unit]).stdout
+    m = re.search(r"Overall exposure level for duckdns\.service: (\d+\.\d+)", out)
+    assert m, out
+    assert float(m.group(1)) <= MAX_EXPOSURE, out
+    # systemd's own threshold is in tenths; it exits non-zero above it.
+    run(["systemd-analyze", "security", "--offline=true", "--threshold=11", unit])
+
+
+def test_systemd_analyze_verify_is_silent(built, tmp_path):
+    """verify loads the units from a root holding the .deb's files plus systemd's own
+    units (for the targets) and finds /usr/bin/duckdns and the man page there."""
+    root = tmp_path / "root"
+    shutil.copytree(built.root, root, symlinks=True)
+    unit_dir = built.unit("duckdns.service").parent.relative_to(built.root)
+    host_units = Path("/lib/systemd/system")
+    for src in host_units.iterdir():
+        dest = root / unit_dir / src.name
+        if not dest.exists() and not dest.is_symlink():
+            if src.is_symlink():
+                dest.symlink_to(src.readlink())
+            elif src.is_file():
+                shutil.copy2(src, dest)
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "MANPATH": str(root / "usr/share/man")}
+    proc = run(
+        ["systemd-analyze", "verify", f"--root={root}", "duckdns.service", "duckdns.timer"],
+        check=False,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0 and not proc.stdout.strip() and not proc.stderr.strip(), (
+        proc.stdout + proc.stderr
+    )
