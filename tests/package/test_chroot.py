@@ -1,0 +1,240 @@
+"""The maintainer scripts for real: dpkg in a throwaway Debian root (no systemd booted,
+no network: every command runs under `unshare --net`).
+
+The root is the system tests' cached bookworm tarball (tests/system/harness.py), freshly
+extracted for each test. Booted-systemd scenarios (the timer firing, the dynamic user
+chowning the state directory, unattended-upgrades) are the system tests' job.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from conftest import run
+
+CANARY = "c0ffee00-dead-beef-0000-123456789abc"
+OTHER = "c0ffee00-dead-beef-0000-123456789abd"
+CONF = "var/lib/private/duckdns/duckdns.conf"
+BACKUP_LIST = "etc/backup-paths.d/duckdns.list"
+TIMER_LINK = "etc/systemd/system/timers.target.wants/duckdns.timer"
+# Never compared: the package manager's and the kernel's own bookkeeping.
+SNAPSHOT_SKIP = (
+    "proc", "sys", "dev", "run", "tmp", "var/log", "var/cache/debconf",
+    "var/lib/dpkg", "var/cache/ldconfig",
+)  # fmt: skip
+
+
+class Root:
+    def __init__(self, path: Path, deb: Path):
+        self.path = path
+        self.deb = "/tmp/" + deb.name
+        run(["cp", deb, path / "tmp"])
+
+    def __truediv__(self, rel: str) -> Path:
+        return self.path / rel
+
+    def sh(self, script: str, stdin: str | None = None, check: bool = True, **env):
+        environ = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": "/root",
+            "LANG": "C.UTF-8",
+            "DEBIAN_FRONTEND": "noninteractive",
+            **env,
+        }
+        return run(
+            ["unshare", "--net", "chroot", self.path, "/bin/sh", "-ec", script],
+            check=check,
+            input=stdin if stdin is not None else "",
+            env=environ,
+        )
+
+    def preseed(self, **answers: tuple[str, str]) -> None:
+        lines = "".join(f"duckdns duckdns/{k} {t} {v}\n" for k, (t, v) in answers.items())
+        self.sh("debconf-set-selections", stdin=lines)
+
+    def install(self, **env):
+        return self.sh(f"dpkg -i {self.deb}", **env)
+
+    def holders_of(self, needle: str) -> list[str]:
+        """Every file in the root that contains needle."""
+        proc = self.sh(
+            f"grep -rlF -- '{needle}' / --exclude-dir=proc --exclude-dir=sys "
+            "--exclude-dir=dev || true"
+        )
+        return sorted(proc.stdout.split())
+
+    def snapshot(self) -> set[str]:
+        paths = set()
+        for dirpath, dirnames, filenames in os.walk(self.path):
+            rel = os.path.relpath(dirpath, self.path)
+            rel = "" if rel == "." else rel
+            dirnames[:] = [
+                d for d in dirnames if os.path.join(rel, d).lstrip("/") not in SNAPSHOT_SKIP
+            ]
+            for name in dirnames + filenames:
+                paths.add(os.path.join(rel, name))
+        return paths
+
+
+@pytest.fixture
+def root(built, system_harness, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root (chroot, unshare)")
+    tarball = system_harness.base_tarball("rootfs")
+    path = tmp_path / "root"
+    system_harness.extract(tarball, path)
+    # The booted base may hold an empty /var/lib/private (systemd made it); a fresh
+    # machine has none, and then the package creates it and purge removes it.
+    private = path / "var/lib/private"
+    if private.is_dir() and not any(private.iterdir()):
+        private.rmdir()
+    assert not private.exists()
+    yield Root(path, built.deb)
+    run(["rm", "-rf", "--one-file-system", path], check=False)
+
+
+def mode(p: Path) -> int:
+    return stat.S_IMODE(p.lstat().st_mode)
+
+
+def conf_keys(p: Path) -> dict[str, str]:
+    keys = {}
+    for line in p.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            k, _, v = line.partition("=")
+            keys[k.strip()] = v.strip()
+    return keys
+
+
+def test_preseeded_install_writes_0600_config_and_forgets_the_token(root):
+    before = root.snapshot()
+    # Sloppy answers: spaces, upper case, the full host name.
+    root.preseed(
+        token=("password", f"  {CANARY.upper()}  "),
+        domains=("string", "Home.duckdns.org, boat"),
+        ipv6=("boolean", "true"),
+    )
+    root.install()
+
+    conf = root / CONF
+    assert mode(root / "var/lib/private") == 0o700
+    assert mode(root / "var/lib/private/duckdns") == 0o700
+    assert mode(conf) == 0o600 and conf.stat().st_uid == 0
+    assert conf_keys(conf) == {"domains": "home,boat", "token": CANARY, "ipv6": "auto"}
+    # The 0600 file is the only copy: not in debconf's databases, nor anywhere else.
+    assert root.holders_of(CANARY) == ["/" + CONF]
+    assert root.sh("debconf-show duckdns").returncode == 0
+
+    listed = [
+        ln for ln in (root / BACKUP_LIST).read_text().splitlines() if not ln.startswith("#")
+    ]
+    assert listed == [
+        "/" + CONF,
+        "/" + TIMER_LINK,
+        "/etc/systemd/system/duckdns.service.d",
+        "/etc/systemd/system/duckdns.timer.d",
+    ]
+    assert mode(root / BACKUP_LIST) == 0o644
+    assert os.readlink(root / TIMER_LINK).endswith("/systemd/system/duckdns.timer")
+    assert not (root / "etc/systemd/system/timers.target.wants/duckdns.service").exists()
+
+    root.sh("dpkg --remove duckdns")
+    assert conf_keys(root / CONF)["token"] == CANARY, "remove must keep the configuration"
+    root.sh("dpkg --purge duckdns")
+    assert root.holders_of(CANARY) == []
+    assert root.sh("debconf-show duckdns").stdout.strip() == ""
+    assert root.snapshot() ^ before == set(), "purge left or removed something"
+
+
+def test_reconfigure_keeps_token_on_empty_answer_and_the_directory_owner(root):
+    root.preseed(token=("password", CANARY), domains=("string", "home"))
+    root.install()
+    state_dir = root / "var/lib/private/duckdns"
+    # What systemd does on the first timer run: chown to the dynamic user.
+    run(["chown", "-R", "61234:61234", state_dir])
+    with open(root / CONF, "a") as f:
+        f.write("# kept by the admin\nrefresh = 12h\n")
+
+    # teletype frontend: subdomains, token (empty keeps it), IPv6.
+    root.sh("dpkg-reconfigure duckdns", stdin="Other\n\nyes\n", DEBIAN_FRONTEND="teletype")
+    conf = root / CONF
+    assert (conf.stat().st_uid, conf.stat().st_gid, mode(conf)) == (61234, 61234, 0o600)
+    keys = conf_keys(conf)
+    assert keys == {"domains": "other", "token": CANARY, "ipv6": "auto", "refresh": "12h"}
+    assert "# kept by the admin" in conf.read_text()
+
+    # A bad answer is refused with the error note and asked again.
+    out = root.sh(
+        "dpkg-reconfigure duckdns",
+        stdin=f"\nnot-a-token\n{OTHER}\nno\n",
+        DEBIAN_FRONTEND="teletype",
+    ).stdout
+    assert "Invalid DuckDNS token" in out
+    assert conf_keys(conf)["token"] == OTHER and conf_keys(conf)["ipv6"] == "off"
+    assert root.holders_of(OTHER) == ["/" + CONF]
+    assert [p for p in os.listdir(state_dir) if p.startswith(".duckdns.conf.")] == []
+
+
+def test_upgrade_asks_nothing_and_keeps_the_config(root):
+    root.preseed(token=("password", CANARY), domains=("string", "home"))
+    root.install()
+    before = (root / CONF).read_bytes()
+    root.sh("deb-systemd-helper disable duckdns.timer", DPKG_MAINTSCRIPT_PACKAGE="duckdns")
+    assert not (root / TIMER_LINK).exists()
+    root.preseed(token=("password", OTHER))
+    # Same version again is an upgrade for the maintainer scripts ("configure <old>").
+    # teletype with no input would hang or fail on any question.
+    proc = root.install(DEBIAN_FRONTEND="teletype")
+    assert "DuckDNS" not in proc.stdout, proc.stdout
+    assert (root / CONF).read_bytes() == before
+    assert not (root / TIMER_LINK).exists(), "an admin's disabled timer must stay disabled"
+    assert root.holders_of(OTHER) == []
+
+
+def test_unanswered_install_is_installed_and_unconfigured(root):
+    before = root.snapshot()
+    proc = root.install()
+    assert "dpkg-reconfigure duckdns" in proc.stderr
+    assert not (root / CONF).exists()
+    status = root.sh("dpkg-query -W -f '${Status}' duckdns").stdout
+    assert status == "install ok installed"
+    root.sh("dpkg --purge duckdns")
+    assert root.snapshot() ^ before == set()
+
+
+def test_invalid_preseed_neither_loops_nor_writes(root):
+    root.preseed(token=("password", "not-a-token"), domains=("string", "home"))
+    proc = root.install()
+    assert "dpkg-reconfigure duckdns" in proc.stderr
+    assert not (root / CONF).exists()
+    assert root.holders_of("not-a-token") == []
+
+
+def test_recipe_config_and_hand_made_units_are_kept(root):
+    private = root / "var/lib/private"
+    private.mkdir(mode=0o700)
+    (private / "duckdns").mkdir(mode=0o700)
+    recipe = f'url = "https://www.duckdns.org/update?domains=old&token={CANARY}&ip="\n'
+    (root / CONF).write_text(recipe)
+    os.chmod(root / CONF, 0o600)
+    units = root / "etc/systemd/system"
+    (units / "duckdns.service").write_text("[Service]\nExecStart=/usr/bin/curl -K x\n")
+    (units / "duckdns.timer").write_text("[Timer]\nOnCalendar=*:0/5\n")
+    root.preseed(token=("password", OTHER), domains=("string", "new"))
+
+    proc = root.install(DEBIAN_FRONTEND="teletype")
+    assert (root / CONF).read_text() == recipe
+    assert "rm /etc/systemd/system/duckdns.service /etc/systemd/system/duckdns.timer" in (
+        proc.stderr
+    )
+    assert (units / "duckdns.service").exists() and (units / "duckdns.timer").exists()
+
+    root.sh("dpkg --purge duckdns")
+    assert not (root / CONF).exists()
+    # /var/lib/private was there before the package: purge leaves it.
+    assert private.is_dir()
+    assert (units / "duckdns.service").exists()
+
