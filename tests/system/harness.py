@@ -416,7 +416,11 @@ def package_version() -> str:
 
 
 def find_deb() -> Path | None:
-    """dist/duckdns_<version>-<rev>_all.deb, the newest revision; None when not built."""
+    """dist/duckdns_<version>-<rev>_all.deb, the newest revision; None when not built.
+
+    DUCKDNS_TEST_DEB=/path/to.deb overrides (to test a .deb built elsewhere)."""
+    if os.environ.get("DUCKDNS_TEST_DEB"):
+        return Path(os.environ["DUCKDNS_TEST_DEB"])
     debs = sorted(
         REPO.glob(f"dist/duckdns_{package_version()}-*_all.deb"), key=lambda p: p.stat().st_mtime
     )
@@ -676,7 +680,7 @@ class Container:
         dest = self.root / "root" / deb.name
         shutil.copy2(deb, dest)
         return self.exec(
-            ["apt-get", "install", "-y", "--no-download", f"/root/{deb.name}"],
+            ["apt-get", "install", "-y", f"/root/{deb.name}"],
             env={"DEBIAN_FRONTEND": frontend, **(env or {})},
             check=check,
         )
@@ -1005,3 +1009,281 @@ class Tmux:
     def kill(self) -> None:
         if self.c.running:
             self._tmux("kill-server", check=False)
+
+
+# --------------------------------------------------------------------------------------
+# Foreign-architecture chroots (qemu-user), offline
+# --------------------------------------------------------------------------------------
+
+
+class Chroot:
+    """A fresh copy of a cached foreign-architecture root, used with ``chroot`` under
+    qemu-user inside its own network namespace (loopback only) and mount namespace
+    (its /proc, /sys and /dev mounts exist only there and vanish with it).
+
+    systemd is not booted here: under qemu-user the syscall filter is not enforced and
+    PrivateUsers= fails, so a boot would prove nothing about the hardened unit.
+    """
+
+    def __init__(self, arch: str):
+        self.arch = arch
+        self.tarball = base_tarball("chroot", arch)
+        ensure_binfmt(arch)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"duckdns-chroot-{arch}-", dir=WORK_DIR))
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4G,mode=0755", "duckdns-test", str(self.tmp)],
+            capture_output=True,
+        )
+        self.root = self.tmp / "root"
+        self.hostdir = self.tmp / "hostdir"
+        self.hostdir.mkdir()
+        self.holder: subprocess.Popen | None = None
+        self.server: subprocess.Popen | None = None
+
+    def __enter__(self) -> Chroot:
+        try:
+            extract(self.tarball, self.root)
+            # A process holding a new network + mount namespace; everything below runs
+            # in those namespaces with nsenter.
+            self.holder = subprocess.Popen(
+                ["unshare", "--net", "--mount", "--propagation=private", "--", "sleep", "infinity"],
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            deadline = time.monotonic() + 10
+            while os.readlink(f"/proc/{self.holder.pid}/ns/net") == os.readlink(
+                "/proc/self/ns/net"
+            ):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("unshare did not make a network namespace")
+                time.sleep(0.02)
+            self.host(["ip", "link", "set", "lo", "up"])
+            self.host(["mount", "-t", "proc", "proc", str(self.root / "proc")])
+            self.host(["mount", "--rbind", "/dev", str(self.root / "dev")])
+            self.host(["mount", "-t", "sysfs", "sysfs", str(self.root / "sys")])
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def host(self, cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
+        """Run a host program inside the chroot's network and mount namespaces."""
+        return run(
+            ["nsenter", "-t", str(self.holder.pid), "-n", "-m", "--", *cmd], check=check, **kw
+        )
+
+    def exec(
+        self, cmd: list[str], check: bool = True, env: dict | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess:
+        environ = dict(CONTAINER_ENV, DEBIAN_FRONTEND="noninteractive", **(env or {}))
+        return self.host(
+            [
+                "chroot",
+                str(self.root),
+                "env",
+                "-i",
+                *(f"{k}={v}" for k, v in environ.items()),
+                *cmd,
+            ],
+            check=check,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def start_server(self, token: str | None = None, domains: list[str] | None = None) -> None:
+        """The test DuckDNS server (host python3) on 127.0.0.1:443 of the chroot's
+        network namespace; the chroot trusts its CA and maps www.duckdns.org to it."""
+        sys.path.insert(0, str(TESTS))
+        try:
+            from testca import make_ca
+        finally:
+            sys.path.remove(str(TESTS))
+        ca = make_ca(self.hostdir / "ca")
+        cert, key = ca.issue(self.hostdir / "srv", ["www.duckdns.org", "localhost", "127.0.0.1"])
+        dest = self.root / "usr/local/share/ca-certificates/duckdns-test-ca.crt"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ca.cert_path, dest)
+        with (self.root / "etc/hosts").open("a") as hosts:
+            hosts.write("127.0.0.1 localhost\n127.0.0.1 www.duckdns.org\n")
+        self.exec(["update-ca-certificates"])
+        self.record = self.hostdir / "requests.jsonl"
+        ready = self.hostdir / "ready"
+        args = [
+            "nsenter",
+            "-t",
+            str(self.holder.pid),
+            "-n",
+            "--",
+            "/usr/bin/python3",
+            str(TESTS / "duckdns_server.py"),
+            "--certfile",
+            str(cert),
+            "--keyfile",
+            str(key),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "443",
+            "--record",
+            str(self.record),
+            "--ready-file",
+            str(ready),
+        ]
+        if token:
+            (self.hostdir / "token").write_text(token + "\n")
+            args += ["--token-file", str(self.hostdir / "token")]
+        if domains:
+            args += ["--domains", ",".join(domains)]
+        # nsenter without a PID namespace execs the server itself: this Popen is the server.
+        self.server = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=open(self.hostdir / "server.log", "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 20
+        while not ready.exists():
+            if self.server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    "test DuckDNS server did not start:\n"
+                    + (self.hostdir / "server.log").read_text(errors="replace")
+                )
+            time.sleep(0.05)
+
+    def updates(self) -> list[dict]:
+        if not self.record.exists():
+            return []
+        lines = self.record.read_text().splitlines()
+        return [r for r in map(json.loads, filter(None, lines)) if r["path"] == "/update"]
+
+    def close(self) -> None:
+        for proc in (self.server, self.holder):
+            if proc is not None and proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(10)
+        # The chroot's own mounts lived in the holder's mount namespace; only the tmpfs
+        # is left on the host.
+        _unmount_all_under(self.tmp)
+        _remove_tree(self.tmp)
+        with contextlib.suppress(OSError):
+            self.tmp.rmdir()
+
+
+# --------------------------------------------------------------------------------------
+# The package in a booted container: installs, answers, timer runs
+# --------------------------------------------------------------------------------------
+
+CONF = "/var/lib/private/duckdns/duckdns.conf"
+DYNAMIC_UIDS = range(61184, 65520)  # systemd's DynamicUser= range
+
+
+def preseed(
+    c: Container, domains: str | None = None, token: str | None = None, ipv6: bool | None = None
+) -> None:
+    """debconf-set-selections, as a fleet install does. The answers pass through a file
+    in the host-side test directory, never the container's root tree."""
+    lines = []
+    if domains is not None:
+        lines.append(f"duckdns duckdns/domains string {domains}")
+    if token is not None:
+        lines.append(f"duckdns duckdns/token password {token}")
+    if ipv6 is not None:
+        lines.append(f"duckdns duckdns/ipv6 boolean {'true' if ipv6 else 'false'}")
+    seed = c.hostdir / "seed"
+    seed.write_text("\n".join(lines) + "\n")
+    try:
+        c.exec(["debconf-set-selections", f"{TEST_DIR_IN_CONTAINER}/seed"])
+    finally:
+        seed.unlink()
+
+
+def copy_deb(c: Container, deb: Path) -> str:
+    return c.copy_in(deb, f"/root/{deb.name}")
+
+
+def apt_install_terminal(
+    c: Container, deb: Path, frontend: str = "dialog", command: str | None = None
+) -> Tmux:
+    """``apt install ./duckdns_….deb`` in a terminal with the given debconf frontend."""
+    copy_deb(c, deb)
+    cmd = command or f"cd /root && apt install -y ./{deb.name}"
+    return Tmux(c, cmd, env={"DEBIAN_FRONTEND": frontend, "TERM": "xterm"})
+
+
+def answer_whiptail_input(term: Tmux, prompt: str, text: str, timeout: float = 90) -> str:
+    """Wait for a whiptail input box showing ``prompt``, replace its content, press Enter.
+    Returns the screen as it was just before Enter (to check what was shown)."""
+    term.wait_for(prompt, timeout)
+    term.clear_field()
+    term.type(text)
+    time.sleep(0.3)
+    screen = term.screen()
+    term.key("Enter")
+    return screen
+
+
+def service_show(c: Container, unit: str, *props: str) -> dict[str, str]:
+    out = c.exec(
+        ["systemctl", "show", unit, *(f"--property={p}" for p in props)], check=False
+    ).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def service_finished_count(c: Container) -> int:
+    """Finished runs of duckdns.service since boot (success or failure), from PID 1's log."""
+    out = c.exec(
+        ["journalctl", "--no-pager", "-o", "cat", "_PID=1", "-u", "duckdns.service"], check=False
+    ).stdout
+    return len(re.findall(r"^(?:Finished|Failed to start) duckdns\.service", out, re.M))
+
+
+def wait_service_run(c: Container, after: int, timeout: float = 90) -> dict[str, str]:
+    """Wait until duckdns.service has finished more than ``after`` runs; its last result."""
+    c.wait_for(
+        lambda: service_finished_count(c) > after,
+        timeout,
+        what=f"duckdns.service run #{after + 1} (from the timer)",
+    )
+    return service_show(c, "duckdns.service", "Result", "ExecMainStatus", "ExecMainCode")
+
+
+def state_dir_owner(c: Container) -> int:
+    return (c.root / "var/lib/private/duckdns").stat().st_uid
+
+
+def token_leaks(c: Container, token: str, allowed: tuple[str, ...] = (CONF,)) -> list[str]:
+    """Every place the token is, but the allowed files: the whole root tree (journal files
+    included), the container's own /run, /tmp and /dev/shm (not visible from the host),
+    and the journal read through journalctl."""
+    leaks = c.grep_root(token, exclude=allowed)
+    if c.running:
+        proc = c.exec(
+            [
+                "grep",
+                "-r",
+                "-l",
+                "-a",
+                "-F",
+                "--no-messages",
+                token,
+                "/run",
+                "/tmp",
+                "/dev/shm",
+                "--exclude-dir=duckdns-test",
+            ],
+            check=False,
+        )
+        leaks += [
+            p
+            for p in proc.stdout.splitlines()
+            if not p.startswith(TEST_DIR_IN_CONTAINER + "/") and p not in allowed
+        ]
+        if token in c.journal():
+            leaks.append("journalctl")
+    return leaks
