@@ -1138,13 +1138,14 @@ class Chroot:
         if domains:
             args += ["--domains", ",".join(domains)]
         # nsenter without a PID namespace execs the server itself: this Popen is the server.
-        self.server = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=open(self.hostdir / "server.log", "wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(self.hostdir / "server.log", "wb") as server_log:
+            self.server = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=server_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 20
         while not ready.exists():
             if self.server.poll() is not None or time.monotonic() > deadline:

@@ -12,9 +12,8 @@ unit itself is proved in the booted amd64 container (the other scenarios).
 
 from __future__ import annotations
 
-import pytest
-
 import harness
+import pytest
 
 TOKEN = harness.CANARY_TOKEN
 
