@@ -1,0 +1,78 @@
+"""scripts/bench still runs and reports every command (not its targets: timings are noisy)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+from helpers import DEBIAN_PYTHON, ROOT
+
+COMMANDS = {
+    "A_update_nochange",
+    "C_update_changed",
+    "D_check",
+    "D_status",
+    "D_backup_paths",
+    "D_help",
+    "pass",
+    "A_update_nochange_I",
+    "D_help_I",
+    "pass_I",
+    "D_help_deb_script",
+}
+
+
+def test_bench_json_has_every_command_and_sane_fields():
+    proc = subprocess.run(
+        [DEBIAN_PYTHON, str(ROOT / "scripts" / "bench"), "--runs", "3", "--warmup", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    curl = shutil.which("curl", path="/usr/bin:/bin:/usr/local/bin")
+    expected = COMMANDS | ({"B_curl_recipe"} if curl else set())
+    assert set(result["commands"]) == expected
+    if not curl:
+        assert "curl is not installed" in proc.stderr
+    for name, c in result["commands"].items():
+        assert c["runs"] == 3, name
+        for metric in ("cpu_ms", "wall_ms", "rss_kib"):
+            s = c[metric]
+            assert 0 < s["min"] <= s["q1"] <= s["median"] <= s["q3"] <= s["max"], (name, metric)
+        assert 1024 < c["rss_kib"]["median"] < 512 * 1024, name
+        assert c["cpu_ms"]["median"] < 5000, name
+    requests = {n: c["https_requests_per_run"] for n, c in result["commands"].items()}
+    assert requests["A_update_nochange"] == 0
+    assert requests["C_update_changed"] == 1
+    if curl:
+        assert requests["B_curl_recipe"] == 1
+    assert not any(
+        c.get("imports_requests") for n, c in result["commands"].items() if n != "C_update_changed"
+    )
+    assert result["commands"]["C_update_changed"]["imports_requests"] is True
+    assert {"A/B CPU", "A/B RSS", "check/pass CPU", "--help/pass CPU"} <= set(result["ratios"])
+    day = result["per_day"]
+    assert day["schedule"] == {"runs": 1440, "address_changes": 2, "forced_refreshes": 1}
+    assert day["duckdns"]["https_requests"] == 3
+    assert day["duckdns"]["cpu_s"] > 0
+    if curl:
+        assert day["recipe"]["https_requests"] == 1440
+    assert {"nproc", "cpu", "kernel", "python"} <= set(result["machine"])
+    assert isinstance(result["ok"], bool)
+    assert all({"name", "value", "limit", "ok"} <= set(t) for t in result["targets"])
+
+
+def test_bench_check_mode_reports_through_its_exit_code():
+    """--check exits 0 or 1 (a target missed), never with a crash."""
+    proc = subprocess.run(
+        [DEBIAN_PYTHON, str(ROOT / "scripts" / "bench"), "--runs", "1", "--warmup", "0", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "ratios of medians" in proc.stdout
+    assert proc.returncode == 0 or "targets missed" in proc.stderr
