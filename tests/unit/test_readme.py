@@ -1,0 +1,191 @@
+"""README.md's commands are real: every duckdns command line parses with the real
+parser, every make target exists, the preseed lines name the real debconf templates,
+the tables match the code, and the by-hand and backup examples run as shown (against
+local files only: nothing here leaves the machine).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from helpers import CANARY, DEBIAN_PYTHON, ROOT, assert_no_canary, run_duckdns, write_config
+
+from duckdns import config, probe
+from duckdns.cli import build_parser
+
+README = ROOT / "README.md"
+
+
+def blocks(lang: str | None = None) -> list[str]:
+    """The fenced code blocks of README.md (of one language if given)."""
+    found = re.findall(r"^( *)```(\w*)\n(.*?)^\1```", README.read_text(), re.M | re.S)
+    return [textwrap.dedent(body) for _, kind, body in found if lang is None or kind == lang]
+
+
+def shell_lines() -> list[str]:
+    """Every command line in the sh blocks, continuations joined, comments dropped."""
+    lines = []
+    for body in blocks("sh"):
+        body = body.replace("\\\n", " ")
+        heredoc = None
+        for line in body.splitlines():
+            if heredoc:
+                if line.strip() == heredoc:
+                    heredoc = None
+                continue
+            m = re.search(r"<<'?(\w+)'?", line)
+            if m:
+                heredoc = m.group(1)
+            line = re.sub(r"\s+#.*$", "", line).strip()
+            if line and not line.startswith("#"):
+                lines.append(line)
+    return lines
+
+
+def duckdns_invocations() -> list[list[str]]:
+    """The arguments of every duckdns call shown, in sh blocks and inline code."""
+    text = (
+        "\n".join(shell_lines())
+        + "\n"
+        + "\n".join(re.findall(r"`([^`\n]*duckdns [^`\n]*)`", README.read_text()))
+    )
+    calls = []
+    for m in re.finditer(r"(?:^|sudo |\$\(|-m )duckdns((?: [^\s|;&)`]+)*)", text, re.M):
+        args = shlex.split(m.group(1).replace("~", "/home/u"))
+        if args and args[0] in ("duckdns", "dpkg-reconfigure"):
+            continue
+        calls.append(args)
+    return calls
+
+
+def test_every_duckdns_command_shown_parses():
+    calls = duckdns_invocations()
+    commands = {next((a for a in c if not a.startswith("-") and "/" not in a), "") for c in calls}
+    assert {"status", "check", "update", "verify", "backup-paths"} <= commands
+    for argv in calls:
+        if "FILE" in argv:
+            argv = [a.replace("FILE", "/tmp/x.conf") for a in argv]
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help exits 0; a usage error exits 2
+            assert exc.code == 0, f"README shows an invalid command: duckdns {shlex.join(argv)}"
+
+
+def test_every_make_target_shown_exists():
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][\w-]*):", makefile, re.M))
+    shown = set(re.findall(r"`make (\w[\w-]*)`", README.read_text()))
+    shown |= {m.group(1) for line in shell_lines() if (m := re.match(r"make (\S+)", line))}
+    assert {"deb", "test", "lint"} <= shown
+    missing = shown - targets
+    if "repo" in missing:
+        # Only honest while README says it does not exist yet.
+        assert "`make repo` target and the package's" in README.read_text()
+        missing.discard("repo")
+    assert not missing, f"README shows make targets the Makefile lacks: {missing}"
+
+
+def test_preseed_lines_name_the_real_templates():
+    templates = {}
+    for stanza in (ROOT / "debian" / "templates").read_text().split("\n\n"):
+        fields = dict(re.findall(r"^(Template|Type): (\S+)", stanza, re.M))
+        if fields:
+            templates[fields["Template"]] = fields["Type"]
+    preseed = [
+        line.split()
+        for line in "\n".join(blocks("sh")).splitlines()
+        if line.startswith("duckdns duckdns/")
+    ]
+    assert {p[1] for p in preseed} == {"duckdns/domains", "duckdns/token", "duckdns/ipv6"}
+    for owner, name, kind, _value in preseed:
+        assert owner == "duckdns" and templates[name] == kind, name
+    token = next(v for _, n, _, v in preseed if n == "duckdns/token")
+    config.check_token(token, "README")
+
+
+def test_configuration_table_matches_the_code():
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", README.read_text(), re.M))
+    assert list(rows) == list(config.KEYS)
+    assert rows["ipv4"].strip() == "`auto`"
+    assert rows["ipv6"].strip() == "`off`"
+    assert rows["server"].strip() == f"`{config.DEFAULT_SERVER}`"
+    assert rows["probe"].strip() == f"`{probe.DEFAULT_PROBE}`"
+    assert rows["refresh"].strip() == f"`{config.DEFAULT_REFRESH // 3600}h`"
+
+
+def test_exit_code_table_matches_the_help():
+    table = set(re.findall(r"^\| (\d+) \|", README.read_text(), re.M))
+    proc = run_duckdns("--help")
+    epilog = proc.stdout.split("exit codes:", 1)[1]
+    assert table == set(re.findall(r"^  (\d+)\s", epilog, re.M))
+
+
+def test_by_hand_example_runs(tmp_path: Path):
+    """The developer block, with a real-looking token and no traffic (check, --dry-run)."""
+    block = next(b for b in blocks("sh") if "printf 'domains" in b)
+    script = block.replace("'your-token-here'", f"'{CANARY}'").replace(
+        "/usr/bin/python3", DEBIAN_PYTHON
+    )
+    # Only the commands that send nothing: the last line would update for real.
+    script = "\n".join(line for line in script.splitlines() if not line.endswith(" update"))
+    assert "update --dry-run" in script
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        ["sh", "-ec", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert_no_canary(proc.stdout, proc.stderr)
+    assert "OK" in proc.stdout and "token=***" in proc.stdout
+    assert (tmp_path / "duckdns.conf").stat().st_mode & 0o777 == 0o600
+
+
+def test_tar_backup_example_copes_with_missing_paths(tmp_path: Path):
+    cfg = write_config(tmp_path / "duckdns.conf", domains="myhome", token=CANARY)
+    paths = run_duckdns("--config", str(cfg), "backup-paths").stdout.split()
+    assert str(cfg) in paths
+    line = next(x for x in shell_lines() if x.startswith("sudo tar -czf"))
+    argv = shlex.split(line.split("$(")[0].removeprefix("sudo "))
+    archive = tmp_path / argv[argv.index("-czf") + 1]
+    argv[argv.index("-czf") + 1] = str(archive)
+    proc = subprocess.run(argv + paths, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr  # absent drop-in directories only warn
+    listing = subprocess.run(["tar", "-tzf", str(archive)], capture_output=True, text=True)
+    assert str(cfg).lstrip("/") in listing.stdout
+
+
+def test_certbot_hook_paths_exist():
+    for path in set(re.findall(r"/usr/share/duckdns/([\w-]+)", README.read_text())):
+        assert (ROOT / "hooks" / path).is_file(), path
+    install = ROOT / "debian" / "duckdns.install"
+    if install.exists():
+        text = install.read_text()
+        for path in ("certbot-auth-hook", "certbot-cleanup-hook"):
+            assert re.search(rf"^hooks/{path}\s+usr/share/duckdns/?$", text, re.M), path
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd")
+def test_onfailure_mail_unit_verifies(tmp_path: Path):
+    unit_text = next(b for b in blocks("ini") if "ExecStart=" in b)
+    unit = tmp_path / "duckdns-failed-mail.service"
+    unit.write_text(unit_text)
+    proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert str(unit) not in proc.stderr, proc.stderr
+    dropin = next(b for b in blocks("ini") if "OnFailure=" in b)
+    assert dropin.strip() == "[Unit]\nOnFailure=duckdns-failed-mail.service"
+
+
+def test_sources_example_is_deb822_with_signed_by():
+    from debian.deb822 import Deb822
+
+    text = next(b for b in blocks() if b.startswith("Types: deb"))
+    entry = Deb822(text.splitlines())
+    assert entry["Suites"] in ("bookworm", "trixie")
+    assert entry["Signed-By"].startswith("/etc/apt/keyrings/")
+    assert entry["Signed-By"].endswith("duckdns-archive-keyring.gpg")
