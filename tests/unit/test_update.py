@@ -65,7 +65,8 @@ def test_two_503_then_ok_makes_three_requests_with_backoff(duck, conf):
     gaps = [
         b["time"] - a["time"] for a, b in zip(duck.requests[:-1], duck.requests[1:], strict=True)
     ]
-    assert 1.0 <= gaps[0] < 1.5 and 2.0 <= gaps[1] < 2.7, gaps  # jitter only lengthens
+    # Jitter only lengthens (at most 10%); the upper bounds leave room for a loaded machine.
+    assert 1.0 <= gaps[0] < 2.0 and 2.0 <= gaps[1] < 3.2, gaps
     assert elapsed < 6
 
 
