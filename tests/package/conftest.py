@@ -51,7 +51,7 @@ def debian_revision() -> str:
 def build_inputs() -> list[Path]:
     """Every file the .deb is built from (the Makefile's DEB_SOURCES)."""
     files = [REPO / n for n in ("setup.py", "stdeb.cfg", "MANIFEST.in", "README.md")]
-    for top in ("duckdns", "debian"):
+    for top in ("duckdns", "debian", "man"):
         files += [
             p for p in (REPO / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from pathlib import Path
 
 from conftest import REPO, run
 from debian import deb822
@@ -64,6 +65,9 @@ def test_program_and_module_installed(built):
     first = exe.read_text().splitlines()[0]
     assert first == "#!/usr/bin/python3", first
     assert (built.root / "usr/lib/python3/dist-packages/duckdns/__init__.py").is_file()
+    for page in (REPO / "debian/duckdns.manpages").read_text().split():
+        name, section = Path(page).name, Path(page).suffix[1:]
+        assert (built.root / f"usr/share/man/man{section}/{name}.gz").is_file(), page
     assert (built.root / "usr/share/man/man1/duckdns.1.gz").is_file()
     assert (built.root / "usr/share/doc/duckdns/copyright").is_file()
 
