@@ -14,7 +14,7 @@ TEST_DEPS := python3-pytest python3-debian openssl ca-certificates lintian syste
 	debootstrap systemd-container qemu-user-static binfmt-support piuparts tmux \
 	faketime reprepro gnupg iproute2 curl util-linux zstd
 
-.PHONY: all deb test unit deps build-deps test-deps lint clean
+.PHONY: all deb repo test unit deps build-deps test-deps lint clean
 
 all: deb
 
@@ -74,6 +74,12 @@ $(DEB): $(DEB_SOURCES)
 		duckdns_$(VERSION)-$(DEB_REVISION)_*.changes \
 		duckdns_$(VERSION)-$(DEB_REVISION)_*.buildinfo ../dist/
 	touch $@
+
+# A signed apt repository in dist/repo (see scripts/make-repo and README, Fleet):
+#   make repo REPO_KEY_ID=<fingerprint>   or   make repo REPO_KEY_FILE=key.asc
+repo: deb
+	$(call apt_ensure,reprepro gnupg)
+	REPO_KEY_ID="$(REPO_KEY_ID)" REPO_KEY_FILE="$(REPO_KEY_FILE)" scripts/make-repo $(DEB)
 
 clean:
 	rm -rf build deb_dist dist *.egg-info .pytest_cache
