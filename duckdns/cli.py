@@ -49,10 +49,13 @@ CONFIG_OPTION = "--config"
 # build_parser() builds their parsers from this table, and the fast path the timer takes
 # (_quick_parse) reads the same table, so the two cannot disagree.
 SIMPLE_COMMANDS = {
-    "update": ("update the A/AAAA records if the address changed", (
-        ("--force", "send an update even if nothing changed"),
-        ("--dry-run", "print the request that would be sent (token shown as ***) and stop"),
-    )),
+    "update": (
+        "update the A/AAAA records if the address changed",
+        (
+            ("--force", "send an update even if nothing changed"),
+            ("--dry-run", "print the request that would be sent (token shown as ***) and stop"),
+        ),
+    ),
     "check": ("validate the configuration, without any network traffic", ()),
     "status": ("show what the last runs did", (("--json", "machine-readable output"),)),
     "clear": ("clear the A and AAAA records", ()),
@@ -90,21 +93,29 @@ def build_parser():  # -> argparse.ArgumentParser (imported only when built)
     # SUPPRESS: a subcommand's parser must not reset what was given before the command
     # (argparse copies the subparser's defaults over the main parser's values).
     for short, long, help_text in COUNT_OPTIONS:
-        common.add_argument(short, long, action="count", default=argparse.SUPPRESS,
-                            help=help_text)
-    common.add_argument(CONFIG_OPTION, metavar="PATH", type=Path, default=argparse.SUPPRESS,
-                        help="configuration file (default: $STATE_DIRECTORY/duckdns.conf, "
-                        f"else {configuration.DEFAULT_PATH})")
+        common.add_argument(short, long, action="count", default=argparse.SUPPRESS, help=help_text)
+    common.add_argument(
+        CONFIG_OPTION,
+        metavar="PATH",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="configuration file (default: $STATE_DIRECTORY/duckdns.conf, "
+        f"else {configuration.DEFAULT_PATH})",
+    )
     parser = argparse.ArgumentParser(
-        prog="duckdns", parents=[common], epilog=EPILOG,
+        prog="duckdns",
+        parents=[common],
+        epilog=EPILOG,
         formatter_class=formatter(argparse.RawDescriptionHelpFormatter),
-        description="Keep DuckDNS names pointed at this host's address.")
+        description="Keep DuckDNS names pointed at this host's address.",
+    )
     parser.add_argument("--version", action="version", version=f"duckdns {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name: str, help_text: str):
-        return sub.add_parser(name, parents=[common], help=help_text, description=help_text,
-                              formatter_class=plain)
+        return sub.add_parser(
+            name, parents=[common], help=help_text, description=help_text, formatter_class=plain
+        )
 
     def add_simple(name: str):
         help_text, flags = SIMPLE_COMMANDS[name]
@@ -118,16 +129,24 @@ def build_parser():  # -> argparse.ArgumentParser (imported only when built)
     add_simple("status")
     p = add("txt", "set or clear the TXT record (ACME DNS-01)")
     txt = p.add_subparsers(dest="txt_command", metavar="ACTION", required=True)
-    txt_set = txt.add_parser("set", parents=[common], help="set the TXT record to VALUE",
-                             formatter_class=plain)
+    txt_set = txt.add_parser(
+        "set", parents=[common], help="set the TXT record to VALUE", formatter_class=plain
+    )
     txt_set.add_argument("value", metavar="VALUE")
     txt.add_parser("clear", parents=[common], help="clear the TXT record", formatter_class=plain)
     add_simple("clear")
     p = add("verify", "check that the names resolve to the address DuckDNS recorded")
-    p.add_argument("names", nargs="*", metavar="NAME",
-                   help="extra names (e.g. a CNAME such as piserver.example.com)")
-    p.add_argument("--resolver", metavar="ADDR[:PORT]",
-                   help="DNS server to ask (default: the first nameserver in /etc/resolv.conf)")
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="extra names (e.g. a CNAME such as piserver.example.com)",
+    )
+    p.add_argument(
+        "--resolver",
+        metavar="ADDR[:PORT]",
+        help="DNS server to ask (default: the first nameserver in /etc/resolv.conf)",
+    )
     add_simple("backup-paths")
     return parser
 
@@ -165,7 +184,7 @@ def _quick_parse(argv: list[str]) -> _Args | None:
                 value = argv[i]
                 i += 1
             else:
-                value = arg[len(CONFIG_OPTION) + 1:]
+                value = arg[len(CONFIG_OPTION) + 1 :]
             if not value or value.startswith("-"):
                 return None
             values["config"] = value
@@ -233,8 +252,9 @@ def cmd_update(args: _Args) -> int:
     cfg = configuration.load(config_path(args))
     state_path = statefile.path_for(cfg.path)
     state = statefile.load(state_path)
-    plan = decide.plan_update(cfg, state, force=args.force or args.dry_run,
-                              probe_ipv4=None if args.dry_run else _probe)
+    plan = decide.plan_update(
+        cfg, state, force=args.force or args.dry_run, probe_ipv4=None if args.dry_run else _probe
+    )
     if args.dry_run:
         from duckdns import api
 
@@ -261,8 +281,13 @@ def _send(cfg, state: dict, state_path: Path, plan) -> int:
     except api.TemporaryFailure as exc:
         return _failed(state, state_path, "error", str(exc), EXIT_TEMPFAIL)
     before = (state.get("ipv4", ""), state.get("ipv6", ""))
-    state.update(last_result="updated" if reply.updated else "nochange", last_success=now,
-                 last_error="", sent_ipv6=plan.ipv6_param or "", fingerprint=cfg.fingerprint())
+    state.update(
+        last_result="updated" if reply.updated else "nochange",
+        last_success=now,
+        last_error="",
+        sent_ipv6=plan.ipv6_param or "",
+        fingerprint=cfg.fingerprint(),
+    )
     if reply.ipv4 or reply.ipv6 or reply.updated:
         state.update(ipv4=reply.ipv4, ipv6=reply.ipv6)
     if reply.updated:
@@ -356,8 +381,13 @@ def cmd_status(args: _Args) -> int:
     if args.json:
         import json
 
-        report.out(json.dumps({"config": str(path), "state_file": str(state_path), **state},
-                              indent=2, sort_keys=True))
+        report.out(
+            json.dumps(
+                {"config": str(path), "state_file": str(state_path), **state},
+                indent=2,
+                sort_keys=True,
+            )
+        )
         return EXIT_OK
     rows = [
         ("Config", str(path) + ("" if path.exists() else " (missing)")),
@@ -393,8 +423,13 @@ def cmd_backup_paths(args: _Args) -> int:
 
 
 COMMANDS = {
-    "update": cmd_update, "check": cmd_check, "status": cmd_status, "txt": cmd_txt,
-    "clear": cmd_clear, "verify": cmd_verify, "backup-paths": cmd_backup_paths,
+    "update": cmd_update,
+    "check": cmd_check,
+    "status": cmd_status,
+    "txt": cmd_txt,
+    "clear": cmd_clear,
+    "verify": cmd_verify,
+    "backup-paths": cmd_backup_paths,
 }
 
 

@@ -37,8 +37,18 @@ class ConfigError(Exception):
 class Config:
     """A validated configuration. ``token`` is registered with the redactor on load."""
 
-    __slots__ = ("path", "domains", "token", "ipv4", "ipv6", "server", "ca_bundle",
-                 "probe", "refresh", "legacy")
+    __slots__ = (
+        "path",
+        "domains",
+        "token",
+        "ipv4",
+        "ipv6",
+        "server",
+        "ca_bundle",
+        "probe",
+        "refresh",
+        "legacy",
+    )
 
     def __init__(self, **values) -> None:
         for key in self.__slots__:
@@ -52,8 +62,13 @@ class Config:
         """
         st = os.stat(self.path)
         return "|".join(
-            [",".join(self.domains), self.ipv4, self.ipv6, self.server,
-             f"{st.st_ino}:{st.st_mtime_ns}"]
+            [
+                ",".join(self.domains),
+                self.ipv4,
+                self.ipv6,
+                self.server,
+                f"{st.st_ino}:{st.st_mtime_ns}",
+            ]
         )
 
 
@@ -158,8 +173,7 @@ def _legacy(values: dict[str, str], url: str, where: str) -> dict[str, str]:
         )
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     base = f"{parts.scheme}://{parts.netloc}{parts.path[: -len('/update')]}"
-    values = {"domains": query.get("domains", ""), "token": query.get("token", ""),
-              "server": base}
+    values = {"domains": query.get("domains", ""), "token": query.get("token", ""), "server": base}
     if query.get("ip"):
         values["ipv4"] = query["ip"]
     if query.get("ipv6"):
@@ -188,13 +202,14 @@ def parse(text: str, path: Path) -> Config:
             curl_cacert = _unquote(split[1])
         m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$", line)
         if not m:
-            native_errors.append(f"{where}: cannot parse {line.split()[0][:40]!r}: "
-                                 "write 'key = value' (see duckdns.conf(5))")
+            native_errors.append(
+                f"{where}: cannot parse {line.split()[0][:40]!r}: "
+                "write 'key = value' (see duckdns.conf(5))"
+            )
             continue
         key = m.group(1).lower()
         if key not in KEYS:
-            native_errors.append(f"{where}: unknown key {key!r}: known keys are "
-                                 + ", ".join(KEYS))
+            native_errors.append(f"{where}: unknown key {key!r}: known keys are " + ", ".join(KEYS))
             continue
         values[key] = _unquote(m.group(2))
     where = str(path)
@@ -216,12 +231,16 @@ def parse(text: str, path: Path) -> Config:
     ipv4 = _address(values.get("ipv4", "auto"), 4, "ipv4", where)
     ipv6 = _address(values.get("ipv6", "off"), 6, "ipv6", where)
     if ipv4 == "off" and ipv6 == "off":
-        raise ConfigError(f"{where}: ipv4 and ipv6 are both off: nothing to update; "
-                          "set 'ipv4 = auto' or 'ipv6 = auto'")
+        raise ConfigError(
+            f"{where}: ipv4 and ipv6 are both off: nothing to update; "
+            "set 'ipv4 = auto' or 'ipv6 = auto'"
+        )
     ca_bundle = values.get("ca_bundle", "").strip() or None
     if ca_bundle and not os.path.isfile(ca_bundle):
-        raise ConfigError(f"{where}: ca_bundle {ca_bundle} does not exist: fix the path "
-                          "or remove the line to use the system's CA store")
+        raise ConfigError(
+            f"{where}: ca_bundle {ca_bundle} does not exist: fix the path "
+            "or remove the line to use the system's CA store"
+        )
     probe_spec = values.get("probe", probe.DEFAULT_PROBE)
     try:
         probes = probe.parse_probe(probe_spec)

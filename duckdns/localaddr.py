@@ -42,7 +42,6 @@ def candidates(text: str) -> list[str]:
     return [addr for _, addr in found]
 
 
-
 def global_ipv6(path: Path = IF_INET6) -> str | None:
     """The best address of this host, or None if it has none."""
     try:

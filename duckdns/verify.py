@@ -43,8 +43,8 @@ def run(args, path: Path) -> int:
         found = ", ".join([*res.ipv4, *res.ipv6]) or "no address"
         ok = (not expected4 or expected4 in res.ipv4) and (not expected6 or expected6 in res.ipv6)
         ok = ok and bool(expected4 or expected6)
-        verdict = "OK" if ok else (
-            f"MISMATCH: DuckDNS recorded {expected4 or '-'} / {expected6 or '-'}"
+        verdict = (
+            "OK" if ok else (f"MISMATCH: DuckDNS recorded {expected4 or '-'} / {expected6 or '-'}")
         )
         report.out(f"{chain}: {found}: {verdict}")
         if not ok:
