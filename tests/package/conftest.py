@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from debian import debfile, deb822
+
+from debian import deb822, debfile
 
 REPO = Path(__file__).resolve().parents[2]
 PY = "/usr/bin/python3"

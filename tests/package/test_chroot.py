@@ -128,9 +128,7 @@ def test_preseeded_install_writes_0600_config_and_forgets_the_token(root):
     assert root.holders_of(CANARY) == ["/" + CONF]
     assert root.sh("debconf-show duckdns").returncode == 0
 
-    listed = [
-        ln for ln in (root / BACKUP_LIST).read_text().splitlines() if not ln.startswith("#")
-    ]
+    listed = [ln for ln in (root / BACKUP_LIST).read_text().splitlines() if not ln.startswith("#")]
     assert listed == [
         "/" + CONF,
         "/" + TIMER_LINK,
@@ -237,4 +235,3 @@ def test_recipe_config_and_hand_made_units_are_kept(root):
     # /var/lib/private was there before the package: purge leaves it.
     assert private.is_dir()
     assert (units / "duckdns.service").exists()
-

@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 from conftest import PY, REPO, run
+
 from debian import deb822
 
 
@@ -127,5 +128,6 @@ def test_token_never_reaches_a_command_line(built):
         text = (built.ctrl / name).read_text()
         # No pipe of a token variable into a program, no program given it as argument.
         assert not re.search(r"\$\{?(TOKEN|CUR_TOKEN|_in)\b[^\n|]*\|", text), name
-        assert not re.search(r"\b(echo|sed|awk|tr|grep|cat)\b[^\n]*\$\{?(TOKEN|CUR_TOKEN)\b",
-                             text), name
+        assert not re.search(
+            r"\b(echo|sed|awk|tr|grep|cat)\b[^\n]*\$\{?(TOKEN|CUR_TOKEN)\b", text
+        ), name

@@ -6,6 +6,7 @@ import re
 import shutil
 
 from conftest import REPO, run
+
 from debian import deb822
 
 EXPECTED_TYPES = {
@@ -33,9 +34,10 @@ def test_token_has_no_default(built):
 
 
 def test_unconfigured_note_names_the_command(built):
-    assert "dpkg-reconfigure duckdns" in shipped_templates(built)["duckdns/unconfigured"][
-        "Description"
-    ]
+    assert (
+        "dpkg-reconfigure duckdns"
+        in shipped_templates(built)["duckdns/unconfigured"]["Description"]
+    )
 
 
 def test_source_templates_are_translatable():
