@@ -14,6 +14,15 @@ VERSION = re.search(
 
 
 
+LONG_DESCRIPTION = """\
+duckdns keeps your free NAME.duckdns.org name pointed at this machine's
+changing IPv4 (and optionally IPv6) address. It asks for the DuckDNS token
+once through debconf and then runs every minute from a locked-down systemd
+timer, as a throw-away dynamic user, sending an update only when the
+address changed. Change the settings with "dpkg-reconfigure duckdns".
+"""
+
+
 class PlainEntryScripts(install_scripts):
     """Write the console script as a plain wrapper.
 
@@ -40,9 +49,11 @@ setup(
     cmdclass={"install_scripts": PlainEntryScripts},
     name="duckdns",
     version=VERSION,
-    description="Hardened DuckDNS dynamic-DNS updater for Debian and Raspberry Pi OS",
-    long_description=(HERE / "README.md").read_text(),
-    long_description_content_type="text/markdown",
+    # The Debian package's Description: stdeb keeps 60 characters of the synopsis
+    # and the first 20 lines of the long description; lintian wants <= 80 columns.
+    description="hardened DuckDNS dynamic DNS updater (systemd timer)",
+    long_description=LONG_DESCRIPTION,
+    long_description_content_type="text/plain",
     author="duckdns maintainers",
     author_email="maintainers@users.noreply.r-seed-e1416756.example",
     url="https://www.duckdns.org/",
