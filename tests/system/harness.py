@@ -1288,3 +1288,19 @@ def token_leaks(c: Container, token: str, allowed: tuple[str, ...] = (CONF,)) ->
         if token in c.journal():
             leaks.append("journalctl")
     return leaks
+
+
+def kill_tree(c: Container, pid: int | str) -> list[str]:
+    """A power cut for one process tree inside the container: stop every process under
+    ``pid`` (inclusive), then SIGKILL them all. Returns the pids killed."""
+    table = c.exec(["ps", "-e", "-o", "pid=,ppid="]).stdout.split()
+    parent = dict(zip(table[0::2], table[1::2], strict=True))
+    tree, grew = {str(pid)}, True
+    while grew:
+        new = {p for p, pp in parent.items() if pp in tree} - tree
+        tree |= new
+        grew = bool(new)
+    pids = sorted(tree, key=int)
+    c.exec(["kill", "-STOP", *pids], check=False)
+    c.exec(["kill", "-KILL", *pids], check=False)
+    return pids
