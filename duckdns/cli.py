@@ -2,19 +2,21 @@
 
 Modules that cost CPU to import (requests above all, through duckdns.api) are
 imported inside the commands that need them: a timer run where nothing changed
-never loads them (see scripts/bench).
+never loads them (see scripts/bench). Paths are strings (see duckdns.fsutil): pathlib
+alone would cost a timer run about 8 ms.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
-from pathlib import Path
 
 from duckdns import __version__, report
 from duckdns import config as configuration
 from duckdns import state as statefile
+from duckdns.fsutil import join, normpath, parent
 
 EXIT_OK, EXIT_KO, EXIT_USAGE, EXIT_TEMPFAIL, EXIT_CONFIG, EXIT_SOFTWARE = 0, 1, 2, 75, 78, 70
 
@@ -97,7 +99,7 @@ def build_parser():  # -> argparse.ArgumentParser (imported only when built)
     common.add_argument(
         CONFIG_OPTION,
         metavar="PATH",
-        type=Path,
+        type=normpath,
         default=argparse.SUPPRESS,
         help="configuration file (default: $STATE_DIRECTORY/duckdns.conf, "
         f"else {configuration.DEFAULT_PATH})",
@@ -205,7 +207,7 @@ def _quick_parse(argv: list[str]) -> _Args | None:
     if command is None:
         return None
     if "config" in values:
-        values["config"] = Path(values["config"])
+        values["config"] = normpath(values["config"])
     return _Args(command=command, **values)
 
 
@@ -224,7 +226,7 @@ def _verbosity(argv: list[str]) -> int:
     return level
 
 
-def config_path(args: _Args) -> Path:
+def config_path(args: _Args) -> str:
     return getattr(args, "config", None) or configuration.default_path()
 
 
@@ -268,7 +270,7 @@ def cmd_update(args: _Args) -> int:
     return _send(cfg, state, state_path, plan)
 
 
-def _send(cfg, state: dict, state_path: Path, plan) -> int:
+def _send(cfg, state: dict, state_path: str, plan) -> int:
     from duckdns import api
 
     query = api.build_query(cfg, ipv4=plan.ipv4_param, ipv6=plan.ipv6_param)
@@ -320,7 +322,7 @@ def _check_probe(cfg, state: dict, plan, reply) -> None:
     state["probe_ipv4"] = plan.observed_ipv4
 
 
-def _failed(state: dict, state_path: Path, result: str, message: str, code: int) -> int:
+def _failed(state: dict, state_path: str, result: str, message: str, code: int) -> int:
     state.update(last_result=result, last_error=report.redact(message))
     statefile.save(state_path, state)
     report.error(message)
@@ -375,8 +377,9 @@ def _when(timestamp) -> str:
 def cmd_status(args: _Args) -> int:
     path = config_path(args)
     state_path = statefile.path_for(path)
-    if not os.access(path.parent, os.X_OK) and path.parent.exists():
-        raise configuration.ConfigError(f"{path.parent} is not readable: run as root")
+    directory = parent(path)
+    if not os.access(directory, os.X_OK) and _exists(directory):
+        raise configuration.ConfigError(f"{directory} is not readable: run as root")
     state = statefile.load(state_path)
     if args.json:
         import json
@@ -390,7 +393,7 @@ def cmd_status(args: _Args) -> int:
         )
         return EXIT_OK
     rows = [
-        ("Config", str(path) + ("" if path.exists() else " (missing)")),
+        ("Config", str(path) + ("" if _exists(path) else " (missing)")),
         ("Last request", _when(state["last_run"])),
         ("Last result", state["last_result"] or "-"),
         ("Last success", _when(state["last_success"])),
@@ -411,10 +414,24 @@ def cmd_verify(args: _Args) -> int:
     return verify.run(args, config_path(args))
 
 
-def backup_paths(path: Path) -> list[str]:
+def _exists(path: str) -> bool:
+    """``pathlib.Path(path).exists()``: False if missing, an error if it cannot be known."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+            raise
+        return False
+    except ValueError:  # a path that cannot be encoded
+        return False
+    return True
+
+
+def backup_paths(path: str) -> list[str]:
     """What a restore needs: the config (with the token) and the admin's unit choices."""
-    real = Path(os.path.realpath(path.parent)) / path.name
-    return [str(real), *BACKUP_UNIT_PATHS]
+    path = normpath(path)
+    real = join(normpath(os.path.realpath(parent(path))), path.rpartition("/")[2])
+    return [real, *BACKUP_UNIT_PATHS]
 
 
 def cmd_backup_paths(args: _Args) -> int:

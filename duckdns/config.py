@@ -6,28 +6,42 @@ Two forms are accepted:
 * the hand-made recipe's curl config, recognised by its ``url = "https://…/update?…"``
   line, so an existing setup keeps working untouched: the URL's domains, token and
   scheme://host are taken, every other line (curl options) is ignored.
+
+Import cost matters: every timer run loads this module. It validates by hand, without
+``re``, ``ipaddress``, ``pathlib`` or ``urllib.parse`` (together about 12 ms to import, most
+of what a ``duckdns check`` would cost; see scripts/bench). Each hand check is written to
+accept and refuse exactly what the regular expression or parser it replaced did, and where
+that would be intricate (an IPv6 literal, an unusual server URL, the curl-config URL) the
+fast check only accepts the plain, common form and hands anything else to the standard
+library parser, imported then, which decides.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import _socket
 import os
-import re
 import stat
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 from duckdns import probe, report
+from duckdns.fsutil import join, normpath
 
-DEFAULT_PATH = Path("/var/lib/private/duckdns/duckdns.conf")
+DEFAULT_PATH = "/var/lib/private/duckdns/duckdns.conf"
 DEFAULT_SERVER = "https://www.duckdns.org"
 DEFAULT_REFRESH = 24 * 3600
 KEYS = ("domains", "token", "ipv4", "ipv6", "server", "ca_bundle", "probe", "refresh")
 
-_TOKEN_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
-_SUBNAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_DURATION_RE = re.compile(r"^(\d+)\s*([smhd]?)$")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_TOKEN_GROUPS = (8, 4, 4, 4, 12)  # hexadecimal digits between the hyphens
+_SUBNAME_ENDS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")  # first and last character
+_SUBNAME_CHARS = _SUBNAME_ENDS | {"-"}
+_KEY_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_KEY_CHARS = _KEY_START | frozenset("0123456789")
+_CURL_NAME_CHARS = _KEY_CHARS | {".", "-"}
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# Server URLs the fast check accepts without urllib.parse: https://HOST[:PORT][/PATH] with
+# these characters only (no user, query, fragment, brackets, escapes or spaces).
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+_PATH_CHARS = _HOST_CHARS | frozenset("/_~")
 
 
 class ConfigError(Exception):
@@ -72,12 +86,22 @@ class Config:
         )
 
 
-def default_path() -> Path:
+def default_path() -> str:
     """The config the service reads: ``$STATE_DIRECTORY/duckdns.conf`` under systemd."""
     state_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
     if state_dir:
-        return Path(state_dir) / "duckdns.conf"
+        return join(normpath(state_dir), "duckdns.conf")
     return DEFAULT_PATH
+
+
+def _is_subname(name: str) -> bool:
+    """``^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$``: a DNS label, lowercase, 1 to 63 long."""
+    return (
+        0 < len(name) <= 63
+        and name[0] in _SUBNAME_ENDS
+        and name[-1] in _SUBNAME_ENDS
+        and all(c in _SUBNAME_CHARS for c in name)
+    )
 
 
 def parse_domains(value: str, where: str) -> tuple[str, ...]:
@@ -88,7 +112,7 @@ def parse_domains(value: str, where: str) -> tuple[str, ...]:
             name = name[: -len(".duckdns.org")]
         if not name:
             continue
-        if not _SUBNAME_RE.match(name):
+        if not _is_subname(name):
             raise ConfigError(
                 f"{where}: {raw.strip()!r} is not a DuckDNS subname: use letters, digits and "
                 "inner hyphens, 1 to 63 characters (e.g. 'piserver' or 'piserver.duckdns.org')"
@@ -102,7 +126,8 @@ def parse_domains(value: str, where: str) -> tuple[str, ...]:
 
 def check_token(value: str, where: str) -> str:
     token = value.strip()
-    if not _TOKEN_RE.match(token):
+    groups = token.split("-")
+    if tuple(map(len, groups)) != _TOKEN_GROUPS or not all(c in _HEX for c in token if c != "-"):
         # Never echo the value: it may be a real token with a typo.
         raise ConfigError(
             f"{where}: the token is not a DuckDNS token (expected 8-4-4-4-12 hexadecimal "
@@ -112,18 +137,37 @@ def check_token(value: str, where: str) -> str:
 
 
 def parse_duration(value: str, where: str) -> int:
-    m = _DURATION_RE.match(value.strip().lower())
-    if not m or int(m.group(1)) == 0:
+    """``^(\\d+)\\s*([smhd]?)$`` on the lowercased value: digits, spaces, one unit letter."""
+    text = value.strip().lower()
+    digits = 0
+    while digits < len(text) and text[digits].isdecimal():  # what \\d matches
+        digits += 1
+    unit = text[digits:].lstrip()  # str.isspace() is what \\s matches
+    if not digits or unit not in _UNITS or int(text[:digits]) == 0:
         raise ConfigError(
             f"{where}: {value!r} is not a duration: write e.g. '24h', '90m', '3600s' or '1d'"
         )
-    return int(m.group(1)) * _UNITS[m.group(2)]
+    return int(text[:digits]) * _UNITS[unit]
 
 
 def _address(value: str, version: int, key: str, where: str) -> str:
     value = value.strip().lower()
     if value in ("auto", "off"):
         return value
+    # An address already in its canonical form (the usual case) needs no ipaddress module:
+    # inet_pton accepts it and inet_ntop gives it back unchanged. IPv4: glibc and ipaddress
+    # both want four decimal octets without leading zeros; IPv6: glibc writes the RFC 5952
+    # form str(IPv6Address) writes, except for embedded IPv4 ("."), left to ipaddress.
+    family = _socket.AF_INET if version == 4 else _socket.AF_INET6
+    try:
+        if _socket.inet_ntop(family, _socket.inet_pton(family, value)) == value and (
+            version == 4 or "." not in value
+        ):
+            return value
+    except (OSError, ValueError):
+        pass
+    import ipaddress
+
     try:
         addr = ipaddress.ip_address(value)
     except ValueError:
@@ -137,6 +181,10 @@ def _address(value: str, version: int, key: str, where: str) -> str:
 
 def _server(value: str, where: str) -> str:
     value = value.strip().rstrip("/")
+    if _plain_https_url(value):
+        return value
+    from urllib.parse import urlsplit
+
     parts = urlsplit(value)
     if parts.scheme != "https" or not parts.hostname:
         raise ConfigError(
@@ -148,6 +196,23 @@ def _server(value: str, where: str) -> str:
     return value
 
 
+def _plain_https_url(value: str) -> bool:
+    """``https://HOST[:PORT][/PATH]`` in plain characters: what urlsplit accepts as a server.
+
+    Only a quick yes: anything else (a no, or an unusual URL) goes to urlsplit, which decides.
+    """
+    if not value.startswith("https://"):
+        return False
+    netloc, _, path = value[len("https://") :].partition("/")
+    host, colon, port = netloc.partition(":")
+    return (
+        bool(host)
+        and all(c in _HOST_CHARS for c in host)
+        and (not colon or (port.isascii() and port.isdigit()))
+        and all(c in _PATH_CHARS for c in path)
+    )
+
+
 def _unquote(value: str) -> str:
     value = value.strip()
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
@@ -156,15 +221,33 @@ def _unquote(value: str) -> str:
 
 
 def _split_line(line: str) -> tuple[str, str] | None:
-    """``key = value``; curl config also allows ``key: value``, ``key value`` and ``--key``."""
-    m = re.match(r"^(?:--)?([A-Za-z0-9_.-]+)\s*(?:[=:]\s*|\s+|$)(.*)$", line)
-    if not m:
+    """``key = value``; curl config also allows ``key: value``, ``key value`` and ``--key``.
+
+    What ``^(?:--)?([A-Za-z0-9_.-]+)\\s*(?:[=:]\\s*|\\s+|$)(.*)$`` matched: the name is the
+    longest run of those characters (less a leading ``--`` if more follows), then the end, or
+    whitespace and/or one ``=`` or ``:`` (with the whitespace around it) before the value.
+    """
+    end = 0
+    while end < len(line) and line[end] in _CURL_NAME_CHARS:
+        end += 1
+    name = line[:end]
+    if not name:
         return None
-    return m.group(1).lower(), m.group(2)
+    if name.startswith("--") and len(name) > 2:
+        name = name[2:]
+    rest = line[end:]
+    if rest and not (rest[0] in "=:" or rest[0].isspace()):
+        return None
+    rest = rest.lstrip()
+    if rest[:1] in ("=", ":"):
+        rest = rest[1:].lstrip()
+    return name.lower(), rest
 
 
 def _legacy(values: dict[str, str], url: str, where: str) -> dict[str, str]:
     """Translate the recipe's curl config URL into native keys."""
+    from urllib.parse import parse_qs, urlsplit
+
     parts = urlsplit(_unquote(url))
     if parts.scheme != "https" or not parts.hostname or not parts.path.endswith("/update"):
         raise ConfigError(
@@ -183,7 +266,20 @@ def _legacy(values: dict[str, str], url: str, where: str) -> dict[str, str]:
     return values
 
 
-def parse(text: str, path: Path) -> Config:
+def _split_native(line: str) -> tuple[str, str] | None:
+    """What ``^([A-Za-z_][A-Za-z0-9_]*)\\s*=\\s*(.*)$`` matched: (key, value) or None."""
+    if not line or line[0] not in _KEY_START:
+        return None
+    end = 1
+    while end < len(line) and line[end] in _KEY_CHARS:
+        end += 1
+    rest = line[end:].lstrip()
+    if not rest.startswith("="):
+        return None
+    return line[:end], rest[1:].lstrip()
+
+
+def parse(text: str, path: str) -> Config:
     """Parse the text of ``path`` (already read) into a Config."""
     values: dict[str, str] = {}
     url: str | None = None
@@ -200,18 +296,18 @@ def parse(text: str, path: Path) -> Config:
             continue
         if split and split[0] == "cacert":
             curl_cacert = _unquote(split[1])
-        m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$", line)
-        if not m:
+        native = _split_native(line)
+        if native is None:
             native_errors.append(
                 f"{where}: cannot parse {line.split()[0][:40]!r}: "
                 "write 'key = value' (see duckdns.conf(5))"
             )
             continue
-        key = m.group(1).lower()
+        key = native[0].lower()
         if key not in KEYS:
             native_errors.append(f"{where}: unknown key {key!r}: known keys are " + ", ".join(KEYS))
             continue
-        values[key] = _unquote(m.group(2))
+        values[key] = _unquote(native[1])
     where = str(path)
     if url is not None:
         # A curl config: its other lines are curl options, not our keys.
@@ -260,8 +356,9 @@ def parse(text: str, path: Path) -> Config:
     )
 
 
-def load(path: Path) -> Config:
+def load(path: str | os.PathLike) -> Config:
     """Read ``path`` after checking that only its owner can read or write it."""
+    path = normpath(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:

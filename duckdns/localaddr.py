@@ -1,11 +1,14 @@
-"""This host's own global IPv6 address, read from the kernel (for ``ipv6 = auto``)."""
+"""This host's own global IPv6 address, read from the kernel (for ``ipv6 = auto``).
+
+``ipaddress`` (which knows the special-purpose ranges) is imported only when an address
+is looked at: every timer run imports this module, few configurations use ``ipv6 = auto``.
+"""
 
 from __future__ import annotations
 
-import ipaddress
-from pathlib import Path
+import os
 
-IF_INET6 = Path("/proc/net/if_inet6")
+IF_INET6 = "/proc/net/if_inet6"
 
 # Address flags from linux/if_addr.h, as printed in /proc/net/if_inet6.
 IFA_F_TEMPORARY = 0x01
@@ -14,7 +17,6 @@ IFA_F_DEPRECATED = 0x20
 IFA_F_TENTATIVE = 0x40
 IFA_F_PERMANENT = 0x80
 _UNUSABLE = IFA_F_DADFAILED | IFA_F_DEPRECATED | IFA_F_TENTATIVE
-_ULA = ipaddress.IPv6Network("fc00::/7")
 
 
 def candidates(text: str) -> list[str]:
@@ -25,6 +27,9 @@ def candidates(text: str) -> list[str]:
     before temporary (privacy) ones, which change daily and would make every run an
     update.
     """
+    import ipaddress
+
+    ula = ipaddress.IPv6Network("fc00::/7")
     found: list[tuple[int, str]] = []
     for line in text.splitlines():
         fields = line.split()
@@ -35,17 +40,18 @@ def candidates(text: str) -> list[str]:
             addr = ipaddress.IPv6Address(int(fields[0], 16))
         except ValueError:
             continue
-        if flags & _UNUSABLE or not addr.is_global or addr in _ULA or addr.is_link_local:
+        if flags & _UNUSABLE or not addr.is_global or addr in ula or addr.is_link_local:
             continue
         found.append((1 if flags & IFA_F_TEMPORARY else 0, str(addr)))
     found.sort(key=lambda item: item[0])
     return [addr for _, addr in found]
 
 
-def global_ipv6(path: Path = IF_INET6) -> str | None:
+def global_ipv6(path: str | os.PathLike = IF_INET6) -> str | None:
     """The best address of this host, or None if it has none."""
     try:
-        text = path.read_text()
+        with open(path) as f:
+            text = f.read()
     except OSError:
         return None
     found = candidates(text)

@@ -10,14 +10,12 @@ cannot be resolved.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from duckdns import config as configuration
 from duckdns import dnswire, report
 from duckdns import state as statefile
 
 
-def run(args, path: Path) -> int:
+def run(args, path: str) -> int:
     cfg = configuration.load(path)
     state = statefile.load(statefile.path_for(cfg.path))
     if args.resolver:
