@@ -58,7 +58,7 @@ DEB_REVISION := $(shell sed -n 's/^Debian-Version: *//p' stdeb.cfg)
 DEB := dist/duckdns_$(VERSION)-$(DEB_REVISION)_all.deb
 DEB_ENV := env PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8
 DEB_SOURCES := setup.py stdeb.cfg MANIFEST.in README.md \
-	$(shell find duckdns debian man -type f ! -name '*.pyc' 2>/dev/null)
+	$(shell find duckdns debian man hooks -type f ! -name '*.pyc' 2>/dev/null)
 
 deb: build-deps $(DEB)
 

@@ -7,56 +7,14 @@ runs `make deb` itself.
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pkgtools import IN_CI, PY, REPO, build_inputs, debian_revision, run, setup_py_version  # noqa: F401
 
 from debian import deb822, debfile
-
-REPO = Path(__file__).resolve().parents[2]
-PY = "/usr/bin/python3"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-# Debian's tools only: never a pyenv/venv python3 from PATH.
-CLEAN_ENV = {**os.environ, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
-
-
-def run(cmd, check=True, **kw) -> subprocess.CompletedProcess:
-    kw.setdefault("capture_output", True)
-    kw.setdefault("text", True)
-    kw.setdefault("env", CLEAN_ENV)
-    proc = subprocess.run([str(c) for c in cmd], **kw)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(map(str, cmd))} exited {proc.returncode}\n"
-            f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
-        )
-    return proc
-
-
-def setup_py_version() -> str:
-    """The version setup.py reports (it reads duckdns/__init__.py)."""
-    out = run([PY, "setup.py", "--version"], cwd=REPO).stdout
-    return out.strip().splitlines()[-1]
-
-
-def debian_revision() -> str:
-    m = re.search(r"^Debian-Version:\s*(\S+)", (REPO / "stdeb.cfg").read_text(), re.M)
-    return m.group(1) if m else "1"
-
-
-def build_inputs() -> list[Path]:
-    """Every file the .deb is built from (the Makefile's DEB_SOURCES)."""
-    files = [REPO / n for n in ("setup.py", "stdeb.cfg", "MANIFEST.in", "README.md")]
-    for top in ("duckdns", "debian", "man"):
-        files += [
-            p for p in (REPO / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts
-        ]
-    return [p for p in files if p.exists()]
 
 
 @dataclass

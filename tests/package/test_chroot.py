@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import run
+from pkgtools import run
 
 CANARY = "c0ffee00-dead-beef-0000-123456789abc"
 OTHER = "c0ffee00-dead-beef-0000-123456789abd"

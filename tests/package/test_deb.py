@@ -7,7 +7,7 @@ import re
 import stat
 from pathlib import Path
 
-from conftest import PY, REPO, run
+from pkgtools import PY, REPO, run
 
 from debian import deb822
 
@@ -76,12 +76,26 @@ def test_program_and_module_installed(built):
     assert (built.root / "usr/share/doc/duckdns/copyright").is_file()
 
 
-def test_no_conffiles_and_nothing_shipped_in_etc(built):
-    conffiles = built.ctrl / "conffiles"
-    assert not conffiles.exists() or not conffiles.read_text().strip(), conffiles.read_text()
-    assert not (built.root / "etc").exists(), sorted(
-        str(p.relative_to(built.root)) for p in (built.root / "etc").rglob("*")
+APT_SNIPPET = "etc/apt/apt.conf.d/51duckdns-unattended-upgrades"
+
+
+def test_only_conffile_is_the_fixed_unattended_upgrades_snippet(built):
+    """Nothing an admin is expected to edit ships in /etc, so no conffile prompt can ever
+    stall an unattended upgrade. The one conffile (issue 5) is the apt snippet that lets
+    unattended-upgrades take duckdns from its own repository; its content never changes."""
+    conffiles = (built.ctrl / "conffiles").read_text().split()
+    assert conffiles == ["/" + APT_SNIPPET]
+    shipped = sorted(
+        str(p.relative_to(built.root)) for p in (built.root / "etc").rglob("*") if p.is_file()
     )
+    assert shipped == [APT_SNIPPET]
+    text = (built.root / APT_SNIPPET).read_text()
+    assert text == (REPO / "debian/apt.conf.d/51duckdns-unattended-upgrades").read_text()
+    code = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("//")]
+    assert code == ["Unattended-Upgrade::Origins-Pattern {", '"origin=duckdns";', "};"]
+    # apt itself parses it: the pattern lands in the list unattended-upgrades reads.
+    dump = run(["apt-config", "-c", built.root / APT_SNIPPET, "dump"]).stdout
+    assert 'Unattended-Upgrade::Origins-Pattern:: "origin=duckdns";' in dump
 
 
 def test_maintainer_scripts_present_and_strict(built):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 
-from conftest import REPO, run
+from pkgtools import REPO, run
 
 from debian import deb822
 

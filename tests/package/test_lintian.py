@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import REPO, run
+from pkgtools import REPO, run
 
 
 def test_lintian_clean(built):
