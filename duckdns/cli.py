@@ -153,6 +153,44 @@ def build_parser():  # -> argparse.ArgumentParser (imported only when built)
     return parser
 
 
+HELP_OPTIONS = (["--help"], ["-h"])
+
+
+def _stored_help() -> str | None:
+    """``duckdns --help`` as the parser prints it at 80 columns, without building it.
+
+    argparse (with re, gettext and locale) and building the parser cost more than the rest
+    of the program: duckdns/helptext.py holds the text build_parser() prints at the usual
+    width, generated from it by :func:`write_helptext`; tests/unit/test_cost.py fails when
+    the two differ. Any other width (COLUMNS, a wider terminal) goes to argparse.
+    (argparse's own words, "usage:" and "options:", would follow a gettext catalog for the
+    default "messages" domain; Debian installs none, so they are English, as stored.)
+    """
+    from duckdns import helptext
+
+    return helptext.MAIN if _help_width() == helptext.WIDTH else None
+
+
+def write_helptext(path: str | None = None) -> None:
+    """Regenerate duckdns/helptext.py from build_parser() (see :func:`_stored_help`)."""
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "80"
+    try:
+        width, text = _help_width(), build_parser().format_help()
+    finally:
+        if saved is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = saved
+    if "\\" in text or '"""' in text:
+        raise ValueError("the help text cannot be stored as a plain triple-quoted string")
+    with open(path or os.path.join(os.path.dirname(__file__), "helptext.py"), "w") as f:
+        f.write(
+            '"""``duckdns --help`` at 80 columns, from cli.write_helptext(): do not edit."""\n\n'
+            f'WIDTH = {width}\nMAIN = """\\\n{text}"""\n'
+        )
+
+
 class _Args:
     """What parse_args would return, for the command lines _quick_parse understands."""
 
@@ -453,6 +491,11 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     report.set_verbosity(_verbosity(argv))
+    if argv in HELP_OPTIONS:
+        text = _stored_help()
+        if text is not None:
+            sys.stdout.write(text)
+            return EXIT_OK
     args = _quick_parse(argv) or build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -475,3 +475,62 @@ def test_path_strings_are_what_pathlib_gives():
         assert parent(normpath(text)) == str(path.parent), text
         assert join(normpath(text), "state.json") == str(path / "state.json"), text
     assert normpath(PurePosixPath("/x//y/")) == "/x/y"
+
+
+# -- --help without argparse: the stored text is the parser's ----------------------------------
+
+
+def test_stored_help_is_what_the_parser_prints(tmp_path, monkeypatch):
+    """duckdns/helptext.py must be regenerated whenever the parser changes: run
+    /usr/bin/python3 -c 'from duckdns import cli; cli.write_helptext()'"""
+    from duckdns import cli, helptext
+
+    monkeypatch.setenv("COLUMNS", "80")
+    assert cli._help_width() == helptext.WIDTH
+    assert build_parser().format_help() == helptext.MAIN
+    fresh = tmp_path / "helptext.py"
+    cli.write_helptext(str(fresh))
+    assert fresh.read_text() == (ROOT / "duckdns" / "helptext.py").read_text()
+
+
+# What argparse itself prints at a given width.
+PARSER_HELP = """
+import argparse, sys
+from duckdns import cli
+cli._help_width = lambda: int(sys.argv[1])
+try:
+    cli.build_parser().parse_args(["--help"])
+except SystemExit as exc:
+    assert exc.code == 0
+"""
+
+
+@pytest.mark.parametrize("option", ["--help", "-h"])
+@pytest.mark.parametrize("columns", [None, "80", "100", "60"])
+def test_help_output_is_argparse_output(option, columns):
+    env = {"COLUMNS": columns} if columns else {}
+    proc = run_duckdns(option, env=env)
+    width = int(columns or 80) - 2
+    expected = subprocess.run(
+        [DEBIAN_PYTHON, "-c", PARSER_HELP, str(width)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT)},
+        check=True,
+    ).stdout
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout == expected
+
+
+@pytest.mark.parametrize(("columns", "argparse_loaded"), [("80", False), ("100", True)])
+def test_help_at_80_columns_does_not_import_argparse(columns, argparse_loaded):
+    proc = subprocess.run(
+        [DEBIAN_PYTHON, "-c", PROBE_MODULES, "--help"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "COLUMNS": columns},
+        timeout=60,
+    )
+    assert proc.returncode == 0
+    modules = set(proc.stdout.strip().splitlines()[-1][len("LOADED=") :].split(",")) - {""}
+    assert ("argparse" in modules) == argparse_loaded
