@@ -1,0 +1,150 @@
+"""Scenarios 5 and 6: the hardening is real under a booted systemd, and faults are
+reported and recovered from without a manual step."""
+
+from __future__ import annotations
+
+import re
+
+import harness
+from harness import CANARY_TOKEN as TOKEN
+from harness import CONF
+
+PROBE = """#!/bin/sh
+# Runs as ExecStartPre= of duckdns.service, i.e. with all of the unit's settings.
+try() {
+    if "$@" 2>/dev/null; then echo "PROBE $PROBE_NAME=yes"; else echo "PROBE $PROBE_NAME=no"; fi
+}
+PROBE_NAME=write-etc try touch /etc/duckdns-probe
+PROBE_NAME=write-usr try touch /usr/duckdns-probe
+PROBE_NAME=write-usr-local try touch /usr/local/duckdns-probe
+PROBE_NAME=write-var-lib try touch /var/lib/duckdns-probe
+PROBE_NAME=write-state try touch "$STATE_DIRECTORY/.probe"
+rm -f "$STATE_DIRECTORY/.probe"
+PROBE_NAME=see-root try test -e /root/marker
+PROBE_NAME=see-home try test -e /home/alice/marker
+echo "PROBE uid=$(id -u)"
+caps=$(awk '/^Cap(Inh|Prm|Eff|Bnd|Amb):/ {
+    printf "%s=%s ", substr($1, 1, length($1) - 1), $2 }' /proc/self/status)
+echo "PROBE $caps"
+echo "PROBE nnp=$(grep NoNewPrivs /proc/self/status | tr -dc 0-9)"
+"""
+
+
+def exposure(text: str, unit: str = "duckdns.service") -> float:
+    m = re.search(rf"Overall exposure level for {re.escape(unit)}: ([0-9.]+)", text)
+    assert m, text[-2000:]
+    return float(m.group(1))
+
+
+def install(c, deb, token=TOKEN):
+    harness.preseed(c, domains="piserver", token=token, ipv6=False)
+    harness.copy_deb(c, deb)
+    c.exec(
+        ["apt-get", "install", "-y", f"/root/{deb.name}"], env={"DEBIAN_FRONTEND": "noninteractive"}
+    )
+
+
+def test_hardening_is_real(container, duckdns, deb):
+    """Scenario 5."""
+    c = container
+    install(c, deb)
+    # systemd-analyze inside the booted system agrees with the offline score, <= 1.1.
+    live = exposure(
+        c.exec(["systemd-analyze", "security", "--no-pager", "duckdns.service"], check=False).stdout
+    )
+    offline = exposure(
+        c.exec(
+            [
+                "systemd-analyze",
+                "security",
+                "--no-pager",
+                "--offline=true",
+                "/lib/systemd/system/duckdns.service",
+            ],
+            check=False,
+        ).stdout,
+        unit="duckdns.service",
+    )
+    assert live <= 1.1, live
+    assert live == offline, (live, offline)
+
+    c.write("/root/marker", "x")
+    c.write("/home/alice/marker", "x")
+    c.write("/usr/local/libexec/duckdns-probe", PROBE, mode=0o755)
+    c.write(
+        "/etc/systemd/system/duckdns.service.d/probe.conf",
+        "[Service]\nExecStartPre=/usr/local/libexec/duckdns-probe\n",
+    )
+    c.exec(["systemctl", "daemon-reload"])
+    c.exec(["systemctl", "start", "duckdns.service"])
+    out = c.exec(["journalctl", "--no-pager", "-o", "cat", "-u", "duckdns.service"]).stdout
+    probe = dict(
+        item.split("=", 1)
+        for line in out.splitlines()
+        if line.startswith("PROBE ")
+        for item in line[6:].split()
+        if "=" in item
+    )
+    assert probe, out
+    assert probe["write-etc"] == "no", probe
+    assert probe["write-usr"] == "no", probe
+    assert probe["write-usr-local"] == "no", probe
+    assert probe["write-var-lib"] == "no", probe
+    assert probe["write-state"] == "yes", probe
+    assert probe["see-root"] == "no", probe
+    assert probe["see-home"] == "no", probe
+    assert int(probe["uid"]) in harness.DYNAMIC_UIDS, probe
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(probe[cap], 16) == 0, (cap, probe)
+    assert probe["nnp"] == "1", probe
+    # And the updater itself ran fine under all of it, right after the probe.
+    assert harness.service_show(c, "duckdns.service", "Result")["Result"] == "success"
+    assert duckdns.updates()[-1]["query"]["token"] == TOKEN
+
+
+def test_server_down_then_recovers_without_a_step(container, duckdns, deb):
+    """Scenario 6a: DuckDNS unreachable (503) for the first run; the unit fails and says
+    why; the next timer run succeeds by itself."""
+    c = container
+    duckdns.set_mode("status:503")
+    install(c, deb)
+    result = harness.wait_service_run(c, after=0, timeout=90)
+    assert result["Result"] != "success", result
+    assert result["ExecMainStatus"] == "75", result
+    status = c.exec(
+        ["systemctl", "status", "--no-pager", "-n", "20", "duckdns.service"], check=False
+    ).stdout
+    assert "status=75" in status, status
+    assert "503" in status, f"systemctl status does not say why:\n{status}"
+    assert TOKEN not in status
+    duckdns.set_mode("ok")
+    result = harness.wait_service_run(c, after=1, timeout=90)
+    assert result["Result"] == "success", result
+    assert duckdns.updates()[-1]["query"]["token"] == TOKEN
+    assert harness.token_leaks(c, TOKEN) == []
+
+
+def test_wrong_clock_gives_the_documented_message(container, duckdns, deb):
+    """Scenario 6b: the updater under libfaketime a year back (the machine's clock, which
+    the container shares, is never touched)."""
+    c = container
+    install(c, deb)
+    proc = c.exec(["faketime", "-f", "-365d", "duckdns", "update", "--force"], check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 75, out
+    assert "clock" in out and "not yet valid" in out, out
+    assert TOKEN not in out
+
+
+def test_world_readable_config_fails_with_78(container, duckdns, deb):
+    """Scenario 6c: an invalid config (group/other can read it) is refused, visibly."""
+    c = container
+    install(c, deb)
+    c.exec(["chmod", "0644", CONF])
+    c.exec(["systemctl", "start", "duckdns.service"], check=False)
+    status = c.exec(
+        ["systemctl", "status", "--no-pager", "-n", "20", "duckdns.service"], check=False
+    ).stdout
+    assert "status=78" in status, status
+    assert TOKEN not in status
+    assert duckdns.updates() == []
