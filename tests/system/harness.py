@@ -1304,3 +1304,36 @@ def kill_tree(c: Container, pid: int | str) -> list[str]:
     c.exec(["kill", "-STOP", *pids], check=False)
     c.exec(["kill", "-KILL", *pids], check=False)
     return pids
+
+
+# --------------------------------------------------------------------------------------
+# piuparts
+# --------------------------------------------------------------------------------------
+
+
+def piuparts_tarball() -> Path:
+    """A plain ``debootstrap --variant=minbase`` bookworm, as piuparts makes its own, packed
+    as the --basetgz piuparts starts every test from (cached beside the rootfs)."""
+    arch = _host_arch()
+    key = _cache_key("piuparts", arch, [])
+    tarball = CACHE_DIR / f"piuparts-{SUITE}-{arch}-{key}.tar.gz"
+    with _cache_lock(f"piuparts-{arch}"):
+        if tarball.exists():
+            return tarball
+        tmpdir = Path(tempfile.mkdtemp(prefix=".build-piuparts-", dir=CACHE_DIR))
+        root = tmpdir / "root"
+        tmp = tarball.with_name(f".{tarball.name}.{os.getpid()}.tmp")
+        try:
+            with phase(f"cache build {tarball.name}"):
+                run(["debootstrap", "--variant=minbase", SUITE, str(root), debian_mirror()])
+                _unmount_all_under(root)
+                run(["tar", "-C", str(root), "--numeric-owner", "-czf", str(tmp), "."])
+                os.replace(tmp, tarball)
+        finally:
+            tmp.unlink(missing_ok=True)
+            _unmount_all_under(tmpdir)
+            _remove_tree(tmpdir)
+        for old in CACHE_DIR.glob(f"piuparts-{SUITE}-{arch}-*.tar.gz"):
+            if old != tarball:
+                old.unlink(missing_ok=True)
+    return tarball

@@ -1,0 +1,49 @@
+"""Scenario 11: piuparts (Debian's install/upgrade/purge checker) passes on the .deb.
+
+piuparts installs the dependencies from the Debian mirror (its chroot has the host's
+network), from a base tarball cached beside the rootfs one. Its install is
+non-interactive with no answers, so the package must install unconfigured cleanly, and
+purge must leave nothing behind. (The upgrade part runs when the package is in the
+archive; it is not, so the upgrade is the fleet tests' job.)
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import harness
+import pytest
+
+
+def test_piuparts(deb, system_env, tmp_path):
+    if shutil.which("piuparts") is None:
+        from conftest import skip_or_fail
+
+        skip_or_fail("piuparts is not installed (make test-deps)")
+    if not harness.mirror_reachable():
+        from conftest import skip_or_fail
+
+        skip_or_fail(f"piuparts needs the Debian mirror {harness.debian_mirror()}")
+    base = harness.piuparts_tarball()
+    log = tmp_path / "piuparts.log"
+    cmd = [
+        "piuparts",
+        "--basetgz",
+        str(base),
+        "-d",
+        harness.SUITE,
+        "-m",
+        harness.debian_mirror(),
+        "--tmpdir",
+        str(tmp_path),
+        "--log-file",
+        str(log),
+        str(deb),
+    ]
+    with harness.phase("piuparts"):
+        proc = harness.run(cmd, check=False, timeout=1200)
+    text = log.read_text(errors="replace") if log.exists() else proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        pytest.fail("piuparts failed:\n" + "\n".join(text.splitlines()[-80:]), pytrace=False)
+    assert "PASS: All tests." in text, text[-3000:]
+    assert harness.CANARY_TOKEN not in text
