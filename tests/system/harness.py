@@ -740,22 +740,23 @@ class Container:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what}")
             time.sleep(interval)
 
-    # -- the updater's unit --------------------------------------------------------------
+    def spawn(self, unit: str, argv: list[str], log_path: str | None = None) -> None:
+        """Start ``argv`` inside as the transient service ``unit`` (systemd-run): the
+        container's systemd reaps it and stops it at power-off (a process nsenter'd in and
+        orphaned would be a zombie nobody reaps). Stop it with ``systemctl stop unit``.
+        E.g. an HTTP server for an apt repository on the container's loopback."""
+        props = []
+        if log_path:
+            props = [
+                "-p",
+                f"StandardOutput=file:{log_path}",
+                "-p",
+                f"StandardError=file:{log_path}",
+            ]
+        self.exec(["systemctl", "reset-failed", unit], check=False)
+        self.exec(["systemd-run", f"--unit={unit}", "--collect", "--quiet", *props, *argv])
 
-    def service_runs(self) -> int:
-        """How many times duckdns.service has finished a run since boot (from the journal)."""
-        out = self.exec(
-            ["journalctl", "--no-pager", "-o", "cat", "-u", "duckdns.service", "_PID=1"],
-            check=False,
-        ).stdout
-        return len(
-            re.findall(
-                r"^duckdns\.service: (?:Deactivated successfully|Failed with result|"
-                r"Main process exited)|^Finished |^Failed to start ",
-                out,
-                re.M,
-            )
-        )
+    # -- the updater's unit --------------------------------------------------------------
 
     def unit_property(self, unit: str, prop: str) -> str:
         return self.exec(["systemctl", "show", "-P", prop, unit], check=False).stdout.strip()
@@ -848,20 +849,7 @@ class DuckDNS:
             args += ["--domains", ",".join(self.domains)]
         # A transient service inside the container: systemd there starts, reaps and stops
         # it (a process nsenter'd in and orphaned would be a zombie nobody reaps).
-        self.c.exec(["systemctl", "reset-failed", self.UNIT], check=False)
-        self.c.exec(
-            [
-                "systemd-run",
-                f"--unit={self.UNIT}",
-                "--collect",
-                "--quiet",
-                "-p",
-                f"StandardOutput=file:{TEST_DIR_IN_CONTAINER}/server.log",
-                "-p",
-                f"StandardError=file:{TEST_DIR_IN_CONTAINER}/server.log",
-                *args,
-            ]
-        )
+        self.c.spawn(self.UNIT, args, log_path=f"{TEST_DIR_IN_CONTAINER}/server.log")
         self.running = True
         deadline = time.monotonic() + 20
         while not ready.exists():
