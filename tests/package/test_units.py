@@ -102,6 +102,9 @@ def test_service_is_never_enabled_itself(service):
 def test_timer(timer):
     assert timer["Timer"]["OnBootSec"] == ["30"]
     assert timer["Timer"]["OnUnitActiveSec"] == ["1min"]
+    # A restart (each upgrade, dpkg-reconfigure) must schedule a run even before the
+    # service has ever run: OnBootSec= counts only at the first start.
+    assert timer["Timer"]["OnActiveSec"] == ["30"]
     assert timer["Install"]["WantedBy"] == ["timers.target"]
 
 
