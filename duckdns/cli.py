@@ -502,6 +502,11 @@ def main(argv: list[str] | None = None) -> int:
     except configuration.ConfigError as exc:
         report.error(str(exc))
         return EXIT_CONFIG
+    except PermissionError as exc:  # e.g. status as a user: /var/lib/private is root's
+        report.error(
+            f"{exc.filename or 'a file'} cannot be read: run as root (e.g. 'sudo duckdns …')"
+        )
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the last line of defence: redacted, never a raw traceback

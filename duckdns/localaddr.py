@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 
-IF_INET6 = "/proc/net/if_inet6"
+# /proc/self/net, not /proc/net: under the unit's ProcSubset=pid the /proc/net link is
+# hidden, while the process's own net directory stays readable.
+IF_INET6 = "/proc/self/net/if_inet6"
 
 # Address flags from linux/if_addr.h, as printed in /proc/net/if_inet6.
 IFA_F_TEMPORARY = 0x01

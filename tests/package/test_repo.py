@@ -89,7 +89,8 @@ def test_signed_suites_and_rollback_snapshot(tmp_path, built, signing_key):
         for arch in ("amd64", "arm64", "armhf"):
             packages = list(
                 deb822.Packages.iter_paragraphs(
-                    (dists / "main" / f"binary-{arch}" / "Packages").read_text()
+                    (dists / "main" / f"binary-{arch}" / "Packages").read_text(),
+                    use_apt_pkg=False,
                 )
             )
             assert [(p["Package"], p["Version"]) for p in packages] == [("duckdns", version)]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
-from helpers import CANARY, run_duckdns
+from helpers import CANARY, DEBIAN_PYTHON, ROOT, run_duckdns
 
 
 def check(cfg):
@@ -121,3 +123,35 @@ def test_help_documents_exit_codes():
     assert proc.returncode == 0
     for code in ("75", "78", "KO"):
         assert code in proc.stdout
+
+
+def test_unreadable_state_directory_is_a_clear_refusal(tmp_path, conf):
+    """A user (not root) asking for status gets "run as root", not a traceback."""
+    import os
+
+    cfg = conf()
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    os.chown(private, 0, 0)
+    target = private / "duckdns.conf"
+    os.rename(cfg, target)
+    proc = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            DEBIAN_PYTHON,
+            "-m",
+            "duckdns",
+            "--config",
+            str(target),
+            "status",
+        ],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    os.rename(target, cfg)
+    assert proc.returncode == 78, proc.stderr
+    assert "run as root" in proc.stderr and "Traceback" not in proc.stderr
