@@ -20,12 +20,15 @@ TOKEN = harness.CANARY_TOKEN
 
 @pytest.fixture(scope="session")
 def foreign_env(system_env):
+    from conftest import skip_or_fail
+
     if harness.shutil.which("update-binfmts") is None or not any(
         harness.Path("/usr/libexec/qemu-binfmt").glob("*")
     ):
-        from conftest import skip_or_fail
-
         skip_or_fail("qemu-user-static and binfmt-support are needed (make test-deps)")
+    uncached = [a for a in ("arm64", "armhf") if not harness.cached("chroot", a)]
+    if uncached and not harness.mirror_reachable():
+        skip_or_fail(f"the Debian mirror is needed to build the {'/'.join(uncached)} roots")
 
 
 @pytest.mark.parametrize("arch", ["arm64", "armhf"])
