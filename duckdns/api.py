@@ -53,8 +53,15 @@ class Reply:
         self.ipv4, self.ipv6, self.txt, self.updated = ipv4, ipv6, txt, updated
 
 
-def build_query(cfg, *, ipv4: str | None, ipv6: str | None, txt: str | None = None,
-                clear: bool = False, token: str | None = None) -> str:
+def build_query(
+    cfg,
+    *,
+    ipv4: str | None,
+    ipv6: str | None,
+    txt: str | None = None,
+    clear: bool = False,
+    token: str | None = None,
+) -> str:
     """The query string, in the order DuckDNS documents it. ``None`` omits a parameter."""
     params = [("domains", ",".join(cfg.domains)), ("token", token or cfg.token)]
     if ipv4 is not None:
@@ -112,8 +119,11 @@ def _tls_message(host: str, exc: Exception) -> str:
 
 def _connection_message(host: str, exc: Exception) -> str:
     text = str(exc)
-    if "Name or service not known" in text or "name resolution" in text.lower() or \
-            "No address associated" in text:
+    if (
+        "Name or service not known" in text
+        or "name resolution" in text.lower()
+        or "No address associated" in text
+    ):
         return f"cannot resolve {host} (DNS failure)"
     if "refused" in text:
         return f"connection to {host} refused"
@@ -179,8 +189,13 @@ def parse_answer(body: bytes, txt: bool = False) -> Reply:
         state = lines[-1]
         if txt and len(lines) == 3 and state in ("UPDATED", "NOCHANGE"):
             return Reply(txt=lines[1], updated=state == "UPDATED")
-        if not txt and len(lines) == 4 and state in ("UPDATED", "NOCHANGE") \
-                and _is_ip(lines[1], 4) and _is_ip(lines[2], 6):
+        if (
+            not txt
+            and len(lines) == 4
+            and state in ("UPDATED", "NOCHANGE")
+            and _is_ip(lines[1], 4)
+            and _is_ip(lines[2], 6)
+        ):
             return Reply(ipv4=lines[1], ipv6=lines[2], updated=state == "UPDATED")
     shown = (text or body.decode("ascii", "replace"))[:60].replace("\n", "\\n")
     raise TemporaryFailure(f"unexpected answer from DuckDNS: {shown!r}")
