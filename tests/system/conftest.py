@@ -34,10 +34,21 @@ def _in_system_dir(item) -> bool:
     return SYSTEM_DIR in Path(str(item.fspath)).resolve().parents
 
 
+# Tests whose caches are built in the background: they run last, so that the build
+# overlaps the container tests (which mostly wait for timers).
+LATE_FILES = ("test_foreign_arch.py", "test_piuparts.py")
+
+
+def _late(item) -> bool:
+    return _in_system_dir(item) and Path(str(item.fspath)).name in LATE_FILES
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if _in_system_dir(item):
             item.add_marker(pytest.mark.system)
+    items[:] = [i for i in items if not _late(i)] + [i for i in items if _late(i)]
+    config._duckdns_background = sorted({Path(str(i.fspath)).name for i in items if _late(i)})
 
 
 def pytest_configure(config):
@@ -57,6 +68,7 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
+    harness.join_background()
     harness._reporter = None
     harness.restore_binfmt()
 
@@ -128,8 +140,25 @@ def system_env():
 
 
 @pytest.fixture(scope="session")
-def rootfs_tarball(system_env):
-    return harness.base_tarball("rootfs")
+def rootfs_tarball(system_env, request):
+    tarball = harness.base_tarball("rootfs")
+    late = getattr(request.config, "_duckdns_background", [])
+    jobs = []
+    if "test_foreign_arch.py" in late and harness.shutil.which("update-binfmts"):
+        jobs += [
+            (harness.base_tarball, "chroot", arch)
+            for arch in ("arm64", "armhf")
+            if not harness.cached("chroot", arch)
+        ]
+    if "test_piuparts.py" in late and shutil_which("piuparts"):
+        jobs.append((harness.piuparts_tarball,))
+    if jobs and harness.mirror_reachable():
+        harness.build_in_background(jobs)
+    return tarball
+
+
+def shutil_which(name: str) -> str | None:
+    return harness.shutil.which(name)
 
 
 @pytest.fixture(scope="session")

@@ -340,6 +340,10 @@ def base_tarball(
     tarball = CACHE_DIR / f"{kind}-{SUITE}-{arch}-{_cache_key(kind, arch, packages)}.tar.zst"
     with _cache_lock(f"{kind}-{arch}"):
         if not tarball.exists():
+            # A build that was killed (not just failed) may have left its directory.
+            for stale in CACHE_DIR.glob(f".build-{kind}-{arch}-*"):
+                _unmount_all_under(stale)
+                _remove_tree(stale)
             if arch != _host_arch():
                 ensure_binfmt(arch)
             with phase(f"cache build {tarball.name}"):
@@ -1325,3 +1329,35 @@ def piuparts_tarball() -> Path:
             if old != tarball:
                 old.unlink(missing_ok=True)
     return tarball
+
+
+# --------------------------------------------------------------------------------------
+# Building the slow caches in the background
+# --------------------------------------------------------------------------------------
+
+_background: list = []
+
+
+def build_in_background(jobs: list[tuple]) -> None:
+    """Start building caches (``(function, *args)``) in threads, so the foreign-arch roots
+    (minutes under qemu) build while the container tests wait for their timers. A test
+    that needs one just calls the function: the cache's file lock makes it wait for the
+    build in progress. A failure here is only logged; the test's own call reports it."""
+    import threading
+
+    def work(fn, args):
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001 - the test that needs it reports it
+            log(f"[system] background build {fn.__name__}{args} failed: {exc}")
+
+    for fn, *args in jobs:
+        thread = threading.Thread(target=work, args=(fn, tuple(args)), daemon=True)
+        thread.start()
+        _background.append(thread)
+
+
+def join_background() -> None:
+    """Wait for background builds (a half-built root must not be left with its mounts)."""
+    while _background:
+        _background.pop().join()
