@@ -792,7 +792,7 @@ class DuckDNS:
         self._setup_tls()
         container.defer(self.stop)
 
-    UNIT = "duckdns-test-server.service"
+    UNIT = "duckdns-test-server.service"  # the first start's; restarts get -2, -3, …
 
     def _setup_tls(self) -> None:
         sys.path.insert(0, str(TESTS))
@@ -853,11 +853,18 @@ class DuckDNS:
             args += ["--domains", ",".join(self.domains)]
         # A transient service inside the container: systemd there starts, reaps and stops
         # it (a process nsenter'd in and orphaned would be a zombie nobody reaps).
-        self.c.spawn(self.UNIT, args, log_path=f"{TEST_DIR_IN_CONTAINER}/server.log")
+        # A new unit name per start: a stopped --collect unit may not be unloaded yet.
+        self.starts = getattr(self, "starts", 0) + 1
+        self.unit = (
+            self.UNIT
+            if self.starts == 1
+            else self.UNIT.replace(".service", f"-{self.starts}.service")
+        )
+        self.c.spawn(self.unit, args, log_path=f"{TEST_DIR_IN_CONTAINER}/server.log")
         self.running = True
         deadline = time.monotonic() + 20
         while not ready.exists():
-            active = self.c.unit_property(self.UNIT, "ActiveState")
+            active = self.c.unit_property(self.unit, "ActiveState")
             if active not in ("active", "activating") or time.monotonic() > deadline:
                 log_text = (
                     (self.c.hostdir / "server.log").read_text(errors="replace")
@@ -871,7 +878,7 @@ class DuckDNS:
 
     def stop(self) -> None:
         if self.running and self.c.running:
-            self.c.exec(["systemctl", "stop", self.UNIT], check=False, timeout=30)
+            self.c.exec(["systemctl", "stop", self.unit], check=False, timeout=30)
         self.running = False
 
     def set_mode(self, mode: str, **extra) -> None:
