@@ -42,6 +42,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -388,11 +389,25 @@ def extract(tarball: Path, dest: Path) -> None:
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 QEMU_FOR_ARCH = {"arm64": "qemu-aarch64", "armhf": "qemu-arm"}
 _binfmt_undo: list[list[str]] = []
+_binfmt_lock = None
+_binfmt_thread_lock = threading.Lock()
 
 
 def ensure_binfmt(arch: str) -> None:
     """Mount binfmt_misc and enable qemu for ``arch`` (undone by :func:`restore_binfmt`)."""
+    with _binfmt_thread_lock:  # the background builds call this from two threads
+        _ensure_binfmt(arch)
+
+
+def _ensure_binfmt(arch: str) -> None:
+    global _binfmt_lock
     name = QEMU_FOR_ARCH[arch]
+    if _binfmt_lock is None:
+        # Shared while this session uses binfmt_misc: another test session running at the
+        # same time keeps restore_binfmt() from pulling it away under its feet.
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        _binfmt_lock = open(CACHE_DIR / ".binfmt.lock", "w")  # noqa: SIM115 - held
+        fcntl.flock(_binfmt_lock, fcntl.LOCK_SH)
     if not (BINFMT / "register").exists():
         run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)])
         _binfmt_undo.append(["umount", str(BINFMT)])
@@ -405,8 +420,19 @@ def ensure_binfmt(arch: str) -> None:
 
 
 def restore_binfmt() -> None:
+    """Undo what ensure_binfmt() changed, unless another session is using it."""
+    global _binfmt_lock
+    if _binfmt_lock is None:
+        return
+    try:
+        fcntl.flock(_binfmt_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        log("[system] binfmt_misc left as is: another test session is using it")
+        _binfmt_undo.clear()
     while _binfmt_undo:
         subprocess.run(_binfmt_undo.pop(0), capture_output=True)
+    _binfmt_lock.close()
+    _binfmt_lock = None
 
 
 # --------------------------------------------------------------------------------------
@@ -1350,7 +1376,6 @@ def build_in_background(jobs: list[tuple]) -> None:
     (minutes under qemu) build while the container tests wait for their timers. A test
     that needs one just calls the function: the cache's file lock makes it wait for the
     build in progress. A failure here is only logged; the test's own call reports it."""
-    import threading
 
     def work(fn, args):
         try:
