@@ -8,7 +8,6 @@ On a failing test the container's journal is attached to the report.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
@@ -18,16 +17,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+from harness import IN_CI, skip_or_fail  # noqa: E402,F401 - used by the fixtures here
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SYSTEM_DIR = Path(__file__).resolve().parent
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip locally; fail in CI, where the system tests must run."""
-    if IN_CI:
-        pytest.fail(f"system tests cannot run in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def _in_system_dir(item) -> bool:

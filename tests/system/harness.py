@@ -87,6 +87,22 @@ CHROOT_PACKAGES = ["python3", "python3-requests", "debconf", "ca-certificates", 
 # Bump when the recipe below changes in a way the package lists do not show.
 RECIPE_VERSION = "3"
 
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip locally; fail in CI, where the system tests must run.
+
+    Here rather than in conftest.py: tests/unit has a conftest too, so a test's
+    ``from conftest import …`` may find the wrong one.
+    """
+    import pytest
+
+    if IN_CI:
+        pytest.fail(f"system tests cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 _phase_log: list[tuple[str, float]] = []
 _reporter = None  # set by conftest: a callable(str) that prints past pytest's capture
 

@@ -20,7 +20,7 @@ TOKEN = harness.CANARY_TOKEN
 
 @pytest.fixture(scope="session")
 def foreign_env(system_env):
-    from conftest import skip_or_fail
+    from harness import skip_or_fail
 
     if harness.shutil.which("update-binfmts") is None or not any(
         harness.Path("/usr/libexec/qemu-binfmt").glob("*")

@@ -17,11 +17,11 @@ import pytest
 
 def test_piuparts(deb, system_env, tmp_path):
     if shutil.which("piuparts") is None:
-        from conftest import skip_or_fail
+        from harness import skip_or_fail
 
         skip_or_fail("piuparts is not installed (make test-deps)")
     if not harness.mirror_reachable():
-        from conftest import skip_or_fail
+        from harness import skip_or_fail
 
         skip_or_fail(f"piuparts needs the Debian mirror {harness.debian_mirror()}")
     base = harness.piuparts_tarball()
