@@ -6,6 +6,7 @@ the config file.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -14,6 +15,8 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 CANARY = "c0ffee00-dead-beef-0000-123456789abc"
 DEBIAN_PYTHON = "/usr/bin/python3"
+# The public address the probe reports and the test DuckDNS server sees (TEST-NET-3).
+PUBLIC = "203.0.113.7"
 
 
 def assert_no_canary(*texts: str | bytes, where: str = "output") -> None:
@@ -65,3 +68,31 @@ def write_config(path: Path, mode: int = 0o600, **keys: str) -> Path:
         f.write("\n".join(lines) + "\n")
     os.chmod(path, mode)
     return path
+
+
+def update(cfg: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``duckdns --config CFG update …``."""
+    return run_duckdns("--config", str(cfg), "update", *extra, env=env)
+
+
+def state_of(cfg: Path) -> dict:
+    """The state file next to ``cfg``."""
+    return json.loads((cfg.parent / "state.json").read_text())
+
+
+def make_signing_key(home: Path, name: str) -> Path:
+    """A throw-away ed25519 gpg signing key in a keyring of its own at ``home``.
+
+    Returns its armoured secret key file (what ``make repo REPO_KEY_FILE=`` takes).
+    """
+    home.mkdir(mode=0o700, exist_ok=True)
+    home.chmod(0o700)
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    uid = f"{name} <{name}@test.invalid>"
+    gen = ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "never"]
+    subprocess.run(gen, env=env, check=True, capture_output=True)
+    export = ["gpg", "--batch", "--armor", "--export-secret-keys"]
+    key = home / "secret.asc"
+    key.write_bytes(subprocess.run(export, env=env, check=True, capture_output=True).stdout)
+    subprocess.run(["gpgconf", "--kill", "all"], env=env, capture_output=True)  # no agent left
+    return key

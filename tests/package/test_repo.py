@@ -6,6 +6,7 @@ import os
 import subprocess
 
 import pytest
+from helpers import make_signing_key
 from pkgtools import REPO, run
 
 from debian import deb822
@@ -15,36 +16,7 @@ MAKE_REPO = REPO / "scripts" / "make-repo"
 
 @pytest.fixture(scope="module")
 def signing_key(tmp_path_factory):
-    home = tmp_path_factory.mktemp("gnupg")
-    home.chmod(0o700)
-    env = {**os.environ, "GNUPGHOME": str(home)}
-    subprocess.run(
-        [
-            "gpg",
-            "--batch",
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            "repo test <r@test.invalid>",
-            "ed25519",
-            "sign",
-            "never",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    key = home / "secret.asc"
-    key.write_bytes(
-        subprocess.run(
-            ["gpg", "--batch", "--armor", "--export-secret-keys"],
-            env=env,
-            check=True,
-            capture_output=True,
-        ).stdout
-    )
-    yield key
-    subprocess.run(["gpgconf", "--kill", "all"], env=env, capture_output=True)
+    return make_signing_key(tmp_path_factory.mktemp("gnupg"), "repo-test")
 
 
 def make_repo(tmp_path, deb, **env):

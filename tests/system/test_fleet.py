@@ -21,6 +21,7 @@ import harness
 import pytest
 from harness import CANARY_TOKEN as TOKEN
 from harness import CONF, REPO
+from helpers import make_signing_key
 
 REPO_IN_CONTAINER = "/srv/duckdns-repo"
 KEYRING = "/etc/apt/keyrings/duckdns-archive-keyring.gpg"
@@ -99,44 +100,12 @@ def builds(system_env, deb, tmp_path_factory) -> dict[str, Path]:
     return debs
 
 
-def _make_key(home: Path, name: str) -> Path:
-    home.mkdir(mode=0o700)
-    env = {**os.environ, "GNUPGHOME": str(home)}
-    subprocess.run(
-        [
-            "gpg",
-            "--batch",
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            f"{name} <{name}@test.invalid>",
-            "ed25519",
-            "sign",
-            "never",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    key = home / "secret.asc"
-    key.write_bytes(
-        subprocess.run(
-            ["gpg", "--batch", "--armor", "--export-secret-keys"],
-            env=env,
-            check=True,
-            capture_output=True,
-        ).stdout
-    )
-    subprocess.run(["gpgconf", "--kill", "all"], env=env, capture_output=True)
-    return key
-
-
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("fleet-keys")
     return {
-        "good": _make_key(base / "good", "duckdns-fleet-test"),
-        "rogue": _make_key(base / "rogue", "someone-else"),
+        "good": make_signing_key(base / "good", "duckdns-fleet-test"),
+        "rogue": make_signing_key(base / "rogue", "someone-else"),
     }
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import CANARY, assert_no_canary_in_tree, write_config
+from dnsserver import DNSServer
+from helpers import CANARY, PUBLIC, assert_no_canary_in_tree, write_config
 
 
 @pytest.fixture
@@ -32,3 +33,18 @@ def conf(tmp_path: Path, duck, test_ca):
 
     yield make
     assert_no_canary_in_tree(tmp_path, set(made))
+
+
+@pytest.fixture
+def dns():
+    """A loopback "what is my address" resolver answering PUBLIC (Cloudflare and OpenDNS)."""
+    with DNSServer([f"whoami.cloudflare:CH:TXT:{PUBLIC}", f"myip.opendns.com:A:{PUBLIC}"]) as srv:
+        yield srv
+
+
+@pytest.fixture
+def probed(conf, dns, duck):
+    """A config whose probe asks ``dns``; DuckDNS sees the same PUBLIC address."""
+    duck.client_ip = PUBLIC
+    host, port = dns.address
+    return conf(probe=f"cloudflare@{host}:{port}")

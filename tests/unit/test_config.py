@@ -5,15 +5,11 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from helpers import CANARY, DEBIAN_PYTHON, ROOT, run_duckdns
+from helpers import CANARY, DEBIAN_PYTHON, ROOT, run_duckdns, update
 
 
 def check(cfg):
     return run_duckdns("--config", str(cfg), "check")
-
-
-def update(cfg):
-    return run_duckdns("--config", str(cfg), "update")
 
 
 @pytest.mark.parametrize(

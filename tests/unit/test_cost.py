@@ -19,14 +19,11 @@ from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 import pytest
-from dnsserver import DNSServer
-from helpers import DEBIAN_PYTHON, ROOT, run_duckdns
+from helpers import DEBIAN_PYTHON, PUBLIC, ROOT, run_duckdns, state_of, update
 
 from duckdns import config
 from duckdns.cli import _quick_parse, build_parser
 from duckdns.state import FIELDS
-
-PUBLIC = "203.0.113.7"
 
 # Runs the real entry point in-process, then reports which heavy modules it imported (those
 # the interpreter's own start-up, site and .pth files, had already loaded are not counted).
@@ -60,27 +57,6 @@ def loaded(*args: str) -> tuple[int, set[str]]:
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("LOADED="), proc.stdout + proc.stderr
     return proc.returncode, {m for m in last[len("LOADED=") :].split(",") if m}
-
-
-@pytest.fixture
-def dns():
-    with DNSServer([f"whoami.cloudflare:CH:TXT:{PUBLIC}", f"myip.opendns.com:A:{PUBLIC}"]) as srv:
-        yield srv
-
-
-@pytest.fixture
-def probed(conf, dns, duck):
-    duck.client_ip = PUBLIC
-    host, port = dns.address
-    return conf(probe=f"cloudflare@{host}:{port}")
-
-
-def update(cfg, *extra):
-    return run_duckdns("--config", str(cfg), "update", *extra)
-
-
-def state_of(cfg) -> dict:
-    return json.loads((cfg.parent / "state.json").read_text())
 
 
 def set_state(cfg, **values) -> None:

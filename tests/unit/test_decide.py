@@ -10,32 +10,7 @@ import json
 import os
 import time
 
-import pytest
-from dnsserver import DNSServer
-from helpers import run_duckdns
-
-PUBLIC = "203.0.113.7"
-
-
-@pytest.fixture
-def dns():
-    with DNSServer([f"whoami.cloudflare:CH:TXT:{PUBLIC}", f"myip.opendns.com:A:{PUBLIC}"]) as srv:
-        yield srv
-
-
-@pytest.fixture
-def probed(conf, dns, duck):
-    duck.client_ip = PUBLIC
-    host, port = dns.address
-    return conf(probe=f"cloudflare@{host}:{port}")
-
-
-def update(cfg, *extra):
-    return run_duckdns("--config", str(cfg), "update", *extra)
-
-
-def state_of(cfg) -> dict:
-    return json.loads((cfg.parent / "state.json").read_text())
+from helpers import PUBLIC, state_of, update
 
 
 def test_nothing_changed_means_no_request(duck, dns, probed):

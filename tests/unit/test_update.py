@@ -9,11 +9,7 @@ import threading
 import time
 
 from duckdns_server import DuckDNSServer
-from helpers import CANARY, run_duckdns
-
-
-def update(cfg, *extra, env=None):
-    return run_duckdns("--config", str(cfg), "update", *extra, env=env)
+from helpers import CANARY, run_duckdns, update
 
 
 def test_first_update_sends_documented_request_and_says_one_line(duck, conf):
