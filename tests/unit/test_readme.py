@@ -156,6 +156,85 @@ def test_tar_backup_example_copes_with_missing_paths(tmp_path: Path):
     assert str(cfg).lstrip("/") in listing.stdout
 
 
+def _backup_line(prefix: str) -> list[str]:
+    """The README's backup command starting with ``prefix``, without sudo, as argv."""
+    line = next(x for x in shell_lines() if x.startswith(prefix))
+    return shlex.split(line.split("$(")[0].removeprefix("sudo "))
+
+
+@pytest.fixture
+def backed_up(tmp_path: Path):
+    """A config with the canary token, its backup-paths (a drop-in dir does not exist)
+    and the list file, as /etc/backup-paths.d/duckdns.list would hold them."""
+    cfg = write_config(tmp_path / "duckdns.conf", domains="myhome", token=CANARY)
+    paths = run_duckdns("--config", str(cfg), "backup-paths").stdout.split()
+    listing = tmp_path / "duckdns.list"
+    listing.write_text("\n".join(paths) + "\n")
+    return cfg, paths, listing
+
+
+def _restored(root: Path, cfg: Path) -> str:
+    return (root / str(cfg).lstrip("/")).read_text()
+
+
+def test_rsync_backup_example(tmp_path: Path, backed_up):
+    cfg, paths, _ = backed_up
+    argv = _backup_line("sudo rsync ")
+    dest = tmp_path / "dest"
+    proc = subprocess.run([*argv, *paths, f"{dest}/"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr  # --ignore-missing-args: absent paths are fine
+    assert _restored(dest, cfg) == cfg.read_text()
+
+
+def test_restic_backup_example_and_restore(tmp_path: Path, backed_up):
+    cfg, _, listing = backed_up
+    argv = _backup_line("sudo restic ")
+    repo = tmp_path / "restic"
+    argv[argv.index("-r") + 1] = str(repo)
+    argv[argv.index("--files-from") + 1] = str(listing)
+    env = {"RESTIC_PASSWORD": "test", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    subprocess.run(["restic", "-r", str(repo), "init"], env=env, check=True, capture_output=True)
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    subprocess.run(
+        ["restic", "-r", str(repo), "restore", "latest", "--target", str(out)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    assert _restored(out, cfg) == cfg.read_text()
+
+
+def test_borg_backup_example_and_restore(tmp_path: Path, backed_up):
+    cfg, paths, _ = backed_up
+    argv = _backup_line("sudo borg ")
+    repo = tmp_path / "borg"
+    archive = argv[2].split("::", 1)[1]
+    argv[2] = f"{repo}::{archive}"
+    env = {
+        "BORG_PASSPHRASE": "test",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "BORG_BASE_DIR": str(tmp_path / "borg-base"),
+    }
+    subprocess.run(
+        ["borg", "init", "--encryption=repokey", str(repo)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    proc = subprocess.run([*argv, *paths], env=env, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr  # the README's documented warning
+    assert "duckdns.service.d" in proc.stderr  # ... for the absent drop-in directory
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run(
+        ["borg", "extract", f"{repo}::{archive}"], env=env, check=True, capture_output=True, cwd=out
+    )
+    assert _restored(out, cfg) == cfg.read_text()
+
+
 def test_certbot_hook_paths_exist():
     for path in set(re.findall(r"/usr/share/duckdns/([\w-]+)", README.read_text())):
         assert (ROOT / "hooks" / path).is_file(), path
