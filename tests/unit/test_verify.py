@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from dnsserver import DNSServer
-from helpers import run_duckdns
+from helpers import run_duckdns, update
 
 
 @pytest.fixture
@@ -19,14 +19,23 @@ def zone():
         yield srv
 
 
-def test_chain_matches(duck, conf, zone):
+@pytest.fixture
+def verify(duck, conf, zone):
+    """After one successful update (DuckDNS saw 203.0.113.7), ``verify(NAME)`` runs
+    ``duckdns verify --resolver <zone> NAME``."""
     duck.client_ip = "203.0.113.7"
     cfg = conf()
-    assert run_duckdns("--config", str(cfg), "update").returncode == 0
+    assert update(cfg).returncode == 0
     host, port = zone.address
-    proc = run_duckdns(
-        "--config", str(cfg), "verify", "--resolver", f"{host}:{port}", "cloud.example.com"
-    )
+
+    def run(name: str):
+        return run_duckdns("--config", str(cfg), "verify", "--resolver", f"{host}:{port}", name)
+
+    return run
+
+
+def test_chain_matches(verify):
+    proc = verify("cloud.example.com")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (
         "cloud.example.com -> piserver.example.com -> piserver.duckdns.org: 203.0.113.7: OK"
@@ -34,25 +43,13 @@ def test_chain_matches(duck, conf, zone):
     assert "piserver.duckdns.org: 203.0.113.7: OK" in proc.stdout
 
 
-def test_mismatch_is_exit_1(duck, conf, zone):
-    duck.client_ip = "203.0.113.7"
-    cfg = conf()
-    run_duckdns("--config", str(cfg), "update")
-    host, port = zone.address
-    proc = run_duckdns(
-        "--config", str(cfg), "verify", "--resolver", f"{host}:{port}", "stale.example.com"
-    )
+def test_mismatch_is_exit_1(verify):
+    proc = verify("stale.example.com")
     assert proc.returncode == 1
     assert "stale.example.com: 192.0.2.99: MISMATCH" in proc.stdout
 
 
-def test_unresolvable_is_exit_75(duck, conf, zone):
-    duck.client_ip = "203.0.113.7"
-    cfg = conf()
-    run_duckdns("--config", str(cfg), "update")
-    host, port = zone.address
-    proc = run_duckdns(
-        "--config", str(cfg), "verify", "--resolver", f"{host}:{port}", "nowhere.example.com"
-    )
+def test_unresolvable_is_exit_75(verify):
+    proc = verify("nowhere.example.com")
     assert proc.returncode == 75
     assert "nowhere.example.com: cannot resolve" in proc.stdout
