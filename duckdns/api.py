@@ -20,6 +20,7 @@ import time
 from urllib.parse import quote
 
 import requests
+import requests.certs
 from requests.adapters import HTTPAdapter
 
 from duckdns import __version__, report
@@ -82,23 +83,43 @@ def describe(cfg, query: str) -> str:
 
 
 class _StrictTLS(HTTPAdapter):
-    """TLS 1.2 or newer, certificate and host name always verified."""
+    """TLS 1.2 or newer against one CA file, certificate and host name always verified.
+
+    The CA file is loaded into the context here, not left to requests: requests 2.32
+    (Debian 13) no longer loads its bundle into a pool that brings its own
+    ``ssl_context`` when ``verify`` is ``True``, so a context without CAs trusted
+    nothing there ("unable to get local issuer certificate"). ``cafile`` is the
+    config's ``ca_bundle`` or requests' bundle, which Debian points at the system
+    store; ssl's default paths are not used because they honour SSL_CERT_FILE.
+
+    Host names are checked by urllib3 (``check_hostname`` off here): urllib3 1.26
+    (Debian 12) does not pass an IP address as ``server_hostname``, and Python's
+    own check then refuses to start ("check_hostname requires server_hostname");
+    urllib3 matches the certificate against the URL's name or IP address itself
+    whenever the context does not, on both releases (tests/unit/test_update.py).
+    """
+
+    def __init__(self, cafile: str, **kwargs):
+        self._cafile = cafile
+        super().__init__(**kwargs)
 
     def init_poolmanager(self, *args, **kwargs):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies cert and host name
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        # The CA file (system store or ca_bundle) is loaded into this context by
-        # urllib3 from the session's ``verify``; nothing else is trusted.
+        ctx.check_hostname = False  # urllib3 matches the host name or IP (see above)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(cafile=self._cafile)
         kwargs["ssl_context"] = ctx
         return super().init_poolmanager(*args, **kwargs)
 
 
 def _session(cfg) -> requests.Session:
+    cafile = cfg.ca_bundle or requests.certs.where()
     session = requests.Session()
     session.trust_env = False  # no proxies, CA bundles or .netrc from the environment
-    session.verify = cfg.ca_bundle or True
+    session.verify = cafile
     session.headers.update({"User-Agent": USER_AGENT, "Accept": "text/plain"})
-    session.mount("https://", _StrictTLS(max_retries=0))
+    session.mount("https://", _StrictTLS(cafile, max_retries=0))
     session.mount("http://", HTTPAdapter(max_retries=0))  # never used: server is https
     return session
 

@@ -259,3 +259,18 @@ def test_status_human_and_json(duck, conf):
     assert "203.0.113.9" in proc.stdout and "updated" in proc.stdout
     data = json.loads(run_duckdns("--config", str(cfg), "status", "--json").stdout)
     assert data["ipv4"] == "203.0.113.9" and data["last_result"] == "updated"
+
+
+def test_ip_literal_server_is_verified_against_the_certificates_ip(duck, conf):
+    """``server = https://127.0.0.1:PORT`` with 127.0.0.1 in the certificate's SAN works."""
+    proc = update(conf(server=f"https://127.0.0.1:{duck.port}"))
+    assert proc.returncode == 0, proc.stderr
+    assert len(duck.requests) == 1
+
+
+def test_ip_literal_server_with_a_certificate_for_another_ip_is_refused(tmp_path, conf, test_ca):
+    cert, key = test_ca.issue(tmp_path / "otherip", ["192.0.2.1", "localhost"])
+    with DuckDNSServer(cert, key) as wrong:
+        proc = update(conf(server=f"https://127.0.0.1:{wrong.port}"))
+        assert proc.returncode == 75 and "TLS verification" in proc.stderr, proc.stderr
+        assert wrong.requests == []
