@@ -227,10 +227,19 @@ def test_borg_backup_example_and_restore(tmp_path: Path, backed_up):
     proc = subprocess.run([*argv, *paths], env=env, capture_output=True, text=True)
     assert proc.returncode == 1, proc.stderr  # the README's documented warning
     assert "duckdns.service.d" in proc.stderr  # ... for the absent drop-in directory
+    # borg expands {now} again in every command: ask for the name it gave the archive.
+    listed = subprocess.run(
+        ["borg", "list", "--short", str(repo)], env=env, check=True, capture_output=True, text=True
+    ).stdout.split()
+    assert len(listed) == 1 and listed[0].startswith(archive.split("{", 1)[0]), listed
     out = tmp_path / "out"
     out.mkdir()
     subprocess.run(
-        ["borg", "extract", f"{repo}::{archive}"], env=env, check=True, capture_output=True, cwd=out
+        ["borg", "extract", f"{repo}::{listed[0]}"],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=out,
     )
     assert _restored(out, cfg) == cfg.read_text()
 
