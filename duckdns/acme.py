@@ -167,6 +167,10 @@ def target_for(domain: str, cfg, resolver: tuple[str, int]) -> Target:
     if not name:
         raise configuration.ConfigError("no certificate name given (--for NAME)")
     challenge = f"{CHALLENGE}.{name}"
+    try:
+        dnswire.build_query(challenge, dnswire.TYPE_TXT)
+    except dnswire.DNSError as exc:
+        raise configuration.ConfigError(f"{domain!r} is not a domain name: {exc}") from None
     chain: tuple[str, ...] = ()
     if name == ZONE:
         raise configuration.ConfigError(

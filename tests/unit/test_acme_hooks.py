@@ -181,7 +181,7 @@ def test_auth_sets_the_txt_record_waits_for_it_and_cleanup_clears_it(
     # The config travels as --config; the token never through argv or environment.
     argvs = calls(wrapper)
     assert all("[--config] [" in a for a in argvs)
-    assert any("[txt] [set] [--for] [" + domain + "]" in a for a in argvs)
+    assert any(f"[txt] [set] [--for={domain}]" in a for a in argvs)
 
 
 def test_a_validation_starting_with_a_dash(duck, hook):
@@ -258,6 +258,7 @@ def test_a_bad_nameserver_is_refused_before_any_request(duck, hook):
         ("piserver.example.com", "is not a CNAME to one"),
         ("offsite.example.com", "leads to _acme-challenge.offsite.example.com -> acme.example"),
         ("duckdns.org", "not a DuckDNS name"),
+        ("-x.example..com", "is not a domain name"),
         ("piserver.duckdns.org.example.com", "not a DuckDNS name"),
     ],
 )
