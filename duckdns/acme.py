@@ -129,7 +129,7 @@ def cmd_wait(args, path: str) -> int:
             owners = [target_for(args.for_name, cfg, _resolver(args)).owner]
         except LookupFailed as exc:
             report.error(str(exc))
-            return 75
+            return 75  # EX_TEMPFAIL, as cli.EXIT_TEMPFAIL
     else:
         owners = [f"{CHALLENGE}.{name}.{ZONE}" for name in cfg.domains]
     if args.timeout:

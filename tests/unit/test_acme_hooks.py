@@ -304,7 +304,7 @@ def test_several_challenges_in_one_run_are_refused_with_the_two_step_advice(
 ):
     proc = hook(AUTH, **extra)
     assert proc.returncode == 1
-    assert "only one TXT value" in proc.stderr
+    assert "only one TXT value per name" in proc.stderr
     assert advice in proc.stderr, proc.stderr
     assert duck.requests == [], "refused before any request to DuckDNS"
     assert dns.queries == [], "and before any DNS question"
