@@ -129,13 +129,27 @@ def build_parser():  # -> argparse.ArgumentParser (imported only when built)
     add_simple("update")
     add_simple("check")
     add_simple("status")
-    p = add("txt", "set or clear the TXT record (ACME DNS-01)")
+    from duckdns import acme
+
+    p = add("txt", "set, clear or wait for the TXT record (ACME DNS-01)")
     txt = p.add_subparsers(dest="txt_command", metavar="ACTION", required=True)
     txt_set = txt.add_parser(
         "set", parents=[common], help="set the TXT record to VALUE", formatter_class=plain
     )
     txt_set.add_argument("value", metavar="VALUE")
-    txt.add_parser("clear", parents=[common], help="clear the TXT record", formatter_class=plain)
+    acme.add_arguments(txt_set)
+    txt_clear = txt.add_parser(
+        "clear", parents=[common], help="clear the TXT record", formatter_class=plain
+    )
+    acme.add_arguments(txt_clear)
+    txt_wait = txt.add_parser(
+        "wait",
+        parents=[common],
+        help="wait until DuckDNS's name servers serve VALUE as the TXT record",
+        formatter_class=plain,
+    )
+    txt_wait.add_argument("value", metavar="VALUE")
+    acme.add_arguments(txt_wait, wait=True)
     add_simple("clear")
     p = add("verify", "check that the names resolve to the address DuckDNS recorded")
     p.add_argument(
@@ -367,10 +381,10 @@ def _failed(state: dict, state_path: str, result: str, message: str, code: int) 
     return code
 
 
-def _simple_request(args: _Args, what: str, **query) -> int:
+def _simple_request(args: _Args, what: str, cfg=None, **query) -> int:
     from duckdns import api
 
-    cfg = configuration.load(config_path(args))
+    cfg = cfg or configuration.load(config_path(args))
     state_path = statefile.path_for(cfg.path)
     state = statefile.load(state_path)
     txt = "txt" in query
@@ -392,9 +406,18 @@ def _simple_request(args: _Args, what: str, **query) -> int:
 
 
 def cmd_txt(args: _Args) -> int:
+    from duckdns import acme
+
+    if args.txt_command == "wait":
+        return acme.cmd_wait(args, config_path(args))
+    try:
+        cfg = acme.config_for(args, config_path(args))  # --for: that DuckDNS name only
+    except acme.LookupFailed as exc:
+        report.error(str(exc))
+        return EXIT_TEMPFAIL
     if args.txt_command == "set":
-        return _simple_request(args, f"TXT record set to {args.value!r}", txt=args.value)
-    return _simple_request(args, "TXT record cleared", txt="", clear=True)
+        return _simple_request(args, f"TXT record set to {args.value!r}", cfg, txt=args.value)
+    return _simple_request(args, "TXT record cleared", cfg, txt="", clear=True)
 
 
 def cmd_clear(args: _Args) -> int:

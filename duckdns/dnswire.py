@@ -22,13 +22,14 @@ import struct
 import time
 
 TYPE_A = 1
+TYPE_NS = 2
 TYPE_CNAME = 5
 TYPE_TXT = 16
 TYPE_AAAA = 28
 CLASS_IN = 1
 CLASS_CH = 3
 
-TYPE_NAMES = {TYPE_A: "A", TYPE_CNAME: "CNAME", TYPE_TXT: "TXT", TYPE_AAAA: "AAAA"}
+TYPE_NAMES = {TYPE_A: "A", TYPE_NS: "NS", TYPE_CNAME: "CNAME", TYPE_TXT: "TXT", TYPE_AAAA: "AAAA"}
 CLASS_NAMES = {CLASS_IN: "IN", CLASS_CH: "CH"}
 RCODE_NAMES = {
     0: "NOERROR",
@@ -86,8 +87,9 @@ class Record:
     """One parsed answer record.
 
     ``name`` is the owner name, lower-case, without the trailing dot. ``value`` is the
-    address in its canonical text form (A, AAAA), the target name (CNAME, normalised like
-    ``name``), or the character-strings joined together (TXT; each also in ``strings``).
+    address in its canonical text form (A, AAAA), the target name (CNAME) or name server
+    (NS), normalised like ``name``, or the character-strings joined together (TXT; each
+    also in ``strings``).
     """
 
     __slots__ = ("name", "rtype", "rclass", "ttl", "value", "strings")
@@ -297,12 +299,14 @@ def _parse_rdata(msg: bytes, rtype: int, start: int, rdlen: int) -> tuple[str, t
         if rdlen != 16:
             raise DNSError(f"malformed reply: AAAA record with {rdlen} octets of data")
         return _socket.inet_ntop(_socket.AF_INET6, msg[start:end]), ()
-    if rtype == TYPE_CNAME:
-        # The target may be compressed, so it is read from the whole message; it must end
+    if rtype in (TYPE_CNAME, TYPE_NS):
+        # The name may be compressed, so it is read from the whole message; it must end
         # exactly where the record data ends.
         target, after = _read_name(msg, start)
         if after != end:
-            raise DNSError("malformed reply: CNAME record data does not match its length")
+            raise DNSError(
+                f"malformed reply: {_type_name(rtype)} record data does not match its length"
+            )
         return target, ()
     # TXT: one or more <length><octets> character-strings filling the data exactly.
     if rdlen == 0:
@@ -496,6 +500,35 @@ class Resolution:
         )
 
 
+def _walk(
+    current: str,
+    answers: tuple[Record, ...],
+    start: str,
+    chain: list[str],
+    seen: set[str],
+    max_hops: int,
+) -> str:
+    """Follow the CNAMEs of ``answers`` from ``current``, appending to ``chain``; the end name."""
+    while True:
+        targets = {
+            r.value
+            for r in answers
+            if r.rtype == TYPE_CNAME and r.rclass == CLASS_IN and r.name == current
+        }
+        if not targets:
+            return current
+        if len(targets) > 1:
+            raise DNSError(f"{current} has several CNAME records: {', '.join(sorted(targets))}")
+        target = targets.pop()
+        if target in seen:
+            raise DNSError("CNAME loop: " + " -> ".join([start, *chain, target]))
+        if len(chain) >= max_hops:
+            raise DNSError(f"CNAME chain from {start} longer than {max_hops} hops")
+        chain.append(target)
+        seen.add(target)
+        current = target
+
+
 def resolve_chain(
     name: str,
     server: str,
@@ -515,37 +548,17 @@ def resolve_chain(
     chain: list[str] = []
     seen = {start}
 
-    def walk(current: str, answers: tuple[Record, ...]) -> str:
-        while True:
-            targets = {
-                r.value
-                for r in answers
-                if r.rtype == TYPE_CNAME and r.rclass == CLASS_IN and r.name == current
-            }
-            if not targets:
-                return current
-            if len(targets) > 1:
-                raise DNSError(f"{current} has several CNAME records: {', '.join(sorted(targets))}")
-            target = targets.pop()
-            if target in seen:
-                raise DNSError("CNAME loop: " + " -> ".join([start, *chain, target]))
-            if len(chain) >= max_hops:
-                raise DNSError(f"CNAME chain from {start} longer than {max_hops} hops")
-            chain.append(target)
-            seen.add(target)
-            current = target
-
     def follow(current: str, qtype: int) -> tuple[str, tuple[str, ...]]:
         while True:
             try:
                 response = query(current, qtype, server, port, timeout=timeout)
             except DNSError as e:
                 if e.rcode == RCODE_NXDOMAIN:
-                    walk(current, e.answers)
+                    _walk(current, e.answers, start, chain, seen, max_hops)
                 if chain:
                     raise DNSError(" -> ".join([start, *chain]) + f": {e}", rcode=e.rcode) from e
                 raise
-            end = walk(current, response.answers)
+            end = _walk(current, response.answers, start, chain, seen, max_hops)
             values = tuple(dict.fromkeys(response.values(end, qtype)))
             if values or end == current:
                 return end, values
@@ -554,6 +567,50 @@ def resolve_chain(
     canonical, ipv4 = follow(start, TYPE_A)
     _, ipv6 = follow(canonical, TYPE_AAAA)
     return Resolution(start, tuple(chain), ipv4, ipv6)
+
+
+def cname_chain(
+    name: str,
+    qtype: int,
+    server: str,
+    port: int = DEFAULT_PORT,
+    *,
+    stop_at: str = "",
+    timeout: float = DEFAULT_TIMEOUT,
+    max_hops: int = MAX_CNAME_HOPS,
+) -> tuple[str, ...]:
+    """The CNAME chain that a ``qtype`` question for ``name`` at ``server`` follows.
+
+    As in :func:`resolve_chain`, the chain is followed within an answer and by asking again
+    where an answer stops at a CNAME, until a name has no CNAME or is, or is below, the
+    domain ``stop_at`` (the caller has arrived where it wanted: that zone's own servers take
+    it from there). A chain that reaches ``stop_at`` is returned even when its last name
+    does not exist; otherwise NXDOMAIN and every other failure raise DNSError. ``()`` means
+    ``name`` is not a CNAME.
+    """
+    zone = normalise_name(stop_at) if stop_at else ""
+
+    def stop(name: str) -> bool:
+        return bool(zone) and (name == zone or name.endswith("." + zone))
+
+    start = current = build_query(name, qtype).name
+    chain: list[str] = []
+    seen = {start}
+    while True:
+        try:
+            response = query(current, qtype, server, port, timeout=timeout)
+        except DNSError as e:
+            if e.rcode == RCODE_NXDOMAIN:
+                end = _walk(current, e.answers, start, chain, seen, max_hops)
+                if stop(end):
+                    return tuple(chain)
+            if chain:
+                raise DNSError(" -> ".join([start, *chain]) + f": {e}", rcode=e.rcode) from e
+            raise
+        end = _walk(current, response.answers, start, chain, seen, max_hops)
+        if end == current or stop(end) or response.values(end, qtype):
+            return tuple(chain)
+        current = end  # the answer stopped at a CNAME: ask again for its target
 
 
 # -- the system resolver -----------------------------------------------------------------------

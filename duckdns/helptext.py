@@ -11,7 +11,7 @@ positional arguments:
     update       update the A/AAAA records if the address changed
     check        validate the configuration, without any network traffic
     status       show what the last runs did
-    txt          set or clear the TXT record (ACME DNS-01)
+    txt          set, clear or wait for the TXT record (ACME DNS-01)
     clear        clear the A and AAAA records
     verify       check that the names resolve to the address DuckDNS recorded
     backup-paths

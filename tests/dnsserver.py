@@ -5,7 +5,7 @@ It is written independently of ``duckdns.dnswire`` (its own encoder and parser),
 the client is not mirrored here. Standard library only.
 
 Records are ``NAME:[CLASS:]TYPE:VALUE`` strings, CLASS ``IN`` (default) or ``CH``, TYPE
-``A``, ``AAAA``, ``TXT`` or ``CNAME``. Like a recursive resolver, a CNAME is followed within
+``A``, ``AAAA``, ``TXT``, ``CNAME`` or ``NS``. Like a recursive resolver, a CNAME is followed within
 the answer unless ``follow_cnames=False`` (then the client must ask again for the target).
 Names are matched case-insensitively; an unknown name gets NXDOMAIN, a known name without
 records of the type asked gets an empty NOERROR answer.
@@ -36,6 +36,14 @@ reply back; ``responder`` (``bytes -> bytes | None``, the query in, the reply ou
 replaces the answering logic, for hand-crafted packets; it may call ``answer(packet)`` for the
 reply the server would have given.
 
+A ``LaggingZone`` plays DuckDNS's name servers for TXT records: every name at or below
+``NAME.duckdns.org`` answers the TXT value that a source (the test DuckDNS server's state)
+holds for ``NAME``, each change served only ``delay`` seconds after it happened::
+
+    zone = LaggingZone("duckdns.org", lambda: {"piserver": duck.txt}, delay=3)
+    with DNSServer(zones=[zone]) as dns:     # TXT of _acme-challenge.piserver.duckdns.org
+        ...
+
 As a script (for scripts/bench); prints ``listening on HOST port PORT`` and runs until
 SIGTERM or SIGINT::
 
@@ -51,9 +59,10 @@ import socket
 import struct
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 
-TYPES = {"A": 1, "CNAME": 5, "TXT": 16, "AAAA": 28}
+TYPES = {"A": 1, "NS": 2, "CNAME": 5, "TXT": 16, "AAAA": 28}
 CLASSES = {"IN": 1, "CH": 3}
 _TYPE_NAMES = {v: k for k, v in TYPES.items()}
 _CLASS_NAMES = {v: k for k, v in CLASSES.items()}
@@ -158,7 +167,7 @@ class _Writer:
             self.buf += socket.inet_pton(socket.AF_INET, value)
         elif rtype == TYPES["AAAA"]:
             self.buf += socket.inet_pton(socket.AF_INET6, value)
-        elif rtype == TYPES["CNAME"]:
+        elif rtype in (TYPES["CNAME"], TYPES["NS"]):
             self.name(value)
         else:  # TXT: split into character-strings of at most 255 octets
             data = value.encode("utf-8")
@@ -188,6 +197,71 @@ def _read_question(packet: bytes) -> tuple[str, int, int, int] | None:
     return ".".join(labels), qtype, qclass, pos + 4
 
 
+class LaggingZone:
+    """A DuckDNS-like zone: NAME.ZONE and every name below it answer the TXT value of NAME.
+
+    ``source()`` returns ``{subname: TXT value}``, e.g. read from the test DuckDNS server,
+    so a test runs end to end: the updater sets the value over HTTPS, and the name server
+    serves it. A thread samples the source every ``interval`` s; a changed value is served
+    ``delay`` s after the sample that first saw it (DuckDNS's name servers serve a new TXT
+    value after a delay: ../shared/duckdns-api.md, "The ACME side"). ``delay`` may be
+    changed at any time. A subname the source does not list is NXDOMAIN; an empty value
+    gives no TXT record (what DuckDNS serves then is not known, so no test relies on it).
+    Questions for the zone's own name (NS records and the like) go to the record table.
+    """
+
+    def __init__(
+        self,
+        zone: str,
+        source: Callable[[], dict[str, str]],
+        delay: float = 0.0,
+        interval: float = 0.02,
+    ) -> None:
+        self.zone = zone.rstrip(".").lower()
+        self.source = source
+        self.delay = delay
+        self.interval = interval
+        self.history: list[tuple[float, dict[str, str]]] = []
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.history = [(float("-inf"), dict(self.source()))]
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._sample, name="laggingzone", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def _sample(self) -> None:
+        while not self._stopping.wait(self.interval):
+            now = dict(self.source())
+            if now != self.history[-1][1]:
+                self.history.append((time.monotonic(), now))
+
+    def served(self) -> dict[str, str]:
+        """What the zone serves now: the newest state at least ``delay`` s old."""
+        cutoff = time.monotonic() - self.delay
+        return [state for when, state in self.history if when <= cutoff][-1]
+
+    def lookup(self, name: str, qtype: int) -> tuple[list, int] | None:
+        """Answers and RCODE for a name below the zone; None for any other name."""
+        if not name.endswith("." + self.zone):
+            return None
+        subname = name[: -len(self.zone) - 1].rsplit(".", 1)[-1]
+        served = self.served()
+        if subname not in served:
+            return [], RCODES["nxdomain"]
+        value = served[subname]
+        if qtype == TYPES["TXT"] and value:
+            return [(name, TYPES["TXT"], CLASSES["IN"], value)], 0
+        return [], 0
+
+
 class DNSServer:
     """A threaded UDP DNS server for tests; a context manager. See the module docstring."""
 
@@ -200,6 +274,7 @@ class DNSServer:
         behaviour: str = "normal",
         follow_cnames: bool = True,
         ttl: int = 60,
+        zones: Iterable[LaggingZone] = (),
     ) -> None:
         self.host = host
         self.port = port
@@ -217,6 +292,7 @@ class DNSServer:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._timers: list[threading.Timer] = []
+        self.zones = list(zones)
         for spec in records:
             self.add_spec(spec)
 
@@ -262,12 +338,16 @@ class DNSServer:
         self._other = socket.socket(family, socket.SOCK_DGRAM)
         self._other.bind((self.host, 0))
         self._stopping.clear()
+        for zone in self.zones:
+            zone.start()
         self._thread = threading.Thread(target=self._serve, name="dnsserver", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stopping.set()
+        for zone in self.zones:
+            zone.stop()
         for timer in self._timers:
             timer.cancel()
         if self._sock is not None and self._thread is not None:
@@ -430,6 +510,10 @@ class DNSServer:
         while True:
             key = name.rstrip(".").lower()
             seen.add(key)
+            for zone in self.zones:
+                found = zone.lookup(key, qtype) if qclass == CLASSES["IN"] else None
+                if found is not None:
+                    return answers + found[0], found[1]
             targets = self._records.get((key, qclass, cname))
             if targets and qtype != cname:
                 target = targets[0]

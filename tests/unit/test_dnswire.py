@@ -479,4 +479,4 @@ def test_dnsserver_script_rejects_bad_records():
         timeout=30,
     )
     assert proc.returncode == 2
-    assert "type must be one of A, CNAME, TXT, AAAA" in proc.stderr
+    assert "type must be one of A, NS, CNAME, TXT, AAAA" in proc.stderr

@@ -1,0 +1,322 @@
+"""ACME DNS-01 with DuckDNS: which DuckDNS name answers a challenge, and waiting for it.
+
+``duckdns txt set/clear --for NAME`` and ``duckdns txt wait`` (the certbot hooks in hooks/
+run them) use this module:
+
+- :func:`target_for` finds the configured DuckDNS name that answers the challenge of a
+  certificate name. DuckDNS serves a subname's TXT value at NAME.duckdns.org and at every
+  name below it (lego, acme.sh and certbot-dns-duckdns all rely on this), so
+  ``www.myhome.duckdns.org`` and ``*.myhome.duckdns.org`` map to ``myhome``. Any other
+  name is accepted when its ``_acme-challenge`` name is a CNAME (directly or through other
+  CNAMEs) to a name at or below a configured NAME.duckdns.org, the delegation that
+  certbot-dns-duckdns and the Home Assistant add-on document.
+- :func:`wait` asks DuckDNS's authoritative name servers (the NS records of duckdns.org,
+  looked up at the system resolver) for that TXT record every 2 s, until every server that
+  answers serves the new value or the time runs out, as lego does. A fixed sleep is the
+  known cause of intermittent "Incorrect TXT record" failures (dehydrated #947): the
+  servers serve a new value after a delay that varies.
+
+The certificate authority has the last word either way: running out of time is a warning,
+not a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from duckdns import config as configuration
+from duckdns import dnswire, report
+
+ZONE = "duckdns.org"
+CHALLENGE = "_acme-challenge"
+POLL_INTERVAL = 2.0
+DEFAULT_WAIT = 120
+MAX_WAIT = 600
+
+
+class LookupFailed(Exception):
+    """A DNS question needed to map a name could not be answered. Exit 75."""
+
+
+class Target:
+    """Where the challenge of a certificate name is answered.
+
+    ``subname`` is the configured DuckDNS name whose TXT record is set; ``owner`` is the
+    name the certificate authority asks DuckDNS's servers for (the end of the CNAME chain
+    for a delegated name); ``chain`` is that chain, for messages.
+    """
+
+    __slots__ = ("name", "subname", "owner", "chain")
+
+    def __init__(self, name: str, subname: str, owner: str, chain: tuple[str, ...]) -> None:
+        self.name = name
+        self.subname = subname
+        self.owner = owner
+        self.chain = chain
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def _seconds(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number of seconds (0 to {MAX_WAIT})"
+        )
+    value = int(text)
+    if value > MAX_WAIT:
+        raise argparse.ArgumentTypeError(f"{value} is too long: at most {MAX_WAIT} seconds")
+    return value
+
+
+def _server(text: str) -> tuple[str, int]:
+    try:
+        return dnswire.parse_server(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_arguments(parser, *, wait: bool = False) -> None:
+    """The options of ``txt set``, ``txt clear`` and (``wait=True``) ``txt wait``."""
+    parser.add_argument(
+        "--for",
+        dest="for_name",
+        metavar="NAME",
+        help="the certificate name being validated (certbot's CERTBOT_DOMAIN): a configured "
+        "NAME.duckdns.org, a name below it, or a name whose _acme-challenge is a CNAME to "
+        "one; only that DuckDNS name's record is used",
+    )
+    also = ", and to ask for the TXT record instead of DuckDNS's own name servers"
+    parser.add_argument(
+        "--nameserver",
+        metavar="ADDR[:PORT]",
+        type=_server,
+        help="the DNS server to ask for the CNAME of --for (default: the first nameserver "
+        f"in /etc/resolv.conf){also if wait else ''}",
+    )
+    if wait:
+        parser.add_argument(
+            "--timeout",
+            metavar="SECONDS",
+            type=_seconds,
+            default=DEFAULT_WAIT,
+            help=f"give up after SECONDS, 0 to {MAX_WAIT} (default: {DEFAULT_WAIT}); "
+            "0 does not wait",
+        )
+
+
+def _resolver(args) -> tuple[str, int]:
+    return args.nameserver or (dnswire.first_nameserver() or "127.0.0.1", dnswire.DEFAULT_PORT)
+
+
+def config_for(args, path: str) -> configuration.Config:
+    """The configuration, narrowed to the DuckDNS name ``--for`` maps to (if given)."""
+    cfg = configuration.load(path)
+    if not args.for_name:
+        return cfg
+    target = target_for(args.for_name, cfg, _resolver(args))
+    values = {key: getattr(cfg, key) for key in configuration.Config.__slots__}
+    values["domains"] = (target.subname,)
+    return configuration.Config(**values)
+
+
+def cmd_wait(args, path: str) -> int:
+    """``duckdns txt wait``: exit 0 whether or not the value showed up in time."""
+    cfg = configuration.load(path)
+    if args.for_name:
+        try:
+            owners = [target_for(args.for_name, cfg, _resolver(args)).owner]
+        except LookupFailed as exc:
+            report.error(str(exc))
+            return 75  # EX_TEMPFAIL, as cli.EXIT_TEMPFAIL
+    else:
+        owners = [f"{CHALLENGE}.{name}.{ZONE}" for name in cfg.domains]
+    if args.timeout:
+        servers = [args.nameserver] if args.nameserver else None
+        wait(args.value, owners, servers, _resolver(args), args.timeout)
+    return 0
+
+
+# -- which DuckDNS name answers the challenge --------------------------------------------------
+
+
+def _where(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _below_zone(name: str) -> bool:
+    return name.endswith("." + ZONE)
+
+
+def _subname(name: str) -> str:
+    """``www.myhome.duckdns.org`` -> ``myhome``: the label just above duckdns.org."""
+    return name[: -len(ZONE) - 1].rsplit(".", 1)[-1]
+
+
+def target_for(domain: str, cfg, resolver: tuple[str, int]) -> Target:
+    """The configured DuckDNS name that answers the DNS-01 challenge of ``domain``.
+
+    Raises ConfigError (the name maps to no configured DuckDNS name: nothing may be sent)
+    or LookupFailed (the CNAME could not be looked up). No question is asked for a name
+    below duckdns.org.
+    """
+    name = dnswire.normalise_name(domain.strip())
+    if name.startswith("*."):
+        name = name[2:]  # a wildcard's challenge is at _acme-challenge.<the rest>
+    if not name:
+        raise configuration.ConfigError("no certificate name given (--for NAME)")
+    challenge = f"{CHALLENGE}.{name}"
+    try:
+        dnswire.build_query(challenge, dnswire.TYPE_TXT)
+    except dnswire.DNSError as exc:
+        raise configuration.ConfigError(f"{domain!r} is not a domain name: {exc}") from None
+    chain: tuple[str, ...] = ()
+    if name == ZONE:
+        raise configuration.ConfigError(
+            f"{domain} is DuckDNS's own domain, not a DuckDNS name: give NAME.duckdns.org"
+        )
+    if _below_zone(name):
+        owner = challenge
+    else:
+        server, port = resolver
+        seen = ""
+        try:
+            chain = dnswire.cname_chain(challenge, dnswire.TYPE_TXT, server, port, stop_at=ZONE)
+        except dnswire.DNSError as exc:
+            if exc.rcode != dnswire.RCODE_NXDOMAIN:
+                raise LookupFailed(
+                    f"cannot look up {challenge} at {_where(server, port)} "
+                    f"to follow its CNAME to DuckDNS: {exc}"
+                ) from None
+            seen = f" ({exc})"  # not delegated, or delegated to a name that does not exist
+        if chain and not seen:
+            seen = f" (it leads to {' -> '.join([challenge, *chain])})"
+        if not chain or not _below_zone(chain[-1]):
+            raise configuration.ConfigError(
+                f"{domain} is not a DuckDNS name (NAME.duckdns.org or a name below it), and "
+                f"{challenge} is not a CNAME to one{seen}: at the DNS provider of {name}, "
+                f"add the record '{challenge}. CNAME {CHALLENGE}.{cfg.domains[0]}.{ZONE}.'"
+            )
+        owner = chain[-1]
+    subname = _subname(owner)
+    if subname not in cfg.domains:
+        via = f" (through {' -> '.join([challenge, *chain])})" if chain else ""
+        raise configuration.ConfigError(
+            f"{domain} belongs to {subname}.{ZONE}{via}, which is not configured (configured: "
+            f"{', '.join(cfg.domains)}); add it to 'domains' in {cfg.path}"
+        )
+    return Target(name, subname, owner, chain)
+
+
+# -- waiting for DuckDNS's name servers --------------------------------------------------------
+
+
+def nameservers(
+    resolver: tuple[str, int], port: int = dnswire.DEFAULT_PORT
+) -> list[tuple[str, int]]:
+    """The addresses of duckdns.org's name servers (its NS records), asked at ``resolver``.
+
+    ``port`` is the port to ask them at later (53; tests use another). Raises DNSError when
+    no address is found.
+    """
+    server, resolver_port = resolver
+    names = dnswire.query(ZONE, dnswire.TYPE_NS, server, resolver_port).values(
+        ZONE, dnswire.TYPE_NS
+    )
+    if not names:
+        raise dnswire.DNSError(f"no NS records for {ZONE} at {_where(server, resolver_port)}")
+    addresses: list[tuple[str, int]] = []
+    problems = []
+    for ns in sorted(set(names)):
+        try:
+            found = dnswire.resolve_chain(ns, server, resolver_port)
+        except dnswire.DNSError as exc:
+            problems.append(f"{ns}: {exc}")
+            continue
+        addresses += [(address, port) for address in (*found.ipv4, *found.ipv6)]
+    if not addresses:
+        raise dnswire.DNSError(
+            f"no address for the name servers of {ZONE} ({'; '.join(problems) or 'none found'})"
+        )
+    return list(dict.fromkeys(addresses))
+
+
+def _ask(server: tuple[str, int], owner: str, value: str, timeout: float) -> str | None:
+    """What ``server`` serves as the TXT of ``owner``: "served", "other", or None (no answer).
+
+    An answer is a valid reply, NOERROR or NXDOMAIN; a timeout or an error RCODE
+    (SERVFAIL, REFUSED) is no answer, and such a server is left out of the verdict.
+    """
+    address, port = server
+    try:
+        response = dnswire.query(owner, dnswire.TYPE_TXT, address, port, timeout=timeout)
+    except dnswire.DNSError as exc:
+        report.debug(f"{_where(address, port)}: {exc}")
+        return "other" if exc.rcode == dnswire.RCODE_NXDOMAIN else None
+    values = response.values(owner, dnswire.TYPE_TXT)
+    report.debug(f"{_where(address, port)}: {owner} TXT {values!r}")
+    return "served" if value in values else "other"
+
+
+def wait(
+    value: str,
+    owners: list[str],
+    servers: list[tuple[str, int]] | None,
+    resolver: tuple[str, int],
+    timeout: float,
+    *,
+    interval: float = POLL_INTERVAL,
+    port: int = dnswire.DEFAULT_PORT,
+) -> bool:
+    """Ask every ``interval`` s until all servers that answer serve ``value`` for ``owners``.
+
+    ``servers`` None means DuckDNS's own (:func:`nameservers`, looked up at ``resolver``,
+    again each round until found). True when the value is served; False, with a warning,
+    when ``timeout`` s ran out first.
+    """
+    start = time.monotonic()
+    deadline = start + timeout
+    names = ", ".join(owners)
+    asked = f"the DNS server {_where(*servers[0])}" if servers else f"the name servers of {ZONE}"
+    report.notice(f"waiting up to {timeout:g} s for the new TXT value of {names} at {asked}")
+    problem = ""
+    while True:
+        round_start = time.monotonic()
+        if servers is None:
+            try:
+                servers = nameservers(resolver, port)
+                report.debug(f"name servers of {ZONE}: {servers}")
+            except dnswire.DNSError as exc:
+                problem = f"cannot find the name servers of {ZONE}: {exc}"
+                report.info(problem)
+        if servers:
+            verdicts = []
+            for server in servers:
+                remaining = max(deadline - time.monotonic(), 0.2)
+                answers = [_ask(server, owner, value, min(1.0, remaining)) for owner in owners]
+                if None not in answers:
+                    verdicts.append(all(a == "served" for a in answers))
+            if verdicts and all(verdicts):
+                report.notice(
+                    f"{names}: the new TXT value is served after {time.monotonic() - start:.1f} s"
+                    f" ({len(verdicts)} of {len(servers)} name servers answered, all with it)"
+                )
+                return True
+            problem = (
+                f"{verdicts.count(False)} of {len(verdicts)} answering name servers serve "
+                "another value"
+                if verdicts
+                else f"none of the {len(servers)} name servers answered"
+            )
+            report.info(f"{time.monotonic() - start:.1f} s: {problem}")
+        now = time.monotonic()
+        if now >= deadline:
+            break
+        time.sleep(min(max(round_start + interval - now, 0), deadline - now))
+    report.warning(
+        f"warning: the new TXT value of {names} is not yet served after {timeout:g} s "
+        f"({problem}); going on, the certificate authority's own check decides "
+        "(DUCKDNS_ACME_WAIT sets the time the certbot hook waits)"
+    )
+    return False
