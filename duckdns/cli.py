@@ -55,7 +55,7 @@ SIMPLE_COMMANDS = {
         "update the A/AAAA records if the address changed",
         (
             ("--force", "send an update even if nothing changed"),
-            ("--dry-run", "print the request that would be sent (token shown as ***) and stop"),
+            ("--dry-run", "print the requests that would be sent (token shown as ***) and stop"),
         ),
     ),
     "check": ("validate the configuration, without any network traffic", ()),
@@ -328,15 +328,15 @@ def _send(cfg, state: dict, state_path: str, plan) -> int:
     if plan.observed_ipv4 is not None:
         state["probe_ipv4"] = plan.observed_ipv4
     statefile.save(state_path, state)
-    if outcome.kind != "ok":
-        report.error(outcome.message)
-        return EXIT_KO if outcome.kind == "ko" else EXIT_TEMPFAIL
     after = (state["ipv4"], state["ipv6"])
-    if after != before:
+    if after != before:  # also when a later request of the run failed: this one took effect
         report.notice(
             f"{', '.join(cfg.domains)}: IPv4 {after[0] or '-'}, IPv6 {after[1] or '-'}"
             f" (was {before[0] or '-'}, {before[1] or '-'})"
         )
+    if outcome.kind != "ok":
+        report.error(outcome.message)
+        return EXIT_KO if outcome.kind == "ko" else EXIT_TEMPFAIL
     return EXIT_OK
 
 

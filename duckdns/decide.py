@@ -135,8 +135,9 @@ def _ask_probe(cfg, state: dict, plan: Plan, probe_ipv4) -> None:
     plan.observed_ipv4, plan.probe_errors = probe_ipv4(cfg.probe)
     if plan.observed_ipv4 is None:
         plan.probe_state = PROBE_FAILING
-    elif state.get("probe_state") == PROBE_DISTRUSTED:
-        plan.probe_state = PROBE_DISTRUSTED  # until a request shows it agrees with DuckDNS
+    elif state.get("probe_state") == PROBE_DISTRUSTED and plan.observed_ipv4 != state.get("ipv4"):
+        # Until it agrees with what DuckDNS saw (at the last request, or the next one).
+        plan.probe_state = PROBE_DISTRUSTED
     else:
         plan.probe_state = PROBE_OK
 

@@ -109,7 +109,7 @@ def load(path: str) -> dict:
 
 
 def _upgrade(saved: dict, state: dict) -> None:
-    """A state.json from before per-record state (duckdns 0.x): keep what still holds.
+    """A state.json from before per-record state (duckdns 0.1.0): keep what still holds.
 
     Its records are not taken as confirmed (that release could leave A stale with IPv6), so
     the first run after the upgrade sends every record; its probe verdict is kept.

@@ -18,14 +18,15 @@ OTHER = "11111111-2222-3333-4444-555555555555"
 def raw_get(duck, test_ca, target: str) -> tuple[int, dict, bytes]:
     """Send ``GET target`` and return (status, headers, de-chunked body), checking framing."""
     ctx = ssl.create_default_context(cafile=str(test_ca.cert_path))
-    with socket.create_connection(("127.0.0.1", duck.port), timeout=10) as sock:
-        with ctx.wrap_socket(sock, server_hostname="localhost") as tls:
-            tls.sendall(
-                f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
-            )
-            data = b""
-            while chunk := tls.recv(65536):
-                data += chunk
+    request = f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    with (
+        socket.create_connection(("127.0.0.1", duck.port), timeout=10) as sock,
+        ctx.wrap_socket(sock, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(request.encode())
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
@@ -141,9 +142,7 @@ def test_records_are_kept_per_subname_and_the_suffix_is_optional(seen, test_ca):
 def test_clear_empties_both_records_whatever_the_addresses_say(seen, test_ca):
     update(seen, test_ca, "ip=198.51.100.4&ipv6=2001:db8::4")
     # API: clear=true: both records are emptied, whatever the addresses say.
-    assert update(seen, test_ca, "ip=198.51.100.5&clear=true&verbose=true") == (
-        "OK\n\n\nUPDATED"
-    )
+    assert update(seen, test_ca, "ip=198.51.100.5&clear=true&verbose=true") == ("OK\n\n\nUPDATED")
     assert update(seen, test_ca, "clear=true&verbose=true") == "OK\n\n\nNOCHANGE"
 
 
