@@ -13,7 +13,8 @@ from helpers import CANARY, PUBLIC, assert_no_canary, assert_no_canary_in_tree, 
 def conf(tmp_path: Path, duck, test_ca):
     """A factory for a valid config aimed at ``duck``; keyword arguments override keys.
 
-    After the test, no file in the test's directory but the config holds the token.
+    After the test, no file in the test's directory but the config holds the token, and no
+    request ``duck`` received had an empty ``ipv6=`` or an ``ipv6=`` without ``ip=``.
     """
     made: list[Path] = []
 
@@ -33,6 +34,11 @@ def conf(tmp_path: Path, duck, test_ca):
 
     yield make
     assert_no_canary_in_tree(tmp_path, set(made))
+    # The updater never relies on what the published API leaves unknown (docs/design.md).
+    for req in duck.requests:
+        q = req["query"]
+        assert q.get("ipv6", None) != "", f"an empty ipv6= (its effect is unknown): {q}"
+        assert "ipv6" not in q or "ip" in q, f"ipv6= without ip= (its effect is unknown): {q}"
 
 
 @pytest.fixture
