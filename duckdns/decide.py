@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 
-from duckdns import __version__, localaddr
+from duckdns import __version__, localaddr, report
 
 UNDECIDED_INTERVAL = 300  # DuckDNS's install page runs its cron job every 5 minutes
 FAMILIES = ("ipv4", "ipv6")
@@ -206,10 +206,10 @@ def _ipv4_signal(cfg, state: dict, plan: Plan, now: float) -> str:
 class Outcome:
     """How the run ended: ``kind`` "ok", "ko" (DuckDNS answered KO) or "error"."""
 
-    __slots__ = ("kind", "message", "sent")
+    __slots__ = ("kind", "message")
 
     def __init__(self) -> None:
-        self.kind, self.message, self.sent = "ok", "", 0
+        self.kind, self.message = "ok", ""
 
 
 def forget_records(state: dict) -> None:
@@ -241,11 +241,16 @@ def execute(cfg, state: dict, plan: Plan, now: int) -> Outcome:
         state["last_run"] = now
         if "ipv4" in req.sets:
             state["ipv4_tried"] = now
-        outcome.sent += 1
         try:
             reply = api.send(cfg, api.build_query(cfg, ipv4=req.ip, ipv6=req.ipv6))
         except api.Rejected as exc:
             outcome.kind, outcome.message = "ko", str(exc)
+            if done - set(req.sets):  # an earlier request of this run was accepted
+                outcome.message = (
+                    f"DuckDNS answered KO to the {RECORD[family]} request for "
+                    f"{req.ipv6 or req.ip or 'this address'} after accepting the token and "
+                    "domains a moment before: it refused that address (not retried)"
+                )
             break
         except api.TemporaryFailure as exc:
             outcome.kind, outcome.message = "error", str(exc)
@@ -261,7 +266,7 @@ def execute(cfg, state: dict, plan: Plan, now: int) -> Outcome:
             last_result="updated" if updated else "nochange", last_success=now, last_error=""
         )
     else:
-        state.update(last_result=outcome.kind, last_error=outcome.message)
+        state.update(last_result=outcome.kind, last_error=report.redact(outcome.message))
     if updated:
         state["last_change"] = now
     return outcome

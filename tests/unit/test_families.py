@@ -106,7 +106,11 @@ def test_both_change_two_requests(duck, dns, dual):
 @pytest.mark.parametrize(("failure", "code"), [("ko", 1), ("status:404", 75), ("garbage", 75)])
 def test_failed_aaaa_request_is_retried_alone_next_run(duck, dual, failure, code):
     duck.script = ["ok", failure]
-    assert dual()[0] == code
+    code_, _, err = dual()
+    assert code_ == code
+    assert f"piserver: IPv4 {PUBLIC}, IPv6 - (was -, -)" in err, "the A change took effect"
+    if failure == "ko":
+        assert f"KO to the AAAA request for {V6}" in err and "refused that address" in err
     state = state_of(dual.cfg)
     assert state["sent_ipv4"] == "auto" and state["sent_ipv6"] == "", "A kept, AAAA pending"
     assert record(duck)["ipv4"] == PUBLIC
