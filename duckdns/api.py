@@ -46,12 +46,24 @@ class _Retryable(Exception):
 
 
 class Reply:
-    """What DuckDNS reported in its verbose answer."""
+    """What DuckDNS reported; ``verbose`` is False for a bare ``OK`` (no values shown).
 
-    __slots__ = ("ipv4", "ipv6", "txt", "updated")
+    Addresses are in their canonical text form (as the config and the kernel give ours),
+    so they compare as strings whatever spelling DuckDNS uses.
+    """
 
-    def __init__(self, ipv4: str = "", ipv6: str = "", txt: str = "", updated: bool = False):
+    __slots__ = ("ipv4", "ipv6", "txt", "updated", "verbose")
+
+    def __init__(
+        self,
+        ipv4: str = "",
+        ipv6: str = "",
+        txt: str = "",
+        updated: bool = False,
+        verbose: bool = True,
+    ):
         self.ipv4, self.ipv6, self.txt, self.updated = ipv4, ipv6, txt, updated
+        self.verbose = verbose
 
 
 def build_query(
@@ -205,7 +217,7 @@ def parse_answer(body: bytes, txt: bool = False) -> Reply:
     if lines == ["KO"]:
         raise Rejected("KO")
     if lines == ["OK"]:
-        return Reply()
+        return Reply(verbose=False)
     if lines and lines[0] == "OK":
         state = lines[-1]
         if txt and len(lines) == 3 and state in ("UPDATED", "NOCHANGE"):
@@ -217,9 +229,15 @@ def parse_answer(body: bytes, txt: bool = False) -> Reply:
             and _is_ip(lines[1], 4)
             and _is_ip(lines[2], 6)
         ):
-            return Reply(ipv4=lines[1], ipv6=lines[2], updated=state == "UPDATED")
+            return Reply(
+                ipv4=_canonical(lines[1]), ipv6=_canonical(lines[2]), updated=state == "UPDATED"
+            )
     shown = (text or body.decode("ascii", "replace"))[:60].replace("\n", "\\n")
     raise TemporaryFailure(f"unexpected answer from DuckDNS: {shown!r}")
+
+
+def _canonical(value: str) -> str:
+    return str(ipaddress.ip_address(value)) if value else ""
 
 
 def _is_ip(value: str, version: int) -> bool:

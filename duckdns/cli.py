@@ -55,7 +55,7 @@ SIMPLE_COMMANDS = {
         "update the A/AAAA records if the address changed",
         (
             ("--force", "send an update even if nothing changed"),
-            ("--dry-run", "print the request that would be sent (token shown as ***) and stop"),
+            ("--dry-run", "print the requests that would be sent (token shown as ***) and stop"),
         ),
     ),
     "check": ("validate the configuration, without any network traffic", ()),
@@ -294,10 +294,17 @@ def cmd_check(args: _Args) -> int:
     return EXIT_OK
 
 
-def _probe(targets):
+def _probe(targets) -> tuple[str | None, list[str]]:
+    """The probe's answer (None if every target failed) and why each failed target failed."""
     from duckdns import probe
 
-    return probe.public_ipv4(targets)
+    errors: list[str] = []
+
+    def failed(target, exc) -> None:
+        errors.append(f"{target}: {exc}")
+        report.debug(f"address probe {target} failed: {exc}")
+
+    return probe.public_ipv4(targets, on_error=failed), errors
 
 
 def cmd_update(args: _Args) -> int:
@@ -312,73 +319,55 @@ def cmd_update(args: _Args) -> int:
     if args.dry_run:
         from duckdns import api
 
-        query = api.build_query(cfg, ipv4=plan.ipv4_param, ipv6=plan.ipv6_param)
-        report.out(api.describe(cfg, query))
+        for req in decide.requests_for(plan):
+            report.out(api.describe(cfg, api.build_query(cfg, ipv4=req.ip, ipv6=req.ipv6)))
         return EXIT_OK
-    if not plan.reason:
+    if cfg.ipv6 == "auto" and plan.want["ipv6"] is None:
+        report.info("ipv6 = auto, but this host has no global IPv6 address: AAAA left as it is")
+    if not plan.reasons:
         report.debug(f"nothing changed (IPv4 {state.get('ipv4') or '-'}): no request sent")
+        if _probe_news(state, plan):
+            statefile.save(state_path, state)  # only when the probe's state changed
         return EXIT_OK
     report.info(f"updating {', '.join(cfg.domains)}: {plan.reason}")
     return _send(cfg, state, state_path, plan)
 
 
 def _send(cfg, state: dict, state_path: str, plan) -> int:
-    from duckdns import api
+    from duckdns import decide
 
-    query = api.build_query(cfg, ipv4=plan.ipv4_param, ipv6=plan.ipv6_param)
-    now = int(time.time())  # whole seconds: the state file keeps one size
-    state["last_run"] = now
-    try:
-        reply = api.send(cfg, query)
-    except api.Rejected as exc:
-        return _failed(state, state_path, "ko", str(exc), EXIT_KO)
-    except api.TemporaryFailure as exc:
-        return _failed(state, state_path, "error", str(exc), EXIT_TEMPFAIL)
     before = (state.get("ipv4", ""), state.get("ipv6", ""))
-    state.update(
-        last_result="updated" if reply.updated else "nochange",
-        last_success=now,
-        last_error="",
-        sent_ipv6=plan.ipv6_param or "",
-        fingerprint=cfg.fingerprint(),
-    )
-    if reply.ipv4 or reply.ipv6 or reply.updated:
-        state.update(ipv4=reply.ipv4, ipv6=reply.ipv6)
-    if reply.updated:
-        state["last_change"] = now
-    _check_probe(cfg, state, plan, reply)
+    outcome = decide.execute(cfg, state, plan, int(time.time()))  # whole seconds: one size
+    _probe_news(state, plan)
+    if plan.observed_ipv4 is not None:
+        state["probe_ipv4"] = plan.observed_ipv4
     statefile.save(state_path, state)
     after = (state["ipv4"], state["ipv6"])
-    if reply.updated or after != before:
+    if after != before:  # also when a later request of the run failed: this one took effect
         report.notice(
             f"{', '.join(cfg.domains)}: IPv4 {after[0] or '-'}, IPv6 {after[1] or '-'}"
             f" (was {before[0] or '-'}, {before[1] or '-'})"
         )
+    if outcome.kind != "ok":
+        report.error(outcome.message)
+        return EXIT_KO if outcome.kind == "ko" else EXIT_TEMPFAIL
     return EXIT_OK
 
 
-def _check_probe(cfg, state: dict, plan, reply) -> None:
-    """The probe must agree with what DuckDNS saw, or it is not trusted until it does."""
-    if cfg.ipv4 != "auto" or not cfg.probe or not reply.ipv4 or plan.observed_ipv4 is None:
-        return
-    trusted = plan.observed_ipv4 == reply.ipv4
-    if state.get("probe_trusted", True) and not trusted:
-        report.warning(
-            f"address probe answered {plan.observed_ipv4} but DuckDNS saw {reply.ipv4} "
-            "(a resolver that rewrites DNS answers?): updating every run until they agree; "
-            "set 'probe = off' to silence this"
-        )
-    elif trusted and not state.get("probe_trusted", True):
-        report.notice("address probe agrees with DuckDNS again: updates only on change")
-    state["probe_trusted"] = trusted
-    state["probe_ipv4"] = plan.observed_ipv4
+def _probe_news(state: dict, plan) -> bool:
+    """Record the probe's new state; say so once when it fails, is distrusted or recovers."""
+    from duckdns import decide
 
-
-def _failed(state: dict, state_path: str, result: str, message: str, code: int) -> int:
-    state.update(last_result=result, last_error=report.redact(message))
-    statefile.save(state_path, state)
-    report.error(message)
-    return code
+    before, after = state.get("probe_state", ""), plan.probe_state
+    if after == before:
+        return False
+    news = decide.probe_news(before, after, plan, state.get("ipv4", ""))
+    if news is not None:
+        (report.warning if news[0] == "warning" else report.notice)(news[1])
+    state.update(probe_state=after, probe_since=int(time.time()))
+    if plan.observed_ipv4 is not None:
+        state["probe_ipv4"] = plan.observed_ipv4
+    return True
 
 
 def _simple_request(args: _Args, what: str, cfg=None, **query) -> int:
@@ -399,6 +388,9 @@ def _simple_request(args: _Args, what: str, cfg=None, **query) -> int:
     if txt:
         state["txt"] = reply.txt
     else:
+        from duckdns.decide import forget_records
+
+        forget_records(state)  # nothing published now: the next update sends again
         state.update(ipv4=reply.ipv4, ipv6=reply.ipv6, last_success=None, last_result="cleared")
     statefile.save(state_path, state)
     report.notice(f"{', '.join(cfg.domains)}: {what}")
@@ -462,11 +454,33 @@ def cmd_status(args: _Args) -> int:
         ("IPv4 at DuckDNS", state["ipv4"] or "-"),
         ("IPv6 at DuckDNS", state["ipv6"] or "-"),
         ("TXT", state["txt"] or "-"),
-        ("Address probe", "trusted" if state["probe_trusted"] else "not trusted"),
+        ("IPv4 confirmed", _when(state["ipv4_confirmed"])),
+        ("IPv6 confirmed", _when(state["ipv6_confirmed"])),
+        ("Address probe", _probe_status(state)),
         ("Last error", state["last_error"] or "-"),
     ]
     report.out("\n".join(f"{key + ':':17}{value}" for key, value in rows))
     return EXIT_OK
+
+
+def _probe_status(state: dict) -> str:
+    """The probe's state as the last run left it, in words."""
+    kind, since = state["probe_state"], _when(state["probe_since"])
+    slow = "DuckDNS is asked at most every 5 minutes"
+    if kind == "ok":
+        return f"working (last answer {state['probe_ipv4'] or '-'})"
+    if kind == "failing":
+        return f"failing since {since}: {slow}"
+    if kind == "distrusted":
+        return (
+            f"not trusted since {since} (it answered {state['probe_ipv4'] or '-'}, "
+            f"DuckDNS saw {state['ipv4'] or '-'}): {slow}"
+        )
+    if kind == "off":
+        return "off (probe = off): DuckDNS is asked every run"
+    if kind == "unused":
+        return "not used (ipv4 is not auto)"
+    return "not yet checked"
 
 
 def cmd_verify(args: _Args) -> int:

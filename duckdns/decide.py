@@ -1,82 +1,346 @@
-"""Decide whether this run must talk to DuckDNS, and with which addresses.
+"""Decide which records this run must send to DuckDNS, send them, record what DuckDNS says.
 
-The address DuckDNS records always comes from an authenticated source: DuckDNS's
-own view of the TLS connection (``ip=`` empty) for ``ipv4 = auto``, the kernel for
+Each record is its own *family* with its own state: ``ipv4`` (the A record) and ``ipv6``
+(AAAA). The address DuckDNS records always comes from an authenticated source: DuckDNS's own
+view of the TLS connection (``ip=`` empty) for ``ipv4 = auto``, the kernel for
 ``ipv6 = auto``, or the admin's literal. The DNS probe (duckdns.probe) is cheap and
-unauthenticated, so it only decides *whether* to update, never *what* to set, and
-any doubt means "update": the result is never worse than the curl recipe, which
-updated every run.
+unauthenticated, so it only decides *whether* the A record needs a request, never *what* to
+set.
+
+The requests, as DuckDNS documents them (shared/duckdns-api.md, docs/design.md):
+
+* ``ipv4 = auto`` and an IPv6 address: **two requests**, because "when ipv6 is given, the
+  autodetection for ip is not used": ``ip=`` (A from the connection) and ``ip=&ipv6=X``
+  (AAAA; A left as it was). Only the one(s) whose family needs it are sent.
+* ``ipv4 = LITERAL``: one request ``ip=LITERAL[&ipv6=X]`` sets both.
+* ``ipv4 = off``: ``ip=&ipv6=X`` (AAAA; A left as it was).
+
+Nothing here depends on what DuckDNS does with an empty ``ipv6=`` or with ``ipv6=`` and no
+``ip=``: those are never sent. Every verbose answer is checked: the family a request carried
+must show the value asked for (else exit 75), and a family it did not carry must still show
+what was last confirmed, else that family is sent too, in the same run (so an ``ip=``
+request that emptied AAAA would be repaired at once instead of trusted).
+
+While the probe cannot decide (no answer, or an answer that disagreed with what DuckDNS saw),
+the A record is sent at most every :data:`UNDECIDED_INTERVAL` seconds (DuckDNS's own
+recommended cadence), never every run.
 """
 
 from __future__ import annotations
 
 import time
 
-from duckdns import localaddr
+from duckdns import __version__, localaddr, report
 
+UNDECIDED_INTERVAL = 300  # DuckDNS's install page runs its cron job every 5 minutes
+FAMILIES = ("ipv4", "ipv6")
+RECORD = {"ipv4": "A", "ipv6": "AAAA"}
 
-class Plan:
-    """The outcome: ``reason`` is empty when nothing needs sending."""
-
-    __slots__ = ("reason", "ipv4_param", "ipv6_param", "observed_ipv4")
-
-    def __init__(self) -> None:
-        self.reason = ""
-        self.ipv4_param: str | None = None  # value of ip= (None: omitted)
-        self.ipv6_param: str | None = None  # value of ipv6= (None: omitted)
-        self.observed_ipv4: str | None = None  # the probe's answer, if asked
+# Probe states kept in state.json ("probe_state"); "" before the first run.
+PROBE_OK, PROBE_FAILING, PROBE_DISTRUSTED = "ok", "failing", "distrusted"
+PROBE_OFF, PROBE_UNUSED = "off", "unused"
 
 
 class NoAddress(Exception):
-    """``ipv6 = auto`` but the host has no usable global IPv6 address."""
+    """``ipv6 = auto`` with ``ipv4 = off``, but the host has no usable global IPv6 address."""
 
 
-def parameters(cfg, plan: Plan) -> None:
-    """Fill in the ip=/ipv6= values the config asks for."""
-    if cfg.ipv4 == "auto":
-        plan.ipv4_param = ""  # DuckDNS takes the address the request comes from
-    elif cfg.ipv4 != "off":
-        plan.ipv4_param = cfg.ipv4
+class Request:
+    """One GET: the ``ip=``/``ipv6=`` values (None: omitted) and the families it sets."""
+
+    __slots__ = ("ip", "ipv6", "sets")
+
+    def __init__(self, ip: str | None, ipv6: str | None, sets: tuple[str, ...]) -> None:
+        self.ip, self.ipv6, self.sets = ip, ipv6, sets
+
+
+class Plan:
+    """What this run wants and why. ``reasons`` is empty when nothing needs sending."""
+
+    __slots__ = (
+        "want",
+        "reasons",
+        "observed_ipv4",
+        "probe_errors",
+        "probe_state",
+        "fingerprint",
+        "new_config",
+    )
+
+    def __init__(self) -> None:
+        # "ipv4": "auto" | literal | None (off); "ipv6": literal | None (off or no address)
+        self.want: dict[str, str | None] = {"ipv4": None, "ipv6": None}
+        self.reasons: dict[str, str] = {}  # family -> why it needs a request
+        self.observed_ipv4: str | None = None  # the probe's answer, if asked
+        self.probe_errors: list[str] = []
+        self.probe_state = ""  # the probe's state after this run
+        self.fingerprint = ""
+        self.new_config = False  # first run, changed configuration or a new updater version
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"{RECORD[f]}: {r}" for f, r in self.reasons.items())
+
+
+def fingerprint(cfg) -> str:
+    """The configuration's fingerprint and this updater's version: either changing re-sends
+    every record (a new version may build its requests differently; this one does)."""
+    return f"{cfg.fingerprint()}|{__version__}"
+
+
+def wanted(cfg) -> dict[str, str | None]:
+    """What each record should hold, from the config (and the kernel for ipv6 = auto)."""
+    want: dict[str, str | None] = {"ipv4": None if cfg.ipv4 == "off" else cfg.ipv4, "ipv6": None}
     if cfg.ipv6 == "auto":
-        addr = localaddr.global_ipv6()
-        if addr is None:
-            if cfg.ipv4 == "off":
-                raise NoAddress("ipv6 = auto, but this host has no global IPv6 address")
-        else:
-            plan.ipv6_param = addr
+        want["ipv6"] = localaddr.global_ipv6()
+        if want["ipv6"] is None and cfg.ipv4 == "off":
+            raise NoAddress("ipv6 = auto, but this host has no global IPv6 address")
     elif cfg.ipv6 != "off":
-        plan.ipv6_param = cfg.ipv6
+        want["ipv6"] = cfg.ipv6
+    return want
+
+
+def request_for(plan: Plan, family: str) -> Request:
+    """The documented request that sets ``family`` (and, for an IPv4 literal, both)."""
+    v4, v6 = plan.want["ipv4"], plan.want["ipv6"]
+    if v4 not in (None, "auto"):
+        return Request(v4, v6, ("ipv4", "ipv6") if v6 else ("ipv4",))
+    if family == "ipv4":
+        return Request("", None, ("ipv4",))  # A from the connection: no ipv6= with it
+    return Request("", v6, ("ipv6",))  # documented: ip=&ipv6=X sets AAAA, leaves A alone
+
+
+def requests_for(plan: Plan) -> list[Request]:
+    """The requests for the families in ``plan.reasons``, A first (for --dry-run)."""
+    done: set[str] = set()
+    out = []
+    for family in FAMILIES:
+        if family in plan.reasons and family not in done:
+            req = request_for(plan, family)
+            done.update(req.sets)
+            out.append(req)
+    return out
+
+
+def _ask_probe(cfg, state: dict, plan: Plan, probe_ipv4) -> None:
+    if cfg.ipv4 != "auto":
+        plan.probe_state = PROBE_UNUSED
+        return
+    if not cfg.probe:
+        plan.probe_state = PROBE_OFF
+        return
+    if probe_ipv4 is None:  # --dry-run: no traffic at all
+        plan.probe_state = state.get("probe_state", "")
+        return
+    plan.observed_ipv4, plan.probe_errors = probe_ipv4(cfg.probe)
+    if plan.observed_ipv4 is None:
+        plan.probe_state = PROBE_FAILING
+    elif state.get("probe_state") == PROBE_DISTRUSTED and plan.observed_ipv4 != state.get("ipv4"):
+        # Until it agrees with what DuckDNS saw (at the last request, or the next one).
+        plan.probe_state = PROBE_DISTRUSTED
+    else:
+        plan.probe_state = PROBE_OK
+
+
+def _due(state: dict, family: str, want: str, now: float, refresh: int) -> str:
+    """Why ``family`` needs a request whatever the probe says, or ''."""
+    sent = state.get(f"sent_{family}", "")
+    confirmed = state.get(f"{family}_confirmed")
+    if not sent or not confirmed:
+        return "no update confirmed yet"
+    if sent != want:
+        return f"address changed (was {sent})" if family == "ipv6" else "configuration changed"
+    if now - confirmed >= refresh or now < confirmed:
+        return "periodic refresh"
+    return ""
 
 
 def plan_update(cfg, state: dict, force: bool, probe_ipv4=None, now: float | None = None) -> Plan:
-    """Work out the request and whether it is needed.
+    """Work out which families need a request, and why.
 
-    ``probe_ipv4`` is a callable returning this network's public IPv4 address or
-    None (it is only called for ``ipv4 = auto`` with a probe configured).
+    ``probe_ipv4`` is a callable taking the probe targets and returning (this network's
+    public IPv4 address or None, the failures as text); None asks no one (--dry-run).
     """
     now = time.time() if now is None else now
     plan = Plan()
-    parameters(cfg, plan)
-    if cfg.ipv4 == "auto" and cfg.probe and probe_ipv4 is not None:
-        plan.observed_ipv4 = probe_ipv4(cfg.probe)
-    last_success = state.get("last_success")
-    if force:
-        plan.reason = "forced"
-    elif not cfg.probe:
-        plan.reason = "probe off: updating every run"
-    elif not last_success or state.get("last_result") not in ("updated", "nochange"):
-        plan.reason = "no successful update recorded yet"
-    elif state.get("fingerprint") != cfg.fingerprint():
-        plan.reason = "configuration changed"
-    elif now - last_success >= cfg.refresh or now < last_success:
-        plan.reason = "periodic refresh"
-    elif (plan.ipv6_param or "") != state.get("sent_ipv6", ""):
-        plan.reason = "IPv6 address changed"
-    elif cfg.ipv4 == "auto":
-        if not state.get("probe_trusted", True):
-            plan.reason = "address probe not trusted"
-        elif plan.observed_ipv4 is None:
-            plan.reason = "address probe failed"
-        elif plan.observed_ipv4 != state.get("ipv4"):
-            plan.reason = "IPv4 address changed"
+    plan.want = wanted(cfg)
+    plan.fingerprint = fingerprint(cfg)
+    plan.new_config = state.get("fingerprint") != plan.fingerprint
+    _ask_probe(cfg, state, plan, probe_ipv4)
+    for family in FAMILIES:
+        want = plan.want[family]
+        if want is None:
+            continue
+        if force:
+            plan.reasons[family] = "forced"
+        elif plan.new_config:
+            plan.reasons[family] = (
+                "configuration or updater changed" if state.get("fingerprint") else "first update"
+            )
+        else:
+            reason = _due(state, family, want, now, cfg.refresh)
+            if not reason and family == "ipv4" and want == "auto":
+                reason = _ipv4_signal(cfg, state, plan, now)
+            if reason:
+                plan.reasons[family] = reason
     return plan
+
+
+def _ipv4_signal(cfg, state: dict, plan: Plan, now: float) -> str:
+    """For ipv4 = auto with nothing else due: what the probe says (or the 5-minute cadence)."""
+    if not cfg.probe:
+        return "probe off: updating every run"
+    if plan.probe_state == PROBE_OK:
+        if plan.observed_ipv4 != state.get("ipv4"):
+            return f"IPv4 address changed (the probe says {plan.observed_ipv4})"
+        return ""
+    tried = state.get("ipv4_tried")
+    if not tried or now - tried >= UNDECIDED_INTERVAL or now < tried:
+        return "the address probe cannot decide: asking DuckDNS (at most every 5 minutes)"
+    return ""
+
+
+# -- sending -----------------------------------------------------------------------------
+
+
+class Outcome:
+    """How the run ended: ``kind`` "ok", "ko" (DuckDNS answered KO) or "error"."""
+
+    __slots__ = ("kind", "message")
+
+    def __init__(self) -> None:
+        self.kind, self.message = "ok", ""
+
+
+def forget_records(state: dict) -> None:
+    """Nothing is known to be published any more (after ``clear``): the next update sends."""
+    state.update(sent_ipv4="", sent_ipv6="", ipv4_confirmed=None, ipv6_confirmed=None)
+
+
+def execute(cfg, state: dict, plan: Plan, now: int) -> Outcome:
+    """Send the requests ``plan`` needs (at most one per family), recording each answer.
+
+    Stops at the first failure (a KO or a temporary failure would only repeat), leaving the
+    families not confirmed to the next run.
+    """
+    from duckdns import api
+
+    outcome = Outcome()
+    if plan.new_config:
+        forget_records(state)
+        state["fingerprint"] = plan.fingerprint
+    pending = [f for f in FAMILIES if f in plan.reasons]
+    done: set[str] = set()
+    updated = False
+    while pending:
+        family = pending.pop(0)
+        if family in done:
+            continue
+        req = request_for(plan, family)
+        done.update(req.sets)
+        state["last_run"] = now
+        if "ipv4" in req.sets:
+            state["ipv4_tried"] = now
+        try:
+            reply = api.send(cfg, api.build_query(cfg, ipv4=req.ip, ipv6=req.ipv6))
+        except api.Rejected as exc:
+            outcome.kind, outcome.message = "ko", str(exc)
+            if done - set(req.sets):  # an earlier request of this run was accepted
+                outcome.message = (
+                    f"DuckDNS answered KO to the {RECORD[family]} request for "
+                    f"{req.ipv6 or req.ip or 'this address'} after accepting the token and "
+                    "domains a moment before: it refused that address (not retried)"
+                )
+            break
+        except api.TemporaryFailure as exc:
+            outcome.kind, outcome.message = "error", str(exc)
+            break
+        updated |= reply.updated
+        problem, drifted = _record(state, plan, req, reply, now)
+        if problem:
+            outcome.kind, outcome.message = "error", problem
+            break
+        pending += [f for f in drifted if f not in done and f not in pending]
+    if outcome.kind == "ok":
+        state.update(
+            last_result="updated" if updated else "nochange", last_success=now, last_error=""
+        )
+    else:
+        state.update(last_result=outcome.kind, last_error=report.redact(outcome.message))
+    if updated:
+        state["last_change"] = now
+    return outcome
+
+
+def _record(state: dict, plan: Plan, req: Request, reply, now: int) -> tuple[str, list[str]]:
+    """Record what DuckDNS answered; (a problem to report, families that drifted)."""
+    if not reply.verbose:  # a bare "OK": trust the documented effect of what was sent
+        for family in req.sets:
+            _confirm(state, family, plan.want[family], None, now)
+        return "", []
+    shown = {"ipv4": reply.ipv4, "ipv6": reply.ipv6}
+    drifted = []
+    for family in FAMILIES:
+        want, value = plan.want[family], shown[family]
+        if family in req.sets:
+            ok = bool(value) if want == "auto" else value == want
+            if not ok:
+                return (
+                    f"DuckDNS answered OK, but its {RECORD[family]} record holds "
+                    f"{value or 'nothing'} instead of "
+                    f"{want if want != 'auto' else 'the address the request came from'}",
+                    [],
+                )
+            _confirm(state, family, want, value, now)
+            if family == "ipv4" and want == "auto" and plan.observed_ipv4 is not None:
+                agrees = plan.observed_ipv4 == value
+                plan.probe_state = PROBE_OK if agrees else PROBE_DISTRUSTED
+            continue
+        expected = state.get(family) if want == "auto" else want
+        if want is not None and state.get(f"sent_{family}") and value != expected:
+            # Not what was last confirmed: send this family too, and next run if this fails.
+            state[f"sent_{family}"] = ""
+            drifted.append(family)
+        state[family] = value  # what DuckDNS holds now, for status
+    return "", drifted
+
+
+def _confirm(state: dict, family: str, want, value: str | None, now: int) -> None:
+    state[f"sent_{family}"] = want
+    state[f"{family}_confirmed"] = now
+    if value is not None:
+        state[family] = value
+    elif want != "auto":
+        state[family] = want
+
+
+def probe_news(before: str, after: str, plan: Plan, duckdns_ipv4: str) -> tuple[str, str] | None:
+    """(level, message) when the probe's state changed in a way worth telling, else None.
+
+    Said once per change, at default verbosity: the probe starts failing, is found to
+    disagree with DuckDNS, or works again.
+    """
+    if after == before:
+        return None
+    targets = "; ".join(plan.probe_errors) or "no answer"
+    if after == PROBE_FAILING:
+        return (
+            "warning",
+            f"address probe failed ({targets}): asking DuckDNS at most every 5 minutes until "
+            "it answers again; check that DNS to those addresses is not blocked, or set "
+            "'probe' to other addresses",
+        )
+    if after == PROBE_DISTRUSTED:
+        return (
+            "warning",
+            f"address probe answered {plan.observed_ipv4} but DuckDNS saw {duckdns_ipv4} "
+            "(a router or resolver that intercepts DNS?): asking DuckDNS at most every 5 "
+            "minutes until they agree; set 'probe' to other addresses or 'probe = off'",
+        )
+    if after == PROBE_OK and before in (PROBE_FAILING, PROBE_DISTRUSTED):
+        return (
+            "notice",
+            f"address probe works again (it says {plan.observed_ipv4}): "
+            "asking DuckDNS only when the address changes",
+        )
+    return None

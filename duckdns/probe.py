@@ -34,7 +34,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-DEFAULT_PROBE = "cloudflare@1.1.1.1, opendns@208.67.222.222"
+# In order, first valid answer wins: each provider's second address before the next provider,
+# so one intercepted or blocked address (some routers and ISPs do that to 1.1.1.1) does not
+# leave the probe to a single other party.
+DEFAULT_PROBE = (
+    "cloudflare@1.1.1.1, cloudflare@1.0.0.1, opendns@208.67.222.222, opendns@208.67.220.220"
+)
 
 # KIND -> (question name, type, class)
 KINDS: dict[str, tuple[str, int, int]] = {
@@ -44,7 +49,13 @@ KINDS: dict[str, tuple[str, int, int]] = {
 
 _FORM = (
     "off, or a comma-separated list of KIND@ADDRESS[:PORT] with KIND cloudflare or opendns "
-    "and IPv6 addresses in brackets, e.g. cloudflare@1.1.1.1, opendns@[2620:119:35::35]:53"
+    "and an IPv4 ADDRESS, e.g. cloudflare@1.1.1.1, opendns@208.67.222.222:53"
+)
+# Why an IPv6 address can never answer: the question is the public IPv4 address.
+_NOT_IPV6 = (
+    "an IPv6 probe address can never tell the public IPv4 address (Cloudflare answers with "
+    "the IPv6 address the query came from, OpenDNS with NXDOMAIN): write KIND@ADDRESS[:PORT] "
+    "with an IPv4 address, e.g. cloudflare@1.1.1.1 or opendns@208.67.222.222"
 )
 
 
@@ -103,10 +114,14 @@ def parse_probe(spec: str) -> list[ProbeTarget]:
                 f"probe entry {entry!r}: unknown kind {kind!r} "
                 f"(known: {', '.join(KINDS)}); expected {_FORM}"
             )
+        if where.count(":") > 1 or where.strip().startswith("["):
+            raise ValueError(f"probe entry {entry!r}: {_NOT_IPV6}")
         try:
             address, port = parse_server(where)
         except ValueError as e:
             raise ValueError(f"probe entry {entry!r}: {e}") from None
+        if ":" in address:
+            raise ValueError(f"probe entry {entry!r}: {_NOT_IPV6}")
         targets.append(ProbeTarget(kind, address, port))
     return targets
 

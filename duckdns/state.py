@@ -20,17 +20,26 @@ from duckdns.fsutil import atomic_write, join, normpath, parent
 
 FIELDS = {
     "last_run": None,  # Unix time of the last run that talked to DuckDNS
-    "last_result": "",  # "updated", "nochange", "ko", "error"
+    "last_result": "",  # "updated", "nochange", "ko", "error", "cleared"
     "last_success": None,  # Unix time of the last OK from DuckDNS
     "last_change": None,  # Unix time DuckDNS last reported UPDATED
     "last_error": "",
-    "ipv4": "",  # as DuckDNS reported it in its verbose answer
+    # Per record (family): what DuckDNS holds as its last answer showed it, what we asked
+    # for when DuckDNS last confirmed it ("auto" or a literal; "" = nothing confirmed, so
+    # the next run sends), and when. Each family is retried on its own.
+    "ipv4": "",
     "ipv6": "",
-    "sent_ipv6": "",  # what we sent as ipv6= (auto/literal), to notice a new address
-    "fingerprint": "",
-    "probe_trusted": True,
-    "probe_ipv4": "",
-    "last_check": None,  # Unix time of the last run, whether or not it sent anything
+    "sent_ipv4": "",
+    "sent_ipv6": "",
+    "ipv4_confirmed": None,
+    "ipv6_confirmed": None,
+    "ipv4_tried": None,  # Unix time of the last request for A (the 5-minute cadence)
+    "fingerprint": "",  # the configuration's identity and the updater's version
+    # The address probe: "" (not yet checked), "ok", "failing", "distrusted", "off", "unused"
+    "probe_state": "",
+    "probe_since": None,  # when it entered that state
+    "probe_ipv4": "",  # its last answer
+    "last_check": None,  # (unused; kept so that older files keep their shape)
     "txt": "",
 }
 
@@ -95,7 +104,19 @@ def load(path: str) -> dict:
         if default is not None and not isinstance(value, type(default)):
             continue
         state[key] = value
+    _upgrade(saved, state)
     return state
+
+
+def _upgrade(saved: dict, state: dict) -> None:
+    """A state.json from before per-record state (duckdns 0.1.0): keep what still holds.
+
+    Its records are not taken as confirmed (that release could leave A stale with IPv6), so
+    the first run after the upgrade sends every record; its probe verdict is kept.
+    """
+    if "probe_state" not in saved and saved.get("probe_trusted") is False:
+        state["probe_state"] = "distrusted"
+        state["probe_ipv4"] = saved.get("probe_ipv4", "") or ""
 
 
 def save(path: str, state: dict) -> None:

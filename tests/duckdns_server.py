@@ -1,14 +1,20 @@
-"""A DuckDNS-compatible HTTPS server for tests (standard library only).
+"""A DuckDNS look-alike HTTPS server for tests (standard library only).
 
-It speaks the real API (``GET /update?domains=&token=&ip=&ipv6=&verbose=&clear=&txt=``)
-over real TLS, records every request, and can be told to misbehave.
+It follows the published API as ``shared/duckdns-api.md`` summarises it (www.duckdns.org/spec.jsp
+and the peers' observations cited there); each behaviour below names the rule it implements
+("API: ..."). Where the real service's behaviour is not known, the look-alike picks one and says
+so ("UNKNOWN: ..."); the updater must not depend on those choices (tests/unit/test_update.py
+checks that it never sends such requests). tests/unit/test_duckdns_server.py asserts every rule
+with raw HTTP requests.
 
 In-process use (unit tests)::
 
     with DuckDNSServer(cert, key, token=TOKEN, domains=["piserver"]) as srv:
+        srv.client_ip = "203.0.113.7"              # the address DuckDNS "sees"
         srv.script = ["status:503", "status:503"]   # then srv.default ("ok")
         ...  # point the updater at srv.url
         assert len(srv.requests) == 3
+        assert srv.records["piserver"]["ipv4"] == "203.0.113.7"
 
 As a script (system tests run it inside the container)::
 
@@ -17,7 +23,8 @@ As a script (system tests run it inside the container)::
         --token-file /run/duckdns-test/token --domains piserver
 
 The control file is read at every request when it exists: ``{"mode": "status:503"}``,
-``{"mode": "ok", "client_ip": "203.0.113.7"}``.
+``{"mode": "ok", "client_ip": "203.0.113.7"}`` (the client's "public" IPv4 address, as
+DuckDNS would see it behind a NAT router).
 
 Modes: ``ok`` (the real behaviour), ``ko``, ``status:N``, ``redirect`` (302 to
 ``/elsewhere``), ``stall:SECONDS``, ``huge`` (1 MiB body), ``garbage``.
@@ -35,6 +42,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+SUFFIX = ".duckdns.org"
+CHUNK = 7  # bytes per chunk: even "OK" answers of a few lines take several chunks
+
+
+def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
 
 class DuckDNSServer:
     """A threaded HTTPS server that behaves like www.duckdns.org."""
@@ -51,16 +68,16 @@ class DuckDNSServer:
         control_path: str | Path | None = None,
     ) -> None:
         self.token = token
-        self.domains = set(domains) if domains else None
+        self.domains = list(domains) if domains else None  # None: any subname is the account's
         self.record_path = Path(record_path) if record_path else None
         self.control_path = Path(control_path) if control_path else None
         self.requests: list[dict] = []
         self.script: list[str] = []  # modes used one per request, before ``default``
         self.default = "ok"
         self.client_ip: str | None = None  # the "public" address DuckDNS sees; peer if None
-        self.ipv4 = ""
-        self.ipv6 = ""
-        self.txt = ""
+        # API: the records are kept per subname, between requests (A, AAAA and one TXT).
+        self.records: dict[str, dict[str, str]] = {}
+        self.last_name: str | None = None  # the subname the last update named first
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         self.httpd = ThreadingHTTPServer((host, port), _Handler)
@@ -93,6 +110,27 @@ class DuckDNSServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # -- the records -------------------------------------------------------------------
+
+    def record_of(self, name: str) -> dict[str, str]:
+        return self.records.setdefault(name, {"ipv4": "", "ipv6": "", "txt": ""})
+
+    def _last(self, key: str) -> str:
+        """A value of the subname the last update named first (tests of one subname)."""
+        return self.records.get(self.last_name or "", {}).get(key, "")
+
+    @property
+    def ipv4(self) -> str:
+        return self._last("ipv4")
+
+    @property
+    def ipv6(self) -> str:
+        return self._last("ipv6")
+
+    @property
+    def txt(self) -> str:
+        return self._last("txt")
+
     # -- behaviour -----------------------------------------------------------------
 
     def next_mode(self) -> str:
@@ -112,42 +150,94 @@ class DuckDNSServer:
                 with self.record_path.open("a") as f:
                     f.write(json.dumps(entry) + "\n")
 
+    def _names(self, query: dict[str, str]) -> list[str] | None:
+        """The subnames of ``domains=``, or None when the request must be refused."""
+        names = []
+        for raw in query.get("domains", "").split(","):
+            name = raw.strip().lower()
+            # API: "the .duckdns.org suffix is optional" (spec.jsp; lego, certbot, acme.sh).
+            if name.endswith(SUFFIX):
+                name = name[: -len(SUFFIX)]
+            if name:
+                names.append(name)
+        # API: "KO means a wrong token or subname": an unknown subname is refused.
+        if not names or (self.domains is not None and not set(names) <= set(self.domains)):
+            return None
+        return names
+
     def answer_update(self, query: dict[str, str], peer: str) -> str:
-        """The real service's logic for a well-formed ``/update`` request."""
+        """The real service's logic for an ``/update`` request, rule by rule."""
+        # API: "KO means a wrong token".
         if self.token is not None and query.get("token", "").strip() != self.token:
             return "KO"
-        names = [d.strip() for d in query.get("domains", "").split(",") if d.strip()]
-        if not names or (self.domains is not None and not set(names) <= self.domains):
+        names = self._names(query)
+        if names is None:
             return "KO"
         verbose = query.get("verbose", "").lower() == "true"
-        changed = False
+        clear = query.get("clear", "").lower() == "true"
         with self.lock:
+            self.last_name = names[0]
             if "txt" in query:
-                new_txt = "" if query.get("clear") == "true" else query["txt"]
-                changed = new_txt != self.txt
-                self.txt = new_txt
-                body = f"OK\n{self.txt}\n{'UPDATED' if changed else 'NOCHANGE'}"
-                return body if verbose else "OK"
-            if query.get("clear") == "true":
-                changed = bool(self.ipv4 or self.ipv6)
-                self.ipv4 = self.ipv6 = ""
+                return self._answer_txt(names, query["txt"], clear, verbose)
+            new4 = new6 = None  # None: that record stays as it is
+            if clear:
+                # API: "clear=true: both records are emptied, whatever the addresses say".
+                new4 = new6 = ""
             else:
                 ip = query.get("ip", "")
                 ipv6 = query.get("ipv6", "")
                 if ip:
-                    try:
-                        addr = ipaddress.ip_address(ip)
-                    except ValueError:
+                    addr = _address(ip)
+                    if addr is None:
+                        return "KO"  # API: "KO also means a malformed ip value"
+                    if addr.version == 6:
+                        new6 = str(addr)  # API: "an IPv6 literal in ip sets the AAAA record"
+                    else:
+                        new4 = str(addr)
+                if ipv6:
+                    addr = _address(ipv6)
+                    # API: "KO also means a malformed ipv6 value". UNKNOWN: an IPv4 literal in
+                    # ipv6= is taken as malformed here.
+                    if addr is None or addr.version != 6:
                         return "KO"
-                    if addr.version == 6:  # DuckDNS puts an IPv6 given as ip= into AAAA
-                        ipv6, ip = ip, ""
-                elif "ipv6" not in query or not ipv6:
-                    ip = self.client_ip or peer
-                new4 = ip or self.ipv4
-                new6 = ipv6 or self.ipv6
-                changed = (new4, new6) != (self.ipv4, self.ipv6)
-                self.ipv4, self.ipv6 = new4, new6
-            body = f"OK\n{self.ipv4}\n{self.ipv6}\n{'UPDATED' if changed else 'NOCHANGE'}"
+                    # UNKNOWN: which wins when ip= also held an IPv6 literal; ipv6= here.
+                    new6 = str(addr)
+                # API: "ip empty or absent means DuckDNS takes the IPv4 address the request
+                # comes from", but "when ipv6 is given, the autodetection for ip is not used"
+                # (spec.jsp; linuxserver/docker-duckdns #11, home-assistant/addons #2490).
+                # UNKNOWN: an empty ipv6= counts as not given here, and leaves AAAA alone.
+                if not ip and not ipv6:
+                    seen = _address(self.client_ip or peer)
+                    # API: "IPv4 autodetection only works for IPv4". UNKNOWN: what a request
+                    # over IPv6 does; here nothing.
+                    if seen is not None and seen.version == 4:
+                        new4 = str(seen)
+            changed = False
+            for name in names:
+                rec = self.record_of(name)
+                for key, value in (("ipv4", new4), ("ipv6", new6)):
+                    if value is not None and rec[key] != value:
+                        rec[key] = value
+                        changed = True
+            rec = self.record_of(names[0])  # UNKNOWN: what a verbose answer shows for several
+            state = "UPDATED" if changed else "NOCHANGE"
+            # API: verbose OK answer: "OK", the current IPv4, the current IPv6, UPDATED/NOCHANGE.
+            body = f"OK\n{rec['ipv4']}\n{rec['ipv6']}\n{state}"
+        return body if verbose else "OK"
+
+    def _answer_txt(self, names: list[str], value: str, clear: bool, verbose: bool) -> str:
+        # API: "&txt=VALUE sets the single TXT value; clearing needs &txt=&clear=true (an empty
+        # value alone does not clear)". UNKNOWN: whether clear=true with txt= also empties the
+        # A/AAAA records; here it does not (the ACME hooks of peers rely on that).
+        changed = False
+        for name in names:
+            rec = self.record_of(name)
+            new = "" if clear else (value or rec["txt"])
+            changed |= new != rec["txt"]
+            rec["txt"] = new
+        rec = self.record_of(names[0])
+        # API: the verbose TXT answer: "OK", the value, UPDATED/NOCHANGE.
+        body = f"OK\n{rec['txt']}\n{'UPDATED' if changed else 'NOCHANGE'}"
         return body if verbose else "OK"
 
 
@@ -159,13 +249,20 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        # API: "the real service answers through a proxy with chunked transfer encoding"
+        # (ddclient #503, #828): every answer here is chunked, in small chunks.
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=UTF-8")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Transfer-Encoding", "chunked")
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(body)
+        size = CHUNK if len(body) < 4096 else 4096
+        for start in range(0, len(body), size):
+            piece = body[start : start + size]
+            self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         duck: DuckDNSServer = self.server.duck  # type: ignore[attr-defined]
@@ -211,6 +308,7 @@ def main() -> None:
     parser.add_argument("--control", help="JSON file read at each request: {'mode': ...}")
     parser.add_argument("--token-file", help="file holding the only token to accept")
     parser.add_argument("--domains", help="comma-separated subnames to accept")
+    parser.add_argument("--client-ip", help="the address DuckDNS sees (default: the peer's)")
     parser.add_argument("--ready-file", help="touched once the server listens")
     args = parser.parse_args()
     token = Path(args.token_file).read_text().strip() if args.token_file else None
@@ -224,6 +322,7 @@ def main() -> None:
         record_path=args.record,
         control_path=args.control,
     )
+    server.client_ip = args.client_ip
     if args.ready_file:
         Path(args.ready_file).write_text(str(server.port))
     try:

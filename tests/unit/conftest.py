@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 from dnsserver import DNSServer
-from helpers import CANARY, PUBLIC, assert_no_canary_in_tree, write_config
+from helpers import CANARY, PUBLIC, assert_no_canary, assert_no_canary_in_tree, write_config
 
 
 @pytest.fixture
 def conf(tmp_path: Path, duck, test_ca):
     """A factory for a valid config aimed at ``duck``; keyword arguments override keys.
 
-    After the test, no file in the test's directory but the config holds the token.
+    After the test, no file in the test's directory but the config holds the token, and no
+    request ``duck`` received had an empty ``ipv6=`` or an ``ipv6=`` without ``ip=``.
     """
     made: list[Path] = []
 
@@ -33,6 +34,11 @@ def conf(tmp_path: Path, duck, test_ca):
 
     yield make
     assert_no_canary_in_tree(tmp_path, set(made))
+    # The updater never relies on what the published API leaves unknown (docs/design.md).
+    for req in duck.requests:
+        q = req["query"]
+        assert q.get("ipv6", None) != "", f"an empty ipv6= (its effect is unknown): {q}"
+        assert "ipv6" not in q or "ip" in q, f"ipv6= without ip= (its effect is unknown): {q}"
 
 
 @pytest.fixture
@@ -48,3 +54,41 @@ def probed(conf, dns, duck):
     duck.client_ip = PUBLIC
     host, port = dns.address
     return conf(probe=f"cloudflare@{host}:{port}")
+
+
+class Runner:
+    """``duckdns --config CFG ...`` in this process, with the world it sees under control.
+
+    ``ipv6`` is the global IPv6 address the kernel shows (None: none), ``now`` the clock
+    (advanced with :meth:`later`), so sequences of timer runs over hours take a second.
+    Every output is checked for the token.
+    """
+
+    def __init__(self, monkeypatch, capsys, cfg: Path) -> None:
+        import time
+
+        from duckdns import localaddr
+
+        self.cfg = cfg
+        self.capsys = capsys
+        self.ipv6: str | None = None
+        self.now = time.time()
+        monkeypatch.setattr(localaddr, "global_ipv6", lambda *a, **k: self.ipv6)
+        monkeypatch.setattr(time, "time", lambda: self.now)
+
+    def later(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        from duckdns.cli import main
+
+        code = main(["--config", str(self.cfg), *(argv or ("update",))])
+        out, err = self.capsys.readouterr()
+        assert_no_canary(out, err)
+        return code, out, err
+
+
+@pytest.fixture
+def runner(monkeypatch, capsys):
+    """A factory: ``runner(cfg)`` gives a :class:`Runner` for that config."""
+    return lambda cfg: Runner(monkeypatch, capsys, cfg)

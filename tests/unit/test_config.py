@@ -27,6 +27,12 @@ def check(cfg):
         ({"ipv4": "off", "ipv6": "off"}, 0o600, "both off"),
         ({"refresh": "soon"}, 0o600, "not a duration"),
         ({"probe": "google@8.8.8.8"}, 0o600, "probe"),
+        (
+            {"probe": "cloudflare@[2606:4700:4700::1111]"},
+            0o600,
+            "probe: probe entry 'cloudflare@[2606:4700:4700::1111]': an IPv6 probe address "
+            "can never tell the public IPv4 address",
+        ),
         ({"colour": "blue"}, 0o600, "unknown key 'colour'"),
         ({}, 0o644, "chmod 600"),
         ({}, 0o660, "chmod 600"),

@@ -10,7 +10,8 @@ import json
 import os
 import time
 
-from helpers import PUBLIC, state_of, update
+import pytest
+from helpers import PUBLIC, run_duckdns, state_of, update
 
 
 def test_nothing_changed_means_no_request(duck, dns, probed):
@@ -21,7 +22,7 @@ def test_nothing_changed_means_no_request(duck, dns, probed):
         assert proc.returncode == 0 and proc.stderr == ""
     assert len(duck.requests) == 1, "an unchanged address must not reach DuckDNS"
     assert len(dns.queries) == 4
-    assert state_of(probed)["probe_trusted"] is True
+    assert state_of(probed)["probe_state"] == "ok"
 
 
 def test_changed_address_updates_at_once(duck, dns, probed):
@@ -33,29 +34,6 @@ def test_changed_address_updates_at_once(duck, dns, probed):
     assert proc.returncode == 0
     assert len(duck.requests) == 2
     assert "IPv4 198.51.100.20" in proc.stderr
-
-
-def test_probe_failure_means_update(duck, dns, probed):
-    update(probed)
-    dns.behaviour = "silent"
-    assert update(probed).returncode == 0
-    assert len(duck.requests) == 2
-
-
-def test_lying_probe_is_distrusted_until_it_agrees(duck, dns, probed):
-    dns.behaviour = "lie"  # answers lie_ipv4, not what DuckDNS sees
-    proc = update(probed)
-    assert proc.returncode == 0
-    assert "address probe answered" in proc.stderr
-    assert state_of(probed)["probe_trusted"] is False
-    update(probed)
-    update(probed)
-    assert len(duck.requests) == 3, "an untrusted probe must fall back to updating every run"
-    dns.behaviour = "normal"
-    update(probed)
-    assert state_of(probed)["probe_trusted"] is True
-    update(probed)
-    assert len(duck.requests) == 4
 
 
 def test_fallback_to_second_probe(duck, dns, conf):
@@ -71,7 +49,7 @@ def test_fallback_to_second_probe(duck, dns, conf):
 def test_periodic_refresh(duck, dns, probed):
     update(probed)
     state = state_of(probed)
-    state["last_success"] = time.time() - 25 * 3600
+    state["ipv4_confirmed"] = int(time.time()) - 25 * 3600
     (probed.parent / "state.json").write_text(json.dumps(state))
     update(probed)
     assert len(duck.requests) == 2
@@ -109,3 +87,98 @@ def test_force_always_sends(duck, dns, probed):
     update(probed)
     update(probed, "--force")
     assert len(duck.requests) == 2
+
+
+# -- a probe that cannot decide: visible once, and bounded to one request every 5 minutes ---
+
+
+@pytest.fixture
+def probed_run(probed, runner):
+    return runner(probed)
+
+
+def hour_of_runs(run, duck) -> tuple[int, list[str]]:
+    """60 timer runs a minute apart: (requests sent, lines said at default verbosity)."""
+    start, said = len(duck.requests), []
+    for _ in range(60):
+        run.later(60)
+        code, _, err = run()
+        assert code == 0, err
+        said += err.splitlines()
+    return len(duck.requests) - start, said
+
+
+def test_dead_probe_says_so_once_and_asks_duckdns_every_5_minutes(duck, dns, probed_run):
+    run = probed_run
+    assert run()[0] == 0
+    dns.behaviour = "servfail"  # the probe stops working (e.g. 1.1.1.1 blocked by the router)
+    requests, said = hour_of_runs(run, duck)
+    assert requests == 12, "one request every 5 minutes, not one a minute"
+    assert len(said) == 1 and said[0].startswith("address probe failed (cloudflare@"), said
+    assert "SERVFAIL" in said[0] and "every 5 minutes" in said[0]
+    assert state_of(run.cfg)["probe_state"] == "failing"
+    code, out, _ = run("status")
+    assert "failing since" in out and "at most every 5 minutes" in out
+    dns.behaviour = "normal"
+    requests, said = hour_of_runs(run, duck)
+    assert requests == 0
+    assert len(said) == 1 and said[0].startswith("address probe works again"), said
+    assert "working (last answer 203.0.113.7)" in run("status")[1]
+
+
+def test_a_failing_probe_still_lets_an_address_change_through_within_5_minutes(
+    duck, dns, probed_run
+):
+    run = probed_run
+    run()
+    dns.behaviour = "servfail"
+    duck.client_ip = "198.51.100.20"  # the address changes while the probe is dead
+    for _ in range(5):
+        run.later(60)
+        run()
+    assert duck.ipv4 == "198.51.100.20"
+    assert len(duck.requests) == 2
+
+
+def test_lying_probe_is_distrusted_once_and_bounded_until_it_agrees(duck, dns, probed_run):
+    run = probed_run
+    dns.behaviour = "lie"  # answers lie_ipv4, not what DuckDNS sees
+    code, _, err = run()
+    assert code == 0 and "address probe answered 198.51.100.66 but DuckDNS saw" in err
+    assert state_of(run.cfg)["probe_state"] == "distrusted"
+    requests, said = hour_of_runs(run, duck)
+    assert requests == 12 and said == []
+    assert "not trusted since" in run("status")[1]
+    dns.behaviour = "normal"  # it agrees with DuckDNS again
+    run.later(60)
+    code, _, err = run()
+    assert "address probe works again" in err
+    assert state_of(run.cfg)["probe_state"] == "ok"
+    requests, said = hour_of_runs(run, duck)
+    assert requests == 0 and said == []
+
+
+def test_probe_starting_dead_warns_on_the_first_run(duck, dns, probed_run):
+    dns.behaviour = "refused"
+    code, _, err = probed_run()
+    assert code == 0 and len(duck.requests) == 1
+    assert "address probe failed" in err
+
+
+def test_status_before_the_first_run_says_not_yet_checked(conf):
+    proc = run_duckdns("--config", str(conf()), "status")
+    assert proc.returncode == 0
+    assert "Address probe:   not yet checked" in proc.stdout
+
+
+def test_failing_probe_state_is_written_once_not_every_run(duck, dns, probed_run):
+    run = probed_run
+    run()
+    dns.behaviour = "servfail"
+    run.later(60)
+    run()
+    before = os.stat(run.cfg.parent / "state.json")
+    run.later(60)
+    run()
+    after = os.stat(run.cfg.parent / "state.json")
+    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)

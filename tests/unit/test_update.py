@@ -178,10 +178,13 @@ def test_ipv4_and_ipv6_literals(duck, conf):
     assert "IPv6 2a01:4f8:1:2::3" in proc.stderr
 
 
-def test_ipv4_off_omits_ip_parameter(duck, conf):
+def test_ipv4_off_sends_an_empty_ip_with_the_ipv6_address(duck, conf):
+    """``ip=&ipv6=X`` is documented to leave A alone; ``ipv6=X`` without ``ip=`` is not."""
+    duck.client_ip = "203.0.113.7"
     proc = update(conf(ipv4="off", ipv6="2a01:4f8:1:2::3"))
     assert proc.returncode == 0, proc.stderr
-    assert "ip" not in duck.requests[0]["query"]
+    assert duck.requests[0]["query"]["ip"] == ""
+    assert duck.records["piserver"]["ipv4"] == "", "A left alone"
 
 
 def test_several_domains_with_suffix_are_normalised(duck, conf):
