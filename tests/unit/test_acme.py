@@ -174,7 +174,10 @@ def test_a_cname_to_duckdns_org_itself_is_refused():
 
 def test_txt_wait_by_hand_for_the_configured_names(duck, conf):
     cfg = conf(domains="piserver, cloud")
-    zone = LaggingZone("duckdns.org", lambda: dict.fromkeys(("piserver", "cloud"), duck.txt))
+    zone = LaggingZone(
+        "duckdns.org",
+        lambda: {n: duck.records.get(n, {}).get("txt", "") for n in ("piserver", "cloud")},
+    )
     with DNSServer(zones=[zone]) as dns:
         ns = "{}:{}".format(*dns.address)
         assert run_duckdns("--config", str(cfg), "txt", "set", VALUE).returncode == 0

@@ -48,7 +48,10 @@ def zone(duck) -> LaggingZone:
 
     The look-alike keeps one TXT value (its ``txt``), served here for both names it knows.
     """
-    return LaggingZone("duckdns.org", lambda: dict.fromkeys(("piserver", "cloud"), duck.txt))
+    return LaggingZone(
+        "duckdns.org",
+        lambda: {n: duck.records.get(n, {}).get("txt", "") for n in ("piserver", "cloud")},
+    )
 
 
 @pytest.fixture
