@@ -10,7 +10,7 @@ VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' duckdns/__init__.py)
 BUILD_DEPS := python3 python3-setuptools python3-stdeb python3-all python3-requests \
 	debhelper dh-python po-debconf fakeroot dpkg-dev build-essential
 # What `make test` needs on top of that.
-TEST_DEPS := python3-pytest python3-debian openssl ca-certificates lintian systemd \
+TEST_DEPS := python3-pytest python3-debian python3-dnspython python3-trustme openssl ca-certificates lintian systemd \
 	debootstrap systemd-container qemu-user-static binfmt-support piuparts tmux \
 	faketime reprepro gnupg iproute2 curl util-linux zstd rsync restic borgbackup
 
@@ -47,9 +47,25 @@ test: test-deps deb
 unit: test-deps
 	$(call run_pytest,tests/unit)
 
-lint:
-	ruff check duckdns tests scripts
-	ruff format --check duckdns tests scripts
+# ruff is not packaged in Debian 12 (it is in 13): a pinned copy from PyPI in a
+# venv of Debian's Python, made on first use. shellcheck is Debian's.
+RUFF_VERSION := 0.17.6
+LINT_VENV := .venv-lint
+RUFF := $(LINT_VENV)/bin/ruff
+PY_SOURCES := duckdns tests scripts/bench setup.py
+SH_SOURCES := scripts/make-repo hooks/certbot-auth-hook hooks/certbot-cleanup-hook \
+	debian/config debian/postinst debian/postrm
+
+$(RUFF):
+	$(call apt_ensure,python3-venv)
+	$(PY) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install -q ruff==$(RUFF_VERSION)
+
+lint: $(RUFF)
+	$(call apt_ensure,shellcheck)
+	$(RUFF) check $(PY_SOURCES)
+	$(RUFF) format --check $(PY_SOURCES)
+	shellcheck -e SC1091 $(SH_SOURCES)
 
 # The Debian package, built by stdeb from setup.py (options in stdeb.cfg, the
 # rest of debian/ from the repository; see docs/packaging.md). PATH is reset so
@@ -82,4 +98,4 @@ repo: deb
 	REPO_KEY_ID="$(REPO_KEY_ID)" REPO_KEY_FILE="$(REPO_KEY_FILE)" scripts/make-repo $(DEB)
 
 clean:
-	rm -rf build deb_dist dist *.egg-info .pytest_cache
+	rm -rf build deb_dist dist *.egg-info .pytest_cache .venv-lint

@@ -6,12 +6,10 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.install_scripts import install_scripts
 
-
 HERE = Path(__file__).resolve().parent
 VERSION = re.search(
     r'^__version__ = "([^"]+)"', (HERE / "duckdns" / "__init__.py").read_text(), re.M
 ).group(1)
-
 
 
 LONG_DESCRIPTION = """\

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """A small DNS server for tests: UDP on loopback, answers from a table, can misbehave.
 
-It is written independently of ``duckdns.dnswire`` (its own encoder and parser), so a bug in
-the client is not mirrored here. Standard library only.
+Messages are parsed and built with dnspython (Debian's python3-dnspython, a test-only
+dependency), not with ``duckdns.dnswire``'s code or a copy of it: a misunderstanding of the
+wire format in the client cannot be mirrored here. Only the deliberately broken replies
+(``garbage``, ``runt``, ``pointer-loop``, ``short``) are cut or written by hand.
 
 Records are ``NAME:[CLASS:]TYPE:VALUE`` strings, CLASS ``IN`` (default) or ``CH``, TYPE
 ``A``, ``AAAA``, ``TXT``, ``CNAME`` or ``NS``. Like a recursive resolver, a CNAME is followed within
@@ -62,11 +64,24 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-TYPES = {"A": 1, "NS": 2, "CNAME": 5, "TXT": 16, "AAAA": 28}
-CLASSES = {"IN": 1, "CH": 3}
-_TYPE_NAMES = {v: k for k, v in TYPES.items()}
-_CLASS_NAMES = {v: k for k, v in CLASSES.items()}
-RCODES = {"servfail": 2, "nxdomain": 3, "refused": 5}
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+from dns.rdtypes.ANY.TXT import TXT
+
+TYPES = {name: int(getattr(dns.rdatatype, name)) for name in ("A", "NS", "CNAME", "TXT", "AAAA")}
+CLASSES = {"IN": int(dns.rdataclass.IN), "CH": int(dns.rdataclass.CH)}
+RCODES = {
+    "servfail": int(dns.rcode.SERVFAIL),
+    "nxdomain": int(dns.rcode.NXDOMAIN),
+    "refused": int(dns.rcode.REFUSED),
+}
 
 BEHAVIOURS = (
     "normal",
@@ -88,8 +103,6 @@ BEHAVIOURS = (
     "refused",
     "wrong-source",
 )
-
-_QR, _AA, _TC, _RD, _RA = 0x8000, 0x0400, 0x0200, 0x0100, 0x0080
 
 
 class Query:
@@ -133,68 +146,23 @@ def parse_record(spec: str) -> tuple[str, int, int, str]:
     return name.rstrip(".").lower(), rclass, rtype, value
 
 
-def _labels(name: str) -> list[bytes]:
-    name = name.rstrip(".")
-    return [label.encode("ascii") for label in name.split(".")] if name else []
-
-
-class _Writer:
-    """Builds a message, compressing names against every suffix written so far."""
-
-    def __init__(self) -> None:
-        self.buf = bytearray()
-        self.suffixes: dict[tuple[bytes, ...], int] = {}
-
-    def name(self, name: str, compress: bool = True) -> None:
-        labels = _labels(name)
-        for i in range(len(labels)):
-            key = tuple(label.lower() for label in labels[i:])
-            if compress and key in self.suffixes:
-                self.buf += struct.pack("!H", 0xC000 | self.suffixes[key])
-                return
-            if len(self.buf) < 0x4000:
-                self.suffixes.setdefault(key, len(self.buf))
-            self.buf.append(len(labels[i]))
-            self.buf += labels[i]
-        self.buf.append(0)
-
-    def record(self, name: str, rtype: int, rclass: int, ttl: int, value: str) -> None:
-        self.name(name)
-        self.buf += struct.pack("!HHI", rtype, rclass, ttl)
-        length_at = len(self.buf)
-        self.buf += b"\0\0"
-        if rtype == TYPES["A"]:
-            self.buf += socket.inet_pton(socket.AF_INET, value)
-        elif rtype == TYPES["AAAA"]:
-            self.buf += socket.inet_pton(socket.AF_INET6, value)
-        elif rtype in (TYPES["CNAME"], TYPES["NS"]):
-            self.name(value)
-        else:  # TXT: split into character-strings of at most 255 octets
-            data = value.encode("utf-8")
-            chunks = [data[i : i + 255] for i in range(0, len(data), 255)] or [b""]
-            for chunk in chunks:
-                self.buf.append(len(chunk))
-                self.buf += chunk
-        struct.pack_into("!H", self.buf, length_at, len(self.buf) - length_at - 2)
-
-
-def _read_question(packet: bytes) -> tuple[str, int, int, int] | None:
-    """(name, type, class, end offset) of the first question; None if unparseable."""
-    pos, labels = 12, []
+def _read_query(packet: bytes) -> dns.message.Message | None:
+    """The query in ``packet`` with its first question; None if dnspython cannot parse it."""
     try:
-        while True:
-            n = packet[pos]
-            if n == 0:
-                pos += 1
-                break
-            if n & 0xC0:
-                return None
-            labels.append(packet[pos + 1 : pos + 1 + n].decode("ascii", "replace"))
-            pos += 1 + n
-        qtype, qclass = struct.unpack_from("!HH", packet, pos)
-    except (IndexError, struct.error):
+        msg = dns.message.from_wire(packet, ignore_trailing=True)
+    except (dns.exception.DNSException, ValueError):
         return None
-    return ".".join(labels), qtype, qclass, pos + 4
+    return msg if msg.question else None
+
+
+def _rdata(rclass: int, rtype: int, value: str) -> dns.rdata.Rdata:
+    if rtype == TYPES["TXT"]:  # split into character-strings of at most 255 octets
+        data = value.encode("utf-8")
+        chunks = [data[i : i + 255] for i in range(0, len(data), 255)] or [b""]
+        return TXT(rclass, rtype, chunks)
+    if rtype in (TYPES["CNAME"], TYPES["NS"]):
+        value = value.rstrip(".") + "."
+    return dns.rdata.from_text(rclass, rtype, value)
 
 
 class LaggingZone:
@@ -408,17 +376,16 @@ class DNSServer:
             sock.sendto(reply, client)
 
     def _respond(self, packet: bytes, client: tuple) -> bytes | None:
-        qid, flags = struct.unpack_from("!HH", packet)
-        question = _read_question(packet)
-        if question is None:
+        query = _read_query(packet)
+        if query is None:
             return None
-        qname, qtype, qclass, qend = question
+        q = query.question[0]
         self.queries.append(
             Query(
-                qname,
-                _TYPE_NAMES.get(qtype, f"TYPE{qtype}"),
-                _CLASS_NAMES.get(qclass, f"CLASS{qclass}"),
-                qid,
+                q.name.to_text(omit_final_dot=True),
+                dns.rdatatype.to_text(q.rdtype),
+                dns.rdataclass.to_text(q.rdclass),
+                query.id,
                 client,
                 packet,
             )
@@ -432,11 +399,12 @@ class DNSServer:
 
         A ``responder`` may call this to answer normally and tamper with the result.
         """
-        qid, flags = struct.unpack_from("!HH", packet)
-        question = _read_question(packet)
-        if question is None:
+        query = _read_query(packet)
+        if query is None:
             return None
-        qname, qtype, qclass, qend = question
+        q = query.question[0]
+        qname = q.name.to_text(omit_final_dot=True)
+        qtype, qclass = int(q.rdtype), int(q.rdclass)
         behaviour = self.behaviour
         if behaviour == "silent":
             return None
@@ -447,52 +415,51 @@ class DNSServer:
             answers = [self._lie(a) for a in answers]
         if behaviour in RCODES:
             answers, rcode = [], RCODES[behaviour]
-
-        out_id = (qid + 1) & 0xFFFF if behaviour == "wrong-id" else qid
-        out_flags = _QR | _AA | _RA | (flags & _RD) | rcode
-        if behaviour == "no-qr":
-            out_flags &= ~_QR
         if behaviour == "truncated":
-            out_flags |= _TC
             answers = []
-        echo_name, echo_type, echo_class = qname, qtype, qclass
-        if behaviour == "wrong-name":
-            echo_name = "x" + qname
+
+        reply = dns.message.make_response(query)  # same ID and question, QR set, RD copied
+        reply.flags |= dns.flags.AA | dns.flags.RA
+        reply.set_rcode(rcode)
+        if behaviour == "wrong-id":
+            reply.id = (query.id + 1) & 0xFFFF
+        elif behaviour == "no-qr":
+            reply.flags &= ~dns.flags.QR
+        elif behaviour == "truncated":
+            reply.flags |= dns.flags.TC
+        elif behaviour == "wrong-name":
+            reply.question = [dns.rrset.RRset(dns.name.from_text("x" + qname), qclass, qtype)]
         elif behaviour == "wrong-type":
-            echo_type = TYPES["AAAA"] if qtype == TYPES["A"] else TYPES["A"]
+            other = TYPES["AAAA"] if qtype == TYPES["A"] else TYPES["A"]
+            reply.question = [dns.rrset.RRset(q.name, qclass, other)]
         elif behaviour == "wrong-class":
-            echo_class = CLASSES["IN"] if qclass == CLASSES["CH"] else CLASSES["CH"]
-        qdcount = 0 if behaviour == "no-question" else 1
+            other = CLASSES["IN"] if qclass == CLASSES["CH"] else CLASSES["CH"]
+            reply.question = [dns.rrset.RRset(q.name, other, qtype)]
+        elif behaviour == "no-question":
+            reply.question = []
 
         if behaviour == "garbage":
-            head = struct.pack("!6H", out_id, out_flags, 1, 1, 0, 0)
+            head = struct.pack("!6H", reply.id, reply.flags, 1, 1, 0, 0)
             return head + b"\x07garbage\xc0\xff\xfe\x01\x02\x03"
         if behaviour == "pointer-loop":
-            w = _Writer()
-            w.buf += struct.pack("!6H", out_id, out_flags, 1, 1, 0, 0)
-            w.buf += packet[12:qend]
-            loop_at = len(w.buf)
-            # owner name: label "a", then a pointer back to that label: a.a.a.a...
-            w.buf += b"\x01a" + struct.pack("!H", 0xC000 | loop_at)
-            w.buf += struct.pack("!HHIH", qtype, qclass, 60, 4) + b"\x7f\0\0\x01"
-            return bytes(w.buf)
+            # The reply's header and question, then one answer whose owner name is label
+            # "a" followed by a pointer back to that label: a.a.a.a... (written by hand).
+            wire = bytearray(reply.to_wire())
+            struct.pack_into("!H", wire, 6, 1)  # ANCOUNT
+            loop_at = len(wire)
+            wire += b"\x01a" + struct.pack("!H", 0xC000 | loop_at)
+            wire += struct.pack("!HHIH", qtype, qclass, 60, 4) + b"\x7f\0\0\x01"
+            return bytes(wire)
 
-        w = _Writer()
-        w.buf += struct.pack("!6H", out_id, out_flags, qdcount, len(answers), 0, 0)
-        if qdcount:
-            if (echo_name, echo_type, echo_class) == (qname, qtype, qclass):
-                # Echo the question byte for byte, as real servers do (keeps the case).
-                w.buf += packet[12:qend]
-                w.suffixes[tuple(label.lower() for label in _labels(qname))] = 12
-            else:
-                w.name(echo_name, compress=False)
-                w.buf += struct.pack("!HH", echo_type, echo_class)
+        # One RRset per record, in table order: a set would merge duplicates and reorder,
+        # and the tests use both to check the client.
         for name, rtype, rclass, value in answers:
-            w.record(name, rtype, rclass, self.ttl, value)
-        reply = bytes(w.buf)
+            owner = dns.name.from_text(name)
+            reply.answer.append(dns.rrset.from_rdata(owner, self.ttl, _rdata(rclass, rtype, value)))
+        wire = reply.to_wire()
         if behaviour == "short":
-            reply = reply[:-3] if answers else reply[:-1]
-        return reply
+            wire = wire[:-3] if answers else wire[:-1]
+        return wire
 
     def _lie(self, answer: tuple[str, int, int, str]) -> tuple[str, int, int, str]:
         name, rtype, rclass, value = answer

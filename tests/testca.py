@@ -1,7 +1,12 @@
-"""A throwaway certificate authority for tests, made with the openssl command.
+"""A throwaway certificate authority for tests, made with trustme (Debian's python3-trustme).
 
 Real TLS, no mocks: the updater verifies the test server's certificate against
-this CA exactly as it verifies www.duckdns.org against the system store.
+this CA exactly as it verifies www.duckdns.org against the system store. The
+certificates come from trustme, a well-kept library written independently of
+the code under test; the one kind it cannot make (a certificate whose validity
+starts in the future, what a Pi without a real-time clock sees before NTP sync)
+is signed with the same CA key through ``cryptography``, which trustme uses
+itself.
 
 Example::
 
@@ -11,161 +16,81 @@ Example::
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
-
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
-def _san(names: list[str]) -> str:
-    parts = []
-    for name in names:
-        try:
-            ipaddress.ip_address(name)
-            parts.append(f"IP:{name}")
-        except ValueError:
-            parts.append(f"DNS:{name}")
-    return ",".join(parts)
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
-@dataclass(frozen=True)
 class CA:
     """A CA on disk: ``cert_path`` is what clients trust."""
 
-    cert_path: Path
-    key_path: Path
+    def __init__(self, directory: Path, name: str) -> None:
+        self._ca = trustme.CA(organization_name=name)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.cert_path = directory / "ca.pem"
+        self._ca.cert_pem.write_to_path(str(self.cert_path))
 
     def issue(
         self, directory: Path, names: list[str], days: int = 30, not_before_days_ahead: int = 0
     ) -> tuple[Path, Path]:
         """Issue a server certificate for ``names`` (DNS names or IP addresses).
 
-        ``not_before_days_ahead`` > 0 makes a certificate that is not valid yet,
-        which is what a Pi without a real-time clock sees before NTP sync.
+        ``not_before_days_ahead`` > 0 makes a certificate that is not valid yet.
+        Returns the paths of the certificate (PEM, leaf only) and of its key.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         stem = names[0].replace("*", "wildcard").replace(":", "_")
-        key = directory / f"{stem}.key"
-        csr = directory / f"{stem}.csr"
-        cert = directory / f"{stem}.pem"
-        ext = directory / f"{stem}.ext"
-        ext.write_text(
-            f"subjectAltName={_san(names)}\n"
-            "basicConstraints=critical,CA:FALSE\n"
-            "keyUsage=critical,digitalSignature,keyEncipherment\n"
-            "extendedKeyUsage=serverAuth\n"
-        )
-        _openssl(
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(csr),
-            "-subj",
-            f"/CN={names[0]}",
-        )
-        args = [
-            "x509",
-            "-req",
-            "-in",
-            str(csr),
-            "-CA",
-            str(self.cert_path),
-            "-CAkey",
-            str(self.key_path),
-            "-CAcreateserial",
-            "-out",
-            str(cert),
-            "-extfile",
-            str(ext),
-            "-days",
-            str(days),
-        ]
+        cert, key = directory / f"{stem}.pem", directory / f"{stem}.key"
         if not_before_days_ahead:
-            return self._issue_future(directory, stem, csr, ext, not_before_days_ahead, days)
-        _openssl(*args)
+            cert_pem, key_pem = self._issue_future(names, not_before_days_ahead, days)
+            cert.write_bytes(cert_pem)
+            key.write_bytes(key_pem)
+        else:
+            now = dt.datetime.now(dt.UTC)
+            leaf = self._ca.issue_cert(*names, not_after=now + dt.timedelta(days=days))
+            leaf.cert_chain_pems[0].write_to_path(str(cert))
+            leaf.private_key_pem.write_to_path(str(key))
         return cert, key
 
-    def _issue_future(
-        self, directory: Path, stem: str, csr: Path, ext: Path, ahead: int, days: int
-    ) -> tuple[Path, Path]:
-        """Sign with ``openssl ca`` so that notBefore lies ``ahead`` days in the future."""
-        import datetime as dt
-
-        db = directory / "index.txt"
-        db.write_text("")
-        (directory / "serial").write_text("1000\n")
-        conf = directory / "ca.cnf"
-        conf.write_text(
-            "[ca]\ndefault_ca=test\n[test]\n"
-            f"database={db}\nserial={directory / 'serial'}\nnew_certs_dir={directory}\n"
-            "default_md=sha256\npolicy=any\ncopy_extensions=copy\nunique_subject=no\n"
-            "[any]\ncommonName=supplied\n"
-        )
+    def _issue_future(self, names: list[str], ahead: int, days: int) -> tuple[bytes, bytes]:
+        ca_cert = x509.load_pem_x509_certificate(self._ca.cert_pem.bytes())
+        ca_key = serialization.load_pem_private_key(self._ca.private_key_pem.bytes(), None)
+        key = ec.generate_private_key(ec.SECP256R1())
         start = dt.datetime.now(dt.UTC) + dt.timedelta(days=ahead)
-        end = start + dt.timedelta(days=days)
-        fmt = "%Y%m%d%H%M%SZ"
-        cert = directory / f"{stem}.pem"
-        _openssl(
-            "ca",
-            "-batch",
-            "-config",
-            str(conf),
-            "-cert",
-            str(self.cert_path),
-            "-keyfile",
-            str(self.key_path),
-            "-in",
-            str(csr),
-            "-out",
-            str(cert),
-            "-extfile",
-            str(ext),
-            "-startdate",
-            start.strftime(fmt),
-            "-enddate",
-            end.strftime(fmt),
-            "-notext",
+        san = []
+        for name in names:
+            try:
+                san.append(x509.IPAddress(ipaddress.ip_address(name)))
+            except ValueError:
+                san.append(x509.DNSName(name))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(start + dt.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName(san), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256())
         )
-        return cert, directory / f"{stem}.key"
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def make_ca(directory: Path, name: str = "duckdns test CA") -> CA:
-    """Create a self-signed CA in ``directory``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    key = directory / "ca.key"
-    cert = directory / "ca.pem"
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        str(key),
-        "-out",
-        str(cert),
-        "-days",
-        "30",
-        "-subj",
-        f"/CN={name}",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    )
-    return CA(cert_path=cert, key_path=key)
+    """Create a self-signed CA whose certificate is ``directory/ca.pem``."""
+    return CA(Path(directory), name)

@@ -235,3 +235,36 @@ def test_recipe_config_and_hand_made_units_are_kept(root):
     # /var/lib/private was there before the package: purge leaves it.
     assert private.is_dir()
     assert (units / "duckdns.service").exists()
+
+
+def test_reconfigure_of_a_recipe_config_keeps_its_token_on_empty_answer(root):
+    """A migrated recipe config is rewritten in the native form; its token is kept."""
+    private = root / "var/lib/private"
+    private.mkdir(mode=0o700)
+    (private / "duckdns").mkdir(mode=0o700)
+    recipe = f'url = "https://www.duckdns.org/update?domains=old&token={CANARY}&ip="\n'
+    (root / CONF).write_text(recipe)
+    os.chmod(root / CONF, 0o600)
+    root.install(DEBIAN_FRONTEND="teletype")
+    assert (root / CONF).read_text() == recipe
+
+    root.sh("dpkg-reconfigure duckdns", stdin="new\n\nno\n", DEBIAN_FRONTEND="teletype")
+    assert conf_keys(root / CONF) == {"domains": "new", "token": CANARY, "ipv6": "off"}
+    assert root.holders_of(CANARY) == ["/" + CONF]
+
+
+def test_reconfigure_refuses_a_file_the_updater_would_refuse(root):
+    """The updater checks the new file before it replaces the old one: nothing is lost."""
+    root.preseed(token=("password", CANARY), domains=("string", "home"))
+    root.install()
+    with open(root / CONF, "a") as f:
+        f.write("refresh = often\n")  # the admin's typo: not a duration
+    before = (root / CONF).read_bytes()
+    proc = root.sh(
+        "dpkg-reconfigure duckdns", stdin=f"other\n{OTHER}\nno\n", DEBIAN_FRONTEND="teletype"
+    )
+    assert "often" in proc.stderr and "left unchanged" in proc.stderr, proc.stderr
+    assert (root / CONF).read_bytes() == before
+    assert root.holders_of(OTHER) == []
+    state_dir = root / "var/lib/private/duckdns"
+    assert [p for p in os.listdir(state_dir) if p.startswith(".duckdns.conf.")] == []
