@@ -72,7 +72,7 @@ def _seconds(text: str) -> int:
 
 def _server(text: str) -> tuple[str, int]:
     try:
-        return dnswire.parse_server(text)
+        return configuration.parse_server(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -1,22 +1,25 @@
-"""The ``duckdns`` command: read config -> decide -> talk to DuckDNS -> record state -> report.
+"""The ``duckdns`` command line: parse it and run the command.
 
-Modules that cost CPU to import (requests above all, through duckdns.api) are
-imported inside the commands that need them: a timer run where nothing changed
-never loads them (see scripts/bench). Paths are strings (see duckdns.fsutil): pathlib
-alone would cost a timer run about 8 ms.
+``requests`` (through duckdns.api) costs more to import than the rest of the program, so
+it is imported only by the commands that send a request; a timer run where nothing
+changed never loads it (see scripts/bench). For the same reason the timer's own command
+line, ``duckdns update``, is recognised without building the argparse parser.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 import time
+import types
+from typing import TYPE_CHECKING
 
 from duckdns import __version__, report
 from duckdns import config as configuration
 from duckdns import state as statefile
-from duckdns.fsutil import join, normpath, parent
+
+if TYPE_CHECKING:
+    import argparse
 
 EXIT_OK, EXIT_KO, EXIT_USAGE, EXIT_TEMPFAIL, EXIT_CONFIG, EXIT_SOFTWARE = 0, 1, 2, 75, 78, 70
 
@@ -39,67 +42,34 @@ BACKUP_UNIT_PATHS = (
     "/etc/systemd/system/duckdns.timer.d",
 )
 
-
-# The options every command takes, before or after it: (short, long, help).
-COUNT_OPTIONS = (
-    ("-v", "--verbose", "say more (twice: debug)"),
-    ("-q", "--quiet", "say less (once: no change notices; twice: errors only)"),
-)
-CONFIG_OPTION = "--config"
-
-# Commands whose only options are on/off flags: name -> (help, ((flag, help), ...)).
-# build_parser() builds their parsers from this table, and the fast path the timer takes
-# (_quick_parse) reads the same table, so the two cannot disagree.
-SIMPLE_COMMANDS = {
-    "update": (
-        "update the A/AAAA records if the address changed",
-        (
-            ("--force", "send an update even if nothing changed"),
-            ("--dry-run", "print the requests that would be sent (token shown as ***) and stop"),
-        ),
-    ),
-    "check": ("validate the configuration, without any network traffic", ()),
-    "status": ("show what the last runs did", (("--json", "machine-readable output"),)),
-    "clear": ("clear the A and AAAA records", ()),
-    "backup-paths": ("print the files a backup must hold to restore this setup", ()),
-}
+# What the timer runs (debian/duckdns.service: ExecStart=/usr/bin/duckdns update), parsed
+# without argparse: importing and building it would be a third of such a run's CPU.
+TIMER_ARGV = ["update"]
 
 
-def _help_width() -> int:
-    """What argparse's HelpFormatter computes, without its ``import shutil``.
-
-    HelpFormatter imports shutil (and with it bz2, lzma and fnmatch, about 1.5 ms) for
-    shutil.get_terminal_size() each time it is created, which add_argument does: this is
-    the same computation (COLUMNS, else the terminal, else 80), minus argparse's 2.
-    """
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
-        except (AttributeError, ValueError, OSError):
-            columns = 80
-    return columns - 2
-
-
-def build_parser():  # -> argparse.ArgumentParser (imported only when built)
+def build_parser() -> argparse.ArgumentParser:
     import argparse
 
-    def formatter(cls):
-        return lambda prog: cls(prog, width=_help_width())
-
-    plain = formatter(argparse.HelpFormatter)
-    common = argparse.ArgumentParser(add_help=False, formatter_class=plain)
+    common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a subcommand's parser must not reset what was given before the command
     # (argparse copies the subparser's defaults over the main parser's values).
-    for short, long, help_text in COUNT_OPTIONS:
-        common.add_argument(short, long, action="count", default=argparse.SUPPRESS, help=help_text)
     common.add_argument(
-        CONFIG_OPTION,
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="say more (twice: debug)",
+    )
+    common.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="say less (once: no change notices; twice: errors only)",
+    )
+    common.add_argument(
+        "--config",
         metavar="PATH",
-        type=normpath,
         default=argparse.SUPPRESS,
         help="configuration file (default: $STATE_DIRECTORY/duckdns.conf, "
         f"else {configuration.DEFAULT_PATH})",
@@ -108,49 +78,42 @@ def build_parser():  # -> argparse.ArgumentParser (imported only when built)
         prog="duckdns",
         parents=[common],
         epilog=EPILOG,
-        formatter_class=formatter(argparse.RawDescriptionHelpFormatter),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Keep DuckDNS names pointed at this host's address.",
     )
     parser.add_argument("--version", action="version", version=f"duckdns {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, help_text: str):
-        return sub.add_parser(
-            name, parents=[common], help=help_text, description=help_text, formatter_class=plain
-        )
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help_text, description=help_text)
 
-    def add_simple(name: str):
-        help_text, flags = SIMPLE_COMMANDS[name]
-        p = add(name, help_text)
-        for flag, flag_help in flags:
-            p.add_argument(flag, action="store_true", help=flag_help)
-        return p
-
-    add_simple("update")
-    add_simple("check")
-    add_simple("status")
+    p = add("update", "update the A/AAAA records if the address changed")
+    p.add_argument("--force", action="store_true", help="send an update even if nothing changed")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the requests that would be sent (token shown as ***) and stop",
+    )
+    add("check", "validate the configuration, without any network traffic")
+    p = add("status", "show what the last runs did")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     from duckdns import acme
 
     p = add("txt", "set, clear or wait for the TXT record (ACME DNS-01)")
     txt = p.add_subparsers(dest="txt_command", metavar="ACTION", required=True)
-    txt_set = txt.add_parser(
-        "set", parents=[common], help="set the TXT record to VALUE", formatter_class=plain
-    )
+    txt_set = txt.add_parser("set", parents=[common], help="set the TXT record to VALUE")
     txt_set.add_argument("value", metavar="VALUE")
     acme.add_arguments(txt_set)
-    txt_clear = txt.add_parser(
-        "clear", parents=[common], help="clear the TXT record", formatter_class=plain
-    )
+    txt_clear = txt.add_parser("clear", parents=[common], help="clear the TXT record")
     acme.add_arguments(txt_clear)
     txt_wait = txt.add_parser(
         "wait",
         parents=[common],
         help="wait until DuckDNS's name servers serve VALUE as the TXT record",
-        formatter_class=plain,
     )
     txt_wait.add_argument("value", metavar="VALUE")
     acme.add_arguments(txt_wait, wait=True)
-    add_simple("clear")
+    add("clear", "clear the A and AAAA records")
     p = add("verify", "check that the names resolve to the address DuckDNS recorded")
     p.add_argument(
         "names",
@@ -163,108 +126,22 @@ def build_parser():  # -> argparse.ArgumentParser (imported only when built)
         metavar="ADDR[:PORT]",
         help="DNS server to ask (default: the first nameserver in /etc/resolv.conf)",
     )
-    add_simple("backup-paths")
+    add("backup-paths", "print the files a backup must hold to restore this setup")
     return parser
 
 
-HELP_OPTIONS = (["--help"], ["-h"])
-
-
-def _stored_help() -> str | None:
-    """``duckdns --help`` as the parser prints it at 80 columns, without building it.
-
-    argparse (with re, gettext and locale) and building the parser cost more than the rest
-    of the program: duckdns/helptext.py holds the text build_parser() prints at the usual
-    width, generated from it by :func:`write_helptext`; tests/unit/test_cost.py fails when
-    the two differ. Any other width (COLUMNS, a wider terminal) goes to argparse.
-    (argparse's own words, "usage:" and "options:", would follow a gettext catalog for the
-    default "messages" domain; Debian installs none, so they are English, as stored.)
-    """
-    from duckdns import helptext
-
-    return helptext.MAIN if _help_width() == helptext.WIDTH else None
-
-
-def write_helptext(path: str | None = None) -> None:
-    """Regenerate duckdns/helptext.py from build_parser() (see :func:`_stored_help`)."""
-    saved = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "80"
-    try:
-        width, text = _help_width(), build_parser().format_help()
-    finally:
-        if saved is None:
-            del os.environ["COLUMNS"]
-        else:
-            os.environ["COLUMNS"] = saved
-    if "\\" in text or '"""' in text:
-        raise ValueError("the help text cannot be stored as a plain triple-quoted string")
-    with open(path or os.path.join(os.path.dirname(__file__), "helptext.py"), "w") as f:
-        f.write(
-            '"""``duckdns --help`` at 80 columns, from cli.write_helptext(): do not edit."""\n\n'
-            f'WIDTH = {width}\nMAIN = """\\\n{text}"""\n'
-        )
-
-
-class _Args:
-    """What parse_args would return, for the command lines _quick_parse understands."""
-
-    def __init__(self, **values) -> None:
-        self.__dict__.update(values)
-
-
-def _quick_parse(argv: list[str]) -> _Args | None:
-    """Parse the plain command lines (the timer's ``update``) without building argparse.
-
-    Only exact option names from COUNT_OPTIONS, CONFIG_OPTION and SIMPLE_COMMANDS are
-    understood; anything else (help, abbreviations, ``--``, a missing or dash-led value,
-    txt, verify, errors) returns None, and argparse parses the line instead. Importing
-    and building argparse costs about a third of such a run's CPU (see scripts/bench).
-    """
-    counts = {}
-    for short, long, _ in COUNT_OPTIONS:
-        counts[short] = counts[long] = long[2:]
-    letters = {short[1] for short, _, _ in COUNT_OPTIONS}
-    values: dict = {}
-    command = None
-    flags: dict[str, str] = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if arg == CONFIG_OPTION or arg.startswith(CONFIG_OPTION + "="):
-            if arg == CONFIG_OPTION:
-                if i >= len(argv):
-                    return None
-                value = argv[i]
-                i += 1
-            else:
-                value = arg[len(CONFIG_OPTION) + 1 :]
-            if not value or value.startswith("-"):
-                return None
-            values["config"] = value
-        elif arg in counts:
-            values[counts[arg]] = values.get(counts[arg], 0) + 1
-        elif len(arg) > 1 and arg[0] == "-" and arg[1] != "-" and set(arg[1:]) <= letters:
-            for letter in arg[1:]:
-                dest = counts["-" + letter]
-                values[dest] = values.get(dest, 0) + 1
-        elif command is None and arg in SIMPLE_COMMANDS:
-            command = arg
-            flags = {flag: flag[2:].replace("-", "_") for flag, _ in SIMPLE_COMMANDS[arg][1]}
-            values.update(dict.fromkeys(flags.values(), False))
-        elif command is not None and arg in flags:
-            values[flags[arg]] = True
-        else:
-            return None
-    if command is None:
-        return None
-    if "config" in values:
-        values["config"] = normpath(values["config"])
-    return _Args(command=command, **values)
+def parse_args(argv: list[str]):
+    """argparse's namespace; the timer's own command line without importing argparse."""
+    if argv == TIMER_ARGV:
+        return types.SimpleNamespace(command="update", force=False, dry_run=False)
+    return build_parser().parse_args(argv)
 
 
 def _verbosity(argv: list[str]) -> int:
-    """-v/-q may stand anywhere (before or after the command): count them all."""
+    """-v/-q may stand anywhere (before or after the command): count them all.
+
+    argparse cannot: a subcommand's parser overwrites the count given before the command.
+    """
     level = 0
     for arg in argv:
         if arg == "--":
@@ -278,14 +155,14 @@ def _verbosity(argv: list[str]) -> int:
     return level
 
 
-def config_path(args: _Args) -> str:
+def config_path(args: argparse.Namespace) -> str:
     return getattr(args, "config", None) or configuration.default_path()
 
 
 # -- commands ----------------------------------------------------------------------
 
 
-def cmd_check(args: _Args) -> int:
+def cmd_check(args: argparse.Namespace) -> int:
     cfg = configuration.load(config_path(args))
     report.out(
         f"{cfg.path}: OK (domains {', '.join(cfg.domains)}; ipv4 {cfg.ipv4}; ipv6 {cfg.ipv6}; "
@@ -307,7 +184,7 @@ def _probe(targets) -> tuple[str | None, list[str]]:
     return probe.public_ipv4(targets, on_error=failed), errors
 
 
-def cmd_update(args: _Args) -> int:
+def cmd_update(args: argparse.Namespace) -> int:
     from duckdns import decide
 
     cfg = configuration.load(config_path(args))
@@ -370,7 +247,7 @@ def _probe_news(state: dict, plan) -> bool:
     return True
 
 
-def _simple_request(args: _Args, what: str, cfg=None, **query) -> int:
+def _simple_request(args: argparse.Namespace, what: str, cfg=None, **query) -> int:
     from duckdns import api
 
     cfg = cfg or configuration.load(config_path(args))
@@ -397,7 +274,7 @@ def _simple_request(args: _Args, what: str, cfg=None, **query) -> int:
     return EXIT_OK
 
 
-def cmd_txt(args: _Args) -> int:
+def cmd_txt(args: argparse.Namespace) -> int:
     from duckdns import acme
 
     if args.txt_command == "wait":
@@ -412,7 +289,7 @@ def cmd_txt(args: _Args) -> int:
     return _simple_request(args, "TXT record cleared", cfg, txt="", clear=True)
 
 
-def cmd_clear(args: _Args) -> int:
+def cmd_clear(args: argparse.Namespace) -> int:
     return _simple_request(args, "A and AAAA records cleared", clear=True)
 
 
@@ -427,11 +304,13 @@ def _when(timestamp) -> str:
     return f"{text} ({ago} s ago)"
 
 
-def cmd_status(args: _Args) -> int:
+def cmd_status(args: argparse.Namespace) -> int:
     path = config_path(args)
     state_path = statefile.path_for(path)
-    directory = parent(path)
-    if not os.access(directory, os.X_OK) and _exists(directory):
+    from pathlib import Path  # Path.exists() raises PermissionError; os.path.exists says False
+
+    directory = os.path.dirname(path) or "."
+    if not os.access(directory, os.X_OK) and Path(directory).exists():
         raise configuration.ConfigError(f"{directory} is not readable: run as root")
     state = statefile.load(state_path)
     if args.json:
@@ -446,7 +325,7 @@ def cmd_status(args: _Args) -> int:
         )
         return EXIT_OK
     rows = [
-        ("Config", str(path) + ("" if _exists(path) else " (missing)")),
+        ("Config", str(path) + ("" if Path(path).exists() else " (missing)")),
         ("Last request", _when(state["last_run"])),
         ("Last result", state["last_result"] or "-"),
         ("Last success", _when(state["last_success"])),
@@ -483,33 +362,19 @@ def _probe_status(state: dict) -> str:
     return "not yet checked"
 
 
-def cmd_verify(args: _Args) -> int:
+def cmd_verify(args: argparse.Namespace) -> int:
     from duckdns import verify
 
     return verify.run(args, config_path(args))
 
 
-def _exists(path: str) -> bool:
-    """``pathlib.Path(path).exists()``: False if missing, an error if it cannot be known."""
-    try:
-        os.stat(path)
-    except OSError as exc:
-        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
-            raise
-        return False
-    except ValueError:  # a path that cannot be encoded
-        return False
-    return True
-
-
 def backup_paths(path: str) -> list[str]:
     """What a restore needs: the config (with the token) and the admin's unit choices."""
-    path = normpath(path)
-    real = join(normpath(os.path.realpath(parent(path))), path.rpartition("/")[2])
-    return [real, *BACKUP_UNIT_PATHS]
+    directory, name = os.path.split(path)
+    return [os.path.join(os.path.realpath(directory), name), *BACKUP_UNIT_PATHS]
 
 
-def cmd_backup_paths(args: _Args) -> int:
+def cmd_backup_paths(args: argparse.Namespace) -> int:
     report.out("\n".join(backup_paths(config_path(args))))
     return EXIT_OK
 
@@ -528,12 +393,7 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     report.set_verbosity(_verbosity(argv))
-    if argv in HELP_OPTIONS:
-        text = _stored_help()
-        if text is not None:
-            sys.stdout.write(text)
-            return EXIT_OK
-    args = _quick_parse(argv) or build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except configuration.ConfigError as exc:

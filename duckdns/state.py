@@ -5,18 +5,17 @@ number of runs. It holds no secret: addresses, times, results, and the
 configuration fingerprint (which is derived from the file's identity, not its
 contents).
 
-Reading it happens on every timer run (and ``duckdns status``), so :func:`load` avoids
-importing the ``json`` package, whose decoder imports ``re`` (about 6 ms together, a third
-of such a run): it drives the C scanner that ``json.loads`` itself uses, ``_json``, with the
-same settings. Anything unusual (another encoding, a syntax error, no ``_json``) goes to
-``json.loads``, which then decides, so the result is always what ``json.loads`` returns.
-Writing (only after a request to DuckDNS) uses ``json`` itself.
+Fields are written by this module's helpers (the update pipeline in duckdns.update records
+each answer through them); a field an older release wrote and this one no longer knows is
+dropped on the next write.
 """
 
 from __future__ import annotations
 
+import json
+import os
+
 from duckdns import report
-from duckdns.fsutil import atomic_write, join, normpath, parent
 
 FIELDS = {
     "last_run": None,  # Unix time of the last run that talked to DuckDNS
@@ -39,46 +38,12 @@ FIELDS = {
     "probe_state": "",
     "probe_since": None,  # when it entered that state
     "probe_ipv4": "",  # its last answer
-    "last_check": None,  # (unused; kept so that older files keep their shape)
     "txt": "",
 }
 
 
-_CONSTANTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
-
-
-class _DecoderSettings:
-    """What ``_json.make_scanner`` reads from a ``json.JSONDecoder()``: its defaults."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = _CONSTANTS.__getitem__
-
-
-def _loads(raw: bytes):
-    """``json.loads(raw)``, without importing ``json`` when ``raw`` is a plain UTF-8 object."""
-    # json.loads(bytes) guesses UTF-8/16/32 from the first bytes; a first byte "{" followed
-    # by a non-zero byte (or nothing) is UTF-8 to it, without a BOM.
-    if raw[:1] == b"{" and raw[1:2] != b"\x00":
-        try:
-            from _json import make_scanner
-
-            text = raw.decode("utf-8")
-            value, end = make_scanner(_DecoderSettings)(text, 0)
-            if not text[end:].strip(" \t\n\r"):  # JSON's whitespace, as json.loads allows
-                return value
-        except Exception:  # noqa: S110 - json.loads below raises the proper error
-            pass
-    import json
-
-    return json.loads(raw)
-
-
 def path_for(config_path: str) -> str:
-    return join(parent(normpath(config_path)), "state.json")
+    return os.path.join(os.path.dirname(config_path), "state.json")
 
 
 def load(path: str) -> dict:
@@ -93,7 +58,7 @@ def load(path: str) -> dict:
         report.warning(f"cannot read {path} ({exc.strerror}); starting with an empty state")
         return state
     try:
-        saved = _loads(raw)
+        saved = json.loads(raw)
         if not isinstance(saved, dict):
             raise ValueError("not an object")
     except ValueError:
@@ -120,10 +85,39 @@ def _upgrade(saved: dict, state: dict) -> None:
 
 
 def save(path: str, state: dict) -> None:
-    import json
-
     data = {key: state.get(key, default) for key, default in FIELDS.items()}
     try:
         atomic_write(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
     except OSError as exc:
         report.warning(f"cannot write {path} ({exc.strerror}); the next run will update again")
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    The file is created with ``mode`` from its first byte (never readable by
+    others, whatever the umask), and, when we run as root, handed to the owner of
+    its directory. That matters: once the service has run, systemd has chowned the
+    state directory to the service's dynamic user and only re-chowns when the
+    directory's owner differs, so a file root leaves behind with root as owner
+    would be unreadable to the next timer run.
+    """
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.tmp.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            if os.geteuid() == 0:
+                st = os.stat(directory or ".")
+                os.fchown(f.fileno(), st.st_uid, st.st_gid)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -20,7 +20,7 @@ def run(args, path: str) -> int:
     state = statefile.load(statefile.path_for(cfg.path))
     if args.resolver:
         try:
-            server, port = dnswire.parse_server(args.resolver)
+            server, port = configuration.parse_server(args.resolver)
         except ValueError as exc:
             raise configuration.ConfigError(f"--resolver {exc}") from None
     else:
