@@ -13,7 +13,16 @@ import sys
 import time
 import types
 
-from duckdns import __version__, report
+from duckdns import (
+    EXIT_CONFIG,
+    EXIT_KO,
+    EXIT_OK,
+    EXIT_SOFTWARE,
+    EXIT_TEMPFAIL,
+    EXIT_USAGE,
+    __version__,
+    report,
+)
 from duckdns import config as configuration
 from duckdns import state as statefile
 
@@ -23,7 +32,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
-EXIT_OK, EXIT_KO, EXIT_USAGE, EXIT_TEMPFAIL, EXIT_CONFIG, EXIT_SOFTWARE = 0, 1, 2, 75, 78, 70
+__all__ = ["EXIT_CONFIG", "EXIT_KO", "EXIT_OK", "EXIT_SOFTWARE", "EXIT_TEMPFAIL", "EXIT_USAGE"]
 
 EPILOG = """\
 exit codes:
@@ -173,111 +182,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _probe(targets) -> tuple[str | None, list[str]]:
-    """The probe's answer (None if every target failed) and why each failed target failed."""
-    from duckdns import probe
-
-    errors: list[str] = []
-
-    def failed(target, exc) -> None:
-        errors.append(f"{target}: {exc}")
-        report.debug(f"address probe {target} failed: {exc}")
-
-    return probe.public_ipv4(targets, on_error=failed), errors
-
-
 def cmd_update(args: argparse.Namespace) -> int:
-    from duckdns import decide
+    from duckdns import decide, update
 
-    cfg = configuration.load(config_path(args))
-    state_path = statefile.path_for(cfg.path)
-    state = statefile.load(state_path)
-    plan = decide.plan_update(
-        cfg, state, force=args.force or args.dry_run, probe_ipv4=None if args.dry_run else _probe
-    )
-    if args.dry_run:
-        from duckdns import api
-
-        for req in decide.requests_for(plan):
-            report.out(api.describe(cfg, api.build_query(cfg, ipv4=req.ip, ipv6=req.ipv6)))
-        return EXIT_OK
-    if cfg.ipv6 == "auto" and plan.want["ipv6"] is None:
-        report.info("ipv6 = auto, but this host has no global IPv6 address: AAAA left as it is")
-    if not plan.reasons:
-        report.debug(f"nothing changed (IPv4 {state.get('ipv4') or '-'}): no request sent")
-        if _probe_news(state, plan):
-            statefile.save(state_path, state)  # only when the probe's state changed
-        return EXIT_OK
-    report.info(f"updating {', '.join(cfg.domains)}: {plan.reason}")
-    return _send(cfg, state, state_path, plan)
-
-
-def _send(cfg, state: dict, state_path: str, plan) -> int:
-    from duckdns import decide
-
-    before = (state.get("ipv4", ""), state.get("ipv6", ""))
-    outcome = decide.execute(cfg, state, plan, int(time.time()))  # whole seconds: one size
-    _probe_news(state, plan)
-    if plan.observed_ipv4 is not None:
-        state["probe_ipv4"] = plan.observed_ipv4
-    statefile.save(state_path, state)
-    after = (state["ipv4"], state["ipv6"])
-    if after != before:  # also when a later request of the run failed: this one took effect
-        report.notice(
-            f"{', '.join(cfg.domains)}: IPv4 {after[0] or '-'}, IPv6 {after[1] or '-'}"
-            f" (was {before[0] or '-'}, {before[1] or '-'})"
-        )
-    if outcome.kind != "ok":
-        report.error(outcome.message)
-        return EXIT_KO if outcome.kind == "ko" else EXIT_TEMPFAIL
-    return EXIT_OK
-
-
-def _probe_news(state: dict, plan) -> bool:
-    """Record the probe's new state; say so once when it fails, is distrusted or recovers."""
-    from duckdns import decide
-
-    before, after = state.get("probe_state", ""), plan.probe_state
-    if after == before:
-        return False
-    news = decide.probe_news(before, after, plan, state.get("ipv4", ""))
-    if news is not None:
-        (report.warning if news[0] == "warning" else report.notice)(news[1])
-    state.update(probe_state=after, probe_since=int(time.time()))
-    if plan.observed_ipv4 is not None:
-        state["probe_ipv4"] = plan.observed_ipv4
-    return True
-
-
-def _simple_request(args: argparse.Namespace, what: str, cfg=None, **query) -> int:
-    from duckdns import api
-
-    cfg = cfg or configuration.load(config_path(args))
-    state_path = statefile.path_for(cfg.path)
-    state = statefile.load(state_path)
-    txt = "txt" in query
     try:
-        reply = api.send(cfg, api.build_query(cfg, ipv4=None, ipv6=None, **query), txt=txt)
-    except api.Rejected as exc:
-        report.error(str(exc))
-        return EXIT_KO
-    except api.TemporaryFailure as exc:
+        return update.run(config_path(args), force=args.force, dry_run=args.dry_run)
+    except decide.NoAddress as exc:
         report.error(str(exc))
         return EXIT_TEMPFAIL
-    if txt:
-        state["txt"] = reply.txt
-    else:
-        from duckdns.decide import forget_records
-
-        forget_records(state)  # nothing published now: the next update sends again
-        state.update(ipv4=reply.ipv4, ipv6=reply.ipv6, last_success=None, last_result="cleared")
-    statefile.save(state_path, state)
-    report.notice(f"{', '.join(cfg.domains)}: {what}")
-    return EXIT_OK
 
 
 def cmd_txt(args: argparse.Namespace) -> int:
-    from duckdns import acme
+    from duckdns import acme, update
 
     if args.txt_command == "wait":
         return acme.cmd_wait(args, config_path(args))
@@ -287,12 +203,15 @@ def cmd_txt(args: argparse.Namespace) -> int:
         report.error(str(exc))
         return EXIT_TEMPFAIL
     if args.txt_command == "set":
-        return _simple_request(args, f"TXT record set to {args.value!r}", cfg, txt=args.value)
-    return _simple_request(args, "TXT record cleared", cfg, txt="", clear=True)
+        return update.send_one(cfg, f"TXT record set to {args.value!r}", txt=args.value)
+    return update.send_one(cfg, "TXT record cleared", txt="", clear=True)
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
-    return _simple_request(args, "A and AAAA records cleared", clear=True)
+    from duckdns import update
+
+    cfg = configuration.load(config_path(args))
+    return update.send_one(cfg, "A and AAAA records cleared", clear=True)
 
 
 def _when(timestamp) -> str:
@@ -409,11 +328,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the last line of defence: redacted, never a raw traceback
-        from duckdns.decide import NoAddress
-
-        if isinstance(exc, NoAddress):
-            report.error(str(exc))
-            return EXIT_TEMPFAIL
         import traceback
 
         report.debug(traceback.format_exc())

@@ -121,3 +121,79 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+# -- writing fields: every change to the state goes through one of these -------------------------
+
+
+def record_new_config(state: dict, fingerprint: str) -> None:
+    """A first run, a changed configuration or a new updater: nothing counts as confirmed."""
+    forget_records(state)
+    state["fingerprint"] = fingerprint
+
+
+def forget_records(state: dict) -> None:
+    """Nothing is known to be published any more: the next update sends every record."""
+    state.update(sent_ipv4="", sent_ipv6="", ipv4_confirmed=None, ipv6_confirmed=None)
+
+
+def record_attempt(state: dict, families: tuple[str, ...], now: int) -> None:
+    """A request is about to be sent for ``families``."""
+    state["last_run"] = now
+    if "ipv4" in families:
+        state["ipv4_tried"] = now  # the 5-minute cadence of an undecided probe
+
+
+def confirm(state: dict, family: str, want: str, shown: str | None, now: int) -> None:
+    """DuckDNS confirmed ``family`` as asked (``want``: "auto" or a literal).
+
+    ``shown`` is what its verbose answer showed (None: a bare "OK", which shows nothing).
+    """
+    state[f"sent_{family}"] = want
+    state[f"{family}_confirmed"] = now
+    if shown is not None:
+        state[family] = shown
+    elif want != "auto":
+        state[family] = want
+
+
+def unconfirm(state: dict, family: str) -> None:
+    """``family`` no longer holds what was last confirmed: the next run sends it."""
+    state[f"sent_{family}"] = ""
+
+
+def record_shown(state: dict, family: str, value: str) -> None:
+    """What DuckDNS's answer showed for a record the request did not set."""
+    state[family] = value
+
+
+def record_result(state: dict, kind: str, message: str, updated: bool, now: int) -> None:
+    """How a run that sent requests ended: ``kind`` "ok", "ko" or "error"."""
+    if kind == "ok":
+        state.update(
+            last_result="updated" if updated else "nochange", last_success=now, last_error=""
+        )
+    else:
+        state.update(last_result=kind, last_error=message)
+    if updated:
+        state["last_change"] = now
+
+
+def record_probe(state: dict, probe_state: str, answer: str | None, now: int) -> bool:
+    """The probe's state after a run and its answer (None: not asked); True if the state changed."""
+    if answer is not None:
+        state["probe_ipv4"] = answer
+    if probe_state == state["probe_state"]:
+        return False
+    state.update(probe_state=probe_state, probe_since=now)
+    return True
+
+
+def record_cleared(state: dict, ipv4: str, ipv6: str) -> None:
+    """After ``clear``: nothing published now, so the next update sends again."""
+    forget_records(state)
+    state.update(ipv4=ipv4, ipv6=ipv6, last_success=None, last_result="cleared")
+
+
+def record_txt(state: dict, txt: str) -> None:
+    state["txt"] = txt
