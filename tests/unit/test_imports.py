@@ -72,3 +72,14 @@ def test_commands_without_network_never_import_requests(conf, command):
     code, modules = loaded("--config", str(conf()), command)
     assert code == 0
     assert not modules & {"requests", "urllib3", "ssl", "logging"}, sorted(modules)
+
+
+def test_reading_a_config_loads_neither_the_dns_client_nor_requests(conf):
+    """The probe targets are parsed in duckdns.config itself (issue 12)."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); from duckdns import config; "
+        f"config.load({str(conf(probe='cloudflare@1.1.1.1'))!r}); "
+        "print(sorted(m for m in sys.modules if m.startswith(('duckdns.', 'requests'))))"
+    )
+    proc = subprocess.run([DEBIAN_PYTHON, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "['duckdns.config', 'duckdns.report']"
