@@ -8,6 +8,7 @@ line, ``duckdns update``, is recognised without building the argparse parser.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -226,17 +227,15 @@ def _when(timestamp) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    path = config_path(args)
-    state_path = statefile.path_for(path)
     from pathlib import Path  # Path.exists() raises PermissionError; os.path.exists says False
 
+    path = config_path(args)
+    state_path = statefile.path_for(path)
     directory = os.path.dirname(path) or "."
     if not os.access(directory, os.X_OK) and Path(directory).exists():
         raise configuration.ConfigError(f"{directory} is not readable: run as root")
     state = statefile.load(state_path)
     if args.json:
-        import json
-
         report.out(
             json.dumps(
                 {"config": str(path), "state_file": str(state_path), **state},
