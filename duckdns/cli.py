@@ -62,33 +62,42 @@ TIMER_ARGV = ["update"]
 def build_parser() -> argparse.ArgumentParser:
     import argparse
 
-    common = argparse.ArgumentParser(add_help=False)
-    # SUPPRESS: a subcommand's parser must not reset what was given before the command
-    # (argparse copies the subparser's defaults over the main parser's values).
-    common.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=argparse.SUPPRESS,
-        help="say more (twice: debug)",
-    )
-    common.add_argument(
-        "-q",
-        "--quiet",
-        action="count",
-        default=argparse.SUPPRESS,
-        help="say less (once: no change notices; twice: errors only)",
-    )
-    common.add_argument(
-        "--config",
-        metavar="PATH",
-        default=argparse.SUPPRESS,
-        help="configuration file (default: $STATE_DIRECTORY/duckdns.conf, "
-        f"else {configuration.DEFAULT_PATH})",
-    )
+    def common(level: int) -> argparse.ArgumentParser:
+        """-v, -q and --config, which may stand before or after each command word.
+
+        -v and -q count into one dest per level (argparse copies a subcommand's values over
+        the main parser's, so a shared dest would lose what came before the command);
+        :func:`verbosity` adds them up. SUPPRESS keeps a --config given before the command.
+        """
+        p = argparse.ArgumentParser(add_help=False)
+        p.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            default=0,
+            dest=f"verbose{level}",
+            help="say more (twice: debug)",
+        )
+        p.add_argument(
+            "-q",
+            "--quiet",
+            action="count",
+            default=0,
+            dest=f"quiet{level}",
+            help="say less (once: no change notices; twice: errors only)",
+        )
+        p.add_argument(
+            "--config",
+            metavar="PATH",
+            default=argparse.SUPPRESS,
+            help="configuration file (default: $STATE_DIRECTORY/duckdns.conf, "
+            f"else {configuration.DEFAULT_PATH})",
+        )
+        return p
+
     parser = argparse.ArgumentParser(
         prog="duckdns",
-        parents=[common],
+        parents=[common(0)],
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Keep DuckDNS names pointed at this host's address.",
@@ -97,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        return sub.add_parser(name, parents=[common(1)], help=help_text, description=help_text)
 
     p = add("update", "update the A/AAAA records if the address changed")
     p.add_argument("--force", action="store_true", help="send an update even if nothing changed")
@@ -113,14 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("txt", "set, clear or wait for the TXT record (ACME DNS-01)")
     txt = p.add_subparsers(dest="txt_command", metavar="ACTION", required=True)
-    txt_set = txt.add_parser("set", parents=[common], help="set the TXT record to VALUE")
+    txt_set = txt.add_parser("set", parents=[common(2)], help="set the TXT record to VALUE")
     txt_set.add_argument("value", metavar="VALUE")
     acme.add_arguments(txt_set)
-    txt_clear = txt.add_parser("clear", parents=[common], help="clear the TXT record")
+    txt_clear = txt.add_parser("clear", parents=[common(2)], help="clear the TXT record")
     acme.add_arguments(txt_clear)
     txt_wait = txt.add_parser(
         "wait",
-        parents=[common],
+        parents=[common(2)],
         help="wait until DuckDNS's name servers serve VALUE as the TXT record",
     )
     txt_wait.add_argument("value", metavar="VALUE")
@@ -149,22 +158,10 @@ def parse_args(argv: list[str]):
     return build_parser().parse_args(argv)
 
 
-def _verbosity(argv: list[str]) -> int:
-    """-v/-q may stand anywhere (before or after the command): count them all.
-
-    argparse cannot: a subcommand's parser overwrites the count given before the command.
-    """
-    level = 0
-    for arg in argv:
-        if arg == "--":
-            break
-        if arg == "--verbose":
-            level += 1
-        elif arg == "--quiet":
-            level -= 1
-        elif len(arg) > 1 and arg[0] == "-" and set(arg[1:]) <= {"v", "q"}:
-            level += arg.count("v") - arg.count("q")
-    return level
+def verbosity(args: argparse.Namespace) -> int:
+    """-v as +1 and -q as -1, wherever they stand (one dest per command level)."""
+    counts = vars(args)
+    return sum(counts.get(f"verbose{n}", 0) - counts.get(f"quiet{n}", 0) for n in range(3))
 
 
 def config_path(args: argparse.Namespace) -> str:
@@ -312,8 +309,8 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    report.set_verbosity(_verbosity(argv))
     args = parse_args(argv)
+    report.set_verbosity(verbosity(args))
     try:
         return COMMANDS[args.command](args)
     except configuration.ConfigError as exc:
