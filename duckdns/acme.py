@@ -25,8 +25,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from duckdns import EXIT_TEMPFAIL, dnswire, report
 from duckdns import config as configuration
-from duckdns import dnswire, report
 
 ZONE = "duckdns.org"
 CHALLENGE = "_acme-challenge"
@@ -72,7 +72,7 @@ def _seconds(text: str) -> int:
 
 def _server(text: str) -> tuple[str, int]:
     try:
-        return dnswire.parse_server(text)
+        return configuration.parse_server(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -129,7 +129,7 @@ def cmd_wait(args, path: str) -> int:
             owners = [target_for(args.for_name, cfg, _resolver(args)).owner]
         except LookupFailed as exc:
             report.error(str(exc))
-            return 75  # EX_TEMPFAIL, as cli.EXIT_TEMPFAIL
+            return EXIT_TEMPFAIL
     else:
         owners = [f"{CHALLENGE}.{name}.{ZONE}" for name in cfg.domains]
     if args.timeout:

@@ -1,24 +1,39 @@
-"""The ``duckdns`` command: read config -> decide -> talk to DuckDNS -> record state -> report.
+"""The ``duckdns`` command line: parse it and run the command.
 
-Modules that cost CPU to import (requests above all, through duckdns.api) are
-imported inside the commands that need them: a timer run where nothing changed
-never loads them (see scripts/bench). Paths are strings (see duckdns.fsutil): pathlib
-alone would cost a timer run about 8 ms.
+``requests`` (through duckdns.api) costs more to import than the rest of the program, so
+it is imported only by the commands that send a request; a timer run where nothing
+changed never loads it (see scripts/bench). For the same reason the timer's own command
+line, ``duckdns update``, is recognised without building the argparse parser.
 """
 
 from __future__ import annotations
 
-import errno
+import json
 import os
 import sys
 import time
+import types
 
-from duckdns import __version__, report
+from duckdns import (
+    EXIT_CONFIG,
+    EXIT_KO,
+    EXIT_OK,
+    EXIT_SOFTWARE,
+    EXIT_TEMPFAIL,
+    EXIT_USAGE,
+    __version__,
+    report,
+)
 from duckdns import config as configuration
 from duckdns import state as statefile
-from duckdns.fsutil import join, normpath, parent
 
-EXIT_OK, EXIT_KO, EXIT_USAGE, EXIT_TEMPFAIL, EXIT_CONFIG, EXIT_SOFTWARE = 0, 1, 2, 75, 78, 70
+# For the annotations only: the timer's `duckdns update` must not import argparse, and
+# typing (for typing.TYPE_CHECKING) would cost it about a tenth of its CPU.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["EXIT_CONFIG", "EXIT_KO", "EXIT_OK", "EXIT_SOFTWARE", "EXIT_TEMPFAIL", "EXIT_USAGE"]
 
 EPILOG = """\
 exit codes:
@@ -39,118 +54,87 @@ BACKUP_UNIT_PATHS = (
     "/etc/systemd/system/duckdns.timer.d",
 )
 
-
-# The options every command takes, before or after it: (short, long, help).
-COUNT_OPTIONS = (
-    ("-v", "--verbose", "say more (twice: debug)"),
-    ("-q", "--quiet", "say less (once: no change notices; twice: errors only)"),
-)
-CONFIG_OPTION = "--config"
-
-# Commands whose only options are on/off flags: name -> (help, ((flag, help), ...)).
-# build_parser() builds their parsers from this table, and the fast path the timer takes
-# (_quick_parse) reads the same table, so the two cannot disagree.
-SIMPLE_COMMANDS = {
-    "update": (
-        "update the A/AAAA records if the address changed",
-        (
-            ("--force", "send an update even if nothing changed"),
-            ("--dry-run", "print the requests that would be sent (token shown as ***) and stop"),
-        ),
-    ),
-    "check": ("validate the configuration, without any network traffic", ()),
-    "status": ("show what the last runs did", (("--json", "machine-readable output"),)),
-    "clear": ("clear the A and AAAA records", ()),
-    "backup-paths": ("print the files a backup must hold to restore this setup", ()),
-}
+# What the timer runs (debian/duckdns.service: ExecStart=/usr/bin/duckdns update), parsed
+# without argparse: importing and building it would be a third of such a run's CPU.
+TIMER_ARGV = ["update"]
 
 
-def _help_width() -> int:
-    """What argparse's HelpFormatter computes, without its ``import shutil``.
-
-    HelpFormatter imports shutil (and with it bz2, lzma and fnmatch, about 1.5 ms) for
-    shutil.get_terminal_size() each time it is created, which add_argument does: this is
-    the same computation (COLUMNS, else the terminal, else 80), minus argparse's 2.
-    """
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
-        except (AttributeError, ValueError, OSError):
-            columns = 80
-    return columns - 2
-
-
-def build_parser():  # -> argparse.ArgumentParser (imported only when built)
+def build_parser() -> argparse.ArgumentParser:
     import argparse
 
-    def formatter(cls):
-        return lambda prog: cls(prog, width=_help_width())
+    def common(level: int) -> argparse.ArgumentParser:
+        """-v, -q and --config, which may stand before or after each command word.
 
-    plain = formatter(argparse.HelpFormatter)
-    common = argparse.ArgumentParser(add_help=False, formatter_class=plain)
-    # SUPPRESS: a subcommand's parser must not reset what was given before the command
-    # (argparse copies the subparser's defaults over the main parser's values).
-    for short, long, help_text in COUNT_OPTIONS:
-        common.add_argument(short, long, action="count", default=argparse.SUPPRESS, help=help_text)
-    common.add_argument(
-        CONFIG_OPTION,
-        metavar="PATH",
-        type=normpath,
-        default=argparse.SUPPRESS,
-        help="configuration file (default: $STATE_DIRECTORY/duckdns.conf, "
-        f"else {configuration.DEFAULT_PATH})",
-    )
+        -v and -q count into one dest per level (argparse copies a subcommand's values over
+        the main parser's, so a shared dest would lose what came before the command);
+        :func:`verbosity` adds them up. SUPPRESS keeps a --config given before the command.
+        """
+        p = argparse.ArgumentParser(add_help=False)
+        p.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            default=0,
+            dest=f"verbose{level}",
+            help="say more (twice: debug)",
+        )
+        p.add_argument(
+            "-q",
+            "--quiet",
+            action="count",
+            default=0,
+            dest=f"quiet{level}",
+            help="say less (once: no change notices; twice: errors only)",
+        )
+        p.add_argument(
+            "--config",
+            metavar="PATH",
+            default=argparse.SUPPRESS,
+            help="configuration file (default: $STATE_DIRECTORY/duckdns.conf, "
+            f"else {configuration.DEFAULT_PATH})",
+        )
+        return p
+
     parser = argparse.ArgumentParser(
         prog="duckdns",
-        parents=[common],
+        parents=[common(0)],
         epilog=EPILOG,
-        formatter_class=formatter(argparse.RawDescriptionHelpFormatter),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Keep DuckDNS names pointed at this host's address.",
     )
     parser.add_argument("--version", action="version", version=f"duckdns {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, help_text: str):
-        return sub.add_parser(
-            name, parents=[common], help=help_text, description=help_text, formatter_class=plain
-        )
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common(1)], help=help_text, description=help_text)
 
-    def add_simple(name: str):
-        help_text, flags = SIMPLE_COMMANDS[name]
-        p = add(name, help_text)
-        for flag, flag_help in flags:
-            p.add_argument(flag, action="store_true", help=flag_help)
-        return p
-
-    add_simple("update")
-    add_simple("check")
-    add_simple("status")
+    p = add("update", "update the A/AAAA records if the address changed")
+    p.add_argument("--force", action="store_true", help="send an update even if nothing changed")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the requests that would be sent (token shown as ***) and stop",
+    )
+    add("check", "validate the configuration, without any network traffic")
+    p = add("status", "show what the last runs did")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     from duckdns import acme
 
     p = add("txt", "set, clear or wait for the TXT record (ACME DNS-01)")
     txt = p.add_subparsers(dest="txt_command", metavar="ACTION", required=True)
-    txt_set = txt.add_parser(
-        "set", parents=[common], help="set the TXT record to VALUE", formatter_class=plain
-    )
+    txt_set = txt.add_parser("set", parents=[common(2)], help="set the TXT record to VALUE")
     txt_set.add_argument("value", metavar="VALUE")
     acme.add_arguments(txt_set)
-    txt_clear = txt.add_parser(
-        "clear", parents=[common], help="clear the TXT record", formatter_class=plain
-    )
+    txt_clear = txt.add_parser("clear", parents=[common(2)], help="clear the TXT record")
     acme.add_arguments(txt_clear)
     txt_wait = txt.add_parser(
         "wait",
-        parents=[common],
+        parents=[common(2)],
         help="wait until DuckDNS's name servers serve VALUE as the TXT record",
-        formatter_class=plain,
     )
     txt_wait.add_argument("value", metavar="VALUE")
     acme.add_arguments(txt_wait, wait=True)
-    add_simple("clear")
+    add("clear", "clear the A and AAAA records")
     p = add("verify", "check that the names resolve to the address DuckDNS recorded")
     p.add_argument(
         "names",
@@ -163,129 +147,31 @@ def build_parser():  # -> argparse.ArgumentParser (imported only when built)
         metavar="ADDR[:PORT]",
         help="DNS server to ask (default: the first nameserver in /etc/resolv.conf)",
     )
-    add_simple("backup-paths")
+    add("backup-paths", "print the files a backup must hold to restore this setup")
     return parser
 
 
-HELP_OPTIONS = (["--help"], ["-h"])
+def parse_args(argv: list[str]):
+    """argparse's namespace; the timer's own command line without importing argparse."""
+    if argv == TIMER_ARGV:
+        return types.SimpleNamespace(command="update", force=False, dry_run=False)
+    return build_parser().parse_args(argv)
 
 
-def _stored_help() -> str | None:
-    """``duckdns --help`` as the parser prints it at 80 columns, without building it.
-
-    argparse (with re, gettext and locale) and building the parser cost more than the rest
-    of the program: duckdns/helptext.py holds the text build_parser() prints at the usual
-    width, generated from it by :func:`write_helptext`; tests/unit/test_cost.py fails when
-    the two differ. Any other width (COLUMNS, a wider terminal) goes to argparse.
-    (argparse's own words, "usage:" and "options:", would follow a gettext catalog for the
-    default "messages" domain; Debian installs none, so they are English, as stored.)
-    """
-    from duckdns import helptext
-
-    return helptext.MAIN if _help_width() == helptext.WIDTH else None
+def verbosity(args: argparse.Namespace) -> int:
+    """-v as +1 and -q as -1, wherever they stand (one dest per command level)."""
+    counts = vars(args)
+    return sum(counts.get(f"verbose{n}", 0) - counts.get(f"quiet{n}", 0) for n in range(3))
 
 
-def write_helptext(path: str | None = None) -> None:
-    """Regenerate duckdns/helptext.py from build_parser() (see :func:`_stored_help`)."""
-    saved = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "80"
-    try:
-        width, text = _help_width(), build_parser().format_help()
-    finally:
-        if saved is None:
-            del os.environ["COLUMNS"]
-        else:
-            os.environ["COLUMNS"] = saved
-    if "\\" in text or '"""' in text:
-        raise ValueError("the help text cannot be stored as a plain triple-quoted string")
-    with open(path or os.path.join(os.path.dirname(__file__), "helptext.py"), "w") as f:
-        f.write(
-            '"""``duckdns --help`` at 80 columns, from cli.write_helptext(): do not edit."""\n\n'
-            f'WIDTH = {width}\nMAIN = """\\\n{text}"""\n'
-        )
-
-
-class _Args:
-    """What parse_args would return, for the command lines _quick_parse understands."""
-
-    def __init__(self, **values) -> None:
-        self.__dict__.update(values)
-
-
-def _quick_parse(argv: list[str]) -> _Args | None:
-    """Parse the plain command lines (the timer's ``update``) without building argparse.
-
-    Only exact option names from COUNT_OPTIONS, CONFIG_OPTION and SIMPLE_COMMANDS are
-    understood; anything else (help, abbreviations, ``--``, a missing or dash-led value,
-    txt, verify, errors) returns None, and argparse parses the line instead. Importing
-    and building argparse costs about a third of such a run's CPU (see scripts/bench).
-    """
-    counts = {}
-    for short, long, _ in COUNT_OPTIONS:
-        counts[short] = counts[long] = long[2:]
-    letters = {short[1] for short, _, _ in COUNT_OPTIONS}
-    values: dict = {}
-    command = None
-    flags: dict[str, str] = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if arg == CONFIG_OPTION or arg.startswith(CONFIG_OPTION + "="):
-            if arg == CONFIG_OPTION:
-                if i >= len(argv):
-                    return None
-                value = argv[i]
-                i += 1
-            else:
-                value = arg[len(CONFIG_OPTION) + 1 :]
-            if not value or value.startswith("-"):
-                return None
-            values["config"] = value
-        elif arg in counts:
-            values[counts[arg]] = values.get(counts[arg], 0) + 1
-        elif len(arg) > 1 and arg[0] == "-" and arg[1] != "-" and set(arg[1:]) <= letters:
-            for letter in arg[1:]:
-                dest = counts["-" + letter]
-                values[dest] = values.get(dest, 0) + 1
-        elif command is None and arg in SIMPLE_COMMANDS:
-            command = arg
-            flags = {flag: flag[2:].replace("-", "_") for flag, _ in SIMPLE_COMMANDS[arg][1]}
-            values.update(dict.fromkeys(flags.values(), False))
-        elif command is not None and arg in flags:
-            values[flags[arg]] = True
-        else:
-            return None
-    if command is None:
-        return None
-    if "config" in values:
-        values["config"] = normpath(values["config"])
-    return _Args(command=command, **values)
-
-
-def _verbosity(argv: list[str]) -> int:
-    """-v/-q may stand anywhere (before or after the command): count them all."""
-    level = 0
-    for arg in argv:
-        if arg == "--":
-            break
-        if arg == "--verbose":
-            level += 1
-        elif arg == "--quiet":
-            level -= 1
-        elif len(arg) > 1 and arg[0] == "-" and set(arg[1:]) <= {"v", "q"}:
-            level += arg.count("v") - arg.count("q")
-    return level
-
-
-def config_path(args: _Args) -> str:
+def config_path(args: argparse.Namespace) -> str:
     return getattr(args, "config", None) or configuration.default_path()
 
 
 # -- commands ----------------------------------------------------------------------
 
 
-def cmd_check(args: _Args) -> int:
+def cmd_check(args: argparse.Namespace) -> int:
     cfg = configuration.load(config_path(args))
     report.out(
         f"{cfg.path}: OK (domains {', '.join(cfg.domains)}; ipv4 {cfg.ipv4}; ipv6 {cfg.ipv6}; "
@@ -294,111 +180,18 @@ def cmd_check(args: _Args) -> int:
     return EXIT_OK
 
 
-def _probe(targets) -> tuple[str | None, list[str]]:
-    """The probe's answer (None if every target failed) and why each failed target failed."""
-    from duckdns import probe
+def cmd_update(args: argparse.Namespace) -> int:
+    from duckdns import decide, update
 
-    errors: list[str] = []
-
-    def failed(target, exc) -> None:
-        errors.append(f"{target}: {exc}")
-        report.debug(f"address probe {target} failed: {exc}")
-
-    return probe.public_ipv4(targets, on_error=failed), errors
-
-
-def cmd_update(args: _Args) -> int:
-    from duckdns import decide
-
-    cfg = configuration.load(config_path(args))
-    state_path = statefile.path_for(cfg.path)
-    state = statefile.load(state_path)
-    plan = decide.plan_update(
-        cfg, state, force=args.force or args.dry_run, probe_ipv4=None if args.dry_run else _probe
-    )
-    if args.dry_run:
-        from duckdns import api
-
-        for req in decide.requests_for(plan):
-            report.out(api.describe(cfg, api.build_query(cfg, ipv4=req.ip, ipv6=req.ipv6)))
-        return EXIT_OK
-    if cfg.ipv6 == "auto" and plan.want["ipv6"] is None:
-        report.info("ipv6 = auto, but this host has no global IPv6 address: AAAA left as it is")
-    if not plan.reasons:
-        report.debug(f"nothing changed (IPv4 {state.get('ipv4') or '-'}): no request sent")
-        if _probe_news(state, plan):
-            statefile.save(state_path, state)  # only when the probe's state changed
-        return EXIT_OK
-    report.info(f"updating {', '.join(cfg.domains)}: {plan.reason}")
-    return _send(cfg, state, state_path, plan)
-
-
-def _send(cfg, state: dict, state_path: str, plan) -> int:
-    from duckdns import decide
-
-    before = (state.get("ipv4", ""), state.get("ipv6", ""))
-    outcome = decide.execute(cfg, state, plan, int(time.time()))  # whole seconds: one size
-    _probe_news(state, plan)
-    if plan.observed_ipv4 is not None:
-        state["probe_ipv4"] = plan.observed_ipv4
-    statefile.save(state_path, state)
-    after = (state["ipv4"], state["ipv6"])
-    if after != before:  # also when a later request of the run failed: this one took effect
-        report.notice(
-            f"{', '.join(cfg.domains)}: IPv4 {after[0] or '-'}, IPv6 {after[1] or '-'}"
-            f" (was {before[0] or '-'}, {before[1] or '-'})"
-        )
-    if outcome.kind != "ok":
-        report.error(outcome.message)
-        return EXIT_KO if outcome.kind == "ko" else EXIT_TEMPFAIL
-    return EXIT_OK
-
-
-def _probe_news(state: dict, plan) -> bool:
-    """Record the probe's new state; say so once when it fails, is distrusted or recovers."""
-    from duckdns import decide
-
-    before, after = state.get("probe_state", ""), plan.probe_state
-    if after == before:
-        return False
-    news = decide.probe_news(before, after, plan, state.get("ipv4", ""))
-    if news is not None:
-        (report.warning if news[0] == "warning" else report.notice)(news[1])
-    state.update(probe_state=after, probe_since=int(time.time()))
-    if plan.observed_ipv4 is not None:
-        state["probe_ipv4"] = plan.observed_ipv4
-    return True
-
-
-def _simple_request(args: _Args, what: str, cfg=None, **query) -> int:
-    from duckdns import api
-
-    cfg = cfg or configuration.load(config_path(args))
-    state_path = statefile.path_for(cfg.path)
-    state = statefile.load(state_path)
-    txt = "txt" in query
     try:
-        reply = api.send(cfg, api.build_query(cfg, ipv4=None, ipv6=None, **query), txt=txt)
-    except api.Rejected as exc:
-        report.error(str(exc))
-        return EXIT_KO
-    except api.TemporaryFailure as exc:
+        return update.run(config_path(args), force=args.force, dry_run=args.dry_run)
+    except decide.NoAddress as exc:
         report.error(str(exc))
         return EXIT_TEMPFAIL
-    if txt:
-        state["txt"] = reply.txt
-    else:
-        from duckdns.decide import forget_records
-
-        forget_records(state)  # nothing published now: the next update sends again
-        state.update(ipv4=reply.ipv4, ipv6=reply.ipv6, last_success=None, last_result="cleared")
-    statefile.save(state_path, state)
-    report.notice(f"{', '.join(cfg.domains)}: {what}")
-    return EXIT_OK
 
 
-def cmd_txt(args: _Args) -> int:
-    from duckdns import acme
+def cmd_txt(args: argparse.Namespace) -> int:
+    from duckdns import acme, update
 
     if args.txt_command == "wait":
         return acme.cmd_wait(args, config_path(args))
@@ -408,12 +201,15 @@ def cmd_txt(args: _Args) -> int:
         report.error(str(exc))
         return EXIT_TEMPFAIL
     if args.txt_command == "set":
-        return _simple_request(args, f"TXT record set to {args.value!r}", cfg, txt=args.value)
-    return _simple_request(args, "TXT record cleared", cfg, txt="", clear=True)
+        return update.send_one(cfg, f"TXT record set to {args.value!r}", txt=args.value)
+    return update.send_one(cfg, "TXT record cleared", txt="", clear=True)
 
 
-def cmd_clear(args: _Args) -> int:
-    return _simple_request(args, "A and AAAA records cleared", clear=True)
+def cmd_clear(args: argparse.Namespace) -> int:
+    from duckdns import update
+
+    cfg = configuration.load(config_path(args))
+    return update.send_one(cfg, "A and AAAA records cleared", clear=True)
 
 
 def _when(timestamp) -> str:
@@ -427,16 +223,16 @@ def _when(timestamp) -> str:
     return f"{text} ({ago} s ago)"
 
 
-def cmd_status(args: _Args) -> int:
+def cmd_status(args: argparse.Namespace) -> int:
+    from pathlib import Path  # Path.exists() raises PermissionError; os.path.exists says False
+
     path = config_path(args)
     state_path = statefile.path_for(path)
-    directory = parent(path)
-    if not os.access(directory, os.X_OK) and _exists(directory):
+    directory = os.path.dirname(path) or "."
+    if not os.access(directory, os.X_OK) and Path(directory).exists():
         raise configuration.ConfigError(f"{directory} is not readable: run as root")
     state = statefile.load(state_path)
     if args.json:
-        import json
-
         report.out(
             json.dumps(
                 {"config": str(path), "state_file": str(state_path), **state},
@@ -446,7 +242,7 @@ def cmd_status(args: _Args) -> int:
         )
         return EXIT_OK
     rows = [
-        ("Config", str(path) + ("" if _exists(path) else " (missing)")),
+        ("Config", str(path) + ("" if Path(path).exists() else " (missing)")),
         ("Last request", _when(state["last_run"])),
         ("Last result", state["last_result"] or "-"),
         ("Last success", _when(state["last_success"])),
@@ -483,33 +279,19 @@ def _probe_status(state: dict) -> str:
     return "not yet checked"
 
 
-def cmd_verify(args: _Args) -> int:
+def cmd_verify(args: argparse.Namespace) -> int:
     from duckdns import verify
 
     return verify.run(args, config_path(args))
 
 
-def _exists(path: str) -> bool:
-    """``pathlib.Path(path).exists()``: False if missing, an error if it cannot be known."""
-    try:
-        os.stat(path)
-    except OSError as exc:
-        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
-            raise
-        return False
-    except ValueError:  # a path that cannot be encoded
-        return False
-    return True
-
-
 def backup_paths(path: str) -> list[str]:
     """What a restore needs: the config (with the token) and the admin's unit choices."""
-    path = normpath(path)
-    real = join(normpath(os.path.realpath(parent(path))), path.rpartition("/")[2])
-    return [real, *BACKUP_UNIT_PATHS]
+    directory, name = os.path.split(path)
+    return [os.path.join(os.path.realpath(directory), name), *BACKUP_UNIT_PATHS]
 
 
-def cmd_backup_paths(args: _Args) -> int:
+def cmd_backup_paths(args: argparse.Namespace) -> int:
     report.out("\n".join(backup_paths(config_path(args))))
     return EXIT_OK
 
@@ -527,13 +309,8 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    report.set_verbosity(_verbosity(argv))
-    if argv in HELP_OPTIONS:
-        text = _stored_help()
-        if text is not None:
-            sys.stdout.write(text)
-            return EXIT_OK
-    args = _quick_parse(argv) or build_parser().parse_args(argv)
+    args = parse_args(argv)
+    report.set_verbosity(verbosity(args))
     try:
         return COMMANDS[args.command](args)
     except configuration.ConfigError as exc:
@@ -547,11 +324,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the last line of defence: redacted, never a raw traceback
-        from duckdns.decide import NoAddress
-
-        if isinstance(exc, NoAddress):
-            report.error(str(exc))
-            return EXIT_TEMPFAIL
         import traceback
 
         report.debug(traceback.format_exc())

@@ -7,41 +7,52 @@ Two forms are accepted:
   line, so an existing setup keeps working untouched: the URL's domains, token and
   scheme://host are taken, every other line (curl options) is ignored.
 
-Import cost matters: every timer run loads this module. It validates by hand, without
-``re``, ``ipaddress``, ``pathlib`` or ``urllib.parse`` (together about 12 ms to import, most
-of what a ``duckdns check`` would cost; see scripts/bench). Each hand check is written to
-accept and refuse exactly what the regular expression or parser it replaced did, and where
-that would be intricate (an IPv6 literal, an unusual server URL, the curl-config URL) the
-fast check only accepts the plain, common form and hands anything else to the standard
-library parser, imported then, which decides.
+The ``probe`` setting's targets (:class:`ProbeTarget`) and DNS server addresses
+(:func:`parse_server`) are parsed here too, so reading a config needs no DNS client.
 """
 
 from __future__ import annotations
 
-import _socket
+import ipaddress
 import os
+import re
 import stat
+from urllib.parse import parse_qs, urlsplit
 
-from duckdns import probe, report
-from duckdns.fsutil import join, normpath
+from duckdns import report
 
 DEFAULT_PATH = "/var/lib/private/duckdns/duckdns.conf"
 DEFAULT_SERVER = "https://www.duckdns.org"
 DEFAULT_REFRESH = 24 * 3600
 KEYS = ("domains", "token", "ipv4", "ipv6", "server", "ca_bundle", "probe", "refresh")
 
-_HEX = frozenset("0123456789abcdefABCDEF")
-_TOKEN_GROUPS = (8, 4, 4, 4, 12)  # hexadecimal digits between the hyphens
-_SUBNAME_ENDS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")  # first and last character
-_SUBNAME_CHARS = _SUBNAME_ENDS | {"-"}
-_KEY_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
-_KEY_CHARS = _KEY_START | frozenset("0123456789")
-_CURL_NAME_CHARS = _KEY_CHARS | {".", "-"}
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-# Server URLs the fast check accepts without urllib.parse: https://HOST[:PORT][/PATH] with
-# these characters only (no user, query, fragment, brackets, escapes or spaces).
-_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
-_PATH_CHARS = _HOST_CHARS | frozenset("/_~")
+TOKEN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+SUBNAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # a DNS label, lowercase
+DURATION = re.compile(r"(\d+)\s*([smhd]?)")
+UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+NATIVE_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")
+# curl config also allows "key: value", "key value" and "--key".
+CURL_LINE = re.compile(r"(?:--)?([A-Za-z0-9_.-]+)\s*(?:[=:]\s*|\s+|$)(.*)")
+
+DNS_PORT = 53
+# In order, first valid answer wins: each provider's second address before the next provider,
+# so one intercepted or blocked address (some routers and ISPs do that to 1.1.1.1) does not
+# leave the probe to a single other party.
+DEFAULT_PROBE = (
+    "cloudflare@1.1.1.1, cloudflare@1.0.0.1, opendns@208.67.222.222, opendns@208.67.220.220"
+)
+PROBE_KINDS = ("cloudflare", "opendns")  # what each asks: duckdns.probe.KINDS
+_PROBE_FORM = (
+    "off, or a comma-separated list of KIND@ADDRESS[:PORT] with KIND cloudflare or opendns "
+    "and an IPv4 ADDRESS, e.g. cloudflare@1.1.1.1, opendns@208.67.222.222:53"
+)
+# Why an IPv6 address can never answer: the question is the public IPv4 address.
+_NOT_IPV6 = (
+    "an IPv6 probe address can never tell the public IPv4 address (Cloudflare answers with "
+    "the IPv6 address the query came from, OpenDNS with NXDOMAIN): write KIND@ADDRESS[:PORT] "
+    "with an IPv4 address, e.g. cloudflare@1.1.1.1 or opendns@208.67.222.222"
+)
+_SERVER_FORM = "ADDRESS[:PORT], IPv6 in brackets, e.g. 1.1.1.1:53 or [2606:4700:4700::1111]:53"
 
 
 class ConfigError(Exception):
@@ -90,18 +101,8 @@ def default_path() -> str:
     """The config the service reads: ``$STATE_DIRECTORY/duckdns.conf`` under systemd."""
     state_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
     if state_dir:
-        return join(normpath(state_dir), "duckdns.conf")
+        return os.path.join(state_dir, "duckdns.conf")
     return DEFAULT_PATH
-
-
-def _is_subname(name: str) -> bool:
-    """``^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$``: a DNS label, lowercase, 1 to 63 long."""
-    return (
-        0 < len(name) <= 63
-        and name[0] in _SUBNAME_ENDS
-        and name[-1] in _SUBNAME_ENDS
-        and all(c in _SUBNAME_CHARS for c in name)
-    )
 
 
 def parse_domains(value: str, where: str) -> tuple[str, ...]:
@@ -112,7 +113,7 @@ def parse_domains(value: str, where: str) -> tuple[str, ...]:
             name = name[: -len(".duckdns.org")]
         if not name:
             continue
-        if not _is_subname(name):
+        if not SUBNAME.fullmatch(name):
             raise ConfigError(
                 f"{where}: {raw.strip()!r} is not a DuckDNS subname: use letters, digits and "
                 "inner hyphens, 1 to 63 characters (e.g. 'piserver' or 'piserver.duckdns.org')"
@@ -126,8 +127,7 @@ def parse_domains(value: str, where: str) -> tuple[str, ...]:
 
 def check_token(value: str, where: str) -> str:
     token = value.strip()
-    groups = token.split("-")
-    if tuple(map(len, groups)) != _TOKEN_GROUPS or not all(c in _HEX for c in token if c != "-"):
+    if not TOKEN.fullmatch(token):
         # Never echo the value: it may be a real token with a typo.
         raise ConfigError(
             f"{where}: the token is not a DuckDNS token (expected 8-4-4-4-12 hexadecimal "
@@ -137,37 +137,18 @@ def check_token(value: str, where: str) -> str:
 
 
 def parse_duration(value: str, where: str) -> int:
-    """``^(\\d+)\\s*([smhd]?)$`` on the lowercased value: digits, spaces, one unit letter."""
-    text = value.strip().lower()
-    digits = 0
-    while digits < len(text) and text[digits].isdecimal():  # what \\d matches
-        digits += 1
-    unit = text[digits:].lstrip()  # str.isspace() is what \\s matches
-    if not digits or unit not in _UNITS or int(text[:digits]) == 0:
+    match = DURATION.fullmatch(value.strip().lower())
+    if not match or int(match[1]) == 0:
         raise ConfigError(
             f"{where}: {value!r} is not a duration: write e.g. '24h', '90m', '3600s' or '1d'"
         )
-    return int(text[:digits]) * _UNITS[unit]
+    return int(match[1]) * UNITS[match[2]]
 
 
 def _address(value: str, version: int, key: str, where: str) -> str:
     value = value.strip().lower()
     if value in ("auto", "off"):
         return value
-    # An address already in its canonical form (the usual case) needs no ipaddress module:
-    # inet_pton accepts it and inet_ntop gives it back unchanged. IPv4: glibc and ipaddress
-    # both want four decimal octets without leading zeros; IPv6: glibc writes the RFC 5952
-    # form str(IPv6Address) writes, except for embedded IPv4 ("."), left to ipaddress.
-    family = _socket.AF_INET if version == 4 else _socket.AF_INET6
-    try:
-        if _socket.inet_ntop(family, _socket.inet_pton(family, value)) == value and (
-            version == 4 or "." not in value
-        ):
-            return value
-    except (OSError, ValueError):
-        pass
-    import ipaddress
-
     try:
         addr = ipaddress.ip_address(value)
     except ValueError:
@@ -181,10 +162,6 @@ def _address(value: str, version: int, key: str, where: str) -> str:
 
 def _server(value: str, where: str) -> str:
     value = value.strip().rstrip("/")
-    if _plain_https_url(value):
-        return value
-    from urllib.parse import urlsplit
-
     parts = urlsplit(value)
     if parts.scheme != "https" or not parts.hostname:
         raise ConfigError(
@@ -196,23 +173,6 @@ def _server(value: str, where: str) -> str:
     return value
 
 
-def _plain_https_url(value: str) -> bool:
-    """``https://HOST[:PORT][/PATH]`` in plain characters: what urlsplit accepts as a server.
-
-    Only a quick yes: anything else (a no, or an unusual URL) goes to urlsplit, which decides.
-    """
-    if not value.startswith("https://"):
-        return False
-    netloc, _, path = value[len("https://") :].partition("/")
-    host, colon, port = netloc.partition(":")
-    return (
-        bool(host)
-        and all(c in _HOST_CHARS for c in host)
-        and (not colon or (port.isascii() and port.isdigit()))
-        and all(c in _PATH_CHARS for c in path)
-    )
-
-
 def _unquote(value: str) -> str:
     value = value.strip()
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
@@ -220,34 +180,8 @@ def _unquote(value: str) -> str:
     return value
 
 
-def _split_line(line: str) -> tuple[str, str] | None:
-    """``key = value``; curl config also allows ``key: value``, ``key value`` and ``--key``.
-
-    What ``^(?:--)?([A-Za-z0-9_.-]+)\\s*(?:[=:]\\s*|\\s+|$)(.*)$`` matched: the name is the
-    longest run of those characters (less a leading ``--`` if more follows), then the end, or
-    whitespace and/or one ``=`` or ``:`` (with the whitespace around it) before the value.
-    """
-    end = 0
-    while end < len(line) and line[end] in _CURL_NAME_CHARS:
-        end += 1
-    name = line[:end]
-    if not name:
-        return None
-    if name.startswith("--") and len(name) > 2:
-        name = name[2:]
-    rest = line[end:]
-    if rest and not (rest[0] in "=:" or rest[0].isspace()):
-        return None
-    rest = rest.lstrip()
-    if rest[:1] in ("=", ":"):
-        rest = rest[1:].lstrip()
-    return name.lower(), rest
-
-
 def _legacy(values: dict[str, str], url: str, where: str) -> dict[str, str]:
     """Translate the recipe's curl config URL into native keys."""
-    from urllib.parse import parse_qs, urlsplit
-
     parts = urlsplit(_unquote(url))
     if parts.scheme != "https" or not parts.hostname or not parts.path.endswith("/update"):
         raise ConfigError(
@@ -266,19 +200,6 @@ def _legacy(values: dict[str, str], url: str, where: str) -> dict[str, str]:
     return values
 
 
-def _split_native(line: str) -> tuple[str, str] | None:
-    """What ``^([A-Za-z_][A-Za-z0-9_]*)\\s*=\\s*(.*)$`` matched: (key, value) or None."""
-    if not line or line[0] not in _KEY_START:
-        return None
-    end = 1
-    while end < len(line) and line[end] in _KEY_CHARS:
-        end += 1
-    rest = line[end:].lstrip()
-    if not rest.startswith("="):
-        return None
-    return line[:end], rest[1:].lstrip()
-
-
 def parse(text: str, path: str) -> Config:
     """Parse the text of ``path`` (already read) into a Config."""
     values: dict[str, str] = {}
@@ -290,24 +211,24 @@ def parse(text: str, path: str) -> Config:
         if not line or line.startswith("#"):
             continue
         where = f"{path}, line {number}"
-        split = _split_line(line)
-        if split and split[0] == "url":
-            url = split[1]
+        curl = CURL_LINE.match(line)
+        if curl and curl[1].lower() == "url":
+            url = curl[2]
             continue
-        if split and split[0] == "cacert":
-            curl_cacert = _unquote(split[1])
-        native = _split_native(line)
+        if curl and curl[1].lower() == "cacert":
+            curl_cacert = _unquote(curl[2])
+        native = NATIVE_LINE.match(line)
         if native is None:
             native_errors.append(
                 f"{where}: cannot parse {line.split()[0][:40]!r}: "
                 "write 'key = value' (see duckdns.conf(5))"
             )
             continue
-        key = native[0].lower()
+        key = native[1].lower()
         if key not in KEYS:
             native_errors.append(f"{where}: unknown key {key!r}: known keys are " + ", ".join(KEYS))
             continue
-        values[key] = _unquote(native[1])
+        values[key] = _unquote(native[2])
     where = str(path)
     if url is not None:
         # A curl config: its other lines are curl options, not our keys.
@@ -337,9 +258,8 @@ def parse(text: str, path: str) -> Config:
             f"{where}: ca_bundle {ca_bundle} does not exist: fix the path "
             "or remove the line to use the system's CA store"
         )
-    probe_spec = values.get("probe", probe.DEFAULT_PROBE)
     try:
-        probes = probe.parse_probe(probe_spec)
+        probes = parse_probe(values.get("probe", DEFAULT_PROBE))
     except ValueError as exc:
         raise ConfigError(f"{where}: probe: {exc}") from None
     return Config(
@@ -358,7 +278,7 @@ def parse(text: str, path: str) -> Config:
 
 def load(path: str | os.PathLike) -> Config:
     """Read ``path`` after checking that only its owner can read or write it."""
-    path = normpath(path)
+    path = os.fspath(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
@@ -384,3 +304,138 @@ def load(path: str | os.PathLike) -> Config:
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text: rewrite it as plain text") from None
     return parse(text, path)
+
+
+# -- probe targets and DNS server addresses ----------------------------------------------------
+
+
+class ProbeTarget:
+    """One ``KIND@ADDRESS[:PORT]`` entry of the ``probe`` setting."""
+
+    __slots__ = ("kind", "address", "port")
+
+    def __init__(self, kind: str, address: str, port: int = DNS_PORT) -> None:
+        if kind not in PROBE_KINDS:
+            raise ValueError(
+                f"unknown probe kind {kind!r}; expected one of {', '.join(PROBE_KINDS)}"
+            )
+        self.kind = kind
+        self.address = address
+        self.port = port
+
+    def __str__(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        port = "" if self.port == DNS_PORT else f":{self.port}"
+        return f"{self.kind}@{host}{port}"
+
+    def __repr__(self) -> str:
+        return f"ProbeTarget({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProbeTarget):
+            return NotImplemented
+        return (self.kind, self.address, self.port) == (other.kind, other.address, other.port)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.address, self.port))
+
+
+def parse_probe(spec: str) -> list[ProbeTarget]:
+    """Parse the ``probe`` setting; ``off`` gives an empty list.
+
+    Raises ValueError naming the bad entry and the accepted form.
+    """
+    text = spec.strip()
+    if text.lower() == "off":
+        return []
+    if not text:
+        raise ValueError(f"probe is empty; expected {_PROBE_FORM}")
+    targets = []
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            raise ValueError(f"probe {text!r}: empty entry; expected {_PROBE_FORM}")
+        if entry.lower() == "off":
+            raise ValueError(f"probe {text!r}: 'off' must stand alone; expected {_PROBE_FORM}")
+        kind, at, where = entry.partition("@")
+        kind = kind.strip().lower()
+        if not at:
+            raise ValueError(f"probe entry {entry!r}: missing '@ADDRESS'; expected {_PROBE_FORM}")
+        if kind not in PROBE_KINDS:
+            raise ValueError(
+                f"probe entry {entry!r}: unknown kind {kind!r} "
+                f"(known: {', '.join(PROBE_KINDS)}); expected {_PROBE_FORM}"
+            )
+        if where.count(":") > 1 or where.strip().startswith("["):
+            raise ValueError(f"probe entry {entry!r}: {_NOT_IPV6}")
+        try:
+            address, port = parse_server(where)
+        except ValueError as e:
+            raise ValueError(f"probe entry {entry!r}: {e}") from None
+        targets.append(ProbeTarget(kind, address, port))
+    return targets
+
+
+def parse_server(text: str, default_port: int = DNS_PORT) -> tuple[str, int]:
+    """Parse ``ADDRESS[:PORT]`` (IPv6 in brackets: ``[ADDRESS]:PORT``) into (address, port).
+
+    The address must be numeric: looking a name up would need DNS, the thing being checked.
+    An IPv6 link-local address may carry a zone (``fe80::1%eth0``).
+    Raises ValueError naming the bad part.
+    """
+    spec = text.strip()
+    port_text = None
+    if spec.startswith("["):
+        close = spec.find("]")
+        if close < 0:
+            raise ValueError(
+                f"{text!r}: missing ']' after the IPv6 address; expected {_SERVER_FORM}"
+            )
+        host, rest = spec[1:close], spec[close + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(
+                    f"{text!r}: unexpected {rest!r} after ']'; expected {_SERVER_FORM}"
+                )
+            port_text = rest[1:]
+        if ":" not in host:
+            raise ValueError(
+                f"{text!r}: brackets are only for IPv6 addresses; expected {_SERVER_FORM}"
+            )
+    elif spec.count(":") > 1:
+        raise ValueError(f"{text!r}: put an IPv6 address in brackets; expected {_SERVER_FORM}")
+    elif ":" in spec:
+        host, port_text = spec.split(":", 1)
+    else:
+        host = spec
+    if not host:
+        raise ValueError(f"{text!r}: no address; expected {_SERVER_FORM}")
+    if port_text is None:
+        port = default_port
+    else:
+        if not (port_text.isascii() and port_text.isdigit()):
+            raise ValueError(
+                f"{text!r}: port {port_text!r} is not a number; expected {_SERVER_FORM}"
+            )
+        port = int(port_text)
+        if not 0 < port < 65536:
+            raise ValueError(f"{text!r}: port {port} is out of range 1-65535")
+    if not _is_ip_address(host):
+        raise ValueError(f"{text!r}: {host!r} is not an IP address; expected {_SERVER_FORM}")
+    return host, port
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    zone = getattr(address, "scope_id", None)
+    if zone and not zone.isdigit():  # an interface name: it must exist
+        import socket
+
+        try:
+            socket.if_nametoindex(zone)
+        except OSError:
+            return False
+    return True

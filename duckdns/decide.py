@@ -1,4 +1,4 @@
-"""Decide which records this run must send to DuckDNS, send them, record what DuckDNS says.
+"""Decide which records this run must send to DuckDNS, and whether to trust the probe.
 
 Each record is its own *family* with its own state: ``ipv4`` (the A record) and ``ipv6``
 (AAAA). The address DuckDNS records always comes from an authenticated source: DuckDNS's own
@@ -16,10 +16,16 @@ The requests, as DuckDNS documents them (shared/duckdns-api.md, docs/design.md):
 * ``ipv4 = off``: ``ip=&ipv6=X`` (AAAA; A left as it was).
 
 Nothing here depends on what DuckDNS does with an empty ``ipv6=`` or with ``ipv6=`` and no
-``ip=``: those are never sent. Every verbose answer is checked: the family a request carried
-must show the value asked for (else exit 75), and a family it did not carry must still show
-what was last confirmed, else that family is sent too, in the same run (so an ``ip=``
-request that emptied AAAA would be repaired at once instead of trusted).
+``ip=``: those are never sent. Every verbose answer is checked (duckdns.update, which sends
+them): the family a request carried must show the value asked for (else exit 75), and a
+family it did not carry must still show what was last confirmed, else that family is sent
+too, in the same run (so an ``ip=`` request that emptied AAAA would be repaired at once
+instead of trusted).
+
+The probe's trust is decided here only: before the requests (:func:`plan_update`: it failed,
+or it is still distrusted) and after DuckDNS's answer to an ``ip=`` request
+(:func:`judge_probe`: it agrees or not). duckdns.update records it with
+``state.record_probe`` and says so once (:func:`probe_news`).
 
 While the probe cannot decide (no answer, or an answer that disagreed with what DuckDNS saw),
 the A record is sent at most every :data:`UNDECIDED_INTERVAL` seconds (DuckDNS's own
@@ -30,7 +36,7 @@ from __future__ import annotations
 
 import time
 
-from duckdns import __version__, localaddr, report
+from duckdns import __version__, localaddr
 
 UNDECIDED_INTERVAL = 300  # DuckDNS's install page runs its cron job every 5 minutes
 FAMILIES = ("ipv4", "ipv6")
@@ -200,118 +206,10 @@ def _ipv4_signal(cfg, state: dict, plan: Plan, now: float) -> str:
     return ""
 
 
-# -- sending -----------------------------------------------------------------------------
-
-
-class Outcome:
-    """How the run ended: ``kind`` "ok", "ko" (DuckDNS answered KO) or "error"."""
-
-    __slots__ = ("kind", "message")
-
-    def __init__(self) -> None:
-        self.kind, self.message = "ok", ""
-
-
-def forget_records(state: dict) -> None:
-    """Nothing is known to be published any more (after ``clear``): the next update sends."""
-    state.update(sent_ipv4="", sent_ipv6="", ipv4_confirmed=None, ipv6_confirmed=None)
-
-
-def execute(cfg, state: dict, plan: Plan, now: int) -> Outcome:
-    """Send the requests ``plan`` needs (at most one per family), recording each answer.
-
-    Stops at the first failure (a KO or a temporary failure would only repeat), leaving the
-    families not confirmed to the next run.
-    """
-    from duckdns import api
-
-    outcome = Outcome()
-    if plan.new_config:
-        forget_records(state)
-        state["fingerprint"] = plan.fingerprint
-    pending = [f for f in FAMILIES if f in plan.reasons]
-    done: set[str] = set()
-    updated = False
-    while pending:
-        family = pending.pop(0)
-        if family in done:
-            continue
-        req = request_for(plan, family)
-        done.update(req.sets)
-        state["last_run"] = now
-        if "ipv4" in req.sets:
-            state["ipv4_tried"] = now
-        try:
-            reply = api.send(cfg, api.build_query(cfg, ipv4=req.ip, ipv6=req.ipv6))
-        except api.Rejected as exc:
-            outcome.kind, outcome.message = "ko", str(exc)
-            if done - set(req.sets):  # an earlier request of this run was accepted
-                outcome.message = (
-                    f"DuckDNS answered KO to the {RECORD[family]} request for "
-                    f"{req.ipv6 or req.ip or 'this address'} after accepting the token and "
-                    "domains a moment before: it refused that address (not retried)"
-                )
-            break
-        except api.TemporaryFailure as exc:
-            outcome.kind, outcome.message = "error", str(exc)
-            break
-        updated |= reply.updated
-        problem, drifted = _record(state, plan, req, reply, now)
-        if problem:
-            outcome.kind, outcome.message = "error", problem
-            break
-        pending += [f for f in drifted if f not in done and f not in pending]
-    if outcome.kind == "ok":
-        state.update(
-            last_result="updated" if updated else "nochange", last_success=now, last_error=""
-        )
-    else:
-        state.update(last_result=outcome.kind, last_error=report.redact(outcome.message))
-    if updated:
-        state["last_change"] = now
-    return outcome
-
-
-def _record(state: dict, plan: Plan, req: Request, reply, now: int) -> tuple[str, list[str]]:
-    """Record what DuckDNS answered; (a problem to report, families that drifted)."""
-    if not reply.verbose:  # a bare "OK": trust the documented effect of what was sent
-        for family in req.sets:
-            _confirm(state, family, plan.want[family], None, now)
-        return "", []
-    shown = {"ipv4": reply.ipv4, "ipv6": reply.ipv6}
-    drifted = []
-    for family in FAMILIES:
-        want, value = plan.want[family], shown[family]
-        if family in req.sets:
-            ok = bool(value) if want == "auto" else value == want
-            if not ok:
-                return (
-                    f"DuckDNS answered OK, but its {RECORD[family]} record holds "
-                    f"{value or 'nothing'} instead of "
-                    f"{want if want != 'auto' else 'the address the request came from'}",
-                    [],
-                )
-            _confirm(state, family, want, value, now)
-            if family == "ipv4" and want == "auto" and plan.observed_ipv4 is not None:
-                agrees = plan.observed_ipv4 == value
-                plan.probe_state = PROBE_OK if agrees else PROBE_DISTRUSTED
-            continue
-        expected = state.get(family) if want == "auto" else want
-        if want is not None and state.get(f"sent_{family}") and value != expected:
-            # Not what was last confirmed: send this family too, and next run if this fails.
-            state[f"sent_{family}"] = ""
-            drifted.append(family)
-        state[family] = value  # what DuckDNS holds now, for status
-    return "", drifted
-
-
-def _confirm(state: dict, family: str, want, value: str | None, now: int) -> None:
-    state[f"sent_{family}"] = want
-    state[f"{family}_confirmed"] = now
-    if value is not None:
-        state[family] = value
-    elif want != "auto":
-        state[family] = want
+def judge_probe(plan: Plan, duckdns_ipv4: str) -> None:
+    """After DuckDNS confirmed A from the connection: trust the probe while they agree."""
+    if plan.observed_ipv4 is not None:
+        plan.probe_state = PROBE_OK if plan.observed_ipv4 == duckdns_ipv4 else PROBE_DISTRUSTED
 
 
 def probe_news(before: str, after: str, plan: Plan, duckdns_ipv4: str) -> tuple[str, str] | None:

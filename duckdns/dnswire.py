@@ -1,8 +1,7 @@
 """A minimal DNS client over UDP (RFC 1035), standard library only.
 
 The probe (``duckdns.probe``) runs this on every timer run, up to 1,440 times a day on a Pi,
-so the module is deliberately small and cheap to import (``duckdns.config`` imports it too,
-through ``duckdns.probe``, so every command pays for it). Two choices follow, measured with
+so the module is deliberately small and cheap to import. Two choices follow, measured with
 Debian's Python 3.11 on x86, where a bare ``python3 -c pass`` costs about 9 ms of CPU:
 
 - It uses ``_socket``, the C module that ``socket`` wraps, not ``socket`` itself: ``socket.py``
@@ -638,46 +637,3 @@ def first_nameserver(path: str = "/etc/resolv.conf") -> str | None:
             continue
         return address
     return None
-
-
-def parse_server(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
-    """Parse ``ADDRESS[:PORT]`` (IPv6 in brackets: ``[ADDRESS]:PORT``) into (address, port).
-
-    The address must be numeric: looking a name up would need DNS, the thing being checked.
-    Raises ValueError naming the bad part.
-    """
-    form = "ADDRESS[:PORT], IPv6 in brackets, e.g. 1.1.1.1:53 or [2606:4700:4700::1111]:53"
-    spec = text.strip()
-    port_text = None
-    if spec.startswith("["):
-        close = spec.find("]")
-        if close < 0:
-            raise ValueError(f"{text!r}: missing ']' after the IPv6 address; expected {form}")
-        host, rest = spec[1:close], spec[close + 1 :]
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"{text!r}: unexpected {rest!r} after ']'; expected {form}")
-            port_text = rest[1:]
-        if ":" not in host:
-            raise ValueError(f"{text!r}: brackets are only for IPv6 addresses; expected {form}")
-    elif spec.count(":") > 1:
-        raise ValueError(f"{text!r}: put an IPv6 address in brackets; expected {form}")
-    elif ":" in spec:
-        host, port_text = spec.split(":", 1)
-    else:
-        host = spec
-    if not host:
-        raise ValueError(f"{text!r}: no address; expected {form}")
-    if port_text is None:
-        port = default_port
-    else:
-        if not (port_text.isascii() and port_text.isdigit()):
-            raise ValueError(f"{text!r}: port {port_text!r} is not a number; expected {form}")
-        port = int(port_text)
-        if not 0 < port < 65536:
-            raise ValueError(f"{text!r}: port {port} is out of range 1-65535")
-    try:
-        _sockaddr(host, port)
-    except DNSError:
-        raise ValueError(f"{text!r}: {host!r} is not an IP address; expected {form}") from None
-    return host, port

@@ -1,11 +1,8 @@
-"""This host's own global IPv6 address, read from the kernel (for ``ipv6 = auto``).
-
-``ipaddress`` (which knows the special-purpose ranges) is imported only when an address
-is looked at: every timer run imports this module, few configurations use ``ipv6 = auto``.
-"""
+"""This host's own global IPv6 address, read from the kernel (for ``ipv6 = auto``)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 # /proc/self/net, not /proc/net: under the unit's ProcSubset=pid the /proc/net link is
@@ -29,8 +26,6 @@ def candidates(text: str) -> list[str]:
     before temporary (privacy) ones, which change daily and would make every run an
     update.
     """
-    import ipaddress
-
     ula = ipaddress.IPv6Network("fc00::/7")
     found: list[tuple[int, str]] = []
     for line in text.splitlines():

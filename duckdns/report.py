@@ -5,11 +5,6 @@ token is read, and ``_emit`` scrubs every registered secret (and any ``token=``
 query parameter, which is how requests' exceptions embed it) from every line,
 whatever its origin: our messages, exception text or a traceback.
 
-The ``token=`` masking is a plain ``str.find`` loop, not a regular expression: importing
-``re`` (with enum and functools) costs about 5 ms, a third of a ``duckdns check``. It masks
-exactly what the regular expression ``(token=)[^&\\s'"]*`` (case-insensitive, its value part
-replaced by ``***``) masks; tests/unit/test_report.py compares the two.
-
 Under systemd (``JOURNAL_STREAM`` set) each line carries a ``<N>`` syslog priority
 prefix, so ``journalctl -p err -u duckdns`` finds the errors. ``logging`` is not
 used: it costs more to import than this whole module, and a timer run where
@@ -19,12 +14,13 @@ nothing changed must stay cheap (see scripts/bench).
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 ERROR, WARNING, NOTICE, INFO, DEBUG = 3, 4, 5, 6, 7
 MASK = "***"
-_PARAM = "token"  # the name before "=", matched case-insensitively
-_VALUE_ENDS = "&'\""  # and whitespace: where a token parameter's value stops
+# A token= query parameter (any case); its value runs up to &, a quote or whitespace.
+TOKEN_PARAM = re.compile(r"(token=)[^&\s'\"]*", re.IGNORECASE)
 
 _secrets: set[str] = set()
 # Default: errors, warnings and notices (an address changed). -q drops notices,
@@ -42,35 +38,7 @@ def redact(text: str) -> str:
     """Return ``text`` with every registered secret and token parameter masked."""
     for secret in _secrets:
         text = text.replace(secret, MASK)
-    return _mask_token_params(text)
-
-
-def _mask_token_params(text: str) -> str:
-    """Replace the value of every ``token=`` (any case) with MASK.
-
-    A value runs up to ``&``, a quote, whitespace or the end of the text (and may be
-    empty). ``"token"`` never changes length when lowercased, and no other character
-    lowercases to one of its letters, so the comparison is the regular expression's.
-    """
-    width = len(_PARAM)
-    pieces = []
-    done = 0  # text[:done] is already in pieces
-    pos = text.find("=", width)
-    while pos != -1:
-        if text[pos - width : pos].lower() != _PARAM:
-            pos = text.find("=", pos + 1)
-            continue
-        end = pos + 1
-        while end < len(text) and text[end] not in _VALUE_ENDS and not text[end].isspace():
-            end += 1
-        pieces.append(text[done : pos + 1])
-        pieces.append(MASK)
-        done = end
-        pos = text.find("=", end)
-    if not pieces:
-        return text
-    pieces.append(text[done:])
-    return "".join(pieces)
+    return TOKEN_PARAM.sub(r"\1" + MASK, text)
 
 
 def set_verbosity(level: int) -> None:

@@ -5,18 +5,17 @@ number of runs. It holds no secret: addresses, times, results, and the
 configuration fingerprint (which is derived from the file's identity, not its
 contents).
 
-Reading it happens on every timer run (and ``duckdns status``), so :func:`load` avoids
-importing the ``json`` package, whose decoder imports ``re`` (about 6 ms together, a third
-of such a run): it drives the C scanner that ``json.loads`` itself uses, ``_json``, with the
-same settings. Anything unusual (another encoding, a syntax error, no ``_json``) goes to
-``json.loads``, which then decides, so the result is always what ``json.loads`` returns.
-Writing (only after a request to DuckDNS) uses ``json`` itself.
+Fields are written by this module's helpers (the update pipeline in duckdns.update records
+each answer through them); a field an older release wrote and this one no longer knows is
+dropped on the next write.
 """
 
 from __future__ import annotations
 
+import json
+import os
+
 from duckdns import report
-from duckdns.fsutil import atomic_write, join, normpath, parent
 
 FIELDS = {
     "last_run": None,  # Unix time of the last run that talked to DuckDNS
@@ -39,46 +38,12 @@ FIELDS = {
     "probe_state": "",
     "probe_since": None,  # when it entered that state
     "probe_ipv4": "",  # its last answer
-    "last_check": None,  # (unused; kept so that older files keep their shape)
     "txt": "",
 }
 
 
-_CONSTANTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
-
-
-class _DecoderSettings:
-    """What ``_json.make_scanner`` reads from a ``json.JSONDecoder()``: its defaults."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = _CONSTANTS.__getitem__
-
-
-def _loads(raw: bytes):
-    """``json.loads(raw)``, without importing ``json`` when ``raw`` is a plain UTF-8 object."""
-    # json.loads(bytes) guesses UTF-8/16/32 from the first bytes; a first byte "{" followed
-    # by a non-zero byte (or nothing) is UTF-8 to it, without a BOM.
-    if raw[:1] == b"{" and raw[1:2] != b"\x00":
-        try:
-            from _json import make_scanner
-
-            text = raw.decode("utf-8")
-            value, end = make_scanner(_DecoderSettings)(text, 0)
-            if not text[end:].strip(" \t\n\r"):  # JSON's whitespace, as json.loads allows
-                return value
-        except Exception:  # noqa: S110 - json.loads below raises the proper error
-            pass
-    import json
-
-    return json.loads(raw)
-
-
 def path_for(config_path: str) -> str:
-    return join(parent(normpath(config_path)), "state.json")
+    return os.path.join(os.path.dirname(config_path), "state.json")
 
 
 def load(path: str) -> dict:
@@ -93,7 +58,7 @@ def load(path: str) -> dict:
         report.warning(f"cannot read {path} ({exc.strerror}); starting with an empty state")
         return state
     try:
-        saved = _loads(raw)
+        saved = json.loads(raw)
         if not isinstance(saved, dict):
             raise ValueError("not an object")
     except ValueError:
@@ -120,10 +85,115 @@ def _upgrade(saved: dict, state: dict) -> None:
 
 
 def save(path: str, state: dict) -> None:
-    import json
-
     data = {key: state.get(key, default) for key, default in FIELDS.items()}
     try:
         atomic_write(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
     except OSError as exc:
         report.warning(f"cannot write {path} ({exc.strerror}); the next run will update again")
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    The file is created with ``mode`` from its first byte (never readable by
+    others, whatever the umask), and, when we run as root, handed to the owner of
+    its directory. That matters: once the service has run, systemd has chowned the
+    state directory to the service's dynamic user and only re-chowns when the
+    directory's owner differs, so a file root leaves behind with root as owner
+    would be unreadable to the next timer run.
+    """
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.tmp.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            if os.geteuid() == 0:
+                st = os.stat(directory or ".")
+                os.fchown(f.fileno(), st.st_uid, st.st_gid)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+# -- writing fields: every change to the state goes through one of these -------------------------
+
+
+def record_new_config(state: dict, fingerprint: str) -> None:
+    """A first run, a changed configuration or a new updater: nothing counts as confirmed."""
+    forget_records(state)
+    state["fingerprint"] = fingerprint
+
+
+def forget_records(state: dict) -> None:
+    """Nothing is known to be published any more: the next update sends every record."""
+    state.update(sent_ipv4="", sent_ipv6="", ipv4_confirmed=None, ipv6_confirmed=None)
+
+
+def record_attempt(state: dict, families: tuple[str, ...], now: int) -> None:
+    """A request is about to be sent for ``families``."""
+    state["last_run"] = now
+    if "ipv4" in families:
+        state["ipv4_tried"] = now  # the 5-minute cadence of an undecided probe
+
+
+def confirm(state: dict, family: str, want: str, shown: str | None, now: int) -> None:
+    """DuckDNS confirmed ``family`` as asked (``want``: "auto" or a literal).
+
+    ``shown`` is what its verbose answer showed (None: a bare "OK", which shows nothing).
+    """
+    state[f"sent_{family}"] = want
+    state[f"{family}_confirmed"] = now
+    if shown is not None:
+        state[family] = shown
+    elif want != "auto":
+        state[family] = want
+
+
+def unconfirm(state: dict, family: str) -> None:
+    """``family`` no longer holds what was last confirmed: the next run sends it."""
+    state[f"sent_{family}"] = ""
+
+
+def record_shown(state: dict, family: str, value: str) -> None:
+    """What DuckDNS's answer showed for a record the request did not set."""
+    state[family] = value
+
+
+def record_result(state: dict, kind: str, message: str, updated: bool, now: int) -> None:
+    """How a run that sent requests ended: ``kind`` "ok", "ko" or "error"."""
+    if kind == "ok":
+        state.update(
+            last_result="updated" if updated else "nochange", last_success=now, last_error=""
+        )
+    else:
+        state.update(last_result=kind, last_error=message)
+    if updated:
+        state["last_change"] = now
+
+
+def record_probe(state: dict, probe_state: str, answer: str | None, now: int) -> bool:
+    """The probe's state after a run and its answer (None: not asked); True if the state changed."""
+    if answer is not None:
+        state["probe_ipv4"] = answer
+    if probe_state == state["probe_state"]:
+        return False
+    state.update(probe_state=probe_state, probe_since=now)
+    return True
+
+
+def record_cleared(state: dict, ipv4: str, ipv6: str) -> None:
+    """After ``clear``: nothing published now, so the next update sends again."""
+    forget_records(state)
+    state.update(ipv4=ipv4, ipv6=ipv6, last_success=None, last_result="cleared")
+
+
+def record_txt(state: dict, txt: str) -> None:
+    state["txt"] = txt

@@ -10,8 +10,8 @@ cannot be resolved.
 
 from __future__ import annotations
 
+from duckdns import EXIT_KO, EXIT_TEMPFAIL, dnswire, report
 from duckdns import config as configuration
-from duckdns import dnswire, report
 from duckdns import state as statefile
 
 
@@ -20,7 +20,7 @@ def run(args, path: str) -> int:
     state = statefile.load(statefile.path_for(cfg.path))
     if args.resolver:
         try:
-            server, port = dnswire.parse_server(args.resolver)
+            server, port = configuration.parse_server(args.resolver)
         except ValueError as exc:
             raise configuration.ConfigError(f"--resolver {exc}") from None
     else:
@@ -35,7 +35,7 @@ def run(args, path: str) -> int:
             res = dnswire.resolve_chain(name, server, port)
         except dnswire.DNSError as exc:
             report.out(f"{name}: cannot resolve ({exc})")
-            worst = max(worst, 75)
+            worst = max(worst, EXIT_TEMPFAIL)
             continue
         chain = " -> ".join([res.name, *res.chain])
         found = ", ".join([*res.ipv4, *res.ipv6]) or "no address"
@@ -46,5 +46,5 @@ def run(args, path: str) -> int:
         )
         report.out(f"{chain}: {found}: {verdict}")
         if not ok:
-            worst = max(worst, 1)
+            worst = max(worst, EXIT_KO)
     return worst

@@ -89,6 +89,76 @@ def test_force_always_sends(duck, dns, probed):
     assert len(duck.requests) == 2
 
 
+# -- the probe decides whether, never what; nothing else triggers a request -------------------
+
+
+def set_state(cfg, **values) -> None:
+    state = state_of(cfg)
+    state.update(values)
+    (cfg.parent / "state.json").write_text(json.dumps(state))
+
+
+def test_the_probe_never_chooses_the_address_sent(duck, dns, probed):
+    """A changed (or lying) probe answer triggers an update, but ip= stays empty."""
+    update(probed)
+    dns.clear()
+    dns.add("whoami.cloudflare", "TXT", "198.51.100.20", rclass="CH")
+    dns.behaviour = "lie"
+    update(probed)
+    assert len(duck.requests) == 2
+    assert [r["query"]["ip"] for r in duck.requests] == ["", ""]
+    assert state_of(probed)["ipv4"] == PUBLIC, "the state records what DuckDNS saw"
+
+
+def test_distrust_is_reported_once_not_every_run(duck, dns, probed):
+    dns.behaviour = "lie"
+    assert "address probe answered" in update(probed).stderr
+    for _ in range(2):
+        proc = update(probed)
+        assert proc.returncode == 0 and proc.stderr == ""
+    assert len(duck.requests) == 1, "a distrusted probe: at most one request every 5 minutes"
+
+
+def test_literal_ipv4_is_never_probed(duck, dns, conf):
+    host, port = dns.address
+    cfg = conf(ipv4="203.0.113.9", probe=f"cloudflare@{host}:{port}")
+    update(cfg)
+    update(cfg)
+    assert dns.queries == [], "nothing to detect: the admin chose the address"
+    assert len(duck.requests) == 1
+    assert duck.requests[0]["query"]["ip"] == "203.0.113.9"
+
+
+def test_dry_run_neither_probes_nor_sends(duck, dns, probed):
+    proc = update(probed, "--dry-run")
+    assert proc.returncode == 0 and "ip=&" in proc.stdout
+    assert dns.queries == [] and duck.requests == []
+
+
+def test_no_refresh_before_the_period(duck, dns, probed):
+    update(probed)
+    set_state(probed, ipv4_confirmed=int(time.time()) - 23 * 3600)
+    update(probed)
+    assert len(duck.requests) == 1
+
+
+def test_clock_gone_backwards_means_update(duck, dns, probed):
+    update(probed)
+    set_state(probed, ipv4_confirmed=int(time.time()) + 3600)
+    update(probed)
+    assert len(duck.requests) == 2
+
+
+def test_nothing_changed_leaves_the_state_file_alone(duck, dns, probed):
+    """The probe ran, nothing was sent: no rewrite (and no fsync) of state.json either."""
+    update(probed)
+    before = os.stat(probed.parent / "state.json")
+    update(probed)
+    after = os.stat(probed.parent / "state.json")
+    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
+    assert len(dns.queries) == 2
+
+
 # -- a probe that cannot decide: visible once, and bounded to one request every 5 minutes ---
 
 

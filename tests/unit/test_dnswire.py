@@ -12,6 +12,7 @@ import pytest
 from dnsserver import DNSServer
 
 from duckdns import dnswire
+from duckdns.config import parse_server
 from duckdns.dnswire import (
     CLASS_CH,
     CLASS_IN,
@@ -24,7 +25,6 @@ from duckdns.dnswire import (
     build_query,
     first_nameserver,
     parse_response,
-    parse_server,
     query,
 )
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, run_duckdns
 
-from duckdns import config, probe
+from duckdns import config
 
 MAN1 = ROOT / "man" / "duckdns.1"
 MAN5 = ROOT / "man" / "duckdns.conf.5"
@@ -223,7 +223,7 @@ def test_duckdns_conf_lists_every_key_with_its_default():
         "ipv6": "off (default)",
         "server": f"default: {config.DEFAULT_SERVER}.",
         "ca_bundle": "default: none",
-        "probe": f"Default: {probe.DEFAULT_PROBE}:",
+        "probe": f"Default: {config.DEFAULT_PROBE}:",
         "refresh": f"default: {hours}h.",
         "domains": "Required; no default.",
         "token": "Required; no default.",

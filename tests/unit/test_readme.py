@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import CANARY, DEBIAN_PYTHON, ROOT, assert_no_canary, run_duckdns, write_config
 
-from duckdns import config, probe
+from duckdns import config
 from duckdns.cli import build_parser
 
 README = ROOT / "README.md"
@@ -112,7 +112,7 @@ def test_configuration_table_matches_the_code():
     assert rows["ipv4"].strip() == "`auto`"
     assert rows["ipv6"].strip() == "`off`"
     assert rows["server"].strip() == f"`{config.DEFAULT_SERVER}`"
-    assert rows["probe"].strip() == f"`{probe.DEFAULT_PROBE}`"
+    assert rows["probe"].strip() == f"`{config.DEFAULT_PROBE}`"
     assert rows["refresh"].strip() == f"`{config.DEFAULT_REFRESH // 3600}h`"
 
 

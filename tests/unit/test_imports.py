@@ -1,0 +1,85 @@
+"""What each command imports: ``requests`` (through duckdns.api) only when a request is sent.
+
+``requests`` costs more to import than the rest of the program; the timer's run where nothing
+changed never loads it, nor argparse (scripts/bench measures the cost).
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from helpers import DEBIAN_PYTHON, ROOT, update
+
+# Runs the real entry point in-process, then reports which heavy modules it imported (those
+# the interpreter's own start-up, site and .pth files, had already loaded are not counted).
+HEAVY = ("requests", "urllib3", "ssl", "argparse", "logging")
+PROBE_MODULES = f"""
+import sys
+before = set(sys.modules)
+sys.path.insert(0, {str(ROOT)!r})
+from duckdns.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+heavy = {HEAVY!r}
+print('LOADED=' + ','.join(m for m in heavy if m in sys.modules and m not in before))
+sys.exit(code)
+"""
+
+
+def loaded(*args: str, env: dict | None = None) -> tuple[int, set[str]]:
+    """Exit code and the heavy modules imported by ``duckdns ARGS``."""
+    proc = subprocess.run(
+        [DEBIAN_PYTHON, "-c", PROBE_MODULES, *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(ROOT), **(env or {})},
+        timeout=60,
+    )
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("LOADED="), proc.stdout + proc.stderr
+    return proc.returncode, {m for m in last[len("LOADED=") :].split(",") if m}
+
+
+def test_the_timers_unchanged_update_imports_neither_requests_nor_argparse(duck, dns, probed):
+    """As the unit runs it: ``duckdns update``, the config in $STATE_DIRECTORY."""
+    assert update(probed).returncode == 0  # the first run sends (and imports requests)
+    code, modules = loaded("update", env={"STATE_DIRECTORY": str(probed.parent)})
+    assert code == 0
+    assert modules == set(), f"a run where nothing changed imported {sorted(modules)}"
+    assert len(duck.requests) == 1
+
+
+@pytest.mark.parametrize("argv", [["-q", "update", "-v"], ["update", "--verbose"]], ids=" ".join)
+def test_other_unchanged_updates_do_not_import_requests(duck, dns, probed, argv):
+    assert update(probed).returncode == 0
+    code, modules = loaded("--config", str(probed), *argv)
+    assert code == 0
+    assert not modules & {"requests", "urllib3", "ssl", "logging"}, sorted(modules)
+    assert len(duck.requests) == 1
+
+
+def test_changed_update_does_import_requests(duck, dns, probed):
+    """The other side of the checks here: the helper does see requests when it is used."""
+    code, modules = loaded("--config", str(probed), "update")
+    assert code == 0 and "requests" in modules
+
+
+@pytest.mark.parametrize("command", ["check", "status", "backup-paths", "--help"])
+def test_commands_without_network_never_import_requests(conf, command):
+    code, modules = loaded("--config", str(conf()), command)
+    assert code == 0
+    assert not modules & {"requests", "urllib3", "ssl", "logging"}, sorted(modules)
+
+
+def test_reading_a_config_loads_neither_the_dns_client_nor_requests(conf):
+    """The probe targets are parsed in duckdns.config itself (issue 12)."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); from duckdns import config; "
+        f"config.load({str(conf(probe='cloudflare@1.1.1.1'))!r}); "
+        "print(sorted(m for m in sys.modules if m.startswith(('duckdns.', 'requests'))))"
+    )
+    proc = subprocess.run([DEBIAN_PYTHON, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "['duckdns.config', 'duckdns.report']"
