@@ -80,6 +80,13 @@ BOOT_RECIPE = "1"
 INITRD_MODULES = ["virtio_pci", "virtio_blk", "ext4", "crc32c_generic"]
 
 TEST_DIR = harness.TEST_DIR_IN_CONTAINER  # /run/duckdns-test, the second disk
+# Root is /dev/vda (mounted by the initrd); the second disk carries the test's inputs
+# and results. Under TCG on a loaded host udev can take minutes to announce a disk:
+# the default 90 s device timeout sent a boot to emergency mode (measured, load ~10).
+FSTAB = (
+    "/dev/vda / ext4 rw,errors=remount-ro 0 0\n"
+    f"/dev/vdb {TEST_DIR} ext4 rw,nosuid,nodev,noexec,nofail,x-systemd.device-timeout=15min 0 0\n"
+)
 RUNNER = "/usr/local/lib/duckdns-test/run-scenario"
 
 
@@ -209,12 +216,7 @@ def _prepare_vm_root(root: Path) -> None:
     (root / "etc/hosts").write_text(
         "127.0.0.1 localhost duckdns-vm\n::1 localhost ip6-localhost ip6-loopback\n"
     )
-    # Root is /dev/vda (mounted by the initrd); the second disk carries the test's
-    # inputs and results.
-    (root / "etc/fstab").write_text(
-        "/dev/vda / ext4 rw,errors=remount-ro 0 0\n"
-        f"/dev/vdb {TEST_DIR} ext4 rw,nosuid,nodev,noexec 0 0\n"
-    )
+    (root / "etc/fstab").write_text(FSTAB)
     units = root / "etc/systemd/system"
     units.mkdir(parents=True, exist_ok=True)
     for unit in MASKED_UNITS:
@@ -440,6 +442,7 @@ class VM:
         harness.extract(vm_root(self.arch, self.suite), self.root)
         # A machine id of its own: not a "first boot" (no systemd-firstboot prompts).
         (self.root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
+        (self.root / "etc/fstab").write_text(FSTAB)  # roots cached before it changed
         self.write(RUNNER, RUNNER_SCRIPT, mode=0o755)
         return self
 
@@ -549,14 +552,16 @@ class VM:
                 stderr=open(self.tmp / "qemu.err", "wb"),  # noqa: SIM115 - closed by exit
                 start_new_session=True,
             )
-            try:
-                rc = self.qemu.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise AssertionError(
-                    f"the {self.arch} VM did not power off within {timeout}s; console:\n"
-                    + self.console_tail()
-                ) from None
+            deadline = time.monotonic() + timeout
+            while (rc := self.qemu.poll()) is None:
+                stuck = "You are in emergency mode" in self.console_tail()
+                if stuck or time.monotonic() > deadline:
+                    self.kill()
+                    why = "went to emergency mode" if stuck else f"ran over {timeout}s"
+                    raise AssertionError(
+                        f"the {self.arch} VM {why}; console:\n" + self.console_tail()
+                    )
+                time.sleep(2)
         self.run_seconds = time.monotonic() - start
         if rc != 0:
             raise AssertionError(
