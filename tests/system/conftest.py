@@ -17,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import vm  # noqa: E402
 from harness import IN_CI, skip_or_fail  # noqa: E402,F401 - used by the fixtures here
 
 SYSTEM_DIR = Path(__file__).resolve().parent
@@ -28,7 +29,7 @@ def _in_system_dir(item) -> bool:
 
 # Tests whose caches are built in the background: they run last, so that the build
 # overlaps the container tests (which mostly wait for timers).
-LATE_FILES = ("test_foreign_arch.py", "test_piuparts.py")
+LATE_FILES = ("test_vm.py", "test_piuparts.py")
 
 
 def _late(item) -> bool:
@@ -136,12 +137,9 @@ def rootfs_tarball(system_env, request):
     tarball = harness.base_tarball("rootfs")
     late = getattr(request.config, "_duckdns_background", [])
     jobs = []
-    if "test_foreign_arch.py" in late and harness.shutil.which("update-binfmts"):
-        jobs += [
-            (harness.base_tarball, "chroot", arch)
-            for arch in ("arm64", "armhf")
-            if not harness.cached("chroot", arch)
-        ]
+    if "test_vm.py" in late and vm.environment_problem() is None and not vm.cached():
+        # Two threads: the arm64 root (then the kernel and initrd from it), the armhf root.
+        jobs += [(vm.vm_boot_files,), (vm.vm_root, "armhf")]
     if "test_piuparts.py" in late and shutil_which("piuparts"):
         jobs.append((harness.piuparts_tarball,))
     if jobs and harness.mirror_reachable():

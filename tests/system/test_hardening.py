@@ -20,6 +20,13 @@ PROBE_NAME=write-usr-local try touch /usr/local/duckdns-probe
 PROBE_NAME=write-var-lib try touch /var/lib/duckdns-probe
 PROBE_NAME=write-state try touch "$STATE_DIRECTORY/.probe"
 rm -f "$STATE_DIRECTORY/.probe"
+# Nothing the service can write can be executed (NoExecPaths=, docs/packaging.md).
+for d in "$STATE_DIRECTORY" /tmp /var/tmp /dev/shm; do
+    cp /usr/bin/true "$d/.probe-exec" 2>/dev/null
+    PROBE_NAME=exec-$(echo "$d" | tr / _) try "$d/.probe-exec"
+    rm -f "$d/.probe-exec"
+done
+PROBE_NAME=exec-usr try /usr/bin/true
 PROBE_NAME=see-root try test -e /root/marker
 PROBE_NAME=see-home try test -e /home/alice/marker
 echo "PROBE uid=$(id -u)"
@@ -91,6 +98,9 @@ def test_hardening_is_real(container, duckdns, deb):
     assert probe["write-usr-local"] == "no", probe
     assert probe["write-var-lib"] == "no", probe
     assert probe["write-state"] == "yes", probe
+    for d in ("/var/lib/duckdns", "/tmp", "/var/tmp", "/dev/shm"):  # $STATE_DIRECTORY first
+        assert probe["exec-" + d.replace("/", "_")] == "no", probe
+    assert probe["exec-usr"] == "yes", probe
     assert probe["see-root"] == "no", probe
     assert probe["see-home"] == "no", probe
     assert int(probe["uid"]) in harness.DYNAMIC_UIDS, probe
