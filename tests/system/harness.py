@@ -5,8 +5,9 @@ tmux and (for the foreign-architecture chroots) qemu-user-static + binfmt-suppor
 
 Pieces, from the bottom up:
 
-* :func:`base_tarball` — a bookworm root made by ``debootstrap --variant=minbase`` with
-  the package's runtime dependencies and the test tools installed, packed as
+* :func:`base_tarball` — a Debian root (``SUITES``: bookworm, trixie) made by
+  ``debootstrap --variant=minbase`` with the package's runtime dependencies and the
+  test tools installed, packed as
   ``/var/cache/duckdns-tests/rootfs-<suite>-<arch>-<hash>.tar.zst``. The hash covers the
   package list and the build recipe, so changing either builds a new one. Built in a
   temporary directory and renamed into place, so an interrupted build leaves no cache.

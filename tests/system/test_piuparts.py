@@ -15,23 +15,24 @@ import harness
 import pytest
 
 
-def test_piuparts(deb, system_env, tmp_path):
+@pytest.mark.both_suites
+def test_piuparts(deb, system_env, tmp_path, suite):
     if shutil.which("piuparts") is None:
         from harness import skip_or_fail
 
         skip_or_fail("piuparts is not installed (make test-deps)")
-    if not harness.mirror_reachable():
+    if not harness.mirror_reachable(suite=suite):
         from harness import skip_or_fail
 
         skip_or_fail(f"piuparts needs the Debian mirror {harness.debian_mirror()}")
-    base = harness.piuparts_tarball()
+    base = harness.piuparts_tarball(suite)
     log = tmp_path / "piuparts.log"
     cmd = [
         "piuparts",
         "--basetgz",
         str(base),
         "-d",
-        harness.SUITE,
+        suite,
         "-m",
         harness.debian_mirror(),
         "--tmpdir",
@@ -40,7 +41,7 @@ def test_piuparts(deb, system_env, tmp_path):
         str(log),
         str(deb),
     ]
-    with harness.phase("piuparts"):
+    with harness.phase(f"piuparts {suite}"):
         proc = harness.run(cmd, check=False, timeout=1200)
     text = log.read_text(errors="replace") if log.exists() else proc.stdout + proc.stderr
     if proc.returncode != 0:
