@@ -162,13 +162,18 @@ def _stored_help() -> str | None:
     argparse (with re, gettext and locale) and building the parser cost more than the rest
     of the program: duckdns/helptext.py holds the text build_parser() prints at the usual
     width, generated from it by :func:`write_helptext`; tests/unit/test_cost.py fails when
-    the two differ. Any other width (COLUMNS, a wider terminal) goes to argparse.
+    the two differ. Any other width (COLUMNS, a wider terminal) goes to argparse, and so
+    does any other Python than the one it was generated on: argparse's layout changes
+    between versions (3.13, Debian 13, puts the help column one further right and fits
+    ``backup-paths`` on its line), and --help must print what argparse prints.
     (argparse's own words, "usage:" and "options:", would follow a gettext catalog for the
     default "messages" domain; Debian installs none, so they are English, as stored.)
     """
     from duckdns import helptext
 
-    return helptext.MAIN if _help_width() == helptext.WIDTH else None
+    if sys.version_info[:2] != helptext.PYTHON or _help_width() != helptext.WIDTH:
+        return None
+    return helptext.MAIN
 
 
 def write_helptext(path: str | None = None) -> None:
@@ -187,6 +192,7 @@ def write_helptext(path: str | None = None) -> None:
     with open(path or os.path.join(os.path.dirname(__file__), "helptext.py"), "w") as f:
         f.write(
             '"""``duckdns --help`` at 80 columns, from cli.write_helptext(): do not edit."""\n\n'
+            f"PYTHON = {tuple(sys.version_info[:2])}\n"
             f'WIDTH = {width}\nMAIN = """\\\n{text}"""\n'
         )
 

@@ -1,5 +1,6 @@
 """``duckdns --help`` at 80 columns, from cli.write_helptext(): do not edit."""
 
+PYTHON = (3, 11)
 WIDTH = 78
 MAIN = """\
 usage: duckdns [-h] [-v] [-q] [--config PATH] [--version] COMMAND ...

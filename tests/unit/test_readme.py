@@ -227,10 +227,20 @@ def test_borg_backup_example_and_restore(tmp_path: Path, backed_up):
     proc = subprocess.run([*argv, *paths], env=env, capture_output=True, text=True)
     assert proc.returncode == 1, proc.stderr  # the README's documented warning
     assert "duckdns.service.d" in proc.stderr  # ... for the absent drop-in directory
+    # The archive's real name: {now} is expanded again by each borg command, so naming it
+    # with the placeholder once more fails whenever the second has changed since create.
+    names = subprocess.run(
+        ["borg", "list", "--short", str(repo)], env=env, check=True, capture_output=True, text=True
+    ).stdout.split()
+    assert len(names) == 1 and names[0].startswith("duckdns-"), names
     out = tmp_path / "out"
     out.mkdir()
     subprocess.run(
-        ["borg", "extract", f"{repo}::{archive}"], env=env, check=True, capture_output=True, cwd=out
+        ["borg", "extract", f"{repo}::{names[0]}"],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=out,
     )
     assert _restored(out, cfg) == cfg.read_text()
 
