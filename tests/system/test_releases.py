@@ -33,7 +33,7 @@ def _devroot(suite: str) -> harness.Chroot:
     )
 
 
-@pytest.mark.parametrize("suite", OTHER)
+@pytest.mark.parametrize("suite", OTHER, scope="session")
 def test_unit_tests_pass_on_other_release(suite, system_env):
     """tests/unit under the other release's /usr/bin/python3: all pass, nothing skipped."""
     with _devroot(suite) as ch:
@@ -137,3 +137,36 @@ def test_deb_built_on_other_release_works(container, duckdns, other_build, suite
     last = duckdns.updates()[-1]
     assert (last["query"]["token"], last["query"]["domains"]) == (TOKEN, "piserver")
     assert harness.token_leaks(c, TOKEN) == []
+
+
+@pytest.mark.parametrize("suite", OTHER, scope="session")
+@pytest.mark.parametrize("first", ["bookworm-built", "trixie-built"])
+def test_units_survive_the_move_between_lib_and_usr_lib(
+    first, suite, container, duckdns, deb, other_build
+):
+    """On Debian 13, /lib is /usr/lib. The bookworm-built .deb ships the units in
+    /lib/systemd/system, the trixie-built one in /usr/lib/systemd/system: replacing one
+    by the other (a fleet whose builds move to trixie, or back) must not let dpkg delete
+    the "obsolete" old path, which is the new file itself. (Same version: dpkg removes
+    the files the new package no longer lists just as on an upgrade.)"""
+    c = container
+    debs = {"bookworm-built": deb, "trixie-built": other_build["deb"]}
+    second = next(k for k in debs if k != first)
+    harness.fast_timer(c)
+    harness.preseed(c, domains="piserver", token=TOKEN, ipv6=False)
+    c.install_deb(debs[first])
+    c.copy_in(debs[second], f"/root/second-{debs[second].name}")
+    proc = c.exec(
+        ["dpkg", "-i", f"/root/second-{debs[second].name}"],
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
+    assert TOKEN not in proc.stdout + proc.stderr
+    for unit in ("duckdns.service", "duckdns.timer"):
+        assert (c.root / "usr/lib/systemd/system" / unit).is_file(), (unit, proc.stdout)
+        assert c.unit_property(unit, "LoadState") == "loaded", unit
+    assert c.unit_property("duckdns.timer", "UnitFileState") == "enabled"
+    runs = harness.service_finished_count(c)
+    c.exec(["systemctl", "restart", "duckdns.timer"])
+    result = harness.wait_service_run(c, after=runs, timeout=90)
+    assert result["Result"] == "success", result
+    assert duckdns.updates()[-1]["query"]["token"] == TOKEN
