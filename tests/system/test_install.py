@@ -52,7 +52,9 @@ def assert_configured_and_updated_by_timer(c, duckdns, domains="piserver", token
     status = c.exec(["duckdns", "status"])
     assert token not in status.stdout + status.stderr
     assert "127.0.0.1" in status.stdout, status.stdout
-    assert re.search(r"Last result:\s+(updated|unchanged|ok)", status.stdout, re.I), status.stdout
+    assert re.search(r"Last result:\s+(updated|unchanged|nochange|ok)", status.stdout, re.I), (
+        status.stdout
+    )
 
 
 @pytest.mark.both_suites
@@ -96,7 +98,8 @@ def test_install_readline(container, duckdns, deb):
 @pytest.mark.both_suites
 def test_install_preseeded(container, duckdns, deb):
     """Scenario 2b: a fleet install: answers preseeded, no terminal, no question."""
-    harness.fast_timer(container)
+    # The shipped schedule (OnBootSec=30, OnActiveSec=30), no fast-timer drop-in: proved
+    # on each release here.
     harness.preseed(container, domains="piserver", token=TOKEN, ipv6=False)
     harness.copy_deb(container, deb)
     proc = container.exec(
