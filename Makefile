@@ -6,7 +6,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' duckdns/__init__.py)
 
-# What `make deb` needs on a fresh Debian 12 machine.
+# What `make deb` needs on a fresh Debian 12 or 13 machine (the same list on both:
+# tests/system/test_releases.py builds with it in a Debian 13 root).
 BUILD_DEPS := python3 python3-setuptools python3-stdeb python3-all python3-requests \
 	debhelper dh-python po-debconf fakeroot dpkg-dev build-essential
 # What `make test` needs on top of that.

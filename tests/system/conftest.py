@@ -29,19 +29,39 @@ def _in_system_dir(item) -> bool:
 
 # Tests whose caches are built in the background: they run last, so that the build
 # overlaps the container tests (which mostly wait for timers).
-LATE_FILES = ("test_vm.py", "test_piuparts.py")
+LATE_FILES = ("test_vm.py", "test_piuparts.py", "test_releases.py")
 
 
 def _late(item) -> bool:
     return _in_system_dir(item) and Path(str(item.fspath)).name in LATE_FILES
 
 
+def _suite_of(item) -> str:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("suite", harness.SUITE) if callspec else harness.SUITE
+
+
+def pytest_generate_tests(metafunc):
+    """A test marked ``both_suites`` runs once per release (harness.SUITES): its container
+    (and whatever else asks for the ``suite`` fixture) is that release's."""
+    if "suite" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_suites"):
+        metafunc.parametrize("suite", harness.SUITES, scope="session")
+
+
+# trylast: after pytest's own reordering by session-scoped parameters (the suite).
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if _in_system_dir(item):
             item.add_marker(pytest.mark.system)
-    items[:] = [i for i in items if not _late(i)] + [i for i in items if _late(i)]
+    # The default release's scenarios first (the other's root builds meanwhile), then the
+    # other release's, then the late files; otherwise in collection order (stable sort).
+    order = {suite: i for i, suite in enumerate(harness.SUITES)}
+    items.sort(key=lambda i: (_late(i), order.get(_suite_of(i), 0) if _in_system_dir(i) else 0))
     config._duckdns_background = sorted({Path(str(i.fspath)).name for i in items if _late(i)})
+    config._duckdns_suites = sorted(
+        {_suite_of(i) for i in items if _in_system_dir(i)}, key=lambda s: order.get(s, 0)
+    )
 
 
 def pytest_configure(config):
@@ -124,26 +144,71 @@ def _attach_diagnostics(rep, container: harness.Container) -> None:
 
 
 @pytest.fixture(scope="session")
-def system_env():
+def system_env(request):
     """Checks root, tools and (when a cache must be built) the mirror."""
-    problem = harness.environment_problem(need_mirror=not harness.cached("rootfs"))
+    suites = getattr(request.config, "_duckdns_suites", [harness.SUITE])
+    uncached = not all(harness.cached("rootfs", suite=s) for s in suites)
+    problem = harness.environment_problem(need_mirror=uncached)
     if problem:
         skip_or_fail(problem)
     return True
 
 
 @pytest.fixture(scope="session")
-def rootfs_tarball(system_env, request):
-    tarball = harness.base_tarball("rootfs")
-    late = getattr(request.config, "_duckdns_background", [])
+def suite() -> str:
+    """The release under test; ``both_suites`` scenarios are parametrized over it."""
+    return harness.SUITE
+
+
+def _in_order(*jobs) -> None:
+    """Background jobs that share the mirror and the CPUs: one after the other."""
+    for fn, *args in jobs:
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001 - the test that needs it reports it
+            harness.log(f"[system] background build {fn.__name__}{tuple(args)} failed: {exc}")
+
+
+_background_started = False
+
+
+def _start_background(config) -> None:
+    """Once per session: the caches of the late tests and of the other releases."""
+    global _background_started
+    if _background_started:
+        return
+    _background_started = True
+    late = getattr(config, "_duckdns_background", [])
+    suites = getattr(config, "_duckdns_suites", [harness.SUITE])
     jobs = []
+    # The other releases' bootable roots first (their scenarios come next), then what
+    # test_releases.py needs, then the piuparts bases.
+    other = [
+        (harness.base_tarball, "rootfs", None, None, s)
+        for s in suites
+        if s != harness.SUITE and not harness.cached("rootfs", suite=s)
+    ]
+    if "test_releases.py" in late:
+        other += [
+            (harness.base_tarball, "devroot", None, None, s)
+            for s in harness.SUITES
+            if s != harness.SUITE and not harness.cached("devroot", suite=s)
+        ]
+    if "test_piuparts.py" in late and shutil_which("piuparts"):
+        other += [(harness.piuparts_tarball, s) for s in suites]
+    if other:
+        jobs.append((_in_order, *other))
     if "test_vm.py" in late and vm.environment_problem() is None and not vm.cached():
         # Two threads: the arm64 root (then the kernel and initrd from it), the armhf root.
         jobs += [(vm.vm_boot_files,), (vm.vm_root, "armhf")]
-    if "test_piuparts.py" in late and shutil_which("piuparts"):
-        jobs.append((harness.piuparts_tarball,))
     if jobs and harness.mirror_reachable():
         harness.build_in_background(jobs)
+
+
+@pytest.fixture(scope="session")
+def rootfs_tarball(system_env, suite, request):
+    tarball = harness.base_tarball("rootfs", suite=suite)
+    _start_background(request.config)
     return tarball
 
 

@@ -5,8 +5,9 @@ tmux and (for the foreign-architecture chroots) qemu-user-static + binfmt-suppor
 
 Pieces, from the bottom up:
 
-* :func:`base_tarball` — a bookworm root made by ``debootstrap --variant=minbase`` with
-  the package's runtime dependencies and the test tools installed, packed as
+* :func:`base_tarball` — a Debian root (``SUITES``: bookworm, trixie) made by
+  ``debootstrap --variant=minbase`` with the package's runtime dependencies and the
+  test tools installed, packed as
   ``/var/cache/duckdns-tests/rootfs-<suite>-<arch>-<hash>.tar.zst``. The hash covers the
   package list and the build recipe, so changing either builds a new one. Built in a
   temporary directory and renamed into place, so an interrupted build leaves no cache.
@@ -51,7 +52,9 @@ REPO = Path(__file__).resolve().parents[2]
 TESTS = REPO / "tests"
 CACHE_DIR = Path(os.environ.get("DUCKDNS_TEST_CACHE", "/var/cache/duckdns-tests"))
 WORK_DIR = Path(os.environ.get("DUCKDNS_TEST_WORKDIR", "/var/tmp"))
-SUITE = "bookworm"
+SUITE = "bookworm"  # the default release: the one the host runs (Debian 12)
+# Every release the package is tested on; a scenario marked ``both_suites`` runs on each.
+SUITES = ("bookworm", "trixie")
 TEST_DIR_IN_CONTAINER = "/run/duckdns-test"
 CANARY_TOKEN = "c0ffee00-dead-beef-0000-123456789abc"
 
@@ -84,6 +87,44 @@ BASE_PACKAGES = [
 # Foreign-architecture chroots: no systemd booted, only what `apt install ./duckdns.deb`
 # and `duckdns update` need.
 CHROOT_PACKAGES = ["python3", "python3-requests", "debconf", "ca-certificates", "apt-utils"]
+# A host-architecture root of another release (not booted) to run the unit tests and
+# `make deb` in: the Makefile's BUILD_DEPS and TEST_DEPS that tests/unit and the build
+# use (groff/man-db for the pages, restic/borg/rsync for the README examples, systemd for
+# systemd-analyze, openssl for the test CA), and lintian of that release.
+DEVROOT_PACKAGES = [
+    "python3",
+    "python3-requests",
+    "python3-pytest",
+    "python3-debian",
+    "python3-dnspython",  # tests/dnsserver.py
+    "python3-trustme",  # tests/testca.py
+    "python3-prometheus-client",  # the metrics test parses with its parser
+    "python3-setuptools",
+    "python3-stdeb",
+    "python3-all",
+    "debhelper",
+    "dh-python",
+    "po-debconf",
+    "fakeroot",
+    "dpkg-dev",
+    "build-essential",
+    "make",
+    "debconf",
+    "lintian",
+    "openssl",
+    "ca-certificates",
+    "systemd",
+    "groff-base",
+    "man-db",
+    "curl",
+    "faketime",
+    "gnupg",
+    "iproute2",
+    "rsync",
+    "restic",
+    "borgbackup",
+    "tar",
+]
 # Bump when the recipe below changes in a way the package lists do not show.
 RECIPE_VERSION = "3"
 
@@ -168,10 +209,10 @@ def debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def mirror_reachable(mirror: str | None = None, timeout: float = 10) -> bool:
+def mirror_reachable(mirror: str | None = None, timeout: float = 10, suite: str = SUITE) -> bool:
     import urllib.request
 
-    url = f"{mirror or debian_mirror()}/dists/{SUITE}/Release"
+    url = f"{mirror or debian_mirror()}/dists/{suite}/Release"
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
             return True
@@ -201,9 +242,16 @@ def environment_problem(need_mirror: bool) -> str | None:
 # --------------------------------------------------------------------------------------
 
 
-def _cache_key(kind: str, arch: str, packages: list[str]) -> str:
-    blob = json.dumps([RECIPE_VERSION, kind, SUITE, arch, sorted(packages), debian_mirror()])
+def _cache_key(kind: str, arch: str, packages: list[str], suite: str = SUITE) -> str:
+    blob = json.dumps([RECIPE_VERSION, kind, suite, arch, sorted(packages), debian_mirror()])
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _build_tag(kind: str, arch: str, suite: str) -> str:
+    """Names the lock and the temporary build directory of one kind of root. The default
+    suite keeps the names it had before there were two (a test session of an older tree
+    running at the same time then still shares the lock instead of racing the build)."""
+    return f"{kind}-{arch}" if suite == SUITE else f"{kind}-{suite}-{arch}"
 
 
 @contextlib.contextmanager
@@ -287,31 +335,34 @@ def _unmount_all_under(path: Path) -> None:
         subprocess.run(["umount", "-l", mnt], capture_output=True)
 
 
-def _build_root(kind: str, arch: str, packages: list[str], tarball: Path) -> None:
+def _build_root(
+    kind: str, arch: str, packages: list[str], tarball: Path, suite: str = SUITE
+) -> None:
     mirror = debian_mirror()
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".build-{kind}-{arch}-", dir=CACHE_DIR))
+    tag = _build_tag(kind, arch, suite)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".build-{tag}-", dir=CACHE_DIR))
     root = tmpdir / "root"
     try:
         # debootstrap resolves the dependencies of --include itself; the rest goes in
         # through apt so that Recommends stay out and the apt lists stay in the root
         # (apt install ./duckdns.deb inside needs them, offline).
-        core = ["ca-certificates"] if kind == "chroot" else ["systemd", "systemd-sysv", "dbus"]
+        core = ["systemd", "systemd-sysv", "dbus"] if kind == "rootfs" else ["ca-certificates"]
         cmd = [
             "debootstrap",
             "--variant=minbase",
             f"--arch={arch}",
             f"--include={','.join(core)}",
-            SUITE,
+            suite,
             str(root),
             mirror,
         ]
-        with phase(f"debootstrap {kind} {arch}"):
+        with phase(f"debootstrap {kind} {suite} {arch}"):
             run(cmd)
-        with phase(f"apt-get install into {kind} {arch}"):
+        with phase(f"apt-get install into {kind} {suite} {arch}"):
             (root / "etc/apt/apt.conf.d/90duckdns-tests").write_text(
                 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n'
             )
-            (root / "etc/apt/sources.list").write_text(f"deb {mirror} {SUITE} main\n")
+            (root / "etc/apt/sources.list").write_text(f"deb {mirror} {suite} main\n")
             _chroot_apt(root, "update")
             _chroot_apt(root, "install", *packages)
             _chroot_apt(root, "clean")
@@ -347,36 +398,45 @@ def _prepare_bootable(root: Path) -> None:
     (root / "etc/securetty").unlink(missing_ok=True)
 
 
+def _packages(kind: str) -> list[str]:
+    return {"rootfs": BASE_PACKAGES, "devroot": DEVROOT_PACKAGES}.get(kind, CHROOT_PACKAGES)
+
+
 def base_tarball(
-    kind: str = "rootfs", arch: str | None = None, packages: list[str] | None = None
+    kind: str = "rootfs",
+    arch: str | None = None,
+    packages: list[str] | None = None,
+    suite: str = SUITE,
 ) -> Path:
-    """The cached tarball for ``kind`` ("rootfs": bootable, "chroot": foreign arch)."""
+    """The cached tarball for ``kind`` of release ``suite`` ("rootfs": bootable,
+    "chroot": foreign arch, "devroot": unit tests and `make deb` of that release)."""
     arch = arch or _host_arch()
     if packages is None:
-        packages = BASE_PACKAGES if kind == "rootfs" else CHROOT_PACKAGES
-    tarball = CACHE_DIR / f"{kind}-{SUITE}-{arch}-{_cache_key(kind, arch, packages)}.tar.zst"
-    with _cache_lock(f"{kind}-{arch}"):
+        packages = _packages(kind)
+    key = _cache_key(kind, arch, packages, suite)
+    tarball = CACHE_DIR / f"{kind}-{suite}-{arch}-{key}.tar.zst"
+    tag = _build_tag(kind, arch, suite)
+    with _cache_lock(tag):
         if not tarball.exists():
             # A build that was killed (not just failed) may have left its directory.
-            for stale in CACHE_DIR.glob(f".build-{kind}-{arch}-*"):
+            for stale in CACHE_DIR.glob(f".build-{tag}-*"):
                 _unmount_all_under(stale)
                 _remove_tree(stale)
             if arch != _host_arch():
                 ensure_binfmt(arch)
             with phase(f"cache build {tarball.name}"):
-                _build_root(kind, arch, packages, tarball)
+                _build_root(kind, arch, packages, tarball, suite)
             # Older tarballs of the same kind and arch are stale now.
-            for old in CACHE_DIR.glob(f"{kind}-{SUITE}-{arch}-*.tar.zst"):
+            for old in CACHE_DIR.glob(f"{kind}-{suite}-{arch}-*.tar.zst"):
                 if old != tarball:
                     old.unlink(missing_ok=True)
     return tarball
 
 
-def cached(kind: str = "rootfs", arch: str | None = None) -> bool:
+def cached(kind: str = "rootfs", arch: str | None = None, suite: str = SUITE) -> bool:
     arch = arch or _host_arch()
-    packages = BASE_PACKAGES if kind == "rootfs" else CHROOT_PACKAGES
-    key = _cache_key(kind, arch, packages)
-    return (CACHE_DIR / f"{kind}-{SUITE}-{arch}-{key}.tar.zst").exists()
+    key = _cache_key(kind, arch, _packages(kind), suite)
+    return (CACHE_DIR / f"{kind}-{suite}-{arch}-{key}.tar.zst").exists()
 
 
 def extract(tarball: Path, dest: Path) -> None:
@@ -454,6 +514,17 @@ def restore_binfmt() -> None:
 # --------------------------------------------------------------------------------------
 # The .deb under test
 # --------------------------------------------------------------------------------------
+
+
+def copy_checkout(dest: Path) -> Path:
+    """The working tree as git sees it (tracked files, current contents) copied to dest."""
+    files = run(["git", "-C", str(REPO), "ls-files", "-z"]).stdout.split("\0")
+    for name in filter(None, files):
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
 
 
 def package_version() -> str:
@@ -1066,10 +1137,11 @@ class Chroot:
     PrivateUsers= fails, so a boot would prove nothing about the hardened unit.
     """
 
-    def __init__(self, arch: str):
+    def __init__(self, arch: str, kind: str = "chroot", suite: str = SUITE):
         self.arch = arch
-        self.tarball = base_tarball("chroot", arch)
-        ensure_binfmt(arch)
+        self.tarball = base_tarball(kind, arch, suite=suite)
+        if arch != _host_arch():
+            ensure_binfmt(arch)
         self.tmp = Path(tempfile.mkdtemp(prefix=f"duckdns-chroot-{arch}-", dir=WORK_DIR))
         subprocess.run(
             ["mount", "-t", "tmpfs", "-o", "size=4G,mode=0755", "duckdns-test", str(self.tmp)],
@@ -1109,6 +1181,15 @@ class Chroot:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def bind(self, src: Path, dest: str, readonly: bool = True) -> None:
+        """Bind-mount a host directory at ``dest`` (inside), only in the chroot's mount
+        namespace (gone with it)."""
+        target = self.root / dest.lstrip("/")
+        target.mkdir(parents=True, exist_ok=True)
+        self.host(["mount", "--bind", str(src), str(target)])
+        if readonly:
+            self.host(["mount", "-o", "remount,bind,ro", str(target)])
 
     def host(self, cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
         """Run a host program inside the chroot's network and mount namespaces."""
@@ -1224,6 +1305,21 @@ class Chroot:
 CONF = "/var/lib/private/duckdns/duckdns.conf"
 DYNAMIC_UIDS = range(61184, 65520)  # systemd's DynamicUser= range
 
+# An admin's drop-in for the scenarios that wait for the timer: it replaces the shipped
+# schedule (an empty On*Sec= resets every one of them, systemd.timer(5)) with a first run
+# 2 s after the timer starts, then one a minute. Not added to it: with AccuracySec=1s
+# the shipped OnBootSec=30 then fires apart from the 2 s run, and two runs back to back
+# meet a systemd 252 race under this host's cgroup v1 (the second one fails with
+# 219/CGROUP: "Failed to attach to cgroup", measured). The shipped schedule itself is
+# what test_install_preseeded and the unmarked bookworm scenarios wait for.
+FAST_TIMER = "[Timer]\nOnBootSec=\nOnActiveSec=2s\nOnUnitActiveSec=1min\nAccuracySec=1s\n"
+
+
+def fast_timer(c: Container) -> None:
+    """Write the drop-in before the install: the package's own start of the timer (and
+    every restart by reconfigure or reinstall) then uses it."""
+    c.write("/etc/systemd/system/duckdns.timer.d/test-fast.conf", FAST_TIMER)
+
 
 def preseed(
     c: Container, domains: str | None = None, token: str | None = None, ipv6: bool | None = None
@@ -1299,6 +1395,23 @@ def state_dir_owner(c: Container) -> int:
     return (c.root / "var/lib/private/duckdns").stat().st_uid
 
 
+NOBODY = 65534
+
+
+def systemd_version(c: Container) -> int:
+    out = c.exec(["systemctl", "--version"]).stdout
+    return int(re.search(r"^systemd (\d+)", out, re.M).group(1))
+
+
+def state_dir_owners(c: Container) -> range | tuple[int, ...]:
+    """Who owns /var/lib/private/duckdns on disk once the service has run as its dynamic
+    user. systemd 252 (bookworm) chowns it recursively to that uid; systemd 257 (trixie)
+    leaves it owned by nobody and maps nobody to the dynamic uid with an ID-mapped mount
+    where the file system supports one (systemd 257 NEWS, "When DynamicUser= is combined
+    with StateDirectory= …"), as the tmpfs here (kernel >= 6.3) does."""
+    return (NOBODY,) if systemd_version(c) >= 257 else DYNAMIC_UIDS
+
+
 def token_leaks(c: Container, token: str, allowed: tuple[str, ...] = (CONF,)) -> list[str]:
     """Every place the token is, but the allowed files: the whole root tree (journal files
     included), the container's own /run, /tmp and /dev/shm (not visible from the host),
@@ -1352,21 +1465,22 @@ def kill_tree(c: Container, pid: int | str) -> list[str]:
 # --------------------------------------------------------------------------------------
 
 
-def piuparts_tarball() -> Path:
-    """A plain ``debootstrap --variant=minbase`` bookworm, as piuparts makes its own, packed
-    as the --basetgz piuparts starts every test from (cached beside the rootfs)."""
+def piuparts_tarball(suite: str = SUITE) -> Path:
+    """A plain ``debootstrap --variant=minbase`` of ``suite``, as piuparts makes its own,
+    packed as the --basetgz piuparts starts every test from (cached beside the rootfs)."""
     arch = _host_arch()
-    key = _cache_key("piuparts", arch, [])
-    tarball = CACHE_DIR / f"piuparts-{SUITE}-{arch}-{key}.tar.gz"
-    with _cache_lock(f"piuparts-{arch}"):
+    key = _cache_key("piuparts", arch, [], suite)
+    tarball = CACHE_DIR / f"piuparts-{suite}-{arch}-{key}.tar.gz"
+    with _cache_lock(_build_tag("piuparts", arch, suite)):
         if tarball.exists():
             return tarball
-        tmpdir = Path(tempfile.mkdtemp(prefix=".build-piuparts-", dir=CACHE_DIR))
+        prefix = ".build-piuparts-" if suite == SUITE else f".build-piuparts-{suite}-"
+        tmpdir = Path(tempfile.mkdtemp(prefix=prefix, dir=CACHE_DIR))
         root = tmpdir / "root"
         tmp = tarball.with_name(f".{tarball.name}.{os.getpid()}.tmp")
         try:
             with phase(f"cache build {tarball.name}"):
-                run(["debootstrap", "--variant=minbase", SUITE, str(root), debian_mirror()])
+                run(["debootstrap", "--variant=minbase", suite, str(root), debian_mirror()])
                 _unmount_all_under(root)
                 run(["tar", "-C", str(root), "--numeric-owner", "-czf", str(tmp), "."])
                 os.replace(tmp, tarball)
@@ -1374,7 +1488,7 @@ def piuparts_tarball() -> Path:
             tmp.unlink(missing_ok=True)
             _unmount_all_under(tmpdir)
             _remove_tree(tmpdir)
-        for old in CACHE_DIR.glob(f"piuparts-{SUITE}-{arch}-*.tar.gz"):
+        for old in CACHE_DIR.glob(f"piuparts-{suite}-{arch}-*.tar.gz"):
             if old != tarball:
                 old.unlink(missing_ok=True)
     return tarball

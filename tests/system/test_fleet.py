@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 import time
@@ -25,12 +24,14 @@ from helpers import make_signing_key
 
 REPO_IN_CONTAINER = "/srv/duckdns-repo"
 KEYRING = "/etc/apt/keyrings/duckdns-archive-keyring.gpg"
-SOURCES = f"""\
+# The container's own release is the repository suite it follows (make-repo publishes
+# every suite).
+SOURCES = """\
 Types: deb
 URIs: http://127.0.0.1:8080/
-Suites: bookworm
+Suites: {suite}
 Components: main
-Signed-By: {KEYRING}
+Signed-By: {keyring}
 """
 # Added to the shipped schedule, not replacing it: an empty "OnActiveSec=" in a drop-in
 # would reset every On*Sec= setting of the timer, OnBootSec= included (systemd.timer(5)).
@@ -62,19 +63,6 @@ def _build(tree: Path, version: str | None = None) -> Path:
     return next((tree / "dist").glob("duckdns_*_all.deb"))
 
 
-def _copy_tree(dest: Path) -> Path:
-    """The working tree as git sees it (tracked files, current contents)."""
-    files = subprocess.run(
-        ["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True, check=True
-    ).stdout.split(b"\0")
-    for name in filter(None, files):
-        src = REPO / name.decode()
-        if src.is_file():
-            (dest / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name.decode())
-    return dest
-
-
 def _next_version(version: str) -> str:
     if not re.fullmatch(r"\d+(\.\d+)*", version):
         raise AssertionError(f"cannot derive N+1 from version {version!r}")
@@ -87,7 +75,7 @@ def builds(system_env, deb, tmp_path_factory) -> dict[str, Path]:
     work = tmp_path_factory.mktemp("fleet-builds")
     version = harness.package_version()
     debs = {"tree": deb}
-    debs["next"] = _build(_copy_tree(work / "next"), _next_version(version))
+    debs["next"] = _build(harness.copy_checkout(work / "next"), _next_version(version))
     tag = _last_tag()
     if tag:
         tagged = work / "tag"
@@ -118,9 +106,10 @@ class Repo:
 
     UNIT = "duckdns-test-repo.service"
 
-    def __init__(self, c: harness.Container, key: Path):
+    def __init__(self, c: harness.Container, key: Path, suite: str = harness.SUITE):
         self.c = c
         self.key = key
+        self.suite = suite
         self.dir = c.root / REPO_IN_CONTAINER.lstrip("/")
         self.state = Path(tempfile.mkdtemp(prefix="repo-state-", dir=c.tmp))
 
@@ -163,7 +152,7 @@ class Repo:
                         "-fsS",
                         "-o",
                         "/dev/null",
-                        "http://127.0.0.1:8080/dists/bookworm/InRelease",
+                        f"http://127.0.0.1:8080/dists/{self.suite}/InRelease",
                     ],
                     check=False,
                 ).returncode
@@ -176,7 +165,8 @@ class Repo:
     def add_source(self) -> None:
         """What the README tells an admin to do: the key, a deb822 .sources file."""
         self.c.copy_in(self.dir / "duckdns-archive-keyring.gpg", KEYRING)
-        self.c.write("/etc/apt/sources.list.d/duckdns.sources", SOURCES)
+        sources = SOURCES.format(suite=self.suite, keyring=KEYRING)
+        self.c.write("/etc/apt/sources.list.d/duckdns.sources", sources)
         # The container has no network beyond its loopback: the Debian mirror's entries
         # would only make `apt-get update` fail. Everything else is already installed.
         for path in ("etc/apt/sources.list", "etc/apt/sources.list.d/debian.sources"):
@@ -251,13 +241,18 @@ def assert_kept(c, conf_before: str) -> None:
 STARTS = ["tree", "tag"] if _last_tag() else ["tree"]
 
 
+@pytest.mark.both_suites
 @pytest.mark.parametrize("start", STARTS)
-def test_repository_install_then_silent_unattended_upgrade(container, duckdns, builds, keys, start):
-    """Scenarios 1-3 (and 7): install N from the signed repository with preseeded answers,
-    publish N+1, unattended-upgrade applies it with no prompt (stdin closed), and the next
-    timer run is by N+1 with the same token, domains and state."""
+def test_repository_install_then_silent_unattended_upgrade(
+    container, duckdns, builds, keys, start, suite
+):
+    """Scenarios 1-3 (and 7): install N from the signed repository (the suite of the
+    container's release) with preseeded answers, publish N+1, unattended-upgrade applies
+    it with no prompt (stdin closed), and the next timer run is by N+1 with the same
+    token, domains and state."""
     c = container
-    repo = Repo(c, keys["good"])
+    assert c.read("/etc/os-release").count(f"VERSION_CODENAME={suite}") == 1
+    repo = Repo(c, keys["good"], suite)
     install_from_repo(c, duckdns, repo, builds[start])
     conf_before = (c.root / CONF.lstrip("/")).read_text()
     assert c.unit_property("duckdns.timer", "UnitFileState") == "enabled"

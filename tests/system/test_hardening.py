@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import harness
+import pytest
 from harness import CANARY_TOKEN as TOKEN
 from harness import CONF
 
@@ -51,6 +52,7 @@ def install(c, deb, token=TOKEN):
     )
 
 
+@pytest.mark.both_suites
 def test_hardening_is_real(container, duckdns, deb):
     """Scenario 5."""
     c = container
@@ -72,6 +74,7 @@ def test_hardening_is_real(container, duckdns, deb):
         ).stdout,
         unit="duckdns.service",
     )
+    harness.log(f"[system] systemd {harness.systemd_version(c)}: exposure {live}")
     assert live <= 1.1, live
     assert live == offline, (live, offline)
 
@@ -151,10 +154,12 @@ def test_world_readable_config_fails_with_78(container, duckdns, deb):
     c = container
     install(c, deb)
     c.exec(["chmod", "0644", CONF])
+    # A timer run (OnBootSec=30) may have updated before the chmod on a slow machine.
+    sent = len(duckdns.updates())
     c.exec(["systemctl", "start", "duckdns.service"], check=False)
     status = c.exec(
         ["systemctl", "status", "--no-pager", "-n", "20", "duckdns.service"], check=False
     ).stdout
     assert "status=78" in status, status
     assert TOKEN not in status
-    assert duckdns.updates() == []
+    assert len(duckdns.updates()) == sent

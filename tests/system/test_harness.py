@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import harness
+import pytest
 
 
-def test_boot_exec_and_private_network(container):
+@pytest.mark.both_suites
+def test_boot_exec_and_private_network(container, suite):
+    assert f"VERSION_CODENAME={suite}\n" in container.read("/etc/os-release")
     assert container.exec(["systemctl", "is-system-running"], check=False).stdout.strip() in (
         "running",
         "degraded",
@@ -24,6 +28,7 @@ def test_boot_exec_and_private_network(container):
     assert (container.root / "var/log/journal").is_dir()
 
 
+@pytest.mark.both_suites
 def test_test_server_is_www_duckdns_org_inside(container, duckdns):
     # The container's own python3-requests, the system trust store, the default server name.
     code = (
@@ -53,6 +58,44 @@ def test_test_server_is_www_duckdns_org_inside(container, duckdns):
     )
     assert proc.stdout == "503"
     assert json.loads(duckdns.control.read_text())["mode"] == "status:503"
+
+
+# The "| Debian NN codename | Python | requests | urllib3 | OpenSSL | systemd |" rows.
+VERSIONS_TABLE = re.compile(r"^\| Debian \d+ (\w+) \|" + r"([^|]+)\|" * 5 + "$", re.M)
+MEASURE = (
+    "import sys, ssl, requests, urllib3; "
+    "print(sys.version.split()[0], requests.__version__, urllib3.__version__, "
+    "ssl.OPENSSL_VERSION.split()[1])"
+)
+
+
+@pytest.mark.both_suites
+def test_release_versions_are_the_documented_ones(container, suite):
+    """What the tests ran against on each release, as docs/packaging.md states it: the
+    booted container's python3, requests, urllib3, OpenSSL and systemd (PID 1). The
+    document gives each to the precision that matters (e.g. "3.0" for OpenSSL: point
+    releases move); the exact versions are printed."""
+    python, requests, urllib3, openssl = container.exec(["python3", "-c", MEASURE]).stdout.split()
+    systemd = re.search(
+        r"^systemd (\d+)", container.exec(["systemctl", "--version"]).stdout, re.M
+    ).group(1)
+    pid1 = container.exec(["sh", "-c", "readlink /proc/1/exe"]).stdout.strip()
+    assert pid1.endswith("/systemd"), pid1
+    measured = dict(
+        zip(
+            ("Python", "requests", "urllib3", "OpenSSL", "systemd"),
+            (python, requests, urllib3, openssl, systemd),
+            strict=True,
+        )
+    )
+    harness.log(f"[system] {suite}: {measured}")
+    doc = (harness.REPO / "docs/packaging.md").read_text()
+    rows = {m.group(1): [v.strip() for v in m.groups()[1:]] for m in VERSIONS_TABLE.finditer(doc)}
+    assert suite in rows, f"docs/packaging.md has no versions row for {suite}"
+    for (name, value), documented in zip(measured.items(), rows[suite], strict=True):
+        assert value == documented or value.startswith(documented + "."), (
+            f"{suite}: {name} is {value}, docs/packaging.md says {documented}"
+        )
 
 
 def test_terminal_typing_is_literal(container):

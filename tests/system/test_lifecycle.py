@@ -4,6 +4,7 @@ an interrupted install, migration from the hand-made recipe."""
 from __future__ import annotations
 
 import harness
+import pytest
 from harness import CANARY_TOKEN as TOKEN
 from harness import CONF
 
@@ -26,7 +27,7 @@ def first_timer_run(c, duckdns, token=TOKEN):
     result = harness.wait_service_run(c, after=0, timeout=90)
     assert result["Result"] == "success", result
     assert duckdns.updates()[-1]["query"]["token"] == token
-    assert harness.state_dir_owner(c) in harness.DYNAMIC_UIDS
+    assert harness.state_dir_owner(c) in harness.state_dir_owners(c)
 
 
 def owners(c):
@@ -34,12 +35,13 @@ def owners(c):
     return {p.name: p.stat().st_uid for p in d.iterdir()} | {".": d.stat().st_uid}
 
 
+@pytest.mark.both_suites
 def test_reconfigure_new_token_is_used_by_next_timer_run(container, duckdns, deb):
     """Scenario 4, with `duckdns update` by hand as root in between (the ownership trap)."""
     c = container
+    harness.fast_timer(c)
     preseeded_install(c, deb)
     first_timer_run(c, duckdns)
-    runs = harness.service_finished_count(c)
 
     by_hand = c.exec(["duckdns", "update", "--force"], check=False)
     assert by_hand.returncode == 0, by_hand.stdout + by_hand.stderr
@@ -47,6 +49,7 @@ def test_reconfigure_new_token_is_used_by_next_timer_run(container, duckdns, deb
     assert set(owners(c).values()) == {dir_owner}, owners(c)
 
     duckdns.start(token=NEW_TOKEN)  # the account's token changed at DuckDNS
+    runs = harness.service_finished_count(c)
     term = harness.Tmux(c, "dpkg-reconfigure duckdns", env={"DEBIAN_FRONTEND": "dialog"})
     harness.answer_whiptail_input(term, r"subdomains? to update", "piserver")
     shown = harness.answer_whiptail_input(term, r"account token", NEW_TOKEN)
@@ -61,6 +64,11 @@ def test_reconfigure_new_token_is_used_by_next_timer_run(container, duckdns, deb
     assert conf.stat().st_mode & 0o777 == 0o600
 
     result = harness.wait_service_run(c, after=runs, timeout=90)
+    if duckdns.updates()[-1]["query"]["token"] != NEW_TOKEN:
+        # A run the timer (OnUnitActiveSec=) started before the new answer was written met
+        # the changed account with the old token (KO, counted at the server); the timer's
+        # run after the reconfigure is the one that must use the new token.
+        result = harness.wait_service_run(c, after=harness.service_finished_count(c), timeout=90)
     assert result["Result"] == "success", result
     last = duckdns.updates()[-1]
     assert last["query"]["token"] == NEW_TOKEN
@@ -68,9 +76,11 @@ def test_reconfigure_new_token_is_used_by_next_timer_run(container, duckdns, deb
     assert harness.token_leaks(c, TOKEN, allowed=()) == []
 
 
+@pytest.mark.both_suites
 def test_remove_reinstall_purge(container, duckdns, deb):
     """Scenario 7."""
     c = container
+    harness.fast_timer(c)  # before the snapshot: an admin's file, kept by purge
     before = c.files()
     preseeded_install(c, deb)
     first_timer_run(c, duckdns)
