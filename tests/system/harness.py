@@ -925,8 +925,8 @@ class DuckDNS:
         if "www.duckdns.org" not in text:
             hosts.write_text(text + "127.0.0.1 www.duckdns.org\n")
         self.c.exec(["update-ca-certificates"])
-        # The key and certificate are read via the bind mount; the CA key stays outside.
-        (hostdir / "ca" / "ca.key").unlink()
+        # The key and certificate are read via the bind mount. The CA's key never reaches
+        # the disk (tests/testca.py keeps it in memory), so nothing inside can sign.
 
     def _inside(self, path: Path) -> str:
         return f"{TEST_DIR_IN_CONTAINER}/{path.relative_to(self.c.hostdir)}"
