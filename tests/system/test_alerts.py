@@ -6,10 +6,10 @@ appends each mail to a file. The outage: the test DuckDNS server answers HTTP 50
 simulated hours, then OK again.
 
 Simulated time: the service runs under libfaketime (copied from the host, which runs the
-same Debian release; a drop-in sets LD_PRELOAD and FAKETIME_TIMESTAMP_FILE, a file this
-test rewrites before each run). A run is started every 5 simulated minutes with
-``systemctl start duckdns.service`` (what the timer does, but one run per step, so each
-sees the time written for it): each minute of the first quarter hour, then every 15
+same Debian release, to /usr/local/lib; a drop-in sets LD_PRELOAD and
+FAKETIME_TIMESTAMP_FILE, a file this test rewrites before each run). Each run is started
+with ``systemctl start duckdns.service`` (what the timer does, but one run per step, so
+each sees the time written for it): each minute of the first quarter hour, then every 15
 minutes, where every attempt of the backoff falls (1, 2, 4, 8, then 15 minutes apart).
 Nothing leaves the container: the server and everything else is on its loopback.
 """
@@ -29,6 +29,7 @@ from harness import TEST_DIR_IN_CONTAINER
 
 START = 1796112000  # 2026-12-01 08:00:00 UTC, the simulated outage's first minute
 README = harness.REPO / "README.md"
+LIBFAKETIME = "/usr/local/lib/duckdns-test/libfaketime.so.1"
 
 
 @pytest.fixture
@@ -79,14 +80,18 @@ class Clock:
         lib = faketime_library()
         if lib is None:
             harness.skip_or_fail("libfaketime is not installed on the host (Debian: faketime)")
-        shutil.copy2(lib, c.hostdir / "libfaketime.so.1")
+        # Under /usr: the unit's NoExecPaths=/ with ExecPaths=/usr lets nothing else be mapped
+        # executable, a preloaded library included.
+        inside = c.root / LIBFAKETIME.lstrip("/")
+        inside.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(lib, inside)
         self.set(START)
         c.write(
             "/etc/systemd/system/duckdns.service.d/test-faketime.conf",
             # Runs come faster than the timer's (one every second or so): no start limit.
             "[Unit]\nStartLimitIntervalSec=0\n"
             "[Service]\n"
-            f"Environment=LD_PRELOAD={TEST_DIR_IN_CONTAINER}/libfaketime.so.1\n"
+            f"Environment=LD_PRELOAD={LIBFAKETIME}\n"
             f"Environment=FAKETIME_TIMESTAMP_FILE={TEST_DIR_IN_CONTAINER}/faketime\n"
             "Environment=FAKETIME_NO_CACHE=1\n",
         )
