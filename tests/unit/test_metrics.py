@@ -71,3 +71,37 @@ def test_no_state_yet_is_valid_exposition(conf, runner):
     code, out, _ = runner(conf())("status", "--prometheus")
     assert code == 0
     assert set(parse(out)) == {"duckdns_consecutive_failures"}
+
+
+def test_the_readme_textfile_collector_line_writes_a_parseable_file(conf, runner, tmp_path):
+    """The README's ExecStopPost= line, run by sh with the collector's directory moved here."""
+    import re
+    import subprocess
+
+    from helpers import DEBIAN_PYTHON, ROOT
+
+    text = (ROOT / "README.md").read_text()
+    line = re.search(r"^ExecStopPost=\+/bin/sh -c '(.*)'$", text, re.M).group(1)
+    assert "$" not in line, "systemd would expand $ in ExecStopPost="
+    out_dir = tmp_path / "node-exporter"
+    out_dir.mkdir()
+    cfg = conf()
+    runner(cfg)()  # one update: a state to show
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "duckdns"
+    wrapper.write_text(f'#!/bin/sh\nexec {DEBIAN_PYTHON} -m duckdns --config {cfg} "$@"\n')
+    wrapper.chmod(0o755)
+    script = line.replace("/var/lib/prometheus/node-exporter", str(out_dir))
+    proc = subprocess.run(
+        ["/bin/sh", "-c", script],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out_dir.iterdir()) == ["duckdns.prom"]
+    metrics = parse((out_dir / "duckdns.prom").read_text())
+    assert metrics["duckdns_consecutive_failures"][0].value == 0
+    assert "duckdns_last_success_timestamp_seconds" in metrics
