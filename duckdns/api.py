@@ -136,6 +136,9 @@ def _session(cfg) -> requests.Session:
     return session
 
 
+make_session = _session  # issue 11: heartbeat pings use the same strict TLS and headers
+
+
 def _tls_message(host: str, exc: Exception) -> str:
     text = str(exc)
     if "not yet valid" in text or "has expired" in text:
@@ -249,8 +252,11 @@ def _is_ip(value: str, version: int) -> bool:
         return False
 
 
-def send(cfg, query: str, txt: bool = False) -> Reply:
-    """Send one update with the retry policy above; raise Rejected or TemporaryFailure."""
+def send(cfg, query: str, txt: bool = False, retries: bool = True) -> Reply:
+    """Send one update with the retry policy above; raise Rejected or TemporaryFailure.
+
+    ``retries=False``: a single try (while failures last, see duckdns.backoff).
+    """
     host = cfg.server.split("://", 1)[1].split("/", 1)[0]
     url = f"{cfg.server}/update?{query}"
     session = _session(cfg)
@@ -275,6 +281,8 @@ def send(cfg, query: str, txt: bool = False) -> Reply:
                     ) from None
             elapsed = time.monotonic() - start
             delay = wait * (1 + random.uniform(0, 0.1))
+            if not retries:
+                raise TemporaryFailure(f"{failure} (a single try while the failures last)")
             if attempt > MAX_RETRIES or elapsed + wait > TOTAL_BUDGET:
                 raise TemporaryFailure(
                     f"{failure} (gave up after {attempt} tries in {elapsed:.0f} s)"

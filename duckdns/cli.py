@@ -118,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("check", "validate the configuration, without any network traffic")
     p = add("status", "show what the last runs did")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(  # issue 11
+        "--prometheus",
+        action="store_true",
+        help="Prometheus text exposition (for node-exporter's textfile collector)",
+    )
+    p.add_argument(
+        "--alert",
+        action="store_true",
+        help="the last alert (down, reminder, up) in one line, for a mail recipe",
+    )
     from duckdns import acme
 
     p = add("txt", "set, clear or wait for the TXT record (ACME DNS-01)")
@@ -232,6 +242,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not os.access(directory, os.X_OK) and Path(directory).exists():
         raise configuration.ConfigError(f"{directory} is not readable: run as root")
     state = statefile.load(state_path)
+    if args.prometheus or args.alert:  # issue 11
+        from duckdns import metrics
+
+        if args.alert:
+            line = metrics.alert_line(state)
+            if line:
+                report.out(line)
+            return EXIT_OK
+        report.out(metrics.render(state, _domains(path)))
+        return EXIT_OK
     if args.json:
         report.out(
             json.dumps(
@@ -254,9 +274,51 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("IPv6 confirmed", _when(state["ipv6_confirmed"])),
         ("Address probe", _probe_status(state)),
         ("Last error", state["last_error"] or "-"),
+        *_failure_rows(state),
     ]
     report.out("\n".join(f"{key + ':':17}{value}" for key, value in rows))
     return EXIT_OK
+
+
+def _failure_rows(state: dict) -> list[tuple[str, str]]:
+    """issue 11: the failure streak and the heartbeat, for ``duckdns status``."""
+    from duckdns import backoff
+
+    if backoff.failing(state):
+        due, failures = state["next_attempt"], state["failures"]
+        rows = [
+            ("Failing since", _when(state["failing_since"])),
+            (
+                "Failures",
+                f"{failures} {'attempt' if failures == 1 else 'attempts'} in a row "
+                f"({state['failure_kind']})",
+            ),
+            ("Next attempt", _at(due) if due else "next run"),
+        ]
+    else:
+        rows = [("Failing since", "-")]
+    if state["ping_tried"]:
+        rows.append(("Heartbeat", f"{state['ping_state'] or '-'}, {_when(state['ping_at'])}"))
+    return rows
+
+
+def _at(timestamp) -> str:
+    """A time to come: ``2026-12-01 08:15:00 UTC (in 4 min)``; past: the next run."""
+    from duckdns import backoff
+
+    ahead = int(timestamp - time.time())
+    if ahead <= 0:
+        return "next run"
+    text = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(timestamp))
+    return f"{text} (in {backoff.duration(ahead)})"
+
+
+def _domains(path: str) -> tuple[str, ...]:
+    """The configured names, for the metrics' labels; none if the config cannot be read."""
+    try:
+        return configuration.load(path).domains
+    except (configuration.ConfigError, OSError):
+        return ()
 
 
 def _probe_status(state: dict) -> str:

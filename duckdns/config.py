@@ -24,7 +24,17 @@ from duckdns import report
 DEFAULT_PATH = "/var/lib/private/duckdns/duckdns.conf"
 DEFAULT_SERVER = "https://www.duckdns.org"
 DEFAULT_REFRESH = 24 * 3600
-KEYS = ("domains", "token", "ipv4", "ipv6", "server", "ca_bundle", "probe", "refresh")
+KEYS = (
+    "domains",
+    "token",
+    "ipv4",
+    "ipv6",
+    "server",
+    "ca_bundle",
+    "probe",
+    "refresh",
+    "healthcheck",
+)
 
 TOKEN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 SUBNAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # a DNS label, lowercase
@@ -73,6 +83,7 @@ class Config:
         "probe",
         "refresh",
         "legacy",
+        "healthcheck",
     )
 
     def __init__(self, **values) -> None:
@@ -239,12 +250,16 @@ def parse(text: str, path: str) -> Config:
         raise ConfigError(native_errors[0])
     if "token" in values:
         report.register_secret(values["token"].strip())
+    if values.get("healthcheck", "").strip():  # issue 11: a secret too, registered as early
+        for secret in ping_url_secrets(values["healthcheck"].strip()):
+            report.register_secret(secret)
     if "token" not in values:
         raise ConfigError(f"{where}: no token: run 'dpkg-reconfigure duckdns' or add 'token = …'")
     if "domains" not in values:
         raise ConfigError(f"{where}: no domains: add 'domains = yourname'")
     token = check_token(values["token"], where)
     report.register_secret(token)
+    healthcheck = _healthcheck(values.get("healthcheck", ""), where)  # issue 11
     ipv4 = _address(values.get("ipv4", "auto"), 4, "ipv4", where)
     ipv6 = _address(values.get("ipv6", "off"), 6, "ipv6", where)
     if ipv4 == "off" and ipv6 == "off":
@@ -273,7 +288,35 @@ def parse(text: str, path: str) -> Config:
         probe=probes,
         refresh=parse_duration(values.get("refresh", "24h"), where),
         legacy=url is not None,
+        healthcheck=healthcheck,
     )
+
+
+def ping_url_secrets(url: str) -> list[str]:
+    """What of a heartbeat URL must never be shown: the URL, and its path and query (the
+    part that identifies the check; requests' error texts show it without the host)."""
+    rest = url.split("://", 1)[-1]
+    path = "/" + rest.split("/", 1)[1] if "/" in rest else ""
+    return [url, path] if len(path) > 1 else [url]
+
+
+def _healthcheck(value: str, where: str) -> str:
+    """The heartbeat's ping URL ('' = none), already registered as a secret."""
+    url = value.strip()
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme == "https" and bool(parts.hostname) and not parts.fragment
+    except ValueError:
+        valid = False
+    if not valid or any(c.isspace() for c in url):
+        # Never echo the value: it is a secret.
+        raise ConfigError(
+            f"{where}: healthcheck is not an https:// URL: copy the ping URL from "
+            "Healthchecks.io or the Uptime Kuma push monitor (it must use HTTPS)"
+        )
+    return url
 
 
 def load(path: str | os.PathLike) -> Config:

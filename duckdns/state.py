@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 
-from duckdns import report
+from duckdns import backoff, heartbeat, report
 
 FIELDS = {
     "last_run": None,  # Unix time of the last run that talked to DuckDNS
@@ -40,6 +40,8 @@ FIELDS = {
     "probe_ipv4": "",  # its last answer
     "txt": "",
 }
+# issue 11: the failure streak and its alerts (duckdns.backoff), the heartbeat's pings
+FIELDS.update(backoff.FIELDS, **backoff.ALERT_FIELDS, **heartbeat.FIELDS)
 
 
 def path_for(config_path: str) -> str:

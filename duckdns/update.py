@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from duckdns import EXIT_KO, EXIT_OK, EXIT_TEMPFAIL, decide, probe, report
+from duckdns import EXIT_KO, EXIT_OK, EXIT_TEMPFAIL, backoff, decide, probe, report
 from duckdns import config as configuration
 from duckdns import state as statefile
 from duckdns.decide import FAMILIES, RECORD, Plan, Request
@@ -21,6 +21,11 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
     state_path = statefile.path_for(cfg.path)
     state = statefile.load(state_path)
     now = int(time.time())  # whole seconds: one size in state.json
+    # issue 11: inside the wait after a failed attempt, send nothing and ask no one.
+    changed = state["fingerprint"] != decide.fingerprint(cfg)
+    if not dry_run and backoff.waiting(state, now, force, changed):
+        report.info(backoff.waiting_message(state, now))
+        return EXIT_OK
     plan = decide.plan_update(
         cfg, state, force=force or dry_run, probe_ipv4=None if dry_run else ask_probe, now=now
     )
@@ -30,24 +35,67 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
         report.info("ipv6 = auto, but this host has no global IPv6 address: AAAA left as it is")
     if not plan.reasons:
         report.debug(f"nothing changed (IPv4 {state['ipv4'] or '-'}): no request sent")
-        if _record_probe(state, plan, now):
-            statefile.save(state_path, state)  # only when the probe's state changed
+        news = _record_probe(state, plan, now)
+        # Nothing sent: a failure streak goes on (only DuckDNS's answer ends it).
+        if _heartbeat(cfg, state, not backoff.failing(state), "", now) or news:
+            statefile.save(state_path, state)  # only when something changed
         return EXIT_OK
     report.info(f"updating {', '.join(cfg.domains)}: {plan.reason}")
     before = (state["ipv4"], state["ipv6"])
-    kind, message = send(cfg, state, plan, now)
+    kind, message = send(cfg, state, plan, now, retries=not backoff.failing(state))
     _record_probe(state, plan, now)
-    statefile.save(state_path, state)
     after = (state["ipv4"], state["ipv6"])
     if after != before:  # also when a later request of the run failed: this one took effect
         report.notice(
             f"{', '.join(cfg.domains)}: IPv4 {after[0] or '-'}, IPv6 {after[1] or '-'}"
             f" (was {before[0] or '-'}, {before[1] or '-'})"
         )
-    if kind != "ok":
-        report.error(message)
-        return EXIT_KO if kind == "ko" else EXIT_TEMPFAIL
-    return EXIT_OK
+    code, _ = settle(cfg, state, kind, message, now, force)
+    statefile.save(state_path, state)
+    return code
+
+
+def settle(cfg, state: dict, kind: str, message: str, now: int, force: bool) -> tuple[int, bool]:
+    """issue 11: record the attempt in the backoff, say what it calls for, ping the monitor.
+
+    Returns the exit code and whether ``state`` changed. ``kind`` is how the requests of
+    this run ended: "ok", "ko" or "error".
+    """
+    changed = False
+    if kind == "ok":
+        news = backoff.record_success(state, now)
+        if news:
+            report.notice(news)
+            changed = True
+        code = EXIT_OK
+    else:
+        loud = backoff.record_failure(state, kind, report.redact(message), now)
+        wait = f"next attempt in {backoff.duration(state['next_attempt'] - now)}"
+        failures, since = state["failures"], state["failing_since"]
+        if failures == 1 or force:
+            report.error(f"{message}; {wait}")
+        elif loud:
+            report.error(
+                f"still failing after {backoff.duration(now - since)} ({failures} failed "
+                f"attempts): {message}; {wait}"
+            )
+        else:
+            report.info(f"attempt {failures} failed: {message}; {wait}")
+        code, changed = (EXIT_KO if kind == "ko" else EXIT_TEMPFAIL), True
+    return code, _heartbeat(cfg, state, kind == "ok", message, now) or changed
+
+
+def _heartbeat(cfg, state: dict, healthy: bool, message: str, now: int) -> bool:
+    """issue 11: ping the monitor if this run calls for it; True if ``state`` changed."""
+    if not cfg.healthcheck:
+        return False
+    from duckdns import heartbeat
+
+    status = heartbeat.due(state, healthy, now)
+    if status is None:
+        return False
+    heartbeat.ping(cfg, state, status, message or "OK", now)
+    return True
 
 
 def ask_probe(targets) -> tuple[str | None, list[str]]:
@@ -79,8 +127,10 @@ def _record_probe(state: dict, plan: Plan, now: int) -> bool:
     return statefile.record_probe(state, plan.probe_state, plan.observed_ipv4, now)
 
 
-def send(cfg, state: dict, plan: Plan, now: int) -> tuple[str, str]:
+def send(cfg, state: dict, plan: Plan, now: int, retries: bool = True) -> tuple[str, str]:
     """Send the requests ``plan`` needs (at most one per family), recording each answer.
+
+    ``retries=False``: each request gets a single try (while failures last: duckdns.backoff).
 
     Returns (kind, message): kind "ok", "ko" (DuckDNS answered KO) or "error". Stops at the
     first failure (a KO or a temporary failure would only repeat), leaving the families not
@@ -101,7 +151,8 @@ def send(cfg, state: dict, plan: Plan, now: int) -> tuple[str, str]:
         done.update(req.sets)
         statefile.record_attempt(state, req.sets, now)
         try:
-            reply = api.send(cfg, api.build_query(cfg, ipv4=req.ip, ipv6=req.ipv6))
+            query = api.build_query(cfg, ipv4=req.ip, ipv6=req.ipv6)
+            reply = api.send(cfg, query, retries=retries)
         except api.Rejected as exc:
             kind, message = "ko", str(exc)
             if done - set(req.sets):  # an earlier request of this run was accepted

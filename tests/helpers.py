@@ -60,6 +60,19 @@ def run_duckdns(
     return proc
 
 
+def faketime_env(offset: str) -> dict:
+    """The environment that runs a child ``offset`` (e.g. ``+6m``) from now (libfaketime).
+
+    Sleeps stay real. Raises LookupError when libfaketime is not installed (Debian: faketime).
+    """
+    import glob
+
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    if not found:
+        raise LookupError("libfaketime is not installed (Debian: faketime)")
+    return {"LD_PRELOAD": found[0], "FAKETIME": offset}
+
+
 def write_config(path: Path, mode: int = 0o600, **keys: str) -> Path:
     """Write a native config file, created with ``mode`` from its first byte."""
     lines = ["# written by the tests"] + [f"{key} = {value}" for key, value in keys.items()]

@@ -11,7 +11,7 @@ import os
 import time
 
 import pytest
-from helpers import PUBLIC, run_duckdns, state_of, update
+from helpers import PUBLIC, faketime_env, run_duckdns, state_of, update
 
 
 def test_nothing_changed_means_no_request(duck, dns, probed):
@@ -76,10 +76,12 @@ def test_reconfigured_file_forces_an_update(duck, dns, probed):
     assert len(duck.requests) == 2
 
 
-def test_failed_update_is_retried_next_run(duck, dns, probed):
+def test_failed_update_is_retried_after_the_backoff(duck, dns, probed):
     duck.script = ["ko"]
     assert update(probed).returncode == 1
-    assert update(probed).returncode == 0
+    assert update(probed).returncode == 0, "inside the wait: a successful no-op"
+    assert len(duck.requests) == 1
+    assert update(probed, env=faketime_env("+6m")).returncode == 0
     assert len(duck.requests) == 2
 
 

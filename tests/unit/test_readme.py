@@ -255,15 +255,26 @@ def test_certbot_hook_paths_exist():
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd")
-def test_onfailure_mail_unit_verifies(tmp_path: Path):
+def test_alert_mail_unit_verifies(tmp_path: Path):
+    """The mail recipe (issue 11): its script, its unit and the drop-in that runs it."""
+    script_text = next(b for b in blocks("sh") if "duckdns status --alert" in b)
+    script = tmp_path / "duckdns-alert-mail"
+    script.write_text(script_text)
+    script.chmod(0o755)
+    if shutil.which("shellcheck"):
+        proc = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout
     unit_text = next(b for b in blocks("ini") if "ExecStart=" in b)
-    unit = tmp_path / "duckdns-failed-mail.service"
-    unit.write_text(unit_text)
+    assert "ExecStart=/usr/local/sbin/duckdns-alert-mail" in unit_text
+    unit = tmp_path / "duckdns-alert-mail.service"
+    unit.write_text(unit_text.replace("/usr/local/sbin/duckdns-alert-mail", str(script)))
     proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert str(unit) not in proc.stderr, proc.stderr
     dropin = next(b for b in blocks("ini") if "OnFailure=" in b)
-    assert dropin.strip() == "[Unit]\nOnFailure=duckdns-failed-mail.service"
+    assert dropin.strip() == (
+        "[Unit]\nOnFailure=duckdns-alert-mail.service\nOnSuccess=duckdns-alert-mail.service"
+    )
 
 
 def test_sources_example_is_deb822_with_signed_by():

@@ -1,0 +1,130 @@
+"""Backoff across runs: after a failed attempt, the next runs wait before trying again.
+
+The timer starts the updater every minute; without this, a revoked token would be sent
+1,440 times a day and a DuckDNS outage would cost up to six requests a run. What is kept
+(in state.json, see :data:`FIELDS`): when the failures started, how many attempts in a row
+failed, the last kind of failure and when the next attempt may be made.
+
+* A temporary failure (network, TLS, clock, HTTP status, timeout, unexpected answer) waits
+  1 minute, doubling to at most 15 minutes; a ``KO`` waits 5 minutes, doubling to at most
+  1 hour (the token or domain is wrong: only the admin can fix it).
+* Once a failure is recorded, an attempt makes a single try (api.send's in-run retries
+  bridge a blip; they must not multiply an outage).
+* A changed configuration (the fingerprint duckdns.decide keeps), ``update --force`` and a
+  success end the wait at once.
+
+The updater's own lines: one error at the first failure, a reminder at most every
+:data:`REMINDER` seconds while the failures last (each attempt's error only at ``-v``), and
+one notice on recovery. This module only computes; duckdns.cli does the talking.
+"""
+
+from __future__ import annotations
+
+TEMP_FIRST, TEMP_MAX = 60, 15 * 60
+KO_FIRST, KO_MAX = 5 * 60, 3600
+REMINDER = 3600
+ALERT_REMINDER = 86400
+
+FIELDS = {
+    "failing_since": None,  # Unix time of the first failed attempt of the current streak
+    "failures": 0,  # failed attempts in a row
+    "failure_kind": "",  # "ko" or "error": the last failed attempt's
+    "next_attempt": None,  # Unix time before which no run sends (None: no wait)
+    "reminded": None,  # Unix time of the last error line about this streak
+}
+# The last alert (for the README's mail recipe, ``duckdns status --alert``): "down" at the
+# first failure, "reminder" at most once a day while it lasts, "up" on recovery. Kept after
+# the streak ends, so each alert can be told once.
+ALERT_FIELDS = {"alert": "", "alert_at": None, "alert_text": ""}
+
+
+def delay(kind: str, failures: int) -> int:
+    """Seconds to wait after the ``failures``-th failed attempt in a row (1 = the first)."""
+    first, cap = (KO_FIRST, KO_MAX) if kind == "ko" else (TEMP_FIRST, TEMP_MAX)
+    return min(cap, first * 2 ** min(max(failures, 1) - 1, 16))
+
+
+def failing(state: dict) -> bool:
+    return bool(state.get("failures"))
+
+
+def waiting(state: dict, now: float, force: bool, config_changed: bool) -> bool:
+    """True when this run must send nothing: inside the wait after a failed attempt.
+
+    A clock that went backwards past the last attempt ends the wait (the stored time
+    cannot be trusted then).
+    """
+    if force or config_changed or not failing(state):
+        return False
+    due = state.get("next_attempt")
+    if not isinstance(due, (int, float)):
+        return False
+    started = due - delay(state.get("failure_kind", ""), state.get("failures", 1))
+    return started <= now < due
+
+
+def record_failure(state: dict, kind: str, message: str, now: int) -> bool:
+    """Record a failed attempt; True when it must be reported as an error now.
+
+    That is the first failure of a streak, and then at most every :data:`REMINDER` seconds.
+    ``message`` (already redacted) becomes the alert's text when this attempt raises one.
+    """
+    first = not failing(state)
+    failures = (state.get("failures") or 0) + 1
+    state.update(
+        failures=failures,
+        failure_kind=kind,
+        next_attempt=now + delay(kind, failures),
+    )
+    if first:
+        state["failing_since"] = now
+    reminded = state.get("reminded")
+    loud = first or not isinstance(reminded, (int, float)) or not 0 <= now - reminded < REMINDER
+    if loud:
+        state["reminded"] = now
+    alerted = state.get("alert_at")
+    if first or state.get("alert") == "up" or not isinstance(alerted, (int, float)):
+        state.update(alert="down", alert_at=now, alert_text=message)
+    elif not 0 <= now - alerted < ALERT_REMINDER:
+        state.update(alert="reminder", alert_at=now, alert_text=message)
+    return loud
+
+
+def record_success(state: dict, now: int) -> str:
+    """Clear the failure streak; the recovery notice to print, or '' if nothing was failing."""
+    if not failing(state):
+        return ""
+    since = state.get("failing_since")
+    failures = state.get("failures") or 0
+    state.update(FIELDS)
+    attempts = "attempt" if failures == 1 else "attempts"
+    if isinstance(since, (int, float)):
+        text = f"updates work again after {duration(now - since)}, {failures} failed {attempts}"
+    else:
+        text = f"updates work again after {failures} failed {attempts}"
+    state.update(alert="up", alert_at=now, alert_text=text)
+    return text
+
+
+def duration(seconds: float) -> str:
+    """``3 h 12 min``, ``5 min``, ``40 s``, ``2 d 3 h``: the two largest units."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size or parts:
+            parts.append((seconds // size, unit))
+            seconds %= size
+    parts = parts[:2]
+    return " ".join(f"{n} {unit}" for n, unit in parts if n or unit == parts[0][1])
+
+
+def waiting_message(state: dict, now: float) -> str:
+    """What a run inside the wait says (at ``-v``)."""
+    due = state.get("next_attempt") or now
+    failures = state.get("failures")
+    return (
+        f"{failures} failed {'attempt' if failures == 1 else 'attempts'} in a row: next attempt in "
+        f"{duration(due - now)} (nothing sent; 'duckdns update --force' tries now)"
+    )

@@ -1,0 +1,101 @@
+"""Heartbeat pings to a monitor: Healthchecks.io or an Uptime Kuma push monitor.
+
+Config: ``healthcheck = URL``. The URL is a secret (anyone who has it can ping), so it is
+registered with duckdns.report's redaction on load, never stored in state.json and never
+put in a message: a failed ping is described by its kind only.
+
+The two services, as their documentation has them:
+
+* Healthchecks.io (https://healthchecks.io/docs/signaling_failures/): a request to the
+  ping URL signals success, the URL with ``/fail`` appended signals failure; the answer
+  to a good ping is HTTP 200 with ``OK`` (https://healthchecks.io/docs/http_api/).
+* Uptime Kuma push monitors: the push URL ``…/api/push/KEY`` with ``?status=up|down&msg=…``
+  (the query the push monitor's page shows: ``?status=up&msg=OK&ping=``). A URL whose
+  path holds ``/api/push/`` is taken as Uptime Kuma's; any other as Healthchecks.io's.
+
+Pings are sent on transitions, not per run: "down" at the first failure of a streak, "up"
+on recovery (and on the first run), and then "up" at most once a day while all is well,
+so that a day without a ping means a dead Pi. A ping that fails is reported at ``-v``
+only, never fails the update, and is tried again no sooner than :data:`RETRY` seconds.
+``requests`` is imported only when a ping is really sent.
+"""
+
+from __future__ import annotations
+
+from duckdns import report
+
+DAILY = 86400
+RETRY = 15 * 60
+TIMEOUT = 10.0
+
+FIELDS = {
+    "ping_state": "",  # "up" or "down": what the monitor was last told (successfully)
+    "ping_at": None,  # Unix time of that ping
+    "ping_tried": None,  # Unix time of the last ping sent, answered or not
+}
+
+
+def is_kuma(url: str) -> bool:
+    return "/api/push/" in url.split("?", 1)[0]
+
+
+def url_for(url: str, status: str, message: str) -> str:
+    """The URL that tells the monitor ``status`` ("up" or "down")."""
+    if is_kuma(url):
+        from urllib.parse import quote
+
+        base = url.split("?", 1)[0]
+        return f"{base}?status={status}&msg={quote(message[:200], safe='')}&ping="
+    base = url.split("?", 1)[0].rstrip("/")
+    return base + ("/fail" if status == "down" else "")
+
+
+def due(state: dict, healthy: bool, now: float) -> str | None:
+    """What to tell the monitor after this run ("up" or "down"), or None."""
+    want = "up" if healthy else "down"
+    tried, pinged = state.get("ping_tried"), state.get("ping_at")
+    if isinstance(tried, (int, float)) and tried != pinged and 0 <= now - tried < RETRY:
+        return None  # the last ping failed a moment ago
+    if state.get("ping_state") != want:
+        return want
+    if healthy and not (isinstance(pinged, (int, float)) and 0 <= now - pinged < DAILY):
+        return want
+    return None
+
+
+def ping(cfg, state: dict, status: str, message: str, now: int) -> bool:
+    """Send one ping; never raises. Records it in ``state``; True if the monitor took it."""
+    state["ping_tried"] = now
+    try:
+        from duckdns import api
+
+        session = api.make_session(cfg)
+        with session:
+            resp = session.get(
+                url_for(cfg.healthcheck, status, report.redact(message)),
+                timeout=(TIMEOUT, TIMEOUT),
+                allow_redirects=False,
+            )
+            code = resp.status_code
+            resp.close()
+    except Exception as exc:  # any failure: said at -v, never the update's failure
+        report.info(f"heartbeat ping ({status}) failed: {_kind(exc)}")
+        return False
+    if not 200 <= code < 300:
+        report.info(f"heartbeat ping ({status}) failed: the monitor answered HTTP {code}")
+        return False
+    state.update(ping_state=status, ping_at=now)
+    report.debug(f"heartbeat ping ({status}) sent")
+    return True
+
+
+def _kind(exc: Exception) -> str:
+    """The failure in words that cannot hold the URL."""
+    name = type(exc).__name__
+    if "SSL" in name:
+        return "TLS verification failed"
+    if "Timeout" in name:
+        return f"no answer within {TIMEOUT:.0f} s"
+    if "Connection" in name:
+        return "cannot connect"
+    return name

@@ -1,0 +1,111 @@
+"""``duckdns status --prometheus`` and ``--alert``: the state, for monitoring.
+
+The Prometheus text exposition format (version 0.0.4, what node-exporter's textfile
+collector reads): ``# HELP`` and ``# TYPE`` lines, then ``name{labels} value``. Only
+state.json and the configured names go in: never the token or the heartbeat URL (neither
+is in the state; the config's secrets are not read here). Times are Unix seconds, and a
+time that is not known (no success yet) is left out rather than written as 0.
+"""
+
+from __future__ import annotations
+
+import time
+
+PREFIX = "duckdns_"
+RECORD_TYPES = (("ipv4", "A"), ("ipv6", "AAAA"))
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value) -> str:
+    return repr(float(value)) if isinstance(value, float) else str(int(value))
+
+
+def render(state: dict, domains: tuple[str, ...] = ()) -> str:
+    """The metrics for ``state`` (and the config's ``domains``, for the records' labels)."""
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, object]]) -> None:
+        samples = [(labels, value) for labels, value in samples if value is not None]
+        if not samples:
+            return
+        lines.append(f"# HELP {PREFIX}{name} {help_text}")
+        lines.append(f"# TYPE {PREFIX}{name} {kind}")
+        for labels, value in samples:
+            lines.append(f"{PREFIX}{name}{labels} {_number(value)}")
+
+    def stamp(key: str):
+        value = state.get(key)
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    metric(
+        "last_success_timestamp_seconds",
+        "gauge",
+        "When DuckDNS last answered OK.",
+        [("", stamp("last_success"))],
+    )
+    metric(
+        "last_change_timestamp_seconds",
+        "gauge",
+        "When DuckDNS last reported a record UPDATED.",
+        [("", stamp("last_change"))],
+    )
+    metric(
+        "last_request_timestamp_seconds",
+        "gauge",
+        "When a request was last sent to DuckDNS.",
+        [("", stamp("last_run"))],
+    )
+    metric(
+        "consecutive_failures",
+        "gauge",
+        "Failed attempts in a row (0: the last attempt worked).",
+        [("", state.get("failures") or 0)],
+    )
+    metric(
+        "failing_since_timestamp_seconds",
+        "gauge",
+        "When the current run of failures started.",
+        [("", stamp("failing_since") if state.get("failures") else None)],
+    )
+    metric(
+        "next_attempt_timestamp_seconds",
+        "gauge",
+        "No request is sent before this time (backoff after a failure).",
+        [("", stamp("next_attempt") if state.get("failures") else None)],
+    )
+    probe = state.get("probe_state")
+    metric(
+        "probe_trusted",
+        "gauge",
+        "1 when the address probe works and agrees with DuckDNS, 0 when it fails or disagrees.",
+        [("", {"ok": 1, "failing": 0, "distrusted": 0}.get(probe))],
+    )
+    records = []
+    for family, rtype in RECORD_TYPES:
+        address = state.get(family) or ""
+        if not address:
+            continue
+        for domain in domains or ("",):
+            labels = [f'type="{rtype}"', f'address="{_escape(address)}"']
+            if domain:
+                labels.insert(0, f'domain="{_escape(domain)}.duckdns.org"')
+            records.append(("{" + ",".join(labels) + "}", 1))
+    metric(
+        "record_info",
+        "gauge",
+        "The records DuckDNS holds, as its last answer showed them.",
+        records,
+    )
+    return "\n".join(lines) + "\n"
+
+
+def alert_line(state: dict) -> str:
+    """The last alert in one line (``down|reminder|up at TIME: TEXT``), or ''."""
+    kind, at = state.get("alert"), state.get("alert_at")
+    if not kind or not isinstance(at, (int, float)):
+        return ""
+    when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(at))
+    return f"{kind} at {when}: {state.get('alert_text') or '-'}"
