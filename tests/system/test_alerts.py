@@ -23,34 +23,12 @@ import time
 from pathlib import Path
 
 import harness
-import pytest
 from harness import CANARY_TOKEN as TOKEN
 from harness import TEST_DIR_IN_CONTAINER
 
 START = 1796112000  # 2026-12-01 08:00:00 UTC, the simulated outage's first minute
 README = harness.REPO / "README.md"
 LIBFAKETIME = "/usr/local/lib/duckdns-test/libfaketime.so.1"
-
-
-@pytest.fixture
-def duckdns(container, monkeypatch):
-    """conftest's ``duckdns``, with a shim: harness.DuckDNS._setup_tls unlinks ca/ca.key,
-    which tests/testca.py no longer writes since it moved to trustme (the CA key stays in
-    memory), so every booted test with the server fails at set-up on main. An empty
-    file lets it unlink one; remove this fixture once harness.py is fixed."""
-    import testca
-
-    real = testca.make_ca
-
-    def make_ca(directory):
-        ca = real(directory)
-        (Path(directory) / "ca.key").touch()
-        return ca
-
-    monkeypatch.setattr(testca, "make_ca", make_ca)
-    server = harness.DuckDNS(container, token=TOKEN, domains=["piserver"])
-    server.start()
-    return server
 
 
 def readme_block(lang: str, needle: str) -> str:
