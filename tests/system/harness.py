@@ -83,6 +83,7 @@ BASE_PACKAGES = [
     "findutils",
     "grep",
     "tmux",  # the terminal for prompts runs inside, so its processes die with the container
+    "python3-dnspython",  # tests/dnsserver.py, run inside by test_dualstack.py
 ]
 # Foreign-architecture chroots: no systemd booted, only what `apt install ./duckdns.deb`
 # and `duckdns update` need.
