@@ -72,19 +72,7 @@ class ConfigError(Exception):
 class Config:
     """A validated configuration. ``token`` is registered with the redactor on load."""
 
-    __slots__ = (
-        "path",
-        "domains",
-        "token",
-        "ipv4",
-        "ipv6",
-        "server",
-        "ca_bundle",
-        "probe",
-        "refresh",
-        "legacy",
-        "healthcheck",
-    )
+    __slots__ = ("path", *KEYS, "legacy")  # every config key, plus where it came from
 
     def __init__(self, **values) -> None:
         for key in self.__slots__:
