@@ -211,13 +211,20 @@ def test_invalid_preseed_neither_loops_nor_writes(root):
     assert root.holders_of("not-a-token") == []
 
 
-def test_recipe_config_and_hand_made_units_are_kept(root):
+def place_recipe_config(root) -> str:
+    """The hand-made recipe's curl config, 0600 in the state directory, as before migration."""
     private = root / "var/lib/private"
     private.mkdir(mode=0o700)
     (private / "duckdns").mkdir(mode=0o700)
     recipe = f'url = "https://www.duckdns.org/update?domains=old&token={CANARY}&ip="\n'
     (root / CONF).write_text(recipe)
     os.chmod(root / CONF, 0o600)
+    return recipe
+
+
+def test_recipe_config_and_hand_made_units_are_kept(root):
+    private = root / "var/lib/private"
+    recipe = place_recipe_config(root)
     units = root / "etc/systemd/system"
     (units / "duckdns.service").write_text("[Service]\nExecStart=/usr/bin/curl -K x\n")
     (units / "duckdns.timer").write_text("[Timer]\nOnCalendar=*:0/5\n")
@@ -239,12 +246,7 @@ def test_recipe_config_and_hand_made_units_are_kept(root):
 
 def test_reconfigure_of_a_recipe_config_keeps_its_token_on_empty_answer(root):
     """A migrated recipe config is rewritten in the native form; its token is kept."""
-    private = root / "var/lib/private"
-    private.mkdir(mode=0o700)
-    (private / "duckdns").mkdir(mode=0o700)
-    recipe = f'url = "https://www.duckdns.org/update?domains=old&token={CANARY}&ip="\n'
-    (root / CONF).write_text(recipe)
-    os.chmod(root / CONF, 0o600)
+    recipe = place_recipe_config(root)
     root.install(DEBIAN_FRONTEND="teletype")
     assert (root / CONF).read_text() == recipe
 
