@@ -1,12 +1,14 @@
 """A throwaway certificate authority for tests, made with trustme (Debian's python3-trustme).
 
 Real TLS, no mocks: the updater verifies the test server's certificate against
-this CA exactly as it verifies www.duckdns.org against the system store. The
-certificates come from trustme, a well-kept library written independently of
-the code under test; the one kind it cannot make (a certificate whose validity
-starts in the future, what a Pi without a real-time clock sees before NTP sync)
-is signed with the same CA key through ``cryptography``, which trustme uses
-itself.
+this CA exactly as it verifies www.duckdns.org against the system store. The CA
+comes from trustme, a well-kept library written independently of the code under
+test. The server certificates are signed with its key through ``cryptography``
+(which trustme uses itself), because trustme's own leaves are valid from
+2000-01-01 while a public CA's are valid from shortly before their issue (Let's
+Encrypt backdates one hour): a clock a year behind, what a Pi without a
+real-time clock can show before NTP sync, must see "not yet valid" as it would
+with www.duckdns.org's certificate.
 
 Example::
 
@@ -41,29 +43,24 @@ class CA:
     ) -> tuple[Path, Path]:
         """Issue a server certificate for ``names`` (DNS names or IP addresses).
 
-        ``not_before_days_ahead`` > 0 makes a certificate that is not valid yet.
-        Returns the paths of the certificate (PEM, leaf only) and of its key.
+        It is valid from an hour ago for ``days`` days; ``not_before_days_ahead`` > 0
+        makes one that is not valid yet. Returns the paths of the certificate (PEM,
+        leaf only) and of its key.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         stem = names[0].replace("*", "wildcard").replace(":", "_")
         cert, key = directory / f"{stem}.pem", directory / f"{stem}.key"
-        if not_before_days_ahead:
-            cert_pem, key_pem = self._issue_future(names, not_before_days_ahead, days)
-            cert.write_bytes(cert_pem)
-            key.write_bytes(key_pem)
-        else:
-            now = dt.datetime.now(dt.UTC)
-            leaf = self._ca.issue_cert(*names, not_after=now + dt.timedelta(days=days))
-            leaf.cert_chain_pems[0].write_to_path(str(cert))
-            leaf.private_key_pem.write_to_path(str(key))
+        start = dt.datetime.now(dt.UTC) + dt.timedelta(days=not_before_days_ahead, hours=-1)
+        cert_pem, key_pem = self._sign(names, start, days)
+        cert.write_bytes(cert_pem)
+        key.write_bytes(key_pem)
         return cert, key
 
-    def _issue_future(self, names: list[str], ahead: int, days: int) -> tuple[bytes, bytes]:
+    def _sign(self, names: list[str], start: dt.datetime, days: int) -> tuple[bytes, bytes]:
         ca_cert = x509.load_pem_x509_certificate(self._ca.cert_pem.bytes())
         ca_key = serialization.load_pem_private_key(self._ca.private_key_pem.bytes(), None)
         key = ec.generate_private_key(ec.SECP256R1())
-        start = dt.datetime.now(dt.UTC) + dt.timedelta(days=ahead)
         san = []
         for name in names:
             try:
