@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from duckdns import EXIT_TEMPFAIL, dnswire, report
+from duckdns import EXIT_TEMPFAIL, dnswire, report, resolve
 from duckdns import config as configuration
 
 ZONE = "duckdns.org"
@@ -107,7 +107,7 @@ def add_arguments(parser, *, wait: bool = False) -> None:
 
 
 def _resolver(args) -> tuple[str, int]:
-    return args.nameserver or (dnswire.first_nameserver() or "127.0.0.1", dnswire.DEFAULT_PORT)
+    return args.nameserver or (resolve.first_nameserver() or "127.0.0.1", dnswire.DEFAULT_PORT)
 
 
 def config_for(args, path: str) -> configuration.Config:
@@ -182,7 +182,7 @@ def target_for(domain: str, cfg, resolver: tuple[str, int]) -> Target:
         server, port = resolver
         seen = ""
         try:
-            chain = dnswire.cname_chain(challenge, dnswire.TYPE_TXT, server, port, stop_at=ZONE)
+            chain = resolve.cname_chain(challenge, dnswire.TYPE_TXT, server, port, stop_at=ZONE)
         except dnswire.DNSError as exc:
             if exc.rcode != dnswire.RCODE_NXDOMAIN:
                 raise LookupFailed(
@@ -230,7 +230,7 @@ def nameservers(
     problems = []
     for ns in sorted(set(names)):
         try:
-            found = dnswire.resolve_chain(ns, server, resolver_port)
+            found = resolve.resolve_chain(ns, server, resolver_port)
         except dnswire.DNSError as exc:
             problems.append(f"{ns}: {exc}")
             continue

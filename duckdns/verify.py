@@ -1,8 +1,9 @@
 """``duckdns verify``: do the names resolve to where DuckDNS last recorded?
 
 Each configured domain (as NAME.duckdns.org) and each extra name is resolved with
-the standard-library DNS client in duckdns.dnswire, following CNAME chains such as
-``cloud.example.com -> piserver.example.com -> example.duckdns.org``, and its
+duckdns.resolve (over the standard-library DNS client in duckdns.dnswire), following
+CNAME chains such as ``cloud.example.com -> piserver.example.com -> example.duckdns.org``,
+and its
 addresses are compared with the IPv4/IPv6 that DuckDNS reported in the last update
 (state.json). Exit 0 when every name matches, 1 when one does not, 75 when a name
 cannot be resolved.
@@ -10,7 +11,7 @@ cannot be resolved.
 
 from __future__ import annotations
 
-from duckdns import EXIT_KO, EXIT_TEMPFAIL, dnswire, report
+from duckdns import EXIT_KO, EXIT_TEMPFAIL, dnswire, report, resolve
 from duckdns import config as configuration
 from duckdns import state as statefile
 
@@ -24,7 +25,7 @@ def run(args, path: str) -> int:
         except ValueError as exc:
             raise configuration.ConfigError(f"--resolver {exc}") from None
     else:
-        server, port = dnswire.first_nameserver() or "127.0.0.1", dnswire.DEFAULT_PORT
+        server, port = resolve.first_nameserver() or "127.0.0.1", dnswire.DEFAULT_PORT
     expected4, expected6 = state.get("ipv4", ""), state.get("ipv6", "")
     if not (expected4 or expected6):
         report.warning("no address recorded yet: run 'duckdns update' first")
@@ -32,7 +33,7 @@ def run(args, path: str) -> int:
     worst = 0
     for name in names:
         try:
-            res = dnswire.resolve_chain(name, server, port)
+            res = resolve.resolve_chain(name, server, port)
         except dnswire.DNSError as exc:
             report.out(f"{name}: cannot resolve ({exc})")
             worst = max(worst, EXIT_TEMPFAIL)

@@ -23,7 +23,6 @@ from duckdns.dnswire import (
     DNSError,
     Record,
     build_query,
-    first_nameserver,
     parse_response,
     query,
 )
@@ -383,20 +382,6 @@ def test_parse_nxdomain_keeps_the_cname_chain():
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def test_first_nameserver(tmp_path):
-    conf = tmp_path / "resolv.conf"
-    conf.write_text(
-        "# generated\n; comment\nsearch example.org\noptions edns0\n"
-        "nameserver\nnameserver not-an-address\nnameserver 192.0.2.53\nnameserver 192.0.2.54\n"
-    )
-    assert first_nameserver(str(conf)) == "192.0.2.53"
-    conf.write_text("nameserver 2001:db8::53\n")
-    assert first_nameserver(str(conf)) == "2001:db8::53"
-    conf.write_text("search example.org\n")
-    assert first_nameserver(str(conf)) is None
-    assert first_nameserver(str(tmp_path / "missing")) is None
 
 
 @pytest.mark.parametrize(

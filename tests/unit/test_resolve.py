@@ -1,11 +1,13 @@
-"""dnswire.resolve_chain (used by `duckdns verify`) against the loopback test DNS server."""
+"""duckdns.resolve (used by `duckdns verify` and the ACME hooks) against the loopback test DNS
+server, and the system resolver's address from resolv.conf."""
 
 import struct
 
 import pytest
 from dnsserver import DNSServer
 
-from duckdns.dnswire import DNSError, resolve_chain
+from duckdns.dnswire import DNSError
+from duckdns.resolve import first_nameserver, resolve_chain
 
 LOCAL = "127.0.0.1"
 CHAIN = [
@@ -177,3 +179,17 @@ def test_records_for_other_names_are_ignored():
 def test_silent_server_times_out():
     with DNSServer(CHAIN, behaviour="silent") as dns, pytest.raises(DNSError, match="no reply"):
         resolve_chain("cloud.example.com", LOCAL, dns.port, timeout=0.2)
+
+
+def test_first_nameserver(tmp_path):
+    conf = tmp_path / "resolv.conf"
+    conf.write_text(
+        "# generated\n; comment\nsearch example.org\noptions edns0\n"
+        "nameserver\nnameserver not-an-address\nnameserver 192.0.2.53\nnameserver 192.0.2.54\n"
+    )
+    assert first_nameserver(str(conf)) == "192.0.2.53"
+    conf.write_text("nameserver 2001:db8::53\n")
+    assert first_nameserver(str(conf)) == "2001:db8::53"
+    conf.write_text("search example.org\n")
+    assert first_nameserver(str(conf)) is None
+    assert first_nameserver(str(tmp_path / "missing")) is None
