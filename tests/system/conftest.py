@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
 import vm  # noqa: E402
-from harness import IN_CI, skip_or_fail  # noqa: E402,F401 - used by the fixtures here
+from helpers import CANARY, IN_CI, package_version, skip_or_fail  # noqa: E402
 
 SYSTEM_DIR = Path(__file__).resolve().parent
 
@@ -222,7 +222,7 @@ def deb(system_env) -> Path:
     path = harness.find_deb()
     if path is None:
         pytest.fail(
-            f"no dist/duckdns_{harness.package_version()}-*_all.deb in {harness.REPO}: "
+            f"no dist/duckdns_{package_version()}-*_all.deb in {harness.REPO}: "
             "run `make deb` first (`make test` does)",
             pytrace=False,
         )
@@ -246,6 +246,6 @@ def container(rootfs_tarball, request):
 def duckdns(container) -> harness.DuckDNS:
     """The test DuckDNS server inside the container, accepting only the canary token
     for the domain ``piserver``."""
-    server = harness.DuckDNS(container, token=harness.CANARY_TOKEN, domains=["piserver"])
+    server = harness.DuckDNS(container, token=CANARY, domains=["piserver"])
     server.start()
     return server

@@ -48,15 +48,16 @@ import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-TESTS = REPO / "tests"
+from helpers import ROOT as REPO
+from helpers import TESTS, package_version, run
+from testca import make_ca
+
 CACHE_DIR = Path(os.environ.get("DUCKDNS_TEST_CACHE", "/var/cache/duckdns-tests"))
 WORK_DIR = Path(os.environ.get("DUCKDNS_TEST_WORKDIR", "/var/tmp"))
 SUITE = "bookworm"  # the default release: the one the host runs (Debian 12)
 # Every release the package is tested on; a scenario marked ``both_suites`` runs on each.
 SUITES = ("bookworm", "trixie")
 TEST_DIR_IN_CONTAINER = "/run/duckdns-test"
-CANARY_TOKEN = "c0ffee00-dead-beef-0000-123456789abc"
 
 # Installed into the booted-container base: the package's runtime dependencies
 # (python3-requests, debconf) and what the tests drive it with.
@@ -129,22 +130,6 @@ DEVROOT_PACKAGES = [
 # Bump when the recipe below changes in a way the package lists do not show.
 RECIPE_VERSION = "3"
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip locally; fail in CI, where the system tests must run.
-
-    Here rather than in conftest.py: tests/unit has a conftest too, so a test's
-    ``from conftest import …`` may find the wrong one.
-    """
-    import pytest
-
-    if IN_CI:
-        pytest.fail(f"system tests cannot run in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 _phase_log: list[tuple[str, float]] = []
 _reporter = None  # set by conftest: a callable(str) that prints past pytest's capture
 
@@ -170,19 +155,6 @@ def phase(name: str):
 
 def phase_summary() -> list[tuple[str, float]]:
     return list(_phase_log)
-
-
-def run(cmd, check=True, **kw) -> subprocess.CompletedProcess:
-    """subprocess.run with text output captured, and a readable error."""
-    kw.setdefault("capture_output", True)
-    kw.setdefault("text", True)
-    proc = subprocess.run(cmd, **kw)
-    if check and proc.returncode != 0:
-        raise RuntimeError(
-            f"command failed ({proc.returncode}): {shlex.join(map(str, cmd))}\n"
-            f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
-        )
-    return proc
 
 
 # --------------------------------------------------------------------------------------
@@ -526,11 +498,6 @@ def copy_checkout(dest: Path) -> Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     return dest
-
-
-def package_version() -> str:
-    text = (REPO / "duckdns/__init__.py").read_text()
-    return re.search(r'__version__\s*=\s*"([^"]+)"', text).group(1)
 
 
 def find_deb() -> Path | None:
@@ -909,11 +876,6 @@ class DuckDNS:
     UNIT = "duckdns-test-server.service"  # the first start's; restarts get -2, -3, …
 
     def _setup_tls(self) -> None:
-        sys.path.insert(0, str(TESTS))
-        try:
-            from testca import make_ca
-        finally:
-            sys.path.remove(str(TESTS))
         hostdir = self.c.hostdir
         ca = make_ca(hostdir / "ca")
         self.cert, self.key = ca.issue(
@@ -1219,11 +1181,6 @@ class Chroot:
     def start_server(self, token: str | None = None, domains: list[str] | None = None) -> None:
         """The test DuckDNS server (host python3) on 127.0.0.1:443 of the chroot's
         network namespace; the chroot trusts its CA and maps www.duckdns.org to it."""
-        sys.path.insert(0, str(TESTS))
-        try:
-            from testca import make_ca
-        finally:
-            sys.path.remove(str(TESTS))
         ca = make_ca(self.hostdir / "ca")
         cert, key = ca.issue(self.hostdir / "srv", ["www.duckdns.org", "localhost", "127.0.0.1"])
         dest = self.root / "usr/local/share/ca-certificates/duckdns-test-ca.crt"

@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 
 import harness
-from harness import CANARY_TOKEN as TOKEN
 from harness import TEST_DIR_IN_CONTAINER
+from helpers import CANARY as TOKEN
+from helpers import skip_or_fail
 
 START = 1796112000  # 2026-12-01 08:00:00 UTC, the simulated outage's first minute
 README = harness.REPO / "README.md"
@@ -57,7 +58,7 @@ class Clock:
         self.file = c.hostdir / "faketime"
         lib = faketime_library()
         if lib is None:
-            harness.skip_or_fail("libfaketime is not installed on the host (Debian: faketime)")
+            skip_or_fail("libfaketime is not installed on the host (Debian: faketime)")
         # Under /usr: the unit's NoExecPaths=/ with ExecPaths=/usr lets nothing else be mapped
         # executable, a preloaded library included.
         inside = c.root / LIBFAKETIME.lstrip("/")

@@ -19,8 +19,8 @@ import re
 import shutil
 
 import harness
-from harness import CANARY_TOKEN as TOKEN
 from harness import CONF, TEST_DIR_IN_CONTAINER, TESTS
+from helpers import CANARY as TOKEN
 
 PUBLIC = "203.0.113.7"
 NEW_PUBLIC = "198.51.100.20"

@@ -8,8 +8,8 @@ import re
 
 import harness
 import pytest
-from harness import CANARY_TOKEN as TOKEN
 from harness import CONF
+from helpers import CANARY as TOKEN
 
 BAD_TOKEN = "not-a-token-1234"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import harness
 import pytest
-from harness import CANARY_TOKEN as TOKEN
 from harness import CONF
+from helpers import CANARY as TOKEN
 
 NEW_TOKEN = "feedface-0000-4000-8000-0000deadbeef"
 CONF_HOST = CONF.lstrip("/")

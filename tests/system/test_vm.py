@@ -26,19 +26,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import harness
 import pytest
 import vm
-from harness import CANARY_TOKEN as TOKEN
 from harness import CONF
-
-sys.path.insert(0, str(harness.TESTS))
-from testca import make_ca  # noqa: E402
-
-sys.path.remove(str(harness.TESTS))
+from helpers import CANARY as TOKEN
+from helpers import skip_or_fail
+from testca import make_ca
 
 T = vm.TEST_DIR  # /run/duckdns-test inside: the second disk
 LIB = "/usr/local/lib/duckdns-test"
@@ -229,7 +225,7 @@ def _dropped_binary(arch: str, boot: Path, root: Path) -> bytes:
 def vm_env(system_env):
     problem = vm.environment_problem()
     if problem:
-        harness.skip_or_fail(problem)
+        skip_or_fail(problem)
 
 
 _results: dict[str, tuple] = {}  # arch -> (out dir, results, boot s, run s)
