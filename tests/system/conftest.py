@@ -133,9 +133,8 @@ def _attach_diagnostics(rep, container: harness.Container) -> None:
     if len(lines) > 400:
         lines = ["… (earlier lines cut)"] + lines[-400:]
     rep.sections.append((f"container {container.name} journal", "\n".join(lines)))
-    server_log = container.hostdir / "server.log"
-    if server_log.exists():
-        rep.sections.append(("test DuckDNS server log", server_log.read_text(errors="replace")))
+    for server_log in sorted(container.hostdir.glob("*.log")):  # Container.serve's
+        rep.sections.append((server_log.name, server_log.read_text(errors="replace")))
 
 
 # --------------------------------------------------------------------------------------

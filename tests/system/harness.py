@@ -841,6 +841,20 @@ class Container:
         self.exec(["systemctl", "reset-failed", unit], check=False)
         self.exec(["systemd-run", f"--unit={unit}", "--collect", "--quiet", *props, *argv])
 
+    def serve(self, unit: str, argv: list[str], ready, what: str, timeout: float = 20) -> None:
+        """:meth:`spawn` a test server, its output in ``<unit>.log`` of :attr:`hostdir`, and
+        wait until ``ready()``; a server whose unit ends first, or that is not ready in
+        time, fails with that log."""
+        log = self.hostdir / f"{unit}.log"
+        self.spawn(unit, argv, log_path=f"{TEST_DIR_IN_CONTAINER}/{log.name}")
+        deadline = time.monotonic() + timeout
+        while not ready():
+            active = self.unit_property(unit, "ActiveState")
+            if active not in ("active", "activating") or time.monotonic() > deadline:
+                text = log.read_text(errors="replace") if log.exists() else ""
+                raise RuntimeError(f"{what} did not start ({active}):\n{text}")
+            time.sleep(0.05)
+
     # -- the updater's unit --------------------------------------------------------------
 
     def unit_property(self, unit: str, prop: str) -> str:
@@ -936,20 +950,12 @@ class DuckDNS:
             if self.starts == 1
             else self.UNIT.replace(".service", f"-{self.starts}.service")
         )
-        self.c.spawn(self.unit, args, log_path=f"{TEST_DIR_IN_CONTAINER}/server.log")
         self.running = True
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            active = self.c.unit_property(self.unit, "ActiveState")
-            if active not in ("active", "activating") or time.monotonic() > deadline:
-                log_text = (
-                    (self.c.hostdir / "server.log").read_text(errors="replace")
-                    if (self.c.hostdir / "server.log").exists()
-                    else ""
-                )
-                self.stop()
-                raise RuntimeError(f"test DuckDNS server did not start ({active}):\n{log_text}")
-            time.sleep(0.05)
+        try:
+            self.c.serve(self.unit, args, ready.exists, "test DuckDNS server")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -1114,7 +1120,6 @@ class Chroot:
         self.hostdir = self.tmp / "hostdir"
         self.hostdir.mkdir()
         self.holder: subprocess.Popen | None = None
-        self.server: subprocess.Popen | None = None
 
     def __enter__(self) -> Chroot:
         try:
@@ -1178,76 +1183,12 @@ class Chroot:
             stdin=subprocess.DEVNULL,
         )
 
-    def start_server(self, token: str | None = None, domains: list[str] | None = None) -> None:
-        """The test DuckDNS server (host python3) on 127.0.0.1:443 of the chroot's
-        network namespace; the chroot trusts its CA and maps www.duckdns.org to it."""
-        ca = make_ca(self.hostdir / "ca")
-        cert, key = ca.issue(self.hostdir / "srv", ["www.duckdns.org", "localhost", "127.0.0.1"])
-        dest = self.root / "usr/local/share/ca-certificates/duckdns-test-ca.crt"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ca.cert_path, dest)
-        with (self.root / "etc/hosts").open("a") as hosts:
-            hosts.write("127.0.0.1 localhost\n127.0.0.1 www.duckdns.org\n")
-        self.exec(["update-ca-certificates"])
-        self.record = self.hostdir / "requests.jsonl"
-        ready = self.hostdir / "ready"
-        args = [
-            "nsenter",
-            "-t",
-            str(self.holder.pid),
-            "-n",
-            "--",
-            "/usr/bin/python3",
-            str(TESTS / "duckdns_server.py"),
-            "--certfile",
-            str(cert),
-            "--keyfile",
-            str(key),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "443",
-            "--record",
-            str(self.record),
-            "--ready-file",
-            str(ready),
-        ]
-        if token:
-            (self.hostdir / "token").write_text(token + "\n")
-            args += ["--token-file", str(self.hostdir / "token")]
-        if domains:
-            args += ["--domains", ",".join(domains)]
-        # nsenter without a PID namespace execs the server itself: this Popen is the server.
-        with open(self.hostdir / "server.log", "wb") as server_log:
-            self.server = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=server_log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            if self.server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "test DuckDNS server did not start:\n"
-                    + (self.hostdir / "server.log").read_text(errors="replace")
-                )
-            time.sleep(0.05)
-
-    def updates(self) -> list[dict]:
-        if not self.record.exists():
-            return []
-        lines = self.record.read_text().splitlines()
-        return [r for r in map(json.loads, filter(None, lines)) if r["path"] == "/update"]
-
     def close(self) -> None:
-        for proc in (self.server, self.holder):
-            if proc is not None and proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(10)
+        if self.holder is not None and self.holder.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.holder.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.holder.wait(10)
         # The chroot's own mounts lived in the holder's mount namespace; only the tmpfs
         # is left on the host.
         _unmount_all_under(self.tmp)

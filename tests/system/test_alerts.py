@@ -121,11 +121,7 @@ def test_a_day_long_outage_mails_once_when_it_starts_and_once_when_it_ends(conta
     c = container
     duckdns.set_mode("ok")
     harness.preseed(c, domains="piserver", token=TOKEN)
-    harness.copy_deb(c, deb)
-    c.exec(
-        ["apt-get", "install", "-y", f"/root/{deb.name}"],
-        env={"DEBIAN_FRONTEND": "noninteractive"},
-    )
+    c.install_deb(deb)
     c.exec(["systemctl", "stop", "duckdns.timer"])  # the test starts every run itself
     c.exec(["systemctl", "disable", "duckdns.timer"])
     # The README's recipe, word for word, and the stand-in mail.

@@ -46,10 +46,7 @@ def exposure(text: str, unit: str = "duckdns.service") -> float:
 
 def install(c, deb, token=TOKEN):
     harness.preseed(c, domains="piserver", token=token, ipv6=False)
-    harness.copy_deb(c, deb)
-    c.exec(
-        ["apt-get", "install", "-y", f"/root/{deb.name}"], env={"DEBIAN_FRONTEND": "noninteractive"}
-    )
+    c.install_deb(deb)
 
 
 @pytest.mark.both_suites
