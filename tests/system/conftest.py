@@ -9,6 +9,7 @@ On a failing test the container's journal is attached to the report.
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import roots  # noqa: E402
 import vm  # noqa: E402
 from helpers import CANARY, IN_CI, package_version, skip_or_fail  # noqa: E402
 
@@ -77,12 +79,12 @@ def pytest_configure(config):
         else:
             tr.write_line(message)
 
-    harness._reporter = report
+    roots._reporter = report
 
 
 def pytest_unconfigure(config):
     harness.join_background()
-    harness._reporter = None
+    roots._reporter = None
     harness.restore_binfmt()
 
 
@@ -193,7 +195,7 @@ def _start_background(config) -> None:
             for s in harness.SUITES
             if s != harness.SUITE and not harness.cached("devroot", suite=s)
         ]
-    if "test_piuparts.py" in late and shutil_which("piuparts"):
+    if "test_piuparts.py" in late and shutil.which("piuparts"):
         other += [(harness.piuparts_tarball, s) for s in suites]
     if other:
         jobs.append((_in_order, *other))
@@ -209,10 +211,6 @@ def rootfs_tarball(system_env, suite, request):
     tarball = harness.base_tarball("rootfs", suite=suite)
     _start_background(request.config)
     return tarball
-
-
-def shutil_which(name: str) -> str | None:
-    return harness.shutil.which(name)
 
 
 @pytest.fixture(scope="session")

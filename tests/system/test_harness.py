@@ -8,6 +8,7 @@ from pathlib import Path
 
 import harness
 import pytest
+import roots
 from helpers import CANARY
 
 
@@ -142,5 +143,5 @@ def test_close_leaves_nothing(rootfs_tarball):
             continue
         assert "State:\tZ" in status, f"process {pid} still running"
     assert not tmp.exists()
-    assert not harness._mounts_under(tmp)
+    assert not roots.mounts_under(tmp)
     # The journal is written to disk before power-off (read from its files when stopped).

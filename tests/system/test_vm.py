@@ -30,10 +30,11 @@ from pathlib import Path
 
 import harness
 import pytest
+import roots
 import vm
 from harness import CONF
 from helpers import CANARY as TOKEN
-from helpers import skip_or_fail
+from helpers import TESTS, skip_or_fail
 from testca import make_ca
 
 T = vm.TEST_DIR  # /run/duckdns-test inside: the second disk
@@ -255,7 +256,7 @@ def _boot_scenario(arch: str, deb: Path):
             shutil.copy2(cert, hostdir / "srv.crt")
             shutil.copy2(key, hostdir / "srv.key")
             machine.trust_only("duckdns-test-ca", ca.cert_path.read_text())
-            shutil.copy2(harness.TESTS / "duckdns_server.py", hostdir / "duckdns_server.py")
+            shutil.copy2(TESTS / "duckdns_server.py", hostdir / "duckdns_server.py")
             shutil.copy2(deb, hostdir / "duckdns.deb")
             (hostdir / "token").write_text(TOKEN + "\n")
             (hostdir / "seed").write_text(
@@ -275,7 +276,7 @@ def _boot_scenario(arch: str, deb: Path):
             machine.run()
         finally:
             saved = harness.WORK_DIR / f"duckdns-vm-{arch}-last"
-            harness._remove_tree(saved)
+            roots.remove_tree(saved)
             if machine.out.name == "out":
                 shutil.copytree(machine.out, saved, symlinks=True)
             saved.mkdir(exist_ok=True)
