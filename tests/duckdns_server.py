@@ -53,6 +53,30 @@ def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
         return None
 
 
+def https_server(
+    handler,
+    certfile: str | Path,
+    keyfile: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    **attrs,
+) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """A threaded HTTPS server of ``handler`` on ``host``:``port`` (0: a free one), with
+    ``attrs`` set on it for the handler to find, and the thread to serve it (not started).
+    Here, not in a module of its own: this file runs alone inside the containers."""
+    httpd = ThreadingHTTPServer((host, port), handler)
+    httpd.daemon_threads = True
+    for name, value in attrs.items():
+        setattr(httpd, name, value)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(certfile), str(keyfile))
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    return httpd, thread
+
+
 class DuckDNSServer:
     """A threaded HTTPS server that behaves like www.duckdns.org."""
 
@@ -80,16 +104,8 @@ class DuckDNSServer:
         self.last_name: str | None = None  # the subname the last update named first
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
-        self.httpd = ThreadingHTTPServer((host, port), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.duck = self  # type: ignore[attr-defined]
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(certfile), str(keyfile))
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd, self.thread = https_server(_Handler, certfile, keyfile, host, port, duck=self)
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
 
     @property
     def url(self) -> str:

@@ -1,13 +1,19 @@
-"""Helpers shared by every test layer: the canary token and running the updater.
+"""Helpers shared by every test layer (unit, package, system, scripts/bench): the canary
+token, running commands and the updater, the version, skipping (or, in CI, failing).
 
 Every scenario uses CANARY as the token and asserts it never shows up anywhere but
 the config file.
+
+They live here, not in a conftest.py: each layer has a conftest, and a plain
+``from conftest import …`` picks whichever was imported first.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -17,6 +23,39 @@ CANARY = "c0ffee00-dead-beef-0000-123456789abc"
 DEBIAN_PYTHON = "/usr/bin/python3"
 # The public address the probe reports and the test DuckDNS server sees (TEST-NET-3).
 PUBLIC = "203.0.113.7"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Debian's tools only: never a pyenv/venv python3 from PATH.
+CLEAN_ENV = {**os.environ, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip on a developer machine; fail in CI, where everything must run."""
+    import pytest
+
+    if IN_CI:
+        pytest.fail(f"cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def run(cmd, check=True, **kw) -> subprocess.CompletedProcess:
+    """subprocess.run with Debian's PATH, text output captured, and a readable error."""
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("env", CLEAN_ENV)
+    cmd = [str(c) for c in cmd]
+    proc = subprocess.run(cmd, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"command failed ({proc.returncode}): {shlex.join(cmd)}\n"
+            f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+        )
+    return proc
+
+
+def package_version() -> str:
+    """The upstream version, from duckdns/__init__.py."""
+    text = (ROOT / "duckdns/__init__.py").read_text()
+    return re.search(r'__version__\s*=\s*"([^"]+)"', text).group(1)
 
 
 def assert_no_canary(*texts: str | bytes, where: str = "output") -> None:

@@ -20,12 +20,12 @@ One HTTPS server plays both, each by its documented behaviour ("RULE: ..."):
 from __future__ import annotations
 
 import json
-import ssl
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+from duckdns_server import https_server
 
 
 class MonitorServer:
@@ -34,16 +34,8 @@ class MonitorServer:
         self.pings: list[dict] = []
         self.requests: list[str] = []  # every path+query, as received
         self.fail_with: int | None = None
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.monitor = self  # type: ignore[attr-defined]
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(certfile), str(keyfile))
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd, self.thread = https_server(_Handler, certfile, keyfile, monitor=self)
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
 
     @property
     def url(self) -> str:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from pkgtools import IN_CI, PY, REPO, build_inputs, debian_revision, run, setup_py_version  # noqa: F401
+from helpers import run, skip_or_fail
+from pkgtools import REPO, build_inputs, debian_revision, setup_py_version
 
 from debian import deb822, debfile
 
@@ -61,13 +62,6 @@ def built(tmp_path_factory) -> Built:
         root=root,
         ctrl=ctrl,
     )
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip on a developer machine; fail in CI, where everything must run."""
-    if IN_CI:
-        pytest.fail(f"package test cannot run in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

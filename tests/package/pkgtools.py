@@ -1,34 +1,14 @@
-"""Helpers for the package tests (imported by conftest.py and the tests).
-
-They live here, not in conftest.py: tests/unit has a conftest too, and a plain
-``from conftest import …`` picks whichever was imported first.
-"""
+"""Helpers for the package tests alone (imported by conftest.py and the tests); those
+of every layer (run, IN_CI, skip_or_fail, the canary) are in tests/helpers.py."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-PY = "/usr/bin/python3"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-# Debian's tools only: never a pyenv/venv python3 from PATH.
-CLEAN_ENV = {**os.environ, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
-
-
-def run(cmd, check=True, **kw) -> subprocess.CompletedProcess:
-    kw.setdefault("capture_output", True)
-    kw.setdefault("text", True)
-    kw.setdefault("env", CLEAN_ENV)
-    proc = subprocess.run([str(c) for c in cmd], **kw)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(map(str, cmd))} exited {proc.returncode}\n"
-            f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
-        )
-    return proc
+from helpers import DEBIAN_PYTHON as PY
+from helpers import ROOT as REPO
+from helpers import run
 
 
 def setup_py_version() -> str:

@@ -13,10 +13,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from pkgtools import run
+from helpers import CANARY, run
 
-CANARY = "c0ffee00-dead-beef-0000-123456789abc"
-OTHER = "c0ffee00-dead-beef-0000-123456789abd"
+OTHER = "c0ffee00-dead-beef-0000-123456789abd"  # a valid token, not the canary
 CONF = "var/lib/private/duckdns/duckdns.conf"
 BACKUP_LIST = "etc/backup-paths.d/duckdns.list"
 TIMER_LINK = "etc/systemd/system/timers.target.wants/duckdns.timer"

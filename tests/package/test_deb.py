@@ -7,7 +7,8 @@ import re
 import stat
 from pathlib import Path
 
-from pkgtools import PY, REPO, run
+from helpers import run
+from pkgtools import PY, REPO
 
 from debian import deb822
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import shutil
 
-from pkgtools import REPO, run
+from helpers import run
+from pkgtools import REPO
 
 from debian import deb822
 

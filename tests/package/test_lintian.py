@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from pkgtools import REPO, run
+from helpers import run
+from pkgtools import REPO
 
 
 def test_lintian_clean(built):

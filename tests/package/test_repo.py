@@ -6,8 +6,8 @@ import os
 import subprocess
 
 import pytest
-from helpers import make_signing_key
-from pkgtools import REPO, run
+from helpers import make_signing_key, run
+from pkgtools import REPO
 
 from debian import deb822
 

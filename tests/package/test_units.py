@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from pkgtools import run
+from helpers import run
 
 # The floor for a service that must reach the internet (docs/packaging.md).
 MAX_EXPOSURE = 1.1

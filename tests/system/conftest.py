@@ -9,6 +9,7 @@ On a failing test the container's journal is attached to the report.
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,8 +18,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import roots  # noqa: E402
 import vm  # noqa: E402
-from harness import IN_CI, skip_or_fail  # noqa: E402,F401 - used by the fixtures here
+from helpers import CANARY, IN_CI, package_version, skip_or_fail  # noqa: E402
 
 SYSTEM_DIR = Path(__file__).resolve().parent
 
@@ -77,12 +79,12 @@ def pytest_configure(config):
         else:
             tr.write_line(message)
 
-    harness._reporter = report
+    roots._reporter = report
 
 
 def pytest_unconfigure(config):
     harness.join_background()
-    harness._reporter = None
+    roots._reporter = None
     harness.restore_binfmt()
 
 
@@ -133,9 +135,8 @@ def _attach_diagnostics(rep, container: harness.Container) -> None:
     if len(lines) > 400:
         lines = ["… (earlier lines cut)"] + lines[-400:]
     rep.sections.append((f"container {container.name} journal", "\n".join(lines)))
-    server_log = container.hostdir / "server.log"
-    if server_log.exists():
-        rep.sections.append(("test DuckDNS server log", server_log.read_text(errors="replace")))
+    for server_log in sorted(container.hostdir.glob("*.log")):  # Container.serve's
+        rep.sections.append((server_log.name, server_log.read_text(errors="replace")))
 
 
 # --------------------------------------------------------------------------------------
@@ -194,7 +195,7 @@ def _start_background(config) -> None:
             for s in harness.SUITES
             if s != harness.SUITE and not harness.cached("devroot", suite=s)
         ]
-    if "test_piuparts.py" in late and shutil_which("piuparts"):
+    if "test_piuparts.py" in late and shutil.which("piuparts"):
         other += [(harness.piuparts_tarball, s) for s in suites]
     if other:
         jobs.append((_in_order, *other))
@@ -212,17 +213,13 @@ def rootfs_tarball(system_env, suite, request):
     return tarball
 
 
-def shutil_which(name: str) -> str | None:
-    return harness.shutil.which(name)
-
-
 @pytest.fixture(scope="session")
 def deb(system_env) -> Path:
     """The .deb that `make deb` built (make test builds it first)."""
     path = harness.find_deb()
     if path is None:
         pytest.fail(
-            f"no dist/duckdns_{harness.package_version()}-*_all.deb in {harness.REPO}: "
+            f"no dist/duckdns_{package_version()}-*_all.deb in {harness.REPO}: "
             "run `make deb` first (`make test` does)",
             pytrace=False,
         )
@@ -246,6 +243,6 @@ def container(rootfs_tarball, request):
 def duckdns(container) -> harness.DuckDNS:
     """The test DuckDNS server inside the container, accepting only the canary token
     for the domain ``piserver``."""
-    server = harness.DuckDNS(container, token=harness.CANARY_TOKEN, domains=["piserver"])
+    server = harness.DuckDNS(container, token=CANARY, domains=["piserver"])
     server.start()
     return server

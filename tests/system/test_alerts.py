@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 
 import harness
-from harness import CANARY_TOKEN as TOKEN
 from harness import TEST_DIR_IN_CONTAINER
+from helpers import CANARY as TOKEN
+from helpers import skip_or_fail
 
 START = 1796112000  # 2026-12-01 08:00:00 UTC, the simulated outage's first minute
 README = harness.REPO / "README.md"
@@ -57,7 +58,7 @@ class Clock:
         self.file = c.hostdir / "faketime"
         lib = faketime_library()
         if lib is None:
-            harness.skip_or_fail("libfaketime is not installed on the host (Debian: faketime)")
+            skip_or_fail("libfaketime is not installed on the host (Debian: faketime)")
         # Under /usr: the unit's NoExecPaths=/ with ExecPaths=/usr lets nothing else be mapped
         # executable, a preloaded library included.
         inside = c.root / LIBFAKETIME.lstrip("/")
@@ -120,11 +121,7 @@ def test_a_day_long_outage_mails_once_when_it_starts_and_once_when_it_ends(conta
     c = container
     duckdns.set_mode("ok")
     harness.preseed(c, domains="piserver", token=TOKEN)
-    harness.copy_deb(c, deb)
-    c.exec(
-        ["apt-get", "install", "-y", f"/root/{deb.name}"],
-        env={"DEBIAN_FRONTEND": "noninteractive"},
-    )
+    c.install_deb(deb)
     c.exec(["systemctl", "stop", "duckdns.timer"])  # the test starts every run itself
     c.exec(["systemctl", "disable", "duckdns.timer"])
     # The README's recipe, word for word, and the stand-in mail.

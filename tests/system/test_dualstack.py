@@ -19,8 +19,8 @@ import re
 import shutil
 
 import harness
-from harness import CANARY_TOKEN as TOKEN
 from harness import CONF, TEST_DIR_IN_CONTAINER, TESTS
+from helpers import CANARY as TOKEN
 
 PUBLIC = "203.0.113.7"
 NEW_PUBLIC = "198.51.100.20"
@@ -42,8 +42,8 @@ class Whoami:
             self.c.exec(["systemctl", "stop", self.unit], check=False)
         self.n += 1
         self.unit = f"duckdns-test-whoami-{self.n}.service"
-        log = self.c.hostdir / f"whoami-{self.n}.log"
-        self.c.spawn(
+        log = self.c.hostdir / f"{self.unit}.log"
+        self.c.serve(
             self.unit,
             [
                 "python3",
@@ -53,12 +53,8 @@ class Whoami:
                 "--record",
                 f"whoami.cloudflare:CH:TXT:{address}",
             ],
-            log_path=f"{TEST_DIR_IN_CONTAINER}/{log.name}",
-        )
-        self.c.wait_for(
             lambda: log.exists() and "listening on" in log.read_text(),
-            20,
-            what=f"the whoami server answering {address}",
+            f"the whoami server answering {address}",
         )
 
 
@@ -99,11 +95,7 @@ def test_dual_stack_through_the_timer(container, duckdns, deb):
     )
 
     harness.preseed(c, domains="piserver", token=TOKEN, ipv6=True)
-    harness.copy_deb(c, deb)
-    proc = c.exec(
-        ["apt-get", "install", "-y", f"/root/{deb.name}"],
-        env={"DEBIAN_FRONTEND": "noninteractive"},
-    )
+    proc = c.install_deb(deb)
     assert TOKEN not in proc.stdout + proc.stderr
     c.exec(["systemctl", "stop", "duckdns.timer"])  # before its first run (30 s after install)
     assert duckdns.updates() == []

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import harness
 import pytest
-from harness import CANARY_TOKEN as TOKEN
 from harness import CONF, REPO
-from helpers import make_signing_key
+from helpers import CANARY as TOKEN
+from helpers import make_signing_key, package_version
 
 REPO_IN_CONTAINER = "/srv/duckdns-repo"
 KEYRING = "/etc/apt/keyrings/duckdns-archive-keyring.gpg"
@@ -73,7 +73,7 @@ def _next_version(version: str) -> str:
 def builds(system_env, deb, tmp_path_factory) -> dict[str, Path]:
     """{'tree': N, 'next': N+1[, 'tag': last release]} as built .deb files."""
     work = tmp_path_factory.mktemp("fleet-builds")
-    version = harness.package_version()
+    version = package_version()
     debs = {"tree": deb}
     debs["next"] = _build(harness.copy_checkout(work / "next"), _next_version(version))
     tag = _last_tag()

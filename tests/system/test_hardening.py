@@ -7,8 +7,8 @@ import re
 
 import harness
 import pytest
-from harness import CANARY_TOKEN as TOKEN
 from harness import CONF
+from helpers import CANARY as TOKEN
 
 PROBE = """#!/bin/sh
 # Runs as ExecStartPre= of duckdns.service, i.e. with all of the unit's settings.
@@ -46,10 +46,7 @@ def exposure(text: str, unit: str = "duckdns.service") -> float:
 
 def install(c, deb, token=TOKEN):
     harness.preseed(c, domains="piserver", token=token, ipv6=False)
-    harness.copy_deb(c, deb)
-    c.exec(
-        ["apt-get", "install", "-y", f"/root/{deb.name}"], env={"DEBIAN_FRONTEND": "noninteractive"}
-    )
+    c.install_deb(deb)
 
 
 @pytest.mark.both_suites

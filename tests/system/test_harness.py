@@ -8,6 +8,8 @@ from pathlib import Path
 
 import harness
 import pytest
+import roots
+from helpers import CANARY
 
 
 @pytest.mark.both_suites
@@ -33,7 +35,7 @@ def test_test_server_is_www_duckdns_org_inside(container, duckdns):
     # The container's own python3-requests, the system trust store, the default server name.
     code = (
         "import requests; r = requests.get('https://www.duckdns.org/update', params="
-        f"{{'domains': 'piserver', 'token': {harness.CANARY_TOKEN!r}, 'verbose': 'true'}}, "
+        f"{{'domains': 'piserver', 'token': {CANARY!r}, 'verbose': 'true'}}, "
         "timeout=10); print(r.text)"
     )
     out = container.exec(["python3", "-c", code]).stdout
@@ -41,9 +43,9 @@ def test_test_server_is_www_duckdns_org_inside(container, duckdns):
     bad = container.exec(["curl", "-sS", "https://www.duckdns.org/update?domains=piserver&token=x"])
     assert bad.stdout == "KO"
     recorded = duckdns.updates()
-    assert [r["query"]["token"] for r in recorded] == [harness.CANARY_TOKEN, "x"]
+    assert [r["query"]["token"] for r in recorded] == [CANARY, "x"]
     # The record (which holds the token) is outside the container's root tree.
-    assert not container.grep_root(harness.CANARY_TOKEN)
+    assert not container.grep_root(CANARY)
     duckdns.set_mode("status:503")
     proc = container.exec(
         [
@@ -141,5 +143,5 @@ def test_close_leaves_nothing(rootfs_tarball):
             continue
         assert "State:\tZ" in status, f"process {pid} still running"
     assert not tmp.exists()
-    assert not harness._mounts_under(tmp)
+    assert not roots.mounts_under(tmp)
     # The journal is written to disk before power-off (read from its files when stopped).

@@ -8,8 +8,8 @@ import re
 
 import harness
 import pytest
-from harness import CANARY_TOKEN as TOKEN
 from harness import CONF
+from helpers import CANARY as TOKEN
 
 BAD_TOKEN = "not-a-token-1234"
 
@@ -101,11 +101,7 @@ def test_install_preseeded(container, duckdns, deb):
     # The shipped schedule (OnBootSec=30, OnActiveSec=30), no fast-timer drop-in: proved
     # on each release here.
     harness.preseed(container, domains="piserver", token=TOKEN, ipv6=False)
-    harness.copy_deb(container, deb)
-    proc = container.exec(
-        ["apt-get", "install", "-y", f"/root/{deb.name}"],
-        env={"DEBIAN_FRONTEND": "noninteractive"},
-    )
+    proc = container.install_deb(deb)
     assert TOKEN not in proc.stdout + proc.stderr
     # The token's only copy is the config file: debconf forgot it.
     seen = container.exec(["debconf-show", "duckdns"]).stdout

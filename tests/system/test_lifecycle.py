@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import harness
 import pytest
-from harness import CANARY_TOKEN as TOKEN
 from harness import CONF
+from helpers import CANARY as TOKEN
 
 NEW_TOKEN = "feedface-0000-4000-8000-0000deadbeef"
 CONF_HOST = CONF.lstrip("/")
@@ -14,11 +14,7 @@ CONF_HOST = CONF.lstrip("/")
 
 def preseeded_install(c, deb, token=TOKEN, domains="piserver"):
     harness.preseed(c, domains=domains, token=token, ipv6=False)
-    harness.copy_deb(c, deb)
-    proc = c.exec(
-        ["apt-get", "install", "-y", f"/root/{deb.name}"],
-        env={"DEBIAN_FRONTEND": "noninteractive"},
-    )
+    proc = c.install_deb(deb)
     assert token not in proc.stdout + proc.stderr
     return proc
 
@@ -162,10 +158,7 @@ def test_backup_and_restore(container, duckdns, deb):
 
     c.exec(["apt-get", "purge", "-y", "duckdns"], env={"DEBIAN_FRONTEND": "noninteractive"})
     assert not (c.root / CONF_HOST).exists()
-    harness.copy_deb(c, deb)
-    c.exec(
-        ["apt-get", "install", "-y", f"/root/{deb.name}"], env={"DEBIAN_FRONTEND": "noninteractive"}
-    )
+    c.install_deb(deb)
     assert not (c.root / CONF_HOST).exists(), "an install with no answers wrote a config"
 
     c.exec(["tar", "-C", "/", "-xpf", f"{harness.TEST_DIR_IN_CONTAINER}/backup.tar"])

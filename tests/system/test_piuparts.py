@@ -13,6 +13,7 @@ import shutil
 
 import harness
 import pytest
+from helpers import CANARY, skip_or_fail
 
 # The host's piuparts (1.1.7, bookworm) judges a trixie chroot by bookworm's ignore list.
 # Trixie's apt ships /usr/lib/apt/apt-extracttemplates, so its debconf's dpkg-preconfigure
@@ -25,12 +26,8 @@ RELEASE_IGNORES = {"trixie": ["/var/cache/debconf/tmp.ci/"]}
 @pytest.mark.both_suites
 def test_piuparts(deb, system_env, tmp_path, suite):
     if shutil.which("piuparts") is None:
-        from harness import skip_or_fail
-
         skip_or_fail("piuparts is not installed (make test-deps)")
     if not harness.mirror_reachable(suite=suite):
-        from harness import skip_or_fail
-
         skip_or_fail(f"piuparts needs the Debian mirror {harness.debian_mirror()}")
     base = harness.piuparts_tarball(suite)
     log = tmp_path / "piuparts.log"
@@ -55,4 +52,4 @@ def test_piuparts(deb, system_env, tmp_path, suite):
     if proc.returncode != 0:
         pytest.fail("piuparts failed:\n" + "\n".join(text.splitlines()[-80:]), pytrace=False)
     assert "PASS: All tests." in text, text[-3000:]
-    assert harness.CANARY_TOKEN not in text
+    assert CANARY not in text

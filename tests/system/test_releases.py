@@ -20,14 +20,15 @@ from pathlib import Path
 
 import harness
 import pytest
-from harness import CANARY_TOKEN as TOKEN
+from helpers import CANARY as TOKEN
+from helpers import skip_or_fail
 
 OTHER = [s for s in harness.SUITES if s != harness.SUITE]  # the host runs SUITE itself
 
 
 def _devroot(suite: str) -> harness.Chroot:
     if not harness.cached("devroot", suite=suite) and not harness.mirror_reachable(suite=suite):
-        harness.skip_or_fail(f"the Debian mirror is needed to build the {suite} root")
+        skip_or_fail(f"the Debian mirror is needed to build the {suite} root")
     return harness.Chroot(
         harness.run(["dpkg", "--print-architecture"]).stdout.strip(), kind="devroot", suite=suite
     )

@@ -26,19 +26,16 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import harness
 import pytest
+import roots
 import vm
-from harness import CANARY_TOKEN as TOKEN
 from harness import CONF
-
-sys.path.insert(0, str(harness.TESTS))
-from testca import make_ca  # noqa: E402
-
-sys.path.remove(str(harness.TESTS))
+from helpers import CANARY as TOKEN
+from helpers import TESTS, skip_or_fail
+from testca import make_ca
 
 T = vm.TEST_DIR  # /run/duckdns-test inside: the second disk
 LIB = "/usr/local/lib/duckdns-test"
@@ -229,7 +226,7 @@ def _dropped_binary(arch: str, boot: Path, root: Path) -> bytes:
 def vm_env(system_env):
     problem = vm.environment_problem()
     if problem:
-        harness.skip_or_fail(problem)
+        skip_or_fail(problem)
 
 
 _results: dict[str, tuple] = {}  # arch -> (out dir, results, boot s, run s)
@@ -259,7 +256,7 @@ def _boot_scenario(arch: str, deb: Path):
             shutil.copy2(cert, hostdir / "srv.crt")
             shutil.copy2(key, hostdir / "srv.key")
             machine.trust_only("duckdns-test-ca", ca.cert_path.read_text())
-            shutil.copy2(harness.TESTS / "duckdns_server.py", hostdir / "duckdns_server.py")
+            shutil.copy2(TESTS / "duckdns_server.py", hostdir / "duckdns_server.py")
             shutil.copy2(deb, hostdir / "duckdns.deb")
             (hostdir / "token").write_text(TOKEN + "\n")
             (hostdir / "seed").write_text(
@@ -279,7 +276,7 @@ def _boot_scenario(arch: str, deb: Path):
             machine.run()
         finally:
             saved = harness.WORK_DIR / f"duckdns-vm-{arch}-last"
-            harness._remove_tree(saved)
+            roots.remove_tree(saved)
             if machine.out.name == "out":
                 shutil.copytree(machine.out, saved, symlinks=True)
             saved.mkdir(exist_ok=True)

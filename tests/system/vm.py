@@ -4,9 +4,9 @@ The qemu-user chroots could not boot systemd nor enforce its seccomp filters; th
 run the real kernel and systemd of a Raspberry Pi OS-like Debian, so the hardened unit
 is enforced exactly as on a Pi.
 
-Pieces, from the bottom up (all cached in :data:`harness.CACHE_DIR`, keyed by a hash of
+Pieces, from the bottom up (all cached in :data:`roots.CACHE_DIR`, keyed by a hash of
 their inputs, built in a temporary file or directory and renamed into place under the
-harness's cache locks):
+roots' cache locks):
 
 * :func:`vm_root` — ``mmdebstrap --variant=minbase`` root of ``suite`` for ``arch``
   with systemd, udev, python3-requests, busybox-static (and, for arm64, the kernel),
@@ -48,8 +48,10 @@ import time
 import uuid
 from pathlib import Path
 
-import harness
-from harness import CACHE_DIR, WORK_DIR, log, phase, run
+import roots
+from containers import TEST_DIR_IN_CONTAINER
+from helpers import run
+from roots import CACHE_DIR, log, phase
 
 # Debian 13: the base of today's Raspberry Pi OS. A parameter everywhere below; this is
 # only the default the scenarios use.
@@ -79,7 +81,7 @@ BOOT_RECIPE = "1"
 # modules.dep says they need).
 INITRD_MODULES = ["virtio_pci", "virtio_blk", "ext4", "crc32c_generic"]
 
-TEST_DIR = harness.TEST_DIR_IN_CONTAINER  # /run/duckdns-test, the second disk
+TEST_DIR = TEST_DIR_IN_CONTAINER  # /run/duckdns-test, the second disk
 # Root is /dev/vda (mounted by the initrd); the second disk carries the test's inputs
 # and results. Under TCG on a loaded host udev can take minutes to announce a disk:
 # the default 90 s device timeout sent a boot to emergency mode (measured, load ~10).
@@ -95,7 +97,7 @@ def _packages(arch: str) -> list[str]:
 
 
 def _key(*parts) -> str:
-    blob = json.dumps([VM_RECIPE, *parts, harness.debian_mirror()])
+    blob = json.dumps([VM_RECIPE, *parts, roots.debian_mirror()])
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -137,8 +139,8 @@ def environment_problem(suite: str = VM_SUITE) -> str | None:
         and not Path("/usr/bin/qemu-aarch64-static").exists()
     ):
         return "the VM roots are built under qemu-user-static (make test-deps installs it)"
-    if not cached(suite) and not harness.mirror_reachable():
-        return f"the Debian mirror {harness.debian_mirror()} is needed to build the VM roots"
+    if not cached(suite) and not roots.mirror_reachable():
+        return f"the Debian mirror {roots.debian_mirror()} is needed to build the VM roots"
     return None
 
 
@@ -164,13 +166,13 @@ MASKED_UNITS = (
 def vm_root(arch: str, suite: str = VM_SUITE) -> Path:
     """The cached bootable root of ``suite`` for ``arch`` (built when missing)."""
     tarball = root_tarball_path(arch, suite)
-    with harness._cache_lock(f"vmroot-{suite}-{arch}"):
+    with roots.cache_lock(f"vmroot-{suite}-{arch}"):
         if tarball.exists():
             return tarball
         for stale in CACHE_DIR.glob(f".build-vmroot-{suite}-{arch}-*"):
-            harness._unmount_all_under(stale)
-            harness._remove_tree(stale)
-        harness.ensure_binfmt(arch)
+            roots.unmount_all_under(stale)
+            roots.remove_tree(stale)
+        roots.ensure_binfmt(arch)
         tmpdir = Path(tempfile.mkdtemp(prefix=f".build-vmroot-{suite}-{arch}-", dir=CACHE_DIR))
         root = tmpdir / "root"
         try:
@@ -178,12 +180,12 @@ def vm_root(arch: str, suite: str = VM_SUITE) -> Path:
                 with phase(f"mmdebstrap {suite} {arch}"):
                     _mmdebstrap(arch, suite, root)
                 _prepare_vm_root(root)
-                harness._unmount_all_under(root)
+                roots.unmount_all_under(root)
                 with phase(f"pack {tarball.name}"):
-                    harness._pack(root, tarball)
+                    roots.pack(root, tarball)
         finally:
-            harness._unmount_all_under(tmpdir)
-            harness._remove_tree(tmpdir)
+            roots.unmount_all_under(tmpdir)
+            roots.remove_tree(tmpdir)
         for old in CACHE_DIR.glob(f"vmroot-{suite}-{arch}-*.tar.zst"):
             if old != tarball:
                 old.unlink(missing_ok=True)
@@ -191,7 +193,7 @@ def vm_root(arch: str, suite: str = VM_SUITE) -> Path:
 
 
 def _mmdebstrap(arch: str, suite: str, root: Path) -> None:
-    mirror = harness.debian_mirror()
+    mirror = roots.debian_mirror()
     cmd = [
         "mmdebstrap",
         "--mode=root",
@@ -270,7 +272,7 @@ def vm_boot_files(suite: str = VM_SUITE) -> Path:
     ``kernel-version`` (built from the arm64 root when missing)."""
     dest = boot_dir_path(suite)
     root_tarball = vm_root(KERNEL_ARCH, suite)
-    with harness._cache_lock(f"vmboot-{suite}"):
+    with roots.cache_lock(f"vmboot-{suite}"):
         if dest.is_dir():
             return dest
         tmpdir = Path(tempfile.mkdtemp(prefix=f".build-vmboot-{suite}-", dir=CACHE_DIR))
@@ -279,10 +281,10 @@ def vm_boot_files(suite: str = VM_SUITE) -> Path:
                 _build_boot_files(root_tarball, tmpdir / "root", tmpdir / "out")
                 os.rename(tmpdir / "out", dest)
         finally:
-            harness._remove_tree(tmpdir)
+            roots.remove_tree(tmpdir)
         for old in CACHE_DIR.glob(f"vmboot-{suite}-{KERNEL_ARCH}-*"):
             if old != dest and old.is_dir():
-                harness._remove_tree(old)
+                roots.remove_tree(old)
     return dest
 
 
@@ -414,12 +416,8 @@ class VM:
         self.suite = suite
         self.memory_mb = memory_mb
         self.name = f"duckdns-vm-{arch}-{uuid.uuid4().hex[:6]}"
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=WORK_DIR))
         # A tmpfs: the root copy, both images (sparse) and their removal are instant.
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=8G,mode=0700", "duckdns-vm", str(self.tmp)],
-            capture_output=True,
-        )
+        self.tmp = roots.tmpfs_workdir(f"{self.name}-", "8G", mode="0700")
         self.root = self.tmp / "root"
         self.hostdir = self.tmp / "hostdir"
         self.hostdir.mkdir()
@@ -439,7 +437,7 @@ class VM:
     def prepare(self) -> VM:
         """Extract a fresh root (the cached build must exist or is built now)."""
         self.boot = vm_boot_files(self.suite)
-        harness.extract(vm_root(self.arch, self.suite), self.root)
+        roots.extract(vm_root(self.arch, self.suite), self.root)
         # A machine id of its own: not a "first boot" (no systemd-firstboot prompts).
         (self.root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
         (self.root / "etc/fstab").write_text(FSTAB)  # roots cached before it changed
@@ -595,10 +593,7 @@ class VM:
 
     def close(self) -> None:
         self.kill()
-        harness._unmount_all_under(self.tmp)
-        harness._remove_tree(self.tmp)
-        with contextlib.suppress(OSError):
-            self.tmp.rmdir()
+        roots.remove_workdir(self.tmp)
 
 
 def read_results(out: Path) -> dict[str, str]:

@@ -24,13 +24,17 @@ COMMANDS = {
 }
 
 
-def test_bench_json_has_every_command_and_sane_fields():
-    proc = subprocess.run(
-        [DEBIAN_PYTHON, str(ROOT / "scripts" / "bench"), "--runs", "3", "--warmup", "1", "--json"],
+def bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [DEBIAN_PYTHON, str(ROOT / "scripts" / "bench"), *args],
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_bench_json_has_every_command_and_sane_fields():
+    proc = bench("--runs", "3", "--warmup", "1", "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     curl = shutil.which("curl", path="/usr/bin:/bin:/usr/local/bin")
@@ -68,12 +72,7 @@ def test_bench_json_has_every_command_and_sane_fields():
 
 def test_bench_check_mode_reports_through_its_exit_code():
     """--check exits 0 or 1 (a target missed), never with a crash."""
-    proc = subprocess.run(
-        [DEBIAN_PYTHON, str(ROOT / "scripts" / "bench"), "--runs", "1", "--warmup", "0", "--check"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = bench("--runs", "1", "--warmup", "0", "--check")
     assert proc.returncode in (0, 1), proc.stderr
     assert "ratios of medians" in proc.stdout
     assert proc.returncode == 0 or "targets missed" in proc.stderr
