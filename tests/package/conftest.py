@@ -12,7 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from pkgtools import IN_CI, PY, REPO, build_inputs, debian_revision, run, setup_py_version  # noqa: F401
+from pkgtools import (  # noqa: F401
+    IN_CI,
+    OLD_POSTINST_COMMIT,
+    PY,
+    REPO,
+    build_commit,
+    build_inputs,
+    debian_revision,
+    run,
+    setup_py_version,
+)
 
 from debian import deb822, debfile
 
@@ -61,6 +71,12 @@ def built(tmp_path_factory) -> Built:
         root=root,
         ctrl=ctrl,
     )
+
+
+@pytest.fixture(scope="session")
+def previous_deb(tmp_path_factory) -> Path:
+    """The .deb of the last build whose postinst wrote the backup paths list."""
+    return build_commit(OLD_POSTINST_COMMIT, tmp_path_factory.mktemp("previous") / "tree")
 
 
 def skip_or_fail(reason: str) -> None:
