@@ -93,6 +93,7 @@ $(DEB): $(DEB_SOURCES)
 		sdist_dsc --dist-dir=deb_dist --compat=13
 	rm -f duckdns-$(VERSION).tar.gz
 	cat debian/rules-override.mk >>$(DEB_TREE)/debian/rules
+	cp debian/source-lintian-overrides $(DEB_TREE)/debian/source/lintian-overrides
 	cd $(DEB_TREE) && $(DEB_ENV) dpkg-buildpackage -S -sa -us -uc
 	cd $(DEB_TREE) && $(DEB_ENV) dpkg-buildpackage -rfakeroot -b -us -uc
 	mkdir -p dist
