@@ -56,7 +56,7 @@ LINT_VENV := .venv-lint
 RUFF := $(LINT_VENV)/bin/ruff
 PY_SOURCES := duckdns tests scripts/bench setup.py
 SH_SOURCES := scripts/make-repo hooks/certbot-auth-hook hooks/certbot-cleanup-hook \
-	debian/config debian/postinst debian/postrm
+	debian/config debian/preinst debian/postinst debian/postrm
 
 $(RUFF):
 	$(call apt_ensure,python3-venv)
@@ -80,11 +80,22 @@ DEB_SOURCES := setup.py stdeb.cfg MANIFEST.in README.md \
 
 deb: build-deps $(DEB)
 
+# stdeb's sdist_dsc generates debian/ and builds the source package; two things
+# it has no option for are added to its tree, then the source package is built
+# again and the binary one built from it (what stdeb's bdist_deb would run):
+# the dh_installsystemd override (debian/rules-override.mk) and the source
+# package's lintian overrides (debian/source/ cannot be in this repository).
+DEB_TREE := deb_dist/duckdns-$(VERSION)
+
 $(DEB): $(DEB_SOURCES)
 	rm -rf deb_dist duckdns.egg-info duckdns-$(VERSION).tar.gz
 	$(DEB_ENV) $(PY) setup.py --command-packages=stdeb.command \
-		sdist_dsc --dist-dir=deb_dist --compat=13 bdist_deb
+		sdist_dsc --dist-dir=deb_dist --compat=13
 	rm -f duckdns-$(VERSION).tar.gz
+	cat debian/rules-override.mk >>$(DEB_TREE)/debian/rules
+	cp debian/source-lintian-overrides $(DEB_TREE)/debian/source/lintian-overrides
+	cd $(DEB_TREE) && $(DEB_ENV) dpkg-buildpackage -S -sa -us -uc
+	cd $(DEB_TREE) && $(DEB_ENV) dpkg-buildpackage -rfakeroot -b -us -uc
 	mkdir -p dist
 	cd deb_dist && cp -p duckdns_$(VERSION)-$(DEB_REVISION)_all.deb \
 		duckdns_$(VERSION)-$(DEB_REVISION).dsc duckdns_$(VERSION).orig.tar.gz \

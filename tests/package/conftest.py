@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 from helpers import run, skip_or_fail
-from pkgtools import REPO, build_inputs, debian_revision, setup_py_version
+from pkgtools import (
+    OLD_POSTINST_COMMIT,
+    REPO,
+    build_commit,
+    build_inputs,
+    debian_revision,
+    setup_py_version,
+)
 
 from debian import deb822, debfile
 
@@ -62,6 +69,12 @@ def built(tmp_path_factory) -> Built:
         root=root,
         ctrl=ctrl,
     )
+
+
+@pytest.fixture(scope="session")
+def previous_deb(tmp_path_factory) -> Path:
+    """The .deb of the last build whose postinst wrote the backup paths list."""
+    return build_commit(OLD_POSTINST_COMMIT, tmp_path_factory.mktemp("previous") / "tree")
 
 
 @pytest.fixture(scope="session")

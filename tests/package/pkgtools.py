@@ -4,6 +4,7 @@ of every layer (run, IN_CI, skip_or_fail, the canary) are in tests/helpers.py.""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 from helpers import DEBIAN_PYTHON as PY
@@ -30,3 +31,19 @@ def build_inputs() -> list[Path]:
             p for p in (REPO / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts
         ]
     return [p for p in files if p.exists()]
+
+
+# The last commit whose debian/postinst wrote /etc/backup-paths.d/duckdns.list (the
+# package ships it as a conffile since): the "previous build" the upgrade tests start from.
+OLD_POSTINST_COMMIT = "333b9f9"
+
+
+def build_commit(commit: str, dest: Path) -> Path:
+    """`make deb` in a `git archive` of ``commit`` under ``dest``; the .deb."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    run(["make", "-C", dest, "deb"])
+    return next((dest / "dist").glob("duckdns_*_all.deb"))

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 from helpers import CANARY, run
+from pkgtools import REPO
+
+REPO_DEBIAN = REPO / "debian"
 
 OTHER = "c0ffee00-dead-beef-0000-123456789abd"  # a valid token, not the canary
 CONF = "var/lib/private/duckdns/duckdns.conf"
@@ -31,6 +34,11 @@ class Root:
         self.path = path
         self.deb = "/tmp/" + deb.name
         run(["cp", deb, path / "tmp"])
+
+    def place(self, deb: Path, name: str) -> str:
+        """Another .deb in the root's /tmp, under ``name``; its path inside."""
+        run(["cp", deb, self.path / "tmp" / name])
+        return "/tmp/" + name
 
     def __truediv__(self, rel: str) -> Path:
         return self.path / rel
@@ -269,3 +277,41 @@ def test_reconfigure_refuses_a_file_the_updater_would_refuse(root):
     assert root.holders_of(OTHER) == []
     state_dir = root / "var/lib/private/duckdns"
     assert [p for p in os.listdir(state_dir) if p.startswith(".duckdns.conf.")] == []
+
+
+def test_upgrade_from_the_build_whose_postinst_wrote_the_backup_list(root, previous_deb):
+    """The list an older postinst generated becomes the package's conffile: no conffile
+    question (stdin is empty: dpkg would fail at one), and purge still leaves nothing."""
+    before = root.snapshot()
+    old = root.place(previous_deb, "previous.deb")
+    root.preseed(token=("password", CANARY), domains=("string", "home"))
+    root.sh(f"dpkg -i {old}")
+    assert "written by its postinst" in (root / BACKUP_LIST).read_text()
+    assert "etc/backup-paths.d" in (root / "var/lib/private/duckdns/.dpkg-created").read_text()
+
+    proc = root.install()
+    out = proc.stdout + proc.stderr
+    assert "Configuration file" not in out and "conffile" not in out, out
+    new = (REPO_DEBIAN / "backup-paths.d/duckdns.list").read_text()
+    assert (root / BACKUP_LIST).read_text() == new
+    conffiles = root.sh("dpkg-query -W -f '${Conffiles}' duckdns").stdout
+    assert "/" + BACKUP_LIST in conffiles
+    assert sorted(os.listdir(root / "etc/backup-paths.d")) == ["duckdns.list"]
+
+    root.sh("dpkg --purge duckdns")
+    assert root.snapshot() ^ before == set(), "purge left or removed something"
+
+
+def test_upgrade_keeps_an_edited_list_of_the_old_postinst(root, previous_deb):
+    """An admin's edit of the generated list is not thrown away: dpkg treats it as an
+    edited conffile. With unattended-upgrades' options (--force-confdef --force-confold)
+    it is kept, the package's list beside it as .dpkg-dist."""
+    old = root.place(previous_deb, "previous.deb")
+    root.sh(f"dpkg -i {old}")
+    with open(root / BACKUP_LIST, "a") as f:
+        f.write("/srv/extra\n")
+    edited = (root / BACKUP_LIST).read_text()
+    root.sh(f"dpkg -i --force-confdef --force-confold {root.deb}")
+    assert (root / BACKUP_LIST).read_text() == edited
+    dist = root / (BACKUP_LIST + ".dpkg-dist")
+    assert dist.read_text() == (REPO_DEBIAN / "backup-paths.d/duckdns.list").read_text()

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 from helpers import run
-from pkgtools import PY, REPO
+from pkgtools import OLD_POSTINST_COMMIT, PY, REPO
 
 from debian import deb822
 
@@ -78,18 +78,23 @@ def test_program_and_module_installed(built):
 
 
 APT_SNIPPET = "etc/apt/apt.conf.d/51duckdns-unattended-upgrades"
+BACKUP_LIST = "etc/backup-paths.d/duckdns.list"
 
 
-def test_only_conffile_is_the_fixed_unattended_upgrades_snippet(built):
-    """Nothing an admin is expected to edit ships in /etc, so no conffile prompt can ever
-    stall an unattended upgrade. The one conffile (issue 5) is the apt snippet that lets
-    unattended-upgrades take duckdns from its own repository; its content never changes."""
+def test_conffiles_are_the_two_fixed_files(built):
+    """Nothing an admin is expected to edit ships in /etc. The two conffiles are
+    constant files installed by dh_install: the apt snippet that lets unattended-upgrades
+    take duckdns from its own repository (issue 5) and the backup paths list (issue 12;
+    an older build's postinst wrote it)."""
     conffiles = (built.ctrl / "conffiles").read_text().split()
-    assert conffiles == ["/" + APT_SNIPPET]
+    assert sorted(conffiles) == ["/" + APT_SNIPPET, "/" + BACKUP_LIST]
     shipped = sorted(
         str(p.relative_to(built.root)) for p in (built.root / "etc").rglob("*") if p.is_file()
     )
-    assert shipped == [APT_SNIPPET]
+    assert shipped == [APT_SNIPPET, BACKUP_LIST]
+    listed = (built.root / BACKUP_LIST).read_text()
+    assert listed == (REPO / "debian/backup-paths.d/duckdns.list").read_text()
+    assert stat.S_IMODE((built.root / BACKUP_LIST).stat().st_mode) == 0o644
     text = (built.root / APT_SNIPPET).read_text()
     assert text == (REPO / "debian/apt.conf.d/51duckdns-unattended-upgrades").read_text()
     code = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("//")]
@@ -99,8 +104,31 @@ def test_only_conffile_is_the_fixed_unattended_upgrades_snippet(built):
     assert 'Unattended-Upgrade::Origins-Pattern:: "origin=duckdns";' in dump
 
 
+def test_no_maintainer_script_writes_the_backup_list(built):
+    for name in ("postinst", "postrm"):
+        text = (built.ctrl / name).read_text()
+        assert not re.search(r">\s*\S*backup-paths\.d", text), name
+        assert "write_backup_list" not in text, name
+
+
+def test_preinst_steps_aside_exactly_what_the_old_postinst_wrote(built, tmp_path):
+    """The md5sum in preinst is that of the list the last build with the generating
+    postinst (commit 333b9f9) wrote, computed here from that postinst's own function."""
+    old = run(["git", "-C", REPO, "show", f"{OLD_POSTINST_COMMIT}:debian/postinst"]).stdout
+    function = re.search(r"^write_backup_list\(\) \{.*?^\}$", old, re.M | re.S).group(0)
+    script = (
+        f"{function}\nCONF=/var/lib/private/duckdns/duckdns.conf\nBACKUP_DIR={tmp_path}/d\n"
+        f"BACKUP_LIST=$BACKUP_DIR/duckdns.list\nCREATED={tmp_path}/created\nwrite_backup_list\n"
+    )
+    run(["sh", "-ec", script])
+    md5 = run(["md5sum", tmp_path / "d/duckdns.list"]).stdout.split()[0]
+    preinst = (built.ctrl / "preinst").read_text()
+    assert f"OLD_MD5={md5}\n" in preinst
+    assert (tmp_path / "d/duckdns.list").read_text() != (built.root / BACKUP_LIST).read_text()
+
+
 def test_maintainer_scripts_present_and_strict(built):
-    for name in ("config", "postinst", "postrm", "prerm"):
+    for name in ("config", "preinst", "postinst", "postrm", "prerm"):
         script = built.ctrl / name
         assert script.is_file(), f"no {name}"
         assert script.stat().st_mode & stat.S_IXUSR, f"{name} is not executable"
@@ -120,6 +148,10 @@ def test_maintainer_scripts_present_and_strict(built):
 
 def test_timer_enabled_and_service_not_by_dh_installsystemd(built):
     postinst = (built.ctrl / "postinst").read_text()
+    # Only the timer is started or restarted: deb-systemd-invoke cannot start the static
+    # service and said so ("... is a disabled or a static unit, not starting it.").
+    invokes = re.findall(r"deb-systemd-invoke .*", postinst)
+    assert invokes == ["deb-systemd-invoke $_dh_action 'duckdns.timer' >/dev/null || true"]
     assert "deb-systemd-helper enable 'duckdns.timer'" in postinst
     assert "was-enabled 'duckdns.timer'" in postinst  # an admin's disable survives upgrades
     assert not re.search(r"deb-systemd-helper\s+enable\s+'?duckdns\.service", postinst)

@@ -226,6 +226,21 @@ def deb(system_env) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def previous_deb(system_env, tmp_path_factory) -> Path:
+    """The last build whose postinst wrote /etc/backup-paths.d/duckdns.list (commit
+    OLD_POSTINST_COMMIT, tests/package/pkgtools.py), built from git."""
+    sys.path.insert(0, str(harness.REPO / "tests" / "package"))
+    try:
+        import pkgtools  # noqa: PLC0415
+    finally:
+        sys.path.pop(0)
+    with harness.phase("make deb (previous build)"):
+        return pkgtools.build_commit(
+            pkgtools.OLD_POSTINST_COMMIT, tmp_path_factory.mktemp("previous") / "tree"
+        )
+
+
 @pytest.fixture
 def container(rootfs_tarball, request):
     """A freshly extracted, booted container; always powered off and removed."""

@@ -126,6 +126,36 @@ def test_remove_reinstall_purge(container, duckdns, deb):
     assert harness.token_leaks(c, TOKEN, allowed=()) == []
 
 
+def test_upgrade_from_the_previous_build(container, duckdns, deb, previous_deb):
+    """From the last build whose postinst wrote the backup paths list to this one, as a
+    fleet upgrades (stdin closed): no conffile question, no line about the static service,
+    the timer still enabled and running the new updater, the list now a conffile."""
+    c = container
+    harness.fast_timer(c)
+    preseeded_install(c, previous_deb)
+    first_timer_run(c, duckdns)
+    conf_before = (c.root / CONF_HOST).read_text()
+
+    harness.copy_deb(c, deb)
+    proc = c.exec(
+        ["apt-get", "install", "-y", f"/root/{deb.name}"],
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
+    out = proc.stdout + proc.stderr
+    for line in ("Configuration file", "conffile", "not starting it", "static unit"):
+        assert line not in out, out[-3000:]
+    assert (c.root / CONF_HOST).read_text() == conf_before
+    conffiles = c.exec(["dpkg-query", "-W", "-f=${Conffiles}", "duckdns"]).stdout
+    assert "/etc/backup-paths.d/duckdns.list" in conffiles, conffiles
+    assert sorted(p.name for p in (c.root / "etc/backup-paths.d").iterdir()) == ["duckdns.list"]
+    timer = harness.service_show(c, "duckdns.timer", "UnitFileState", "ActiveState")
+    assert timer == {"UnitFileState": "enabled", "ActiveState": "active"}, timer
+    runs = harness.service_finished_count(c)
+    result = harness.wait_service_run(c, after=runs, timeout=90)
+    assert result["Result"] == "success", result
+    assert duckdns.updates()[-1]["query"]["token"] == TOKEN
+
+
 def test_backup_and_restore(container, duckdns, deb):
     """Scenario 8: archive exactly the registered paths, purge, reinstall with no answers,
     restore, and the next timer run updates with the original token."""

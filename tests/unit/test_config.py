@@ -109,6 +109,19 @@ def test_backup_paths_lists_the_config_in_use(conf):
     assert "/etc/systemd/system/duckdns.service.d" in lines
 
 
+def test_shipped_backup_list_is_what_backup_paths_prints_for_the_packaged_config():
+    """One list: debian/backup-paths.d/duckdns.list (the conffile) holds, below its
+    comments, exactly what `duckdns backup-paths` prints for the packaged config path."""
+    from duckdns import cli, config
+
+    shipped = (ROOT / "debian/backup-paths.d/duckdns.list").read_text().splitlines()
+    paths = [line for line in shipped if line and not line.startswith("#")]
+    assert paths == [config.DEFAULT_PATH, *cli.BACKUP_UNIT_PATHS]
+    # What the command prints: the config path with its directory resolved.
+    assert cli.backup_paths(config.DEFAULT_PATH)[1:] == paths[1:]
+    assert all(line.startswith("# ") for line in shipped if line.startswith("#"))
+
+
 def test_state_directory_environment_chooses_the_config(duck, conf):
     cfg = conf()
     proc = run_duckdns("check", env={"STATE_DIRECTORY": str(cfg.parent)})
