@@ -27,7 +27,9 @@ from harness import TEST_DIR_IN_CONTAINER
 from helpers import CANARY as TOKEN
 from helpers import skip_or_fail
 
-START = 1796112000  # 2026-12-01 08:00:00 UTC, the simulated outage's first minute
+# The simulated outage's first minute: the next full hour but one. The simulated day must
+# lie within the test server's certificate (valid from an hour before the test, 30 days).
+START = (int(time.time()) // 3600 + 2) * 3600
 README = harness.REPO / "README.md"
 LIBFAKETIME = "/usr/local/lib/duckdns-test/libfaketime.so.1"
 
