@@ -380,11 +380,27 @@ def base_tarball(
                 ensure_binfmt(arch)
             with phase(f"cache build {tarball.name}"):
                 _build_root(kind, arch, packages, tarball, suite)
-            # Older tarballs of the same kind and arch are stale now.
-            for old in CACHE_DIR.glob(f"{kind}-{suite}-{arch}-*.tar.zst"):
-                if old != tarball:
-                    old.unlink(missing_ok=True)
+            prune_unused(f"{kind}-{suite}-{arch}-*.tar.zst", tarball)
+    mark_used(tarball)
     return tarball
+
+
+# Another checkout whose package lists differ (a CI run beside a development tree) may be
+# using another key's tarball right now: only one unused for this long is removed.
+UNUSED_FOR = 2 * 86400
+
+
+def mark_used(tarball: Path) -> None:
+    """Record that a cached tarball is in use (its mtime), so pruning leaves it."""
+    os.utime(tarball)
+
+
+def prune_unused(pattern: str, keep: Path) -> None:
+    """Remove the cached tarballs matching ``pattern`` but ``keep`` not used for UNUSED_FOR."""
+    for old in CACHE_DIR.glob(pattern):
+        with contextlib.suppress(FileNotFoundError):
+            if old != keep and time.time() - old.stat().st_mtime > UNUSED_FOR:
+                old.unlink()
 
 
 def cached(kind: str = "rootfs", arch: str | None = None, suite: str = SUITE) -> bool:
@@ -498,6 +514,7 @@ def piuparts_tarball(suite: str = SUITE) -> Path:
     tarball = CACHE_DIR / f"piuparts-{suite}-{arch}-{key}.tar.gz"
     with cache_lock(_build_tag("piuparts", arch, suite)):
         if tarball.exists():
+            mark_used(tarball)
             return tarball
         prefix = ".build-piuparts-" if suite == SUITE else f".build-piuparts-{suite}-"
         tmpdir = Path(tempfile.mkdtemp(prefix=prefix, dir=CACHE_DIR))
@@ -513,9 +530,8 @@ def piuparts_tarball(suite: str = SUITE) -> Path:
             tmp.unlink(missing_ok=True)
             unmount_all_under(tmpdir)
             remove_tree(tmpdir)
-        for old in CACHE_DIR.glob(f"piuparts-{suite}-{arch}-*.tar.gz"):
-            if old != tarball:
-                old.unlink(missing_ok=True)
+        prune_unused(f"piuparts-{suite}-{arch}-*.tar.gz", tarball)
+    mark_used(tarball)
     return tarball
 
 

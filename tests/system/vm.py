@@ -168,6 +168,7 @@ def vm_root(arch: str, suite: str = VM_SUITE) -> Path:
     tarball = root_tarball_path(arch, suite)
     with roots.cache_lock(f"vmroot-{suite}-{arch}"):
         if tarball.exists():
+            roots.mark_used(tarball)
             return tarball
         for stale in CACHE_DIR.glob(f".build-vmroot-{suite}-{arch}-*"):
             roots.unmount_all_under(stale)
@@ -186,9 +187,8 @@ def vm_root(arch: str, suite: str = VM_SUITE) -> Path:
         finally:
             roots.unmount_all_under(tmpdir)
             roots.remove_tree(tmpdir)
-        for old in CACHE_DIR.glob(f"vmroot-{suite}-{arch}-*.tar.zst"):
-            if old != tarball:
-                old.unlink(missing_ok=True)
+        roots.prune_unused(f"vmroot-{suite}-{arch}-*.tar.zst", tarball)
+    roots.mark_used(tarball)
     return tarball
 
 
