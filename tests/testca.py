@@ -78,6 +78,15 @@ class CA:
             .add_extension(x509.SubjectAlternativeName(san), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            # Python 3.13 verifies with VERIFY_X509_STRICT, which refuses a leaf without
+            # an Authority Key Identifier (measured on Debian 13); public CAs set both.
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
             .sign(ca_key, hashes.SHA256())
         )
         key_pem = key.private_bytes(

@@ -223,7 +223,11 @@ def test_gives_up_at_the_limit_with_a_warning_and_lets_certbot_decide(duck, zone
     proc = hook(AUTH, DUCKDNS_ACME_WAIT="3")
     print(f"never served, DUCKDNS_ACME_WAIT=3: the auth hook took {proc.elapsed:.1f} s")
     assert proc.returncode == 0, proc.stderr
-    assert 3 <= proc.elapsed < 3 + 3, proc.stderr
+    # The whole hook: two Python starts and the HTTPS request around the wait, which a
+    # loaded machine slows (6.3 s at load 9); the questions asked show where it stopped.
+    assert 3 <= proc.elapsed < 3 + 10, proc.stderr
+    asked = txt_questions(dns, "_acme-challenge.piserver.duckdns.org")
+    assert 2 <= len(asked) <= 3, f"every 2 s for 3 s: {len(asked)} questions"
     assert "warning: the new TXT value of _acme-challenge.piserver.duckdns.org" in proc.stderr
     assert "not yet served after 3 s" in proc.stderr
     assert "1 of 1 answering name servers serve another value" in proc.stderr
