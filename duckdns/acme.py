@@ -141,10 +141,6 @@ def cmd_wait(args, path: str) -> int:
 # -- which DuckDNS name answers the challenge --------------------------------------------------
 
 
-def _where(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
 def _below_zone(name: str) -> bool:
     return name.endswith("." + ZONE)
 
@@ -186,7 +182,7 @@ def target_for(domain: str, cfg, resolver: tuple[str, int]) -> Target:
         except dnswire.DNSError as exc:
             if exc.rcode != dnswire.RCODE_NXDOMAIN:
                 raise LookupFailed(
-                    f"cannot look up {challenge} at {_where(server, port)} "
+                    f"cannot look up {challenge} at {dnswire.endpoint(server, port)} "
                     f"to follow its CNAME to DuckDNS: {exc}"
                 ) from None
             seen = f" ({exc})"  # not delegated, or delegated to a name that does not exist
@@ -225,7 +221,9 @@ def nameservers(
         ZONE, dnswire.TYPE_NS
     )
     if not names:
-        raise dnswire.DNSError(f"no NS records for {ZONE} at {_where(server, resolver_port)}")
+        raise dnswire.DNSError(
+            f"no NS records for {ZONE} at {dnswire.endpoint(server, resolver_port)}"
+        )
     addresses: list[tuple[str, int]] = []
     problems = []
     for ns in sorted(set(names)):
@@ -252,10 +250,10 @@ def _ask(server: tuple[str, int], owner: str, value: str, timeout: float) -> str
     try:
         response = dnswire.query(owner, dnswire.TYPE_TXT, address, port, timeout=timeout)
     except dnswire.DNSError as exc:
-        report.debug(f"{_where(address, port)}: {exc}")
+        report.debug(f"{dnswire.endpoint(address, port)}: {exc}")
         return "other" if exc.rcode == dnswire.RCODE_NXDOMAIN else None
     values = response.values(owner, dnswire.TYPE_TXT)
-    report.debug(f"{_where(address, port)}: {owner} TXT {values!r}")
+    report.debug(f"{dnswire.endpoint(address, port)}: {owner} TXT {values!r}")
     return "served" if value in values else "other"
 
 
@@ -278,7 +276,11 @@ def wait(
     start = time.monotonic()
     deadline = start + timeout
     names = ", ".join(owners)
-    asked = f"the DNS server {_where(*servers[0])}" if servers else f"the name servers of {ZONE}"
+    asked = (
+        f"the DNS server {dnswire.endpoint(*servers[0])}"
+        if servers
+        else f"the name servers of {ZONE}"
+    )
     report.notice(f"waiting up to {timeout:g} s for the new TXT value of {names} at {asked}")
     problem = ""
     while True:

@@ -422,7 +422,8 @@ def _same_peer(addr: tuple, expected: tuple, family: int) -> bool:
     return a == b and addr[1] == expected[1]
 
 
-def _where(server: str, port: int) -> str:
+def endpoint(server: str, port: int) -> str:
+    """ADDR:PORT for messages, with an IPv6 address in brackets."""
     return f"[{server}]:{port}" if ":" in server else f"{server}:{port}"
 
 
@@ -447,7 +448,7 @@ def query(
         raise ValueError("timeout must be positive")
     q = build_query(name, qtype, qclass)
     family, address = sockaddr(server, port)
-    where = _where(server, port)
+    where = endpoint(server, port)
     deadline = time.monotonic() + timeout
     try:
         sock = _socket.socket(family, _socket.SOCK_DGRAM)

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 import roots  # noqa: E402
 import vm  # noqa: E402
+import vm_scenario  # noqa: E402
 from helpers import CANARY, IN_CI, package_version, skip_or_fail  # noqa: E402
 
 SYSTEM_DIR = Path(__file__).resolve().parent
@@ -30,12 +31,17 @@ def _in_system_dir(item) -> bool:
 
 
 # Tests whose caches are built in the background: they run last, so that the build
-# overlaps the container tests (which mostly wait for timers).
-LATE_FILES = ("test_vm.py", "test_piuparts.py", "test_releases.py")
+# overlaps the container tests (which mostly wait for timers). test_vm.py last of all:
+# its VMs boot in the background too (vm_scenario), and the tests before it leave them
+# time to finish.
+LATE_FILES = {"test_piuparts.py": 1, "test_releases.py": 1, "test_vm.py": 2}
 
 
-def _late(item) -> bool:
-    return _in_system_dir(item) and Path(str(item.fspath)).name in LATE_FILES
+def _late(item) -> int:
+    """0 for a test that runs in the first part, else its LATE_FILES rank."""
+    if not _in_system_dir(item):
+        return 0
+    return LATE_FILES.get(Path(str(item.fspath)).name, 0)
 
 
 def _suite_of(item) -> str:
@@ -84,6 +90,7 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     harness.join_background()
+    vm_scenario.shutdown()
     roots._reporter = None
     harness.restore_binfmt()
 
@@ -170,6 +177,16 @@ def _in_order(*jobs) -> None:
             harness.log(f"[system] background build {fn.__name__}{tuple(args)} failed: {exc}")
 
 
+def _boot_vms() -> None:
+    """The VM scenarios need minutes of emulated CPU: once the arm64 root and the boot
+    files exist, both boots are queued (vm_scenario), to run while the container tests
+    wait for their timers; test_vm.py, at the end, waits for their results."""
+    vm.vm_boot_files()
+    deb = harness.find_deb()
+    if deb is not None:
+        vm_scenario.start_all(deb)
+
+
 _background_started = False
 
 
@@ -199,9 +216,10 @@ def _start_background(config) -> None:
         other += [(harness.piuparts_tarball, s) for s in suites]
     if other:
         jobs.append((_in_order, *other))
-    if "test_vm.py" in late and vm.environment_problem() is None and not vm.cached():
-        # Two threads: the arm64 root (then the kernel and initrd from it), the armhf root.
-        jobs += [(vm.vm_boot_files,), (vm.vm_root, "armhf")]
+    if "test_vm.py" in late and vm.environment_problem() is None:
+        # Two threads: the arm64 root (then the kernel and initrd from it, then the VM
+        # boots), the armhf root.
+        jobs += [(_boot_vms,), (vm.vm_root, "armhf")]
     if jobs and harness.mirror_reachable():
         harness.build_in_background(jobs)
 
