@@ -447,6 +447,7 @@ class VM:
         self.qemu: subprocess.Popen | None = None
         self.boot_seconds: float | None = None
         self.run_seconds: float | None = None
+        self.cancelled = False
 
     def __enter__(self) -> VM:
         return self
@@ -534,6 +535,7 @@ class VM:
 
     def run(self, timeout: float = 1200) -> Path:
         """Make the disks, boot, wait for the power-off; the scenario's ``out`` dir."""
+        self._check_cancelled()
         with phase(f"vm {self.arch} make disks"):
             run(
                 [
@@ -572,6 +574,7 @@ class VM:
             )
             deadline = time.monotonic() + timeout
             while (rc := self.qemu.poll()) is None:
+                self._check_cancelled()
                 stuck = "You are in emergency mode" in self.console_tail()
                 if stuck or time.monotonic() > deadline:
                     self.kill()
@@ -603,6 +606,16 @@ class VM:
         except OSError:
             return "(no console log)"
         return "\n".join(text.splitlines()[-lines:])
+
+    def cancel(self) -> None:
+        """Stop this boot from another thread: qemu is killed now, or not started."""
+        self.cancelled = True
+        self.kill()
+
+    def _check_cancelled(self) -> None:
+        if self.cancelled:
+            self.kill()
+            raise RuntimeError(f"the {self.arch} VM was cancelled (the session ended)")
 
     def kill(self) -> None:
         if self.qemu is not None and self.qemu.poll() is None:

@@ -240,7 +240,7 @@ def shutdown() -> None:
     _executor.shutdown(wait=False, cancel_futures=True)
     with _lock:
         for machine in _running:
-            machine.kill()
+            machine.cancel()
     _executor.shutdown(wait=True)
 
 
