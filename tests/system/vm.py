@@ -58,6 +58,9 @@ from roots import CACHE_DIR, log, phase
 VM_SUITE = "trixie"
 ARCHES = ("arm64", "armhf")
 KERNEL_ARCH = "arm64"  # the armhf root boots on the arm64 kernel (AArch32 user space)
+# The CPU the VMs boot, and the one qemu-user emulates while the arm64 root is built: a
+# Pi 4's core (ARMv8.0, runs AArch32 user space too, no pointer authentication).
+CPU = "cortex-a72"
 
 VM_PACKAGES = [
     "systemd",
@@ -208,14 +211,6 @@ for dir in "$1"/usr/lib/modules/*/; do chroot "$1" depmod "$(basename "$dir")"; 
 """
 
 
-# The CPU qemu-user emulates while a root is built (qemu-user reads QEMU_CPU, and the
-# chroot's processes inherit it through mmdebstrap). Its default for arm64, "max", has
-# pointer authentication, which Debian's arm64 binaries use on every call and qemu 7.2
-# emulates slowly: Python under it ran 5x slower than with cortex-a72 (an ARMv8.0 core
-# without it, the CPU the VMs boot), 7.1 s against 1.4 s byte-compiling requests.
-QEMU_USER_CPU = {"arm64": "cortex-a72"}
-
-
 def _mmdebstrap(arch: str, suite: str, root: Path) -> None:
     mirror = roots.debian_mirror()
     kernel = arch == KERNEL_ARCH
@@ -235,8 +230,13 @@ def _mmdebstrap(arch: str, suite: str, root: Path) -> None:
         f"deb {mirror} {suite} main",
     ]
     env = dict(os.environ, LC_ALL="C.UTF-8")
-    if arch in QEMU_USER_CPU:
-        env["QEMU_CPU"] = QEMU_USER_CPU[arch]
+    if arch == KERNEL_ARCH:
+        # qemu-user reads QEMU_CPU (the chroot's processes inherit it through mmdebstrap).
+        # Its default arm64 CPU, "max", has pointer authentication, whose instructions
+        # Debian's arm64 binaries carry in most function prologues and epilogues and qemu
+        # 7.2 emulates slowly: Python ran 5x slower than on CPU (7.1 s against 1.4 s
+        # byte-compiling requests; "max,pauth=off" 1.5 s).
+        env["QEMU_CPU"] = CPU
     run(cmd, env=env, timeout=3600)
 
 
@@ -499,7 +499,7 @@ class VM:
             "-M",
             "virt",
             "-cpu",
-            "cortex-a72",
+            CPU,
             "-smp",
             "2",
             "-m",
