@@ -24,6 +24,13 @@ TEMP_FIRST, TEMP_MAX = 60, 15 * 60
 KO_FIRST, KO_MAX = 5 * 60, 3600
 REMINDER = 3600
 ALERT_REMINDER = 86400
+# A run that cannot record its outcome (state.json cannot be written: a full or read-only
+# disk) would look like the first run every minute. Such runs send only in the first
+# UNRECORDED_WINDOW seconds of every UNRECORDED_PERIOD: the timer starts a run every 1 to 2
+# minutes (OnUnitActiveSec=1min, systemd's default AccuracySec=1min), so at most two runs a
+# half hour, each a single try: 4 attempts an hour at most, as the 15-minute cap allows.
+UNRECORDED_PERIOD = 1800
+UNRECORDED_WINDOW = 120
 
 FIELDS = {
     "failing_since": None,  # Unix time of the first failed attempt of the current streak
@@ -118,6 +125,17 @@ def duration(seconds: float) -> str:
             seconds %= size
     parts = parts[:2]
     return " ".join(f"{n} {unit}" for n, unit in parts if n or unit == parts[0][1])
+
+
+def unrecorded_turn(now: int, salt: str) -> bool:
+    """Whether a run that cannot record its outcome may send now (see UNRECORDED_PERIOD).
+
+    ``salt`` (the domains) spreads such hosts over the half hour instead of all at :00.
+    """
+    import zlib
+
+    offset = zlib.crc32(salt.encode()) % UNRECORDED_PERIOD
+    return (now - offset) % UNRECORDED_PERIOD < UNRECORDED_WINDOW
 
 
 def waiting_message(state: dict, now: float) -> str:

@@ -39,6 +39,9 @@ import time
 from duckdns import __version__, localaddr
 
 UNDECIDED_INTERVAL = 300  # DuckDNS's install page runs its cron job every 5 minutes
+# How long a probe answer is believed without DuckDNS seeing the same address: a probe that
+# keeps repeating an old address (a stale cache on the way) delays a change by at most this.
+PROBE_TRUST = 3600
 FAMILIES = ("ipv4", "ipv6")
 RECORD = {"ipv4": "A", "ipv6": "AAAA"}
 
@@ -71,6 +74,7 @@ class Plan:
         "probe_state",
         "fingerprint",
         "new_config",
+        "probe_agreed",
     )
 
     def __init__(self) -> None:
@@ -82,6 +86,8 @@ class Plan:
         self.probe_state = ""  # the probe's state after this run
         self.fingerprint = ""
         self.new_config = False  # first run, changed configuration or a new updater version
+        # Whether DuckDNS's answer showed the address the probe answered (None: not compared)
+        self.probe_agreed: bool | None = None
 
     @property
     def reason(self) -> str:
@@ -141,8 +147,10 @@ def _ask_probe(cfg, state: dict, plan: Plan, probe_ipv4) -> None:
     plan.observed_ipv4, plan.probe_errors = probe_ipv4(cfg.probe)
     if plan.observed_ipv4 is None:
         plan.probe_state = PROBE_FAILING
-    elif state.get("probe_state") == PROBE_DISTRUSTED and plan.observed_ipv4 != state.get("ipv4"):
-        # Until it agrees with what DuckDNS saw (at the last request, or the next one).
+    elif state.get("probe_state") == PROBE_DISTRUSTED:
+        # Until DuckDNS's answer to the next request shows the address it answered
+        # (judge_probe): agreeing with the stored address alone would let a probe that
+        # alternates between two answers send every other run.
         plan.probe_state = PROBE_DISTRUSTED
     else:
         plan.probe_state = PROBE_OK
@@ -150,15 +158,24 @@ def _ask_probe(cfg, state: dict, plan: Plan, probe_ipv4) -> None:
 
 def _due(state: dict, family: str, want: str, now: float, refresh: int) -> str:
     """Why ``family`` needs a request whatever the probe says, or ''."""
-    sent = state.get(f"sent_{family}", "")
-    confirmed = state.get(f"{family}_confirmed")
-    if not sent or not confirmed:
+    sent = state[f"sent_{family}"]
+    confirmed = state[f"{family}_confirmed"]
+    if not sent:
         return "no update confirmed yet"
     if sent != want:
         return f"address changed (was {sent})" if family == "ipv6" else "configuration changed"
-    if now - confirmed >= refresh or now < confirmed:
+    if confirmed is None:  # sent, but the answer confirmed nothing (a bare "OK")
+        if _recent(state[f"{family}_tried"], now, UNDECIDED_INTERVAL):
+            return ""
+        return "DuckDNS's last answer confirmed nothing: asking again (at most every 5 minutes)"
+    if not _recent(confirmed, now, refresh):
         return "periodic refresh"
     return ""
+
+
+def _recent(then: float | None, now: float, seconds: float) -> bool:
+    """Whether ``then`` is less than ``seconds`` ago (a clock gone backwards: not recent)."""
+    return then is not None and 0 <= now - then < seconds
 
 
 def plan_update(cfg, state: dict, force: bool, probe_ipv4=None, now: float | None = None) -> Plan:
@@ -189,6 +206,12 @@ def plan_update(cfg, state: dict, force: bool, probe_ipv4=None, now: float | Non
                 reason = _ipv4_signal(cfg, state, plan, now)
             if reason:
                 plan.reasons[family] = reason
+    if state["failures"] and not plan.reasons and any(plan.want.values()):
+        # The backoff's wait is over (duckdns.update checked): only DuckDNS's answer ends a
+        # failure streak, so ask it even if nothing else is due; else a failed one-off
+        # request (--force) would leave status "failing" until the next refresh.
+        family = "ipv4" if plan.want["ipv4"] else "ipv6"
+        plan.reasons[family] = "retrying after the failed attempt"
     return plan
 
 
@@ -196,20 +219,27 @@ def _ipv4_signal(cfg, state: dict, plan: Plan, now: float) -> str:
     """For ipv4 = auto with nothing else due: what the probe says (or the 5-minute cadence)."""
     if not cfg.probe:
         return "probe off: updating every run"
-    if plan.probe_state == PROBE_OK:
-        if plan.observed_ipv4 != state.get("ipv4"):
-            return f"IPv4 address changed (the probe says {plan.observed_ipv4})"
-        return ""
-    tried = state.get("ipv4_tried")
-    if not tried or now - tried >= UNDECIDED_INTERVAL or now < tried:
+    tried_lately = _recent(state["ipv4_tried"], now, UNDECIDED_INTERVAL)
+    if plan.probe_state != PROBE_OK:
+        if tried_lately:
+            return ""
         return "the address probe cannot decide: asking DuckDNS (at most every 5 minutes)"
+    if plan.observed_ipv4 != state["ipv4"]:
+        # A probe DuckDNS contradicted within the hour is heard at most every 5 minutes: one
+        # whose answers alternate costs at most 12 requests an hour.
+        if tried_lately and _recent(state["probe_disputed"], now, PROBE_TRUST):
+            return ""
+        return f"IPv4 address changed (the probe says {plan.observed_ipv4})"
+    if not _recent(state["probe_confirmed"], now, PROBE_TRUST):
+        return "checking the address probe against DuckDNS (at least every hour)"
     return ""
 
 
 def judge_probe(plan: Plan, duckdns_ipv4: str) -> None:
     """After DuckDNS confirmed A from the connection: trust the probe while they agree."""
     if plan.observed_ipv4 is not None:
-        plan.probe_state = PROBE_OK if plan.observed_ipv4 == duckdns_ipv4 else PROBE_DISTRUSTED
+        plan.probe_agreed = plan.observed_ipv4 == duckdns_ipv4
+        plan.probe_state = PROBE_OK if plan.probe_agreed else PROBE_DISTRUSTED
 
 
 def probe_news(before: str, after: str, plan: Plan, duckdns_ipv4: str) -> tuple[str, str] | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 from duckdns import backoff, heartbeat, report
 
@@ -24,8 +25,10 @@ FIELDS = {
     "last_change": None,  # Unix time DuckDNS last reported UPDATED
     "last_error": "",
     # Per record (family): what DuckDNS holds as its last answer showed it, what we asked
-    # for when DuckDNS last confirmed it ("auto" or a literal; "" = nothing confirmed, so
-    # the next run sends), and when. Each family is retried on its own.
+    # for ("auto" or a literal; "" = nothing sent since the last change, so the next run
+    # sends), and when DuckDNS's answer confirmed it (None with a sent value: an answer
+    # that confirmed nothing, asked again at most every 5 minutes). Each family is retried
+    # on its own.
     "ipv4": "",
     "ipv6": "",
     "sent_ipv4": "",
@@ -33,15 +36,39 @@ FIELDS = {
     "ipv4_confirmed": None,
     "ipv6_confirmed": None,
     "ipv4_tried": None,  # Unix time of the last request for A (the 5-minute cadence)
+    "ipv6_tried": None,  # the same for AAAA
+    "bare_since": None,  # since when DuckDNS's answers confirm nothing (a bare "OK")
+    "in_flight": None,  # a request was sent at this time and its answer not yet recorded
     "fingerprint": "",  # the configuration's identity and the updater's version
     # The address probe: "" (not yet checked), "ok", "failing", "distrusted", "off", "unused"
     "probe_state": "",
     "probe_since": None,  # when it entered that state
     "probe_ipv4": "",  # its last answer
+    "probe_confirmed": None,  # when DuckDNS last saw the address the probe answered
+    "probe_disputed": None,  # when DuckDNS last saw another address than the probe answered
     "txt": "",
 }
-# issue 11: the failure streak and its alerts (duckdns.backoff), the heartbeat's pings
 FIELDS.update(backoff.FIELDS, **backoff.ALERT_FIELDS, **heartbeat.FIELDS)
+
+# Larger is not a state this updater wrote (it writes about 1 KiB).
+MAX_SIZE = 64 * 1024
+MAX_TEXT = 512  # longest text field kept (an error message is the longest written)
+# Times are Unix seconds; anything outside these bounds (or NaN, infinite) was not written here.
+MAX_TIME = 2**40
+MAX_COUNT = 10**9
+
+
+def _valid(default, value) -> bool:
+    """Whether ``value`` is of the field's type: text, a count, or a time (None allowed)."""
+    if isinstance(default, str):
+        return isinstance(value, str) and len(value) <= MAX_TEXT
+    if isinstance(value, bool):  # json's true/false: an int to Python, never ours
+        return False
+    if isinstance(default, int):
+        return isinstance(value, int) and 0 <= value <= MAX_COUNT
+    if value is None:
+        return True
+    return isinstance(value, (int, float)) and 0 <= value <= MAX_TIME  # NaN fails both
 
 
 def path_for(config_path: str) -> str:
@@ -49,30 +76,64 @@ def path_for(config_path: str) -> str:
 
 
 def load(path: str) -> dict:
-    """The saved state, or a fresh one. A corrupt file is a warning, never a crash."""
+    """The saved state, or a fresh one; see :func:`read`."""
+    return read(path)[0]
+
+
+def read(path: str) -> tuple[dict, bool]:
+    """The saved state and whether it needs rewriting. No file content can make this fail.
+
+    A field of the wrong type or out of range (a hand edit, a damaged disk) is dropped to
+    its default, with one warning naming the fields; an unreadable or corrupt file is one
+    warning and a fresh state. Either way the caller saves the state again.
+    """
     state = dict(FIELDS)
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = _read_file(path)
     except FileNotFoundError:
-        return state  # the first run
+        return state, False  # the first run
     except OSError as exc:
         report.warning(f"cannot read {path} ({exc.strerror}); starting with an empty state")
-        return state
+        return state, True
+    except ValueError as exc:
+        report.warning(f"{path} {exc}; starting with an empty state, it will be rewritten")
+        return state, True
     try:
         saved = json.loads(raw)
         if not isinstance(saved, dict):
             raise ValueError("not an object")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         report.warning(f"{path} is corrupt and was ignored; it will be rewritten")
-        return state
+        return state, True
+    dropped = []
     for key, default in FIELDS.items():
         value = saved.get(key, default)
-        if default is not None and not isinstance(value, type(default)):
-            continue
-        state[key] = value
+        if _valid(default, value):
+            state[key] = value
+        else:
+            dropped.append(key)
     _upgrade(saved, state)
-    return state
+    if dropped:
+        report.warning(
+            f"{path}: dropped {len(dropped)} damaged "
+            f"{'field' if len(dropped) == 1 else 'fields'} ({', '.join(dropped)}); "
+            "it will be rewritten"
+        )
+    return state, bool(dropped)
+
+
+def _read_file(path: str) -> bytes:
+    """The file's bytes; never blocks on a FIFO, never reads more than :data:`MAX_SIZE`."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("is not a regular file")
+        raw = os.read(fd, MAX_SIZE + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_SIZE:
+        raise ValueError(f"is larger than {MAX_SIZE // 1024} KiB")
+    return raw
 
 
 def _upgrade(saved: dict, state: dict) -> None:
@@ -86,12 +147,14 @@ def _upgrade(saved: dict, state: dict) -> None:
         state["probe_ipv4"] = saved.get("probe_ipv4", "") or ""
 
 
-def save(path: str, state: dict) -> None:
+def save(path: str, state: dict) -> str:
+    """Write the state; '' when done, else why it could not be (the caller says it)."""
     data = {key: state.get(key, default) for key, default in FIELDS.items()}
     try:
         atomic_write(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
     except OSError as exc:
-        report.warning(f"cannot write {path} ({exc.strerror}); the next run will update again")
+        return f"cannot write {path} ({exc.strerror or exc})"
+    return ""
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
@@ -139,24 +202,52 @@ def forget_records(state: dict) -> None:
     state.update(sent_ipv4="", sent_ipv6="", ipv4_confirmed=None, ipv6_confirmed=None)
 
 
+def begin_attempt(state: dict, now: int) -> None:
+    """Requests are about to be sent: until :func:`record_result`, the run is in flight.
+
+    Saved before the first request, so that a run stopped before DuckDNS answered (the
+    unit's time limit, a power cut) still counts as a failed attempt for the backoff.
+    """
+    state.update(last_run=now, in_flight=now)
+
+
+def interrupted(state: dict) -> int | None:
+    """When the attempt of a run that never recorded its end began (None: there is none);
+    clears it."""
+    began, state["in_flight"] = state["in_flight"], None
+    return began
+
+
 def record_attempt(state: dict, families: tuple[str, ...], now: int) -> None:
     """A request is about to be sent for ``families``."""
     state["last_run"] = now
-    if "ipv4" in families:
-        state["ipv4_tried"] = now  # the 5-minute cadence of an undecided probe
+    for family in families:
+        state[f"{family}_tried"] = now  # the 5-minute cadences
 
 
-def confirm(state: dict, family: str, want: str, shown: str | None, now: int) -> None:
-    """DuckDNS confirmed ``family`` as asked (``want``: "auto" or a literal).
+def confirm(state: dict, family: str, want: str, shown: str | None, now: int) -> bool:
+    """DuckDNS accepted ``family`` as asked (``want``: "auto" or a literal).
 
-    ``shown`` is what its verbose answer showed (None: a bare "OK", which shows nothing).
+    ``shown`` is what its verbose answer showed; None is a bare "OK", which confirms
+    nothing: the family counts as sent but unconfirmed, asked again at most every 5 minutes.
+    Returns True when that starts a stretch of answers that confirm nothing (to say once).
     """
     state[f"sent_{family}"] = want
+    if shown is None:
+        state[f"{family}_confirmed"] = None
+        if state["bare_since"] is None:
+            state["bare_since"] = now
+            return True
+        return False
     state[f"{family}_confirmed"] = now
-    if shown is not None:
-        state[family] = shown
-    elif want != "auto":
-        state[family] = want
+    state[family] = shown
+    return False
+
+
+def record_verbose(state: dict) -> bool:
+    """A verbose answer came; True when it ends a stretch of answers that confirmed nothing."""
+    bare, state["bare_since"] = state["bare_since"], None
+    return bare is not None
 
 
 def unconfirm(state: dict, family: str) -> None:
@@ -171,6 +262,7 @@ def record_shown(state: dict, family: str, value: str) -> None:
 
 def record_result(state: dict, kind: str, message: str, updated: bool, now: int) -> None:
     """How a run that sent requests ended: ``kind`` "ok", "ko" or "error"."""
+    state["in_flight"] = None
     if kind == "ok":
         state.update(
             last_result="updated" if updated else "nochange", last_success=now, last_error=""
@@ -181,10 +273,15 @@ def record_result(state: dict, kind: str, message: str, updated: bool, now: int)
         state["last_change"] = now
 
 
-def record_probe(state: dict, probe_state: str, answer: str | None, now: int) -> bool:
-    """The probe's state after a run and its answer (None: not asked); True if the state changed."""
+def record_probe(
+    state: dict, probe_state: str, answer: str | None, agreed: bool | None, now: int
+) -> bool:
+    """The probe's state after a run, its answer (None: not asked) and whether DuckDNS's
+    answer showed the same address (None: not compared); True if the state changed."""
     if answer is not None:
         state["probe_ipv4"] = answer
+    if agreed is not None:
+        state["probe_confirmed" if agreed else "probe_disputed"] = now
     if probe_state == state["probe_state"]:
         return False
     state.update(probe_state=probe_state, probe_since=now)

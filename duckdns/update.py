@@ -19,30 +19,43 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
     """One timer run: send only the records that need it, and say what changed."""
     cfg = configuration.load(path)
     state_path = statefile.path_for(cfg.path)
-    state = statefile.load(state_path)
+    state, dirty = statefile.read(state_path)
     now = int(time.time())  # whole seconds: one size in state.json
-    # issue 11: inside the wait after a failed attempt, send nothing and ask no one.
-    changed = state["fingerprint"] != decide.fingerprint(cfg)
-    if not dry_run and backoff.waiting(state, now, force, changed):
-        report.info(backoff.waiting_message(state, now))
-        return EXIT_OK
-    plan = decide.plan_update(
-        cfg, state, force=force or dry_run, probe_ipv4=None if dry_run else ask_probe, now=now
-    )
     if dry_run:
-        return _print_requests(cfg, plan)
+        return _print_requests(cfg, decide.plan_update(cfg, state, force=True, now=now))
+    began = statefile.interrupted(state)
+    if began is not None:  # stopped by the unit's time limit or a power cut, most likely
+        message = "the previous run was stopped before DuckDNS answered"
+        _settle(state, "error", message, began, now, force=False)
+        dirty = True
+    # Inside the wait after a failed attempt, send nothing and ask no one.
+    changed = state["fingerprint"] != decide.fingerprint(cfg)
+    if backoff.waiting(state, now, force, changed):
+        report.info(backoff.waiting_message(state, now))
+        if dirty:
+            _save(cfg, state_path, state, now)
+        return EXIT_OK
+    plan = decide.plan_update(cfg, state, force=force, probe_ipv4=ask_probe, now=now)
     if cfg.ipv6 == "auto" and plan.want["ipv6"] is None:
         report.info("ipv6 = auto, but this host has no global IPv6 address: AAAA left as it is")
     if not plan.reasons:
         report.debug(f"nothing changed (IPv4 {state['ipv4'] or '-'}): no request sent")
-        news = _record_probe(state, plan, now)
+        if _record_probe(state, plan, now) or dirty:  # only when something changed
+            _save(cfg, state_path, state, now)
         # Nothing sent: a failure streak goes on (only DuckDNS's answer ends it).
-        if _heartbeat(cfg, state, not backoff.failing(state), "", now) or news:
-            statefile.save(state_path, state)  # only when something changed
+        if _heartbeat(cfg, state, not backoff.failing(state), "", now):
+            _save(cfg, state_path, state, now)
+        return EXIT_OK
+    # The attempt is on record before the first request, or not made at all but on the
+    # few turns an unrecorded run has (backoff.unrecorded_turn).
+    statefile.begin_attempt(state, now)
+    unrecorded = not _save(cfg, state_path, state, now)
+    if unrecorded and not backoff.unrecorded_turn(now, ",".join(cfg.domains)):
         return EXIT_OK
     report.info(f"updating {', '.join(cfg.domains)}: {plan.reason}")
     before = (state["ipv4"], state["ipv6"])
-    kind, message = send(cfg, state, plan, now, retries=not backoff.failing(state))
+    retries = not (backoff.failing(state) or unrecorded)
+    kind, message = send(cfg, state, plan, now, retries=retries)
     _record_probe(state, plan, now)
     after = (state["ipv4"], state["ipv6"])
     if after != before:  # also when a later request of the run failed: this one took effect
@@ -50,43 +63,57 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
             f"{', '.join(cfg.domains)}: IPv4 {after[0] or '-'}, IPv6 {after[1] or '-'}"
             f" (was {before[0] or '-'}, {before[1] or '-'})"
         )
-    code, _ = settle(cfg, state, kind, message, now, force)
-    statefile.save(state_path, state)
+    code = _settle(state, kind, message, now, now, force)
+    # Recorded before the heartbeat: a monitor that hangs cannot make the run forget this.
+    if not unrecorded:
+        _save(cfg, state_path, state, now)
+    if _heartbeat(cfg, state, kind == "ok", message, now) and not unrecorded:
+        _save(cfg, state_path, state, now)
     return code
 
 
-def settle(cfg, state: dict, kind: str, message: str, now: int, force: bool) -> tuple[int, bool]:
-    """issue 11: record the attempt in the backoff, say what it calls for, ping the monitor.
+def _save(cfg, state_path: str, state: dict, now: int) -> bool:
+    """Write the state; say so when it cannot be, on an unrecorded run's turns only (a full
+    or read-only disk would otherwise put a warning in the journal every minute)."""
+    problem = statefile.save(state_path, state)
+    if not problem:
+        return True
+    loud = backoff.unrecorded_turn(now, ",".join(cfg.domains))
+    (report.warning if loud else report.debug)(
+        f"{problem}: until it can be written, requests are sent only twice every half hour; "
+        "free space on that disk, or make it writable"
+    )
+    return False
 
-    Returns the exit code and whether ``state`` changed. ``kind`` is how the requests of
-    this run ended: "ok", "ko" or "error".
+
+def _settle(state: dict, kind: str, message: str, at: int, now: int, force: bool) -> int:
+    """Record in the backoff how the attempt made at ``at`` ended, say what it calls for.
+
+    ``kind`` is how the requests ended: "ok", "ko" or "error". Returns the exit code.
     """
-    changed = False
     if kind == "ok":
         news = backoff.record_success(state, now)
         if news:
             report.notice(news)
-            changed = True
-        code = EXIT_OK
+        return EXIT_OK
+    loud = backoff.record_failure(state, kind, report.redact(message), at)
+    due = state["next_attempt"]
+    wait = f"next attempt in {backoff.duration(due - now)}" if due > now else "next attempt now"
+    failures, since = state["failures"], state["failing_since"]
+    if failures == 1 or force:
+        report.error(f"{message}; {wait}")
+    elif loud:
+        report.error(
+            f"still failing after {backoff.duration(now - since)} ({failures} failed "
+            f"attempts): {message}; {wait}"
+        )
     else:
-        loud = backoff.record_failure(state, kind, report.redact(message), now)
-        wait = f"next attempt in {backoff.duration(state['next_attempt'] - now)}"
-        failures, since = state["failures"], state["failing_since"]
-        if failures == 1 or force:
-            report.error(f"{message}; {wait}")
-        elif loud:
-            report.error(
-                f"still failing after {backoff.duration(now - since)} ({failures} failed "
-                f"attempts): {message}; {wait}"
-            )
-        else:
-            report.info(f"attempt {failures} failed: {message}; {wait}")
-        code, changed = (EXIT_KO if kind == "ko" else EXIT_TEMPFAIL), True
-    return code, _heartbeat(cfg, state, kind == "ok", message, now) or changed
+        report.info(f"attempt {failures} failed: {message}; {wait}")
+    return EXIT_KO if kind == "ko" else EXIT_TEMPFAIL
 
 
 def _heartbeat(cfg, state: dict, healthy: bool, message: str, now: int) -> bool:
-    """issue 11: ping the monitor if this run calls for it; True if ``state`` changed."""
+    """Ping the monitor if this run calls for it; True if ``state`` changed."""
     if not cfg.healthcheck:
         return False
     from duckdns import heartbeat
@@ -124,7 +151,9 @@ def _record_probe(state: dict, plan: Plan, now: int) -> bool:
         news = decide.probe_news(before, plan.probe_state, plan, state["ipv4"])
         if news is not None:
             (report.warning if news[0] == "warning" else report.notice)(news[1])
-    return statefile.record_probe(state, plan.probe_state, plan.observed_ipv4, now)
+    return statefile.record_probe(
+        state, plan.probe_state, plan.observed_ipv4, plan.probe_agreed, now
+    )
 
 
 def send(cfg, state: dict, plan: Plan, now: int, retries: bool = True) -> tuple[str, str]:
@@ -177,10 +206,16 @@ def send(cfg, state: dict, plan: Plan, now: int, retries: bool = True) -> tuple[
 
 def _record(state: dict, plan: Plan, req: Request, reply, now: int) -> tuple[str, list[str]]:
     """Record what DuckDNS answered; (a problem to report, families that drifted)."""
-    if not reply.verbose:  # a bare "OK": trust the documented effect of what was sent
+    if not reply.verbose:  # a bare "OK": accepted, but it confirms nothing
         for family in req.sets:
-            statefile.confirm(state, family, plan.want[family], None, now)
+            if statefile.confirm(state, family, plan.want[family], None, now):
+                report.warning(
+                    "DuckDNS answered a bare OK, which shows neither record: each is asked "
+                    "for again at most every 5 minutes until an answer shows them"
+                )
         return "", []
+    if statefile.record_verbose(state):
+        report.notice("DuckDNS's answers show the records again")
     shown = {"ipv4": reply.ipv4, "ipv6": reply.ipv6}
     drifted = []
     for family in FAMILIES:

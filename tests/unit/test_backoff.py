@@ -218,9 +218,10 @@ def test_a_run_inside_the_wait_loads_less_than_a_steady_state_run(duck, dns, con
     assert len(duck.requests) == 2
 
 
-def test_a_run_with_nothing_to_send_does_not_end_the_failures(duck, dns, conf, runner):
-    """Found in the booted test: with the probe undecided (5-minute cadence), a run a minute
-    after a failed attempt sends nothing; that is no recovery (only DuckDNS's answer is)."""
+def test_after_the_wait_duckdns_is_asked_even_with_nothing_else_due(duck, dns, conf, runner):
+    """Only DuckDNS's answer ends a failure streak, and the run after the wait asks it even
+    when nothing else is due (here the distrusted probe's 5 minutes are not over): a short
+    outage heals within the backoff's bound, not at the next refresh."""
     host, port = dns.address
     duck.client_ip = "198.51.100.1"  # not what the probe says: the probe is distrusted
     run = runner(conf(probe=f"cloudflare@{host}:{port}"))
@@ -229,11 +230,14 @@ def test_a_run_with_nothing_to_send_does_not_end_the_failures(duck, dns, conf, r
     run.later(300)
     code, _, err = run()
     assert code == 75 and len(duck.requests) == 1 + 1 + api.MAX_RETRIES
-    run.later(60)  # the backoff's minute is over, the probe's 5 minutes are not
+    run.later(30)  # inside the backoff's minute: nothing sent
+    assert run()[0] == 0 and len(duck.requests) == 2 + api.MAX_RETRIES
+    run.later(30)  # the minute is over, the probe's 5 minutes are not: one single try
     code, _, err = run()
-    assert code == 0 and "work again" not in err
-    assert state_of(run.cfg)["failures"] == 1
+    assert code == 75 and len(duck.requests) == 3 + api.MAX_RETRIES
+    assert state_of(run.cfg)["failures"] == 2
     duck.default = "ok"
-    run.later(300)
+    run.later(120)  # the second wait (2 minutes) is over
     code, _, err = run()
-    assert code == 0 and "updates work again after 6 min, 1 failed attempt" in err
+    assert code == 0 and "updates work again after 3 min, 2 failed attempts" in err
+    assert len(duck.requests) == 4 + api.MAX_RETRIES

@@ -246,14 +246,18 @@ def test_clear_then_the_next_run_publishes_both_again(duck, dual):
     assert record(duck) == {"ipv4": PUBLIC, "ipv6": V6, "txt": ""}
 
 
-def test_refresh_resends_each_record_once_a_day(duck, dual):
+def test_refresh_resends_aaaa_once_a_day_and_a_is_checked_every_hour(duck, dual):
+    """AAAA (from the kernel) is refreshed once a day; A, decided by the unauthenticated
+    probe, is asked for every hour so that a probe repeating an old address cannot hold a
+    change back longer (decide.PROBE_TRUST)."""
     dual()
-    dual.later(23 * 3600)
-    dual()
-    assert len(duck.requests) == 2
+    for _ in range(23):
+        dual.later(3600)
+        dual()
+    assert sent(duck, 2) == [{"ip": ""}] * 23
     dual.later(3600)
     dual()
-    assert sent(duck, 2) == [{"ip": ""}, {"ip": "", "ipv6": V6}]
+    assert sent(duck, 25) == [{"ip": ""}, {"ip": "", "ipv6": V6}]
 
 
 def test_state_from_the_previous_release_loads_and_repairs_a_stale_a_record(duck, dual):
