@@ -75,6 +75,7 @@ class Plan:
         "fingerprint",
         "new_config",
         "probe_agreed",
+        "disputed_lately",
     )
 
     def __init__(self) -> None:
@@ -88,6 +89,7 @@ class Plan:
         self.new_config = False  # first run, changed configuration or a new updater version
         # Whether DuckDNS's answer showed the address the probe answered (None: not compared)
         self.probe_agreed: bool | None = None
+        self.disputed_lately = False  # DuckDNS contradicted the probe within PROBE_TRUST
 
     @property
     def reason(self) -> str:
@@ -134,7 +136,7 @@ def requests_for(plan: Plan) -> list[Request]:
     return out
 
 
-def _ask_probe(cfg, state: dict, plan: Plan, probe_ipv4) -> None:
+def _ask_probe(cfg, state: dict, plan: Plan, probe_ipv4, now: float) -> None:
     if cfg.ipv4 != "auto":
         plan.probe_state = PROBE_UNUSED
         return
@@ -144,13 +146,13 @@ def _ask_probe(cfg, state: dict, plan: Plan, probe_ipv4) -> None:
     if probe_ipv4 is None:  # --dry-run: no traffic at all
         plan.probe_state = state.get("probe_state", "")
         return
+    plan.disputed_lately = _recent(state["probe_disputed"], now, PROBE_TRUST)
     plan.observed_ipv4, plan.probe_errors = probe_ipv4(cfg.probe)
     if plan.observed_ipv4 is None:
         plan.probe_state = PROBE_FAILING
     elif state.get("probe_state") == PROBE_DISTRUSTED:
-        # Until DuckDNS's answer to the next request shows the address it answered
-        # (judge_probe): agreeing with the stored address alone would let a probe that
-        # alternates between two answers send every other run.
+        # Until DuckDNS's answer to a request shows the address it answered, an hour after
+        # it last did not (judge_probe): a probe whose answers alternate stays distrusted.
         plan.probe_state = PROBE_DISTRUSTED
     else:
         plan.probe_state = PROBE_OK
@@ -189,7 +191,7 @@ def plan_update(cfg, state: dict, force: bool, probe_ipv4=None, now: float | Non
     plan.want = wanted(cfg)
     plan.fingerprint = fingerprint(cfg)
     plan.new_config = state.get("fingerprint") != plan.fingerprint
-    _ask_probe(cfg, state, plan, probe_ipv4)
+    _ask_probe(cfg, state, plan, probe_ipv4, now)
     for family in FAMILIES:
         want = plan.want[family]
         if want is None:
@@ -219,16 +221,14 @@ def _ipv4_signal(cfg, state: dict, plan: Plan, now: float) -> str:
     """For ipv4 = auto with nothing else due: what the probe says (or the 5-minute cadence)."""
     if not cfg.probe:
         return "probe off: updating every run"
+    if state["ipv4_confirmed"] is None:  # sent, unconfirmed: _due's 5-minute cadence decides
+        return ""
     tried_lately = _recent(state["ipv4_tried"], now, UNDECIDED_INTERVAL)
     if plan.probe_state != PROBE_OK:
         if tried_lately:
             return ""
         return "the address probe cannot decide: asking DuckDNS (at most every 5 minutes)"
     if plan.observed_ipv4 != state["ipv4"]:
-        # A probe DuckDNS contradicted within the hour is heard at most every 5 minutes: one
-        # whose answers alternate costs at most 12 requests an hour.
-        if tried_lately and _recent(state["probe_disputed"], now, PROBE_TRUST):
-            return ""
         return f"IPv4 address changed (the probe says {plan.observed_ipv4})"
     if not _recent(state["probe_confirmed"], now, PROBE_TRUST):
         return "checking the address probe against DuckDNS (at least every hour)"
@@ -236,10 +236,15 @@ def _ipv4_signal(cfg, state: dict, plan: Plan, now: float) -> str:
 
 
 def judge_probe(plan: Plan, duckdns_ipv4: str) -> None:
-    """After DuckDNS confirmed A from the connection: trust the probe while they agree."""
-    if plan.observed_ipv4 is not None:
-        plan.probe_agreed = plan.observed_ipv4 == duckdns_ipv4
-        plan.probe_state = PROBE_OK if plan.probe_agreed else PROBE_DISTRUSTED
+    """After DuckDNS confirmed A from the connection: trust the probe while they agree; once
+    they disagree, again only when they agree an hour (PROBE_TRUST) after they last did not."""
+    if plan.observed_ipv4 is None:
+        return
+    plan.probe_agreed = plan.observed_ipv4 == duckdns_ipv4
+    if not plan.probe_agreed:
+        plan.probe_state = PROBE_DISTRUSTED
+    elif not plan.disputed_lately:
+        plan.probe_state = PROBE_OK
 
 
 def probe_news(before: str, after: str, plan: Plan, duckdns_ipv4: str) -> tuple[str, str] | None:

@@ -27,7 +27,8 @@ The control file is read at every request when it exists: ``{"mode": "status:503
 DuckDNS would see it behind a NAT router).
 
 Modes: ``ok`` (the real behaviour), ``ko``, ``status:N``, ``redirect`` (302 to
-``/elsewhere``), ``stall:SECONDS``, ``huge`` (1 MiB body), ``garbage``.
+``/elsewhere``), ``stall:SECONDS``, ``huge`` (1 MiB body), ``garbage``, ``bare`` (the update takes effect,
+the answer is its first line only: ``OK`` or ``KO``).
 """
 
 from __future__ import annotations
@@ -308,6 +309,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"<html>maintenance</html>")
         elif kind == "ko":
             self._send(200, b"KO")
+        elif kind == "bare" and parts.path == "/update":
+            # UNKNOWN: a DuckDNS that ignores verbose=true (the API documents four lines):
+            # the update takes effect, the answer confirms nothing.
+            answer = duck.answer_update(query, self.client_address[0])
+            self._send(200, answer.split("\n", 1)[0].encode())
         elif parts.path != "/update":
             self._send(404, b"not found\n")
         else:
