@@ -615,10 +615,11 @@ def _healthcheck(value: str, where: str) -> str:
     try:
         parse_https_url(url, query=True, percent=True)
     except ValueError as exc:
-        # Never echo the value: it is a secret (and so is what the parser found wrong).
+        # Never echo the value: it is a secret (the parser's reason never quotes it).
         raise ConfigError(
-            f"{where}: healthcheck is not a usable https:// URL ({exc}): copy the ping URL "
-            "from Healthchecks.io or the Uptime Kuma push monitor (it must use HTTPS)"
+            f"{where}: healthcheck is not an https:// URL the updater can use ({exc}): "
+            "copy the ping URL from Healthchecks.io or the Uptime Kuma push monitor "
+            "(it must use HTTPS)"
         ) from None
     return url
 
@@ -757,7 +758,7 @@ def parse_probe(spec: str) -> list[ProbeTarget]:
         entry = raw.strip()
         name = f"probe entry {_q(entry, f'number {number}')}"
         if not entry:
-            raise ValueError(f"probe entry number {number} is empty; expected {_PROBE_FORM}")
+            raise ValueError(f"probe: empty entry (number {number}); expected {_PROBE_FORM}")
         if entry.lower() == "off":
             raise ValueError(f"probe: 'off' must stand alone; expected {_PROBE_FORM}")
         kind, at, where = entry.partition("@")
@@ -798,7 +799,8 @@ def parse_server(text: str, default_port: int = DNS_PORT) -> tuple[str, int]:
         if rest:
             if not rest.startswith(":"):
                 raise ValueError(
-                    f"{_lead(text)}unexpected {_q(rest, 'characters')} after ']'; expected {_SERVER_FORM}"
+                    f"{_lead(text)}unexpected {_q(rest, 'characters')} after ']'; "
+                    f"expected {_SERVER_FORM}"
                 )
             port_text = rest[1:]
         if ":" not in host:
@@ -818,7 +820,8 @@ def parse_server(text: str, default_port: int = DNS_PORT) -> tuple[str, int]:
     else:
         if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5):
             raise ValueError(
-                f"{_lead(text)}port {_q(port_text, 'value')} is not a number; expected {_SERVER_FORM}"
+                f"{_lead(text)}port {_q(port_text, 'value')} is not a number; "
+                f"expected {_SERVER_FORM}"
             )
         port = int(port_text)
         if not 0 < port < 65536:

@@ -21,7 +21,7 @@ import sys
 ERROR, WARNING, NOTICE, INFO, DEBUG = 3, 4, 5, 6, 7
 MASK = "***"
 # A DuckDNS token: 8-4-4-4-12 hexadecimal digits (duckdns.config.TOKEN is this pattern).
-TOKEN_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+TOKEN_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"  # noqa: S105
 TOKEN_SHAPED = re.compile(TOKEN_PATTERN)
 # A token= query parameter (any case); its value runs up to &, a quote or whitespace.
 TOKEN_PARAM = re.compile(r"(token=)[^&\s'\"]*", re.IGNORECASE)

@@ -436,7 +436,7 @@ def test_hostile_recipe_urls(duck, tmp_path, url, expected):
     cfg = _raw(tmp_path / "duckdns.conf", f"url = {url.format(t=CANARY)}\nsilent\n")
     proc = check(cfg)
     assert proc.returncode == 78, proc.stderr
-    assert f"line 1: the curl 'url' line" in proc.stderr and expected in proc.stderr
+    assert "line 1: the curl 'url' line" in proc.stderr and expected in proc.stderr
     assert duck.requests == []
 
 
