@@ -11,7 +11,7 @@ VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' duckdns/__init__.py)
 BUILD_DEPS := python3 python3-setuptools python3-stdeb python3-all python3-requests \
 	debhelper dh-python po-debconf fakeroot dpkg-dev build-essential
 # What `make test` needs on top of that.
-TEST_DEPS := python3-pytest python3-debian python3-dnspython python3-trustme python3-prometheus-client openssl ca-certificates lintian systemd \
+TEST_DEPS := python3-pytest python3-hypothesis python3-debian python3-dnspython python3-trustme python3-prometheus-client openssl ca-certificates lintian systemd \
 	debootstrap systemd-container qemu-user-static binfmt-support piuparts tmux \
 	faketime reprepro gnupg iproute2 curl util-linux zstd rsync restic borgbackup \
 	mmdebstrap arch-test qemu-system-arm e2fsprogs cpio

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 import random
-import ssl
 import time
 from urllib.parse import quote
 
@@ -23,7 +22,7 @@ import requests
 import requests.certs
 from requests.adapters import HTTPAdapter
 
-from duckdns import __version__, report
+from duckdns import __version__, config, report
 
 TRY_TIMEOUT = 10.0
 TOTAL_BUDGET = 30.0
@@ -116,11 +115,8 @@ class _StrictTLS(HTTPAdapter):
         super().__init__(**kwargs)
 
     def init_poolmanager(self, *args, **kwargs):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx = config.tls_context(self._cafile)  # the one CA loader: ConfigError if unusable
         ctx.check_hostname = False  # urllib3 matches the host name or IP (see above)
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(cafile=self._cafile)
         kwargs["ssl_context"] = ctx
         return super().init_poolmanager(*args, **kwargs)
 
@@ -257,7 +253,7 @@ def send(cfg, query: str, txt: bool = False, retries: bool = True) -> Reply:
 
     ``retries=False``: a single try (while failures last, see duckdns.backoff).
     """
-    host = cfg.server.split("://", 1)[1].split("/", 1)[0]
+    host = cfg.server_host  # both from config.parse_https_url, as check showed them
     url = f"{cfg.server}/update?{query}"
     session = _session(cfg)
     start = time.monotonic()

@@ -179,7 +179,18 @@ def config_path(args: argparse.Namespace) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """Everything a run will use, checked as the run uses it, without any traffic."""
     cfg = configuration.load(config_path(args))
+    if cfg.ca_bundle:  # loaded as each request loads it: a file refused here fails there
+        configuration.tls_context(cfg.ca_bundle, f"{cfg.path}: ca_bundle")
+    if len(cfg.domains) > configuration.ACCOUNT_DOMAINS:
+        # Not refused: whether an account can hold more is not known; said, not repeated
+        # by every timer run.
+        report.warning(
+            f"{cfg.path}: {len(cfg.domains)} domains: a free DuckDNS account has at most "
+            f"{configuration.ACCOUNT_DOMAINS}; if updates answer KO, check that every name "
+            "belongs to this token's account"
+        )
     report.out(
         f"{cfg.path}: OK (domains {', '.join(cfg.domains)}; ipv4 {cfg.ipv4}; ipv6 {cfg.ipv6}; "
         f"server {cfg.server}{'; recipe curl-config form' if cfg.legacy else ''})"

@@ -1,9 +1,10 @@
 """Every line the updater prints goes through here: redaction and syslog priorities.
 
 There is deliberately one output path. ``register_secret`` is called as soon as the
-token is read, and ``_emit`` scrubs every registered secret (and any ``token=``
-query parameter, which is how requests' exceptions embed it) from every line,
-whatever its origin: our messages, exception text or a traceback.
+token is read, and ``_emit`` scrubs every registered secret, any ``token=`` query
+parameter (which is how requests' exceptions embed it) and anything shaped like a
+DuckDNS token, registered or not, from every line, whatever its origin: our messages,
+exception text or a traceback.
 
 Under systemd (``JOURNAL_STREAM`` set) each line carries a ``<N>`` syslog priority
 prefix, so ``journalctl -p err -u duckdns`` finds the errors. ``logging`` is not
@@ -19,6 +20,9 @@ import sys
 
 ERROR, WARNING, NOTICE, INFO, DEBUG = 3, 4, 5, 6, 7
 MASK = "***"
+# A DuckDNS token: 8-4-4-4-12 hexadecimal digits (duckdns.config.TOKEN is this pattern).
+TOKEN_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"  # noqa: S105
+TOKEN_SHAPED = re.compile(TOKEN_PATTERN)
 # A token= query parameter (any case); its value runs up to &, a quote or whitespace.
 TOKEN_PARAM = re.compile(r"(token=)[^&\s'\"]*", re.IGNORECASE)
 
@@ -35,10 +39,10 @@ def register_secret(secret: str) -> None:
 
 
 def redact(text: str) -> str:
-    """Return ``text`` with every registered secret and token parameter masked."""
+    """Return ``text`` with every registered secret, token parameter and token masked."""
     for secret in _secrets:
         text = text.replace(secret, MASK)
-    return TOKEN_PARAM.sub(r"\1" + MASK, text)
+    return TOKEN_SHAPED.sub(MASK, TOKEN_PARAM.sub(r"\1" + MASK, text))
 
 
 def set_verbosity(level: int) -> None:

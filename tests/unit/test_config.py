@@ -33,7 +33,8 @@ def check(cfg):
             "probe: probe entry 'cloudflare@[2606:4700:4700::1111]': an IPv6 probe address "
             "can never tell the public IPv4 address",
         ),
-        ({"colour": "blue"}, 0o600, "unknown key 'colour'"),
+        ({"colour": "blue"}, 0o600, "unknown key: known keys are"),
+        ({"tokn": "x"}, 0o600, "unknown key: did you mean 'token'?"),
         ({}, 0o644, "chmod 600"),
         ({}, 0o660, "chmod 600"),
         ({"token": None}, 0o600, "no token"),
@@ -170,3 +171,277 @@ def test_unreadable_state_directory_is_a_clear_refusal(tmp_path, conf):
     os.rename(target, cfg)
     assert proc.returncode == 78, proc.stderr
     assert "run as root" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -- hostile configs: a clear refusal (78) naming the line, never a byte of a secret ------
+
+HEARTBEAT = "https://hc-ping.com/ping-slug-kept-secret-xyz"
+
+
+def _raw(path, text: str, mode: int = 0o600):
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", newline="") as f:
+        f.write(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (CANARY, "a token without 'token = ' in front"),
+        (f"token:{CANARY}", "a token without 'token = ' in front"),
+        (f"token {CANARY}", "a token without 'token = ' in front"),
+        (f"--token={CANARY}", "a token without 'token = ' in front"),
+        (HEARTBEAT, "a URL without a key in front"),
+        (f"healthcheck: {HEARTBEAT}", "a URL without a key in front"),
+        (f"{CANARY[:20]} and more", "this line cannot be parsed"),
+        ("domains: piserver", "'domains' needs '='"),
+        (f"{CANARY[:8]}x = 1", "unknown key: known keys"),
+    ],
+)
+def test_an_unparsable_line_is_named_never_shown(duck, conf, line, expected):
+    cfg = conf(healthcheck=HEARTBEAT)
+    cfg.write_text(cfg.read_text() + line + "\n")
+    number = len(cfg.read_text().splitlines())
+    for proc in (check(cfg), update(cfg)):
+        assert proc.returncode == 78, proc.stderr
+        assert f"line {number}: {expected}" in proc.stderr
+        assert HEARTBEAT not in proc.stderr and "slug-kept" not in proc.stderr
+        assert CANARY[:20] not in proc.stderr and CANARY[:8] not in proc.stderr
+    assert duck.requests == []
+
+
+def test_messages_are_clean_before_redaction():
+    """What a refusal says holds no secret even when nothing was registered: the raw text."""
+    from duckdns import config, report
+
+    for text in (
+        f"{CANARY}\n",
+        f"domains = pi\ntoken:{CANARY}\n",
+        f"domains = pi\ntoken = {CANARY}\n{HEARTBEAT}\n",
+        f"domains = pi\ntoken = {CANARY}\nipv4 = {CANARY}\n",
+        f"domains = pi\ntoken = {CANARY}\nprobe = cloudflare@{CANARY}\n",
+        f"domains = pi\ntoken = {CANARY}\nrefresh = {CANARY}\n",
+        f"domains = pi\ntoken = {CANARY}\nserver = https://x.example/update?token={CANARY}\n",
+        f"domains = {HEARTBEAT}\ntoken = {CANARY}\n",
+        f"domains = pi\ntoken = {CANARY}\nhealthcheck = {HEARTBEAT}#frag\n",
+        f"domains = pi\ntoken = {CANARY}x\n",
+    ):
+        report._secrets.clear()
+        with pytest.raises(config.ConfigError) as exc:
+            config.parse(text, "/etc/duckdns.conf")
+        message = str(exc.value)
+        assert CANARY[:8] not in message and "slug-kept" not in message, message
+    report._secrets.clear()
+
+
+def test_a_token_shaped_string_is_masked_even_unregistered():
+    from duckdns import report
+
+    report._secrets.clear()
+    other = "0123abcd-4567-89ab-cdef-0123456789AB"
+    assert report.redact(f"x {other} y {CANARY}") == "x *** y ***"
+
+
+def test_secrets_are_registered_before_the_first_refusal():
+    """An unknown key on line 1 is refused; the token and heartbeat below are registered."""
+    from duckdns import config, report
+
+    report._secrets.clear()
+    text = f"colour = blue\ndomains = pi\ntoken = {CANARY}\nhealthcheck = {HEARTBEAT}\n"
+    with pytest.raises(config.ConfigError):
+        config.parse(text, "/etc/duckdns.conf")
+    assert {CANARY, HEARTBEAT} <= report._secrets
+    report._secrets.clear()
+
+
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        ("https://[::1", "no closing ']'"),
+        ("https://localhost:99999", "port is out of range 1-65535"),
+        ("https://localhost:0", "port is out of range 1-65535"),
+        ("https://localhost:８４４３", "non-ASCII"),
+        ("https://localhost:44²", "non-ASCII"),
+        ("https://host\\.example", "backslash"),
+        ("https://user@localhost", "user name or password"),
+        ("https://localhost/#top", "#fragment"),
+        ("https://localhost/%2e%2e/update", "%-escape"),
+        ("https://localhost/a/../b", "'..' segment"),
+        ("https://local_host", "not a DNS name"),
+        ("https://1.2.3", "ends in a number"),
+        ("https://0x7f000001", "ends in a number"),
+        ("https://[fe80::1%25eth0]", "%zone"),
+        ("https://::1:443", "must be in brackets"),
+        ("https://localhost:", "not a number"),
+        ("www.duckdns.org", "does not start with https://"),
+        ("http://localhost:1", "only https://"),
+        (f"https://www.duckdns.org/update?token={CANARY}", "?query is not allowed"),
+    ],
+)
+def test_server_is_refused_by_check_when_the_run_could_not_use_it(duck, conf, server, expected):
+    cfg = conf(server=server)
+    for proc in (check(cfg), update(cfg)):
+        assert proc.returncode == 78, proc.stderr
+        assert "line 4: server is refused: " in proc.stderr and expected in proc.stderr
+        assert server not in proc.stderr.replace("https://www.duckdns.org", "")  # the example
+    assert duck.requests == []
+
+
+def test_the_run_goes_where_check_said(duck, conf):
+    """One parser: the canonical base URL check shows is the one the request uses."""
+    cfg = conf(server=f"https://LocalHost.:{duck.port}/")
+    proc = check(cfg)
+    assert proc.returncode == 0, proc.stderr
+    assert f"server https://localhost:{duck.port})" in proc.stdout
+    assert update(cfg).returncode == 0
+    assert len(duck.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "no certificate"),
+        (b"not a certificate\n", "no certificate"),
+        (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "cannot be used"),
+    ],
+    ids=["empty", "text", "broken-pem"],
+)
+def test_an_unusable_ca_bundle_is_refused_by_check_and_is_78_at_run_time(
+    duck, conf, tmp_path, content, expected
+):
+    bundle = tmp_path / "bad-ca.pem"
+    bundle.write_bytes(content)
+    cfg = conf(ca_bundle=str(bundle))
+    proc = check(cfg)
+    assert proc.returncode == 78, proc.stderr
+    assert f"ca_bundle: the CA file {bundle} cannot be used" in proc.stderr, proc.stderr
+    proc = update(cfg)  # the same loader, at run time: a config error, not an internal one
+    assert proc.returncode == 78, proc.stderr
+    assert "PEM certificates" in proc.stderr and "internal error" not in proc.stderr
+    assert duck.requests == []
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "relative", "missing"])
+def test_a_ca_bundle_that_is_not_a_file_is_refused(duck, conf, tmp_path, kind):
+    import os
+
+    target = {
+        "directory": str(tmp_path),
+        "fifo": str(tmp_path / "ca.fifo"),
+        "relative": "ca.pem",
+        "missing": str(tmp_path / "nope.pem"),
+    }[kind]
+    if kind == "fifo":
+        os.mkfifo(target)
+    cfg = conf(ca_bundle=target)
+    for proc in (check(cfg), update(cfg)):
+        assert proc.returncode == 78, proc.stderr
+        assert "line 5:" in proc.stderr and "ca_bundle" in proc.stderr
+    assert duck.requests == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0", "refresh = '0' is out of range"),
+        ("366d", "refresh = '366d' is out of range"),
+        ("99999999999999d", "refresh is out of range"),  # 8 digits could be a token's
+        ("9" * 5000, "refresh is out of range"),
+        ("-5m", "refresh = '-5m' is not a duration"),
+        ("2²", "refresh is not a duration"),
+        ("３h", "refresh is not a duration"),
+        ("1.5h", "refresh = '1.5h' is not a duration"),
+    ],
+)
+def test_refresh_out_of_range_or_odd_digits(duck, conf, value, expected):
+    proc = check(conf(refresh=value))
+    assert proc.returncode == 78, proc.stderr
+    assert expected in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["1s", "365d", " 90 m "])
+def test_refresh_bounds_accepted(duck, conf, value):
+    assert check(conf(refresh=value)).returncode == 0
+
+
+def test_a_key_set_twice_is_refused_naming_both_lines(duck, conf):
+    cfg = conf()
+    cfg.write_text(cfg.read_text() + "domains = cloud\n")
+    proc = check(cfg)
+    assert proc.returncode == 78
+    assert "line 7: domains is set a second time (first on line 2): keep one line" in proc.stderr
+
+
+def test_bom_and_crlf_are_read_as_the_user_sees_them(duck, conf, tmp_path):
+    cfg = conf()
+    text = "\ufeff" + cfg.read_text().replace("\n", "\r\n")
+    _raw(cfg, text)
+    assert check(cfg).returncode == 0
+    assert update(cfg).returncode == 0
+    assert duck.requests[0]["query"]["token"] == CANARY
+    # Only '\n' ends a line: a form feed does not shift the line numbers said.
+    _raw(cfg, "# \x0c comment\ncolour = blue\n")
+    assert "line 2: unknown key" in check(cfg).stderr
+
+
+def test_an_upper_case_token_is_sent_as_duckdns_shows_it(duck, conf):
+    cfg = conf(token=CANARY.upper())
+    assert update(cfg).returncode == 0
+    assert duck.requests[0]["query"]["token"] == CANARY
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (CANARY, "the 1st name in domains is shaped like a token"),
+        (f"piserver, {HEARTBEAT}", "the 2nd name in domains holds a character other than"),
+        ("pi, " + "a" * 64, "the 2nd name in domains is longer than 63 characters"),
+        ("pi-", "the 1st name in domains starts or ends with a hyphen"),
+    ],
+)
+def test_a_bad_domain_is_named_by_position(duck, conf, value, expected):
+    proc = check(conf(domains=value))
+    assert proc.returncode == 78
+    assert expected in proc.stderr and "slug-kept" not in proc.stderr
+
+
+def test_more_than_five_domains_is_a_warning_of_check_only(duck, conf):
+    """DuckDNS free accounts hold at most 5 subnames (duckdns-api.md); whether any account
+    holds more is not known, so it is said, not refused, and not by every timer run."""
+    cfg = conf(domains="a1,a2,a3,a4,a5,a6")
+    proc = check(cfg)
+    assert proc.returncode == 0
+    assert "6 domains: a free DuckDNS account has at most 5" in proc.stderr
+    assert "6 domains" not in update(cfg, "--dry-run").stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ('"https://[::1/update?domains=piserver&token={t}"', "no closing ']'"),
+        ('"https://www.duckdns.org/update"', "has no 'domains' parameter"),
+        ('"https://www.duckdns.org/update?domains=piserver"', "has no 'token' parameter"),
+        (
+            '"https://www.duckdns.org/update?domains=piserver&token={t}&token={t}"',
+            "has two 'token' parameters",
+        ),
+        ('"https://www.duckdns.org:99999/update?domains=pi&token={t}"', "port is out of range"),
+        ('"https://www.duckdns.org/nope?domains=pi&token={t}"', "not a DuckDNS https://…/update"),
+    ],
+)
+def test_hostile_recipe_urls(duck, tmp_path, url, expected):
+    cfg = _raw(tmp_path / "duckdns.conf", f"url = {url.format(t=CANARY)}\nsilent\n")
+    proc = check(cfg)
+    assert proc.returncode == 78, proc.stderr
+    assert "line 1: the curl 'url' line" in proc.stderr and expected in proc.stderr
+    assert duck.requests == []
+
+
+def test_a_recipe_with_two_url_lines_is_refused(duck, tmp_path):
+    line = f'url = "https://www.duckdns.org/update?domains=pi&token={CANARY}"\n'
+    proc = check(_raw(tmp_path / "duckdns.conf", line + line))
+    assert proc.returncode == 78
+    assert "line 2: a second curl 'url' line (first on line 1): keep one" in proc.stderr
