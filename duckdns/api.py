@@ -236,14 +236,16 @@ def explain(exc: BaseException, who: str, timeout: float) -> tuple[str, bool]:
         return f"cannot connect to {who}: network unreachable", True
     if errnos & _RESET:
         return f"connection to {who} reset", True
+    if find(http.client.IncompleteRead):  # also what http.client makes of a bad chunk size
+        return f"{who} closed the connection in the middle of the answer", True
     if find(
         http.client.HTTPException,
         urllib3.exceptions.ProtocolError,
         urllib3.exceptions.DecodeError,
         requests.exceptions.ChunkedEncodingError,
         requests.exceptions.ContentDecodingError,
-    ):
-        return f"{who} broke the HTTP protocol (a malformed or truncated answer)", True
+    ):  # a malformed status line or headers: an unexpected answer, not retried
+        return f"{who} broke the HTTP protocol (a malformed answer)", False
     if find(requests.exceptions.ConnectionError, urllib3.exceptions.NewConnectionError, OSError):
         return f"cannot connect to {who}", True
     return f"request to {who} failed ({type(exc).__name__})", False
