@@ -6,9 +6,12 @@ a run together), and it is imported only when a request is really sent.
 Retry policy, as the curl recipe had it (``--retry 5 --retry-max-time 30
 --max-time 10 --retry-connrefused``): 10 s per try, first wait 1 s doubling after
 each try (jitter only lengthens), at most 5 retries and 30 s in all. Retried:
-connection refused or reset, DNS failure, timeouts, HTTP 408/429/5xx. Never
-retried: ``KO`` (hammering DuckDNS with a bad token gets users banned), TLS
-failures, redirects and unexpected answers.
+connection refused or reset, DNS failure, timeouts, answers cut short, HTTP
+408/429/5xx. Never retried: ``KO`` (hammering DuckDNS with a bad token gets users
+banned), TLS failures, redirects, malformed HTTP and unexpected answers.
+
+Both limits are hard wall-clock bounds (duckdns.deadline), whatever the server does: a
+try ends after 10 s however slowly its bytes come, and the call after 30 s.
 """
 
 from __future__ import annotations
