@@ -34,7 +34,7 @@ GNU_TIME = "/usr/bin/time"
 STARTUP = 6.0  # the interpreter, the config, the TLS set-up: seconds, loaded machine
 RUN_BOUND = api.TOTAL_BUDGET + STARTUP  # one DuckDNS request (single stack)
 PING_BOUND = heartbeat.TIMEOUT + STARTUP + 2.0  # the (fast) DuckDNS request, then the ping
-MAX_RSS_KIB = 80 * 1024  # main: a 2 GB peak on a gzip bomb; a run takes ~35 MiB
+MAX_RSS_KIB = 80 * 1024  # main: a 2 GB peak on a gzip bomb; a run takes ~27 MiB
 ALL_TRIES = api.MAX_RETRIES + 1
 # The status line and headers are all a ping reads: these modes answer 2xx before misbehaving.
 PING_TAKEN = {
