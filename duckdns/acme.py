@@ -274,7 +274,6 @@ def wait(
     when ``timeout`` s ran out first.
     """
     start = time.monotonic()
-    deadline = start + timeout
     names = ", ".join(owners)
     asked = (
         f"the DNS server {dnswire.endpoint(*servers[0])}"
@@ -282,7 +281,38 @@ def wait(
         else f"the name servers of {ZONE}"
     )
     report.notice(f"waiting up to {timeout:g} s for the new TXT value of {names} at {asked}")
-    problem = ""
+    progress = ["no answer yet"]  # what the last round found, for the warning
+    from duckdns import deadline  # a hard bound, however many servers stay silent
+
+    try:
+        with deadline.bound(timeout) as mine:
+            if _poll(value, owners, servers, resolver, port, interval, start, timeout, progress):
+                return True
+    except deadline.Expired as exc:
+        if exc is not mine:
+            raise
+    report.warning(
+        f"warning: the new TXT value of {names} is not yet served after {timeout:g} s "
+        f"({progress[0]}); going on, the certificate authority's own check decides "
+        "(DUCKDNS_ACME_WAIT sets the time the certbot hook waits)"
+    )
+    return False
+
+
+def _poll(
+    value: str,
+    owners: list[str],
+    servers: list[tuple[str, int]] | None,
+    resolver: tuple[str, int],
+    port: int,
+    interval: float,
+    start: float,
+    timeout: float,
+    progress: list[str],
+) -> bool:
+    """The rounds of :func:`wait` until its time runs out: True once ``value`` is served."""
+    names = ", ".join(owners)
+    ends = start + timeout
     while True:
         round_start = time.monotonic()
         if servers is None:
@@ -290,12 +320,12 @@ def wait(
                 servers = nameservers(resolver, port)
                 report.debug(f"name servers of {ZONE}: {servers}")
             except dnswire.DNSError as exc:
-                problem = f"cannot find the name servers of {ZONE}: {exc}"
-                report.info(problem)
+                progress[0] = f"cannot find the name servers of {ZONE}: {exc}"
+                report.info(progress[0])
         if servers:
             verdicts = []
             for server in servers:
-                remaining = max(deadline - time.monotonic(), 0.2)
+                remaining = max(ends - time.monotonic(), 0.2)
                 answers = [_ask(server, owner, value, min(1.0, remaining)) for owner in owners]
                 if None not in answers:
                     verdicts.append(all(a == "served" for a in answers))
@@ -305,20 +335,14 @@ def wait(
                     f" ({len(verdicts)} of {len(servers)} name servers answered, all with it)"
                 )
                 return True
-            problem = (
+            progress[0] = (
                 f"{verdicts.count(False)} of {len(verdicts)} answering name servers serve "
                 "another value"
                 if verdicts
                 else f"none of the {len(servers)} name servers answered"
             )
-            report.info(f"{time.monotonic() - start:.1f} s: {problem}")
+            report.info(f"{time.monotonic() - start:.1f} s: {progress[0]}")
         now = time.monotonic()
-        if now >= deadline:
-            break
-        time.sleep(min(max(round_start + interval - now, 0), deadline - now))
-    report.warning(
-        f"warning: the new TXT value of {names} is not yet served after {timeout:g} s "
-        f"({problem}); going on, the certificate authority's own check decides "
-        "(DUCKDNS_ACME_WAIT sets the time the certbot hook waits)"
-    )
-    return False
+        if now >= ends:
+            return False
+        time.sleep(min(max(round_start + interval - now, 0), ends - now))

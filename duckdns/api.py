@@ -6,23 +6,31 @@ a run together), and it is imported only when a request is really sent.
 Retry policy, as the curl recipe had it (``--retry 5 --retry-max-time 30
 --max-time 10 --retry-connrefused``): 10 s per try, first wait 1 s doubling after
 each try (jitter only lengthens), at most 5 retries and 30 s in all. Retried:
-connection refused or reset, DNS failure, timeouts, HTTP 408/429/5xx. Never
-retried: ``KO`` (hammering DuckDNS with a bad token gets users banned), TLS
-failures, redirects and unexpected answers.
+connection refused or reset, DNS failure, timeouts, answers cut short, HTTP
+408/429/5xx. Never retried: ``KO`` (hammering DuckDNS with a bad token gets users
+banned), TLS failures, redirects, malformed HTTP and unexpected answers.
+
+Both limits are hard wall-clock bounds (duckdns.deadline), whatever the server does: a
+try ends after 10 s however slowly its bytes come, and the call after 30 s.
 """
 
 from __future__ import annotations
 
+import errno
+import http.client
 import ipaddress
 import random
+import socket
+import ssl
 import time
 from urllib.parse import quote
 
 import requests
 import requests.certs
+import urllib3
 from requests.adapters import HTTPAdapter
 
-from duckdns import __version__, config, report
+from duckdns import __version__, config, deadline, report
 
 TRY_TIMEOUT = 10.0
 TOTAL_BUDGET = 30.0
@@ -135,75 +143,205 @@ def _session(cfg) -> requests.Session:
 make_session = _session  # issue 11: heartbeat pings use the same strict TLS and headers
 
 
-def _tls_message(host: str, exc: Exception) -> str:
-    text = str(exc)
-    if "not yet valid" in text or "has expired" in text:
-        now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        return (
-            f"TLS certificate of {host} is {'not yet valid' if 'not yet' in text else 'expired'}"
-            f" by this machine's clock ({now}): the system clock is probably wrong (boards "
-            "without a real-time clock start with a stale time until NTP syncs); "
-            "check 'timedatectl status'"
-        )
-    reason = text.split("certificate verify failed:")[-1].split("(_ssl")[0].strip(" )'\"")
-    return f"TLS verification of {host} failed ({reason[:120]}): check the server and ca_bundle"
+IDENTITY = {"Accept-Encoding": "identity"}  # a few bytes of answer: nothing to compress
+
+# OpenSSL's X509_V_ERR_* codes, as ssl.SSLCertVerificationError.verify_code gives them.
+_CLOCK_CODES = {9: "not yet valid", 10: "expired"}
+_VERIFY_REASONS = {
+    18: "a self-signed certificate",
+    19: "a self-signed certificate in the chain",
+    20: "issued by a CA that ca_bundle does not hold",
+    21: "its signature cannot be verified",
+    23: "the certificate is revoked",
+    62: "the certificate is for another host name",
+    64: "the certificate is for another IP address",
+}
+_REFUSED = {errno.ECONNREFUSED}
+_UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN}
+_RESET = {errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE}
 
 
-def _connection_message(host: str, exc: Exception) -> str:
-    text = str(exc)
-    if (
-        "Name or service not known" in text
-        or "name resolution" in text.lower()
-        or "No address associated" in text
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception behind it: causes, contexts, urllib3's ``reason`` and
+    exceptions passed as arguments (requests wraps urllib3's error that way)."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo and len(seen) < 32:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        todo += [getattr(item, "reason", None), item.__cause__, item.__context__, *item.args]
+    return seen
+
+
+def _certificate_errors() -> tuple[type, ...]:
+    """Host name mismatches: ssl's, and urllib3 2's own (urllib3 matches names itself)."""
+    try:
+        from urllib3.util.ssl_match_hostname import CertificateError
+    except ImportError:  # urllib3 1.26 on Python 3.11 uses ssl's
+        return (ssl.CertificateError,)
+    return (ssl.CertificateError, CertificateError)
+
+
+def explain(exc: BaseException, who: str, timeout: float) -> tuple[str, bool]:
+    """What failed, and whether another try may help: from the exception types and errno
+    behind ``exc``, never from its text (locale and library dependent, and requests puts
+    the URL in it). The words hold ``who`` and nothing of the URL or the token.
+
+    One classifier for the DuckDNS request and the heartbeat ping.
+    """
+    chain = _chain(exc)
+
+    def find(*types: type) -> BaseException | None:
+        return next((e for e in chain if isinstance(e, types)), None)
+
+    timeouts = (
+        deadline.Expired,
+        TimeoutError,  # socket.timeout too
+        urllib3.exceptions.TimeoutError,
+        requests.exceptions.Timeout,
+    )
+    # urllib3 1.26 derives NewConnectionError (refused, unreachable...) from its timeout.
+    if any(
+        isinstance(e, timeouts) and not isinstance(e, urllib3.exceptions.NewConnectionError)
+        for e in chain
     ):
-        return f"cannot resolve {host} (DNS failure)"
-    if "refused" in text:
-        return f"connection to {host} refused"
-    if "unreachable" in text.lower():
-        return f"network unreachable for {host}"
-    if "reset" in text.lower():
-        return f"connection to {host} reset"
-    return f"cannot connect to {host}"
+        return f"no answer from {who} within {timeout:.0f} s", True
+    verify = find(ssl.SSLCertVerificationError, *_certificate_errors())
+    if verify is not None:
+        code = getattr(verify, "verify_code", None)
+        if code in _CLOCK_CODES:
+            now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            return (
+                f"TLS certificate of {who} is {_CLOCK_CODES[code]} by this machine's clock "
+                f"({now}): the system clock is probably wrong (boards without a real-time "
+                "clock start with a stale time until NTP syncs); check 'timedatectl status'"
+            ), False
+        reason = _VERIFY_REASONS.get(code) if code else "the certificate is for another host"
+        reason = reason or f"OpenSSL verify error {code}"
+        return f"TLS verification failed for {who} ({reason}): check it and ca_bundle", False
+    if find(ssl.SSLEOFError, ssl.SSLZeroReturnError):
+        return f"{who} closed the connection during the TLS handshake", True
+    if find(ssl.SSLError):
+        return f"TLS handshake with {who} failed (no common protocol or a broken peer)", False
+    if find(socket.gaierror):
+        return f"cannot resolve {who} (DNS failure)", True
+    if find(http.client.RemoteDisconnected):
+        return f"{who} closed the connection without an answer", True
+    errnos = {e.errno for e in chain if isinstance(e, OSError) and e.errno is not None}
+    if errnos & _REFUSED:
+        return f"cannot connect to {who}: connection refused", True
+    if errnos & _UNREACHABLE:
+        return f"cannot connect to {who}: network unreachable", True
+    if errnos & _RESET:
+        return f"connection to {who} reset", True
+    if find(http.client.IncompleteRead):  # also what http.client makes of a bad chunk size
+        return f"{who} closed the connection in the middle of the answer", True
+    if find(
+        http.client.HTTPException,
+        urllib3.exceptions.ProtocolError,
+        urllib3.exceptions.DecodeError,
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.ContentDecodingError,
+    ):  # a malformed status line or headers: an unexpected answer, not retried
+        return f"{who} broke the HTTP protocol (a malformed answer)", False
+    if find(requests.exceptions.ConnectionError, urllib3.exceptions.NewConnectionError, OSError):
+        return f"cannot connect to {who}", True
+    return f"request to {who} failed ({type(exc).__name__})", False
 
 
-def _read_capped(resp: requests.Response, deadline: float) -> bytes:
-    body = b""
-    for chunk in resp.iter_content(1024):
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise TemporaryFailure(f"DuckDNS answered with an oversized body (> {MAX_BODY} bytes)")
-        if time.monotonic() > deadline:
-            raise _Retryable(f"answer took longer than {TRY_TIMEOUT:.0f} s")
-    return body
+def _oversized() -> TemporaryFailure:
+    return TemporaryFailure(f"DuckDNS answered with an oversized body (> {MAX_BODY} bytes)")
+
+
+def _read_capped(resp: requests.Response, host: str) -> bytes:
+    """The body, at most MAX_BODY bytes as sent and MAX_BODY once decompressed.
+
+    Read undecoded from urllib3 and decompressed here with a bound on the output: urllib3
+    would inflate each piece whole (a 1 KiB piece of a deflate bomb is 1 MiB). The body
+    is asked for as ``identity``; gzip and deflate are still taken from a server that
+    compresses anyway. The caller's deadline bounds the time.
+    """
+    raw = b""
+    while True:
+        piece = resp.raw.read(MAX_BODY + 1 - len(raw), decode_content=False)
+        if not piece:
+            break
+        raw += piece
+        if len(raw) > MAX_BODY:
+            raise _oversized()
+    if resp.raw.length_remaining:  # fewer bytes than its Content-Length said
+        raise _Retryable(f"{host} closed the connection in the middle of the answer")
+    encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise TemporaryFailure(f"{host} answered in an encoding it was not asked for")
+    return _inflate(raw, gzip=encoding != "deflate", host=host)
+
+
+def _inflate(data: bytes, *, gzip: bool, host: str) -> bytes:
+    """``data`` decompressed (every gzip member), refused beyond MAX_BODY bytes."""
+    import zlib
+
+    # "deflate" means the zlib format, but some servers send raw deflate: both are taken.
+    formats = [16 + zlib.MAX_WBITS] if gzip else [zlib.MAX_WBITS, -zlib.MAX_WBITS]
+    for wbits in formats:
+        out, rest = b"", data
+        try:
+            while rest:
+                stream = zlib.decompressobj(wbits)
+                out += stream.decompress(rest, MAX_BODY + 1 - len(out))
+                if len(out) > MAX_BODY or stream.unconsumed_tail:
+                    raise _oversized()
+                if not stream.eof:
+                    break  # truncated
+                rest = stream.unused_data if gzip else b""
+            else:
+                return out
+        except zlib.error:
+            continue
+    raise TemporaryFailure(f"{host} answered with a corrupt compressed body")
 
 
 def _once(session: requests.Session, url: str, host: str, timeout: float) -> bytes:
-    deadline = time.monotonic() + timeout
+    """One request, bounded by ``timeout`` s of wall-clock time in all (deadline.bound):
+    connecting, the TLS handshake, the headers and the body, however slowly they come."""
     try:
-        resp = session.get(url, timeout=(timeout, timeout), allow_redirects=False, stream=True)
-    except requests.exceptions.SSLError as exc:
-        raise TemporaryFailure(_tls_message(host, exc)) from None
-    except requests.exceptions.Timeout:
-        raise _Retryable(f"no answer from {host} within {timeout:.0f} s") from None
-    except requests.exceptions.ConnectionError as exc:
-        report.debug(f"connection error: {exc}")  # requests embeds the URL: redacted there
-        raise _Retryable(_connection_message(host, exc)) from None
-    except requests.exceptions.RequestException as exc:
-        raise TemporaryFailure(f"request to {host} failed: {type(exc).__name__}") from None
-    with resp:
-        status = resp.status_code
-        if 300 <= status < 400:
-            raise TemporaryFailure(
-                f"{host} answered with a redirect (HTTP {status}); redirects are never followed"
+        with deadline.bound(timeout) as mine:
+            resp = session.get(
+                url,
+                timeout=(timeout, timeout),
+                allow_redirects=False,
+                stream=True,
+                headers=IDENTITY,
             )
-        if status in (408, 429) or status >= 500:
-            raise _Retryable(f"{host} answered HTTP {status}")
-        if status != 200:
-            raise TemporaryFailure(f"{host} answered HTTP {status}")
-        try:
-            return _read_capped(resp, deadline)
-        except requests.exceptions.RequestException:
-            raise _Retryable(f"connection to {host} broke while reading the answer") from None
+            with resp:
+                status = resp.status_code
+                if 300 <= status < 400:
+                    raise TemporaryFailure(
+                        f"{host} answered with a redirect (HTTP {status}); "
+                        "redirects are never followed"
+                    )
+                if status in (408, 429) or status >= 500:
+                    raise _Retryable(f"{host} answered HTTP {status}")
+                if status != 200:
+                    raise TemporaryFailure(f"{host} answered HTTP {status}")
+                return _read_capped(resp, host)
+    except deadline.Expired as exc:
+        if exc is not mine:
+            raise
+        raise _Retryable(f"no complete answer from {host} within {timeout:.0f} s") from None
+    except (
+        requests.exceptions.RequestException,
+        urllib3.exceptions.HTTPError,
+        http.client.HTTPException,
+        OSError,
+    ) as exc:
+        report.debug(f"request failed: {type(exc).__name__}: {exc}")  # URL redacted there
+        message, retry = explain(exc, host, timeout)
+        raise (_Retryable if retry else TemporaryFailure)(message) from None
 
 
 def parse_answer(body: bytes, txt: bool = False) -> Reply:
@@ -251,6 +389,8 @@ def _is_ip(value: str, version: int) -> bool:
 def send(cfg, query: str, txt: bool = False, retries: bool = True) -> Reply:
     """Send one update with the retry policy above; raise Rejected or TemporaryFailure.
 
+    TOTAL_BUDGET is a hard bound on the whole call, retries included (deadline.bound),
+    and each try is bounded by TRY_TIMEOUT however slowly the server answers.
     ``retries=False``: a single try (while failures last, see duckdns.backoff).
     """
     host = cfg.server_host  # both from config.parse_https_url, as check showed them
@@ -259,31 +399,43 @@ def send(cfg, query: str, txt: bool = False, retries: bool = True) -> Reply:
     start = time.monotonic()
     wait = FIRST_WAIT
     attempt = 0
+    failure = f"no answer from {host}"
     with session:
-        while True:
-            attempt += 1
-            remaining = TOTAL_BUDGET - (time.monotonic() - start)
-            try:
-                body = _once(session, url, host, min(TRY_TIMEOUT, max(remaining, 1.0)))
-            except _Retryable as exc:
-                failure = str(exc)
-            else:
-                try:
-                    return parse_answer(body, txt=txt)
-                except Rejected:
-                    raise Rejected(
-                        f"DuckDNS answered KO: the token or a domain ({', '.join(cfg.domains)})"
-                        f" is wrong; check both on duckdns.org and in {cfg.path} (not retried)"
-                    ) from None
-            elapsed = time.monotonic() - start
-            delay = wait * (1 + random.uniform(0, 0.1))
-            if not retries:
-                raise TemporaryFailure(f"{failure} (a single try while the failures last)")
-            if attempt > MAX_RETRIES or elapsed + wait > TOTAL_BUDGET:
-                raise TemporaryFailure(
-                    f"{failure} (gave up after {attempt} tries in {elapsed:.0f} s)"
-                )
-            delay = min(delay, max(wait, TOTAL_BUDGET - elapsed))
-            report.info(f"try {attempt} failed: {failure}; retrying in {delay:.1f} s")
-            time.sleep(delay)
-            wait *= 2
+        try:
+            with deadline.bound(TOTAL_BUDGET) as whole:
+                while True:
+                    attempt += 1
+                    remaining = TOTAL_BUDGET - (time.monotonic() - start)
+                    try:
+                        body = _once(session, url, host, min(TRY_TIMEOUT, max(remaining, 0.1)))
+                    except _Retryable as exc:
+                        failure = str(exc)
+                    else:
+                        return _parse(cfg, body, txt)
+                    elapsed = time.monotonic() - start
+                    if not retries:
+                        raise TemporaryFailure(f"{failure} (a single try while the failures last)")
+                    if attempt > MAX_RETRIES or elapsed + wait > TOTAL_BUDGET:
+                        raise TemporaryFailure(
+                            f"{failure} (gave up after {attempt} tries in {elapsed:.0f} s)"
+                        )
+                    delay = min(wait * (1 + random.uniform(0, 0.1)), TOTAL_BUDGET - elapsed)
+                    report.info(f"try {attempt} failed: {failure}; retrying in {delay:.1f} s")
+                    time.sleep(delay)
+                    wait *= 2
+        except deadline.Expired as exc:
+            if exc is not whole:
+                raise
+            raise TemporaryFailure(
+                f"{failure} (gave up after {attempt} tries: the {TOTAL_BUDGET:.0f} s bound ran out)"
+            ) from None
+
+
+def _parse(cfg, body: bytes, txt: bool) -> Reply:
+    try:
+        return parse_answer(body, txt=txt)
+    except Rejected:
+        raise Rejected(
+            f"DuckDNS answered KO: the token or a domain ({', '.join(cfg.domains)})"
+            f" is wrong; check both on duckdns.org and in {cfg.path} (not retried)"
+        ) from None

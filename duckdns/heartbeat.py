@@ -64,38 +64,39 @@ def due(state: dict, healthy: bool, now: float) -> str | None:
 
 
 def ping(cfg, state: dict, status: str, message: str, now: int) -> bool:
-    """Send one ping; never raises. Records it in ``state``; True if the monitor took it."""
+    """Send one ping; never raises. Records it in ``state``; True if the monitor took it.
+
+    Bounded by TIMEOUT s of wall-clock time in all (duckdns.deadline), however slowly the
+    monitor answers; only the status line is read, never the body.
+    """
+    from duckdns import api, deadline
+
     state["ping_tried"] = now
     try:
-        from duckdns import api
-
-        session = api.make_session(cfg)
-        with session:
+        with deadline.bound(TIMEOUT) as mine, api.make_session(cfg) as session:
             resp = session.get(
                 url_for(cfg.healthcheck, status, report.redact(message)),
                 timeout=(TIMEOUT, TIMEOUT),
                 allow_redirects=False,
+                stream=True,  # the body is never read: closed unread
+                headers=api.IDENTITY,
             )
             code = resp.status_code
             resp.close()
+    except deadline.Expired as exc:
+        if exc is not mine:
+            raise
+        return _failed(status, f"no answer within {TIMEOUT:.0f} s")
     except Exception as exc:  # any failure: said at -v, never the update's failure
-        report.info(f"heartbeat ping ({status}) failed: {_kind(exc)}")
-        return False
+        return _failed(status, api.explain(exc, "the monitor", TIMEOUT)[0])
     if not 200 <= code < 300:
-        report.info(f"heartbeat ping ({status}) failed: the monitor answered HTTP {code}")
-        return False
+        return _failed(status, f"the monitor answered HTTP {code}")
     state.update(ping_state=status, ping_at=now)
     report.debug(f"heartbeat ping ({status}) sent")
     return True
 
 
-def _kind(exc: Exception) -> str:
-    """The failure in words that cannot hold the URL."""
-    name = type(exc).__name__
-    if "SSL" in name:
-        return "TLS verification failed"
-    if "Timeout" in name:
-        return f"no answer within {TIMEOUT:.0f} s"
-    if "Connection" in name:
-        return "cannot connect"
-    return name
+def _failed(status: str, why: str) -> bool:
+    """Say at -v that the ping failed: ``why`` holds the failure's kind, never the URL."""
+    report.info(f"heartbeat ping ({status}) failed: {why}")
+    return False

@@ -102,6 +102,33 @@ def test_service_is_never_enabled_itself(service):
     assert "Install" not in service
 
 
+def _seconds(value: str) -> float:
+    """A systemd time span of the forms the unit uses: "120", "90s", "2min"."""
+    m = re.fullmatch(r"(\d+)\s*(s|sec|min|m)?", value)
+    assert m, f"unexpected time span {value!r}"
+    return int(m.group(1)) * (60 if m.group(2) in ("min", "m") else 1)
+
+
+def test_a_run_has_a_hard_time_limit_sized_from_the_programs_deadlines(service):
+    """TimeoutStartSec= ends a hung run, so the next timer run goes ahead; it is at least the
+    sum of the worst case of every exchange of one run, as the code has them (no drift)."""
+    import sys
+
+    from helpers import ROOT
+
+    sys.path.insert(0, str(ROOT))
+    from duckdns import api, config, dnswire, heartbeat
+
+    duckdns_requests = 2 * api.TOTAL_BUDGET  # one per address family, retries included
+    probe = dnswire.DEFAULT_TIMEOUT * len(config.parse_probe(config.DEFAULT_PROBE))
+    exchanges = duckdns_requests + probe + heartbeat.TIMEOUT
+    (limit,) = service["Service"]["TimeoutStartSec"]
+    assert _seconds(limit) >= exchanges + 30, (limit, exchanges)  # + start-up and lookups
+    assert _seconds(limit) < 5 * 60, "a hung run would block the timer for too long"
+    (stop,) = service["Service"]["TimeoutStopSec"]
+    assert _seconds(stop) <= 30
+
+
 def test_timer(timer):
     assert timer["Timer"]["OnBootSec"] == ["30"]
     assert timer["Timer"]["OnUnitActiveSec"] == ["1min"]

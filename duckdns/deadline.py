@@ -1,0 +1,92 @@
+"""A hard wall-clock bound on a block of code: whatever the other side does, it ends in time.
+
+Socket timeouts bound each wait for a byte, not an exchange: a server that sends one byte
+a second (headers, body or chunk sizes) or a TLS handshake that stalls keeps a request
+alive for ever under ``requests``' ``timeout=``. :func:`bound` arms ``SIGALRM``
+(``setitimer(ITIMER_REAL)``); its handler raises :class:`Expired`, derived from
+BaseException so that no ``except Exception`` in urllib3 or requests can swallow it.
+A blocking system call is interrupted by the signal and the exception surfaces there.
+
+Bounds nest: an inner bound never outlives an outer one, and leaving a bound restores the
+previous handler and what was left of the previous timer. The alarm can only be used in
+the main thread; elsewhere :func:`bound` bounds nothing (the updater is single-threaded).
+
+One thing the signal cannot cut short: glibc's getaddrinfo restarts its own waits after a
+signal, so a host name lookup ends by the resolver's own timeouts (resolv.conf: 5 s times
+2 attempts per name server by default); the bound fires the moment it returns.
+
+Imported only on the path that sends a request (``signal`` is not free on the timer path).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class Expired(BaseException):
+    """The bound of :func:`bound` ran out. ``seconds``: that bound."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"bound of {seconds:g} s ran out")
+        self.seconds = seconds
+
+
+# The bounds in force, outermost first: (expiry on the monotonic clock, the Expired to raise).
+_active: list[tuple[float, Expired]] = []
+
+
+def _on_alarm(signum, frame) -> None:
+    now = time.monotonic()
+    for expiry, exc in _active:  # the outermost bound that ran out wins
+        if now >= expiry - 0.001:
+            raise exc
+    _arm()  # early (clock granularity): wait for the rest
+
+
+def _arm() -> None:
+    if _active:
+        left = min(expiry for expiry, _ in _active) - time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
+
+
+@contextmanager
+def bound(seconds: float) -> Iterator[Expired]:
+    """Run the block for at most ``seconds``, then raise the :class:`Expired` it yields.
+
+    Bounds nest, and an outer bound that runs out first raises its own :class:`Expired`
+    through the inner block: a caller tells its own by identity::
+
+        try:
+            with deadline.bound(10) as mine:
+                ...
+        except deadline.Expired as exc:
+            if exc is not mine:
+                raise
+    """
+    if seconds <= 0:
+        raise ValueError("a bound must be positive")
+    mine = Expired(seconds)
+    try:
+        previous = signal.signal(signal.SIGALRM, _on_alarm)
+    except ValueError:  # not the main thread: no alarm to arm
+        yield mine
+        return
+    old_delay, old_interval = signal.getitimer(signal.ITIMER_REAL)
+    start = time.monotonic()
+    entry = (start + seconds, mine)
+    _active.append(entry)
+    try:
+        _arm()
+        yield mine
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _active.remove(entry)
+        signal.signal(signal.SIGALRM, previous)
+        if _active:
+            _arm()
+        elif old_delay:  # someone else's timer: what was left of it
+            left = max(old_delay - (time.monotonic() - start), 0.001)
+            signal.setitimer(signal.ITIMER_REAL, left, old_interval)
