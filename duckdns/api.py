@@ -344,8 +344,16 @@ def _once(session: requests.Session, url: str, host: str, timeout: float) -> byt
         raise (_Retryable if retry else TemporaryFailure)(message) from None
 
 
+SHOWN = 60  # characters of an unexpected answer quoted in the error
+
+
 def parse_answer(body: bytes, txt: bool = False) -> Reply:
-    """Check the answer against the documented forms; anything else is a failure."""
+    """Check the answer against the documented forms; anything else is a failure.
+
+    An unexpected answer is quoted in the error, shortened to :data:`SHOWN` characters of
+    printable ASCII; secrets are masked before shortening, so a cut cannot keep part of
+    one (a server that echoes the request would otherwise show a token's first half).
+    """
     try:
         text = body.decode("ascii")
     except UnicodeDecodeError:
@@ -369,8 +377,13 @@ def parse_answer(body: bytes, txt: bool = False) -> Reply:
             return Reply(
                 ipv4=_canonical(lines[1]), ipv6=_canonical(lines[2]), updated=state == "UPDATED"
             )
-    shown = (text or body.decode("ascii", "replace"))[:60].replace("\n", "\\n")
-    raise TemporaryFailure(f"unexpected answer from DuckDNS: {shown!r}")
+    raise TemporaryFailure(f"unexpected answer from DuckDNS: {_shown(body)!r}")
+
+
+def _shown(body: bytes) -> str:
+    """The start of ``body`` for a message: secrets masked first, then cut, printable ASCII."""
+    text = report.redact(body.decode("ascii", "replace"))[:SHOWN].replace("\n", "\\n")
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
 
 
 def _canonical(value: str) -> str:
@@ -378,8 +391,11 @@ def _canonical(value: str) -> str:
 
 
 def _is_ip(value: str, version: int) -> bool:
+    """Empty, or an address of ``version`` without a zone (a record holds no zone)."""
     if not value:
         return True
+    if "%" in value:
+        return False
     try:
         return ipaddress.ip_address(value).version == version
     except ValueError:

@@ -30,6 +30,7 @@ KINDS: dict[str, tuple[str, int, int]] = {
     "cloudflare": ("whoami.cloudflare", TYPE_TXT, CLASS_CH),
     "opendns": ("myip.opendns.com", TYPE_A, CLASS_IN),
 }
+SHOWN_VALUES = 3  # answers quoted when a target gives several
 
 
 def _ipv4_text(value: str) -> str | None:
@@ -53,13 +54,23 @@ def ask(target: ProbeTarget, timeout: float = DEFAULT_TIMEOUT) -> str:
     if not values:
         raise DNSError(f"{target}: no answer for {name}")
     if len(values) > 1:
-        raise DNSError(f"{target}: several answers for {name}: {', '.join(sorted(values))}")
+        listed = ", ".join(_shown(v) for v in sorted(values)[:SHOWN_VALUES])
+        more = f" and {len(values) - SHOWN_VALUES} more" if len(values) > SHOWN_VALUES else ""
+        raise DNSError(f"{target}: several answers for {name}: {listed}{more}")
     value = values.pop()
     address = _ipv4_text(value)
     if address is None:
-        shown = value if len(value) <= 64 else value[:64] + "..."
-        raise DNSError(f"{target}: answer {shown!r} is not an IPv4 address")
+        raise DNSError(f"{target}: answer {_shown(value)} is not an IPv4 address")
     return address
+
+
+def _shown(value: str) -> str:
+    """An answer quoted for a log line: at most 64 characters, control characters escaped.
+
+    The server is not trusted: its TXT values may hold newlines (a forged log line) or
+    fill a 64 KiB datagram.
+    """
+    return repr(value if len(value) <= 64 else value[:64] + "...")
 
 
 def public_ipv4(

@@ -34,9 +34,18 @@ answers say ``lie_ipv4``, AAAA ``lie_ipv6``); ``wrong-id``, ``no-qr``, ``wrong-n
 ``garbage`` (right ID, then junk); ``runt`` (shorter than a header); ``pointer-loop`` (answer
 owner name is a compression loop); ``silent``; ``servfail``, ``nxdomain``, ``refused``;
 ``wrong-source`` (a correct reply, sent from another port). ``delay`` (seconds) holds every
-reply back; ``responder`` (``bytes -> bytes | None``, the query in, the reply out or None)
-replaces the answering logic, for hand-crafted packets; it may call ``answer(packet)`` for the
-reply the server would have given.
+reply back; ``responder`` (``bytes -> bytes | list[bytes] | None``, the query in, the
+datagrams out or None) replaces the answering logic, for hand-crafted packets; it may call
+``answer(packet)`` for the reply the server would have given.
+
+Hostile behaviours, for the hostile layer (tests/unit/test_hostile_dns.py): ``flood``
+(``FLOOD`` replies with wrong IDs from the right address and port, then the right reply);
+``junk-flood`` (``FLOOD`` datagrams of random bytes, some shorter than a header, then the
+right reply); ``several`` (each A or TXT answer comes with a second, different value,
+``lie_ipv4``); ``not-ipv4`` (TXT values are text, A answers become AAAA records);
+``huge-txt`` (the right answer followed by about 60 KiB of distinct TXT records holding
+newlines and escape sequences); ``late`` (the right reply ``late_by`` seconds late, after any
+sane timeout). UDP only: the client under test never uses TCP (a truncated reply fails).
 
 A ``LaggingZone`` plays DuckDNS's name servers for TXT records: every name at or below
 ``NAME.duckdns.org`` answers the TXT value that a source (the test DuckDNS server's state)
@@ -56,6 +65,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import random
 import signal
 import socket
 import struct
@@ -102,7 +112,14 @@ BEHAVIOURS = (
     "nxdomain",
     "refused",
     "wrong-source",
+    "flood",
+    "junk-flood",
+    "several",
+    "not-ipv4",
+    "huge-txt",
+    "late",
 )
+FLOOD = 200  # datagrams sent before the right reply by "flood" and "junk-flood"
 
 
 class Query:
@@ -120,6 +137,12 @@ class Query:
 
     def __repr__(self) -> str:
         return f"Query({self.name!r} {self.rclass} {self.rtype} id=0x{self.id:04x})"
+
+
+def _with_id(wire: bytearray, qid: int) -> bytes:
+    """``wire`` with another (wrong) message ID."""
+    struct.pack_into("!H", wire, 0, qid & 0xFFFF)
+    return bytes(wire)
 
 
 def parse_record(spec: str) -> tuple[str, int, int, str]:
@@ -252,7 +275,8 @@ class DNSServer:
         self.delay = 0.0
         self.lie_ipv4 = "198.51.100.66"
         self.lie_ipv6 = "2001:db8::bad"
-        self.responder: Callable[[bytes], bytes | None] | None = None
+        self.late_by = 5.0  # seconds, for the "late" behaviour
+        self.responder: Callable[[bytes], bytes | list[bytes] | None] | None = None
         self.queries: list[Query] = []
         self._records: dict[tuple[str, int, int], list[str]] = {}
         self._sock: socket.socket | None = None
@@ -361,21 +385,24 @@ class DNSServer:
             if reply is None:
                 continue
             sender = self._other if self.behaviour == "wrong-source" else sock
-            if self.delay > 0:
-                timer = threading.Timer(self.delay, self._send, (sender, reply, client))
+            replies = [reply] if isinstance(reply, bytes) else reply
+            delay = self.late_by if self.behaviour == "late" else self.delay
+            if delay > 0:
+                timer = threading.Timer(delay, self._send, (sender, replies, client))
                 timer.daemon = True
                 self._timers.append(timer)
                 timer.start()
             else:
-                self._send(sender, reply, client)
+                self._send(sender, replies, client)
 
-    def _send(self, sock: socket.socket | None, reply: bytes, client: tuple) -> None:
-        if sock is None or self._stopping.is_set():
-            return
-        with contextlib.suppress(OSError):
-            sock.sendto(reply, client)
+    def _send(self, sock: socket.socket | None, replies: list[bytes], client: tuple) -> None:
+        for reply in replies:
+            if sock is None or self._stopping.is_set():
+                return
+            with contextlib.suppress(OSError):
+                sock.sendto(reply, client)
 
-    def _respond(self, packet: bytes, client: tuple) -> bytes | None:
+    def _respond(self, packet: bytes, client: tuple) -> bytes | list[bytes] | None:
         query = _read_query(packet)
         if query is None:
             return None
@@ -394,8 +421,8 @@ class DNSServer:
             return self.responder(packet)
         return self.answer(packet)
 
-    def answer(self, packet: bytes) -> bytes | None:
-        """The reply the current behaviour gives to ``packet`` (None: no reply).
+    def answer(self, packet: bytes) -> bytes | list[bytes] | None:
+        """The reply the current behaviour gives to ``packet``: datagrams, in order, or None.
 
         A ``responder`` may call this to answer normally and tamper with the result.
         """
@@ -413,6 +440,15 @@ class DNSServer:
         answers, rcode = self._lookup(qname, qtype, qclass)
         if behaviour == "lie":
             answers = [self._lie(a) for a in answers]
+        elif behaviour == "several":
+            answers = [x for a in answers for x in (a, self._lie(a))]
+        elif behaviour == "not-ipv4":
+            answers = [self._not_ipv4(a) for a in answers]
+        elif behaviour == "huge-txt":
+            answers = answers + [
+                (qname, TYPES["TXT"], qclass, f"{i:03d} \n<3>forged line \x1b[2J{'x' * 230}")
+                for i in range(230)
+            ]
         if behaviour in RCODES:
             answers, rcode = [], RCODES[behaviour]
         if behaviour == "truncated":
@@ -459,7 +495,22 @@ class DNSServer:
         wire = reply.to_wire()
         if behaviour == "short":
             wire = wire[:-3] if answers else wire[:-1]
+        if behaviour == "flood":
+            flood = bytearray(wire)
+            return [_with_id(flood, query.id + 1 + i) for i in range(FLOOD)] + [wire]
+        if behaviour == "junk-flood":
+            rng = random.Random(query.id)
+            junk = [rng.randbytes(rng.choice((1, 11, 12, 40, 512))) for _ in range(FLOOD)]
+            return [*junk, wire]
         return wire
+
+    def _not_ipv4(self, answer: tuple[str, int, int, str]) -> tuple[str, int, int, str]:
+        name, rtype, rclass, value = answer
+        if rtype == TYPES["TXT"]:
+            return name, rtype, rclass, f"your address is {value}"
+        if rtype == TYPES["A"]:
+            return name, TYPES["AAAA"], rclass, self.lie_ipv6
+        return answer
 
     def _lie(self, answer: tuple[str, int, int, str]) -> tuple[str, int, int, str]:
         name, rtype, rclass, value = answer

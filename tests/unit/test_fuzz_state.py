@@ -1,0 +1,268 @@
+"""Whatever ``state.json`` holds, ``duckdns update`` runs: the contract of duckdns.state.
+
+Every state value either loads or is dropped with one warning, and the file is rewritten:
+no state can make a run fail, and exit 70 is for bugs only. Checked end to end against the
+test DuckDNS server (``duck``, which answers OK), probe off:
+
+- Hypothesis writes hostile values into any fields of a valid state (wrong types for each
+  field of duckdns.state.FIELDS, booleans, NaN and infinities, 1e308, 10**400, negative
+  times, nested lists and objects) and runs the update in this process (the ``runner``);
+- explicit whole-file cases run the real program: absurd nesting, a few MB, invalid UTF-8,
+  not an object, truncated, a FIFO, a directory, symlinks, /dev/zero.
+
+Each run exits 0 (75 only where the file cannot be rewritten), never 70; prints at most
+one line about the state; and leaves a state.json that is strict JSON (no NaN) whose fields
+have their types: a string where the default is a string, a whole number for ``failures``,
+a finite number or null where the default is None.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from helpers import DEBIAN_PYTHON, ROOT, assert_no_canary
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from duckdns.state import FIELDS
+
+RUN_BOUND = 20  # seconds: a run that blocks on its state file is killed here (and fails)
+MEMORY = 1 << 30  # bytes of address space for a real run: /dev/zero must not eat the host
+
+SCALARS = st.one_of(
+    st.text(max_size=12),
+    st.integers(),
+    st.floats(),  # NaN and infinities included
+    st.booleans(),  # bool is an int subclass: True is not a time
+    st.none(),
+    st.sampled_from(
+        [10**400, -(10**400), 1e308, -1e308, -1, -1.5, 0, 2**63, 2**64 + 1, "", "NaN", "1"]
+    ),
+    st.sampled_from(["updated", "ko", "error", "ok", "failing", "distrusted", "up", "down"]),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=5,
+)
+HOSTILE_FIELDS = st.dictionaries(st.sampled_from(sorted(FIELDS)), VALUES, min_size=1, max_size=6)
+
+
+def _strict_constant(name: str):
+    raise AssertionError(f"state.json holds {name}: not JSON")
+
+
+def assert_sane(path: Path) -> dict:
+    """state.json is strict JSON, an object, and each known field has its type."""
+    data = json.loads(path.read_bytes(), parse_constant=_strict_constant)
+    assert isinstance(data, dict), data
+    for key, default in FIELDS.items():
+        if key not in data:
+            continue
+        value = data[key]
+        if default is None:
+            ok = value is None or (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and -1e15 < value < 1e15  # finite (NaN compares false), a time, not 10**400
+            )
+        elif isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1e15
+        else:
+            ok = isinstance(value, type(default))
+        assert ok, f"state.json: {key} = {str(value)[:80]!r} (default {default!r})"
+    return data
+
+
+def state_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if "state" in line.lower()]
+
+
+# -- hostile values in a valid state, in this process ------------------------------------------
+
+
+@pytest.fixture
+def valid(conf, runner):
+    """A config, its runner, and the valid state.json a first run left."""
+    cfg = conf()
+    run = runner(cfg)
+    code, _, err = run("update")
+    assert code == 0, err
+    path = cfg.parent / "state.json"
+    return run, path, json.loads(path.read_text())
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(hostile=HOSTILE_FIELDS, force=st.booleans())
+def test_any_field_values(valid, hostile, force):
+    run, path, base = valid
+    path.write_text(json.dumps({**base, **hostile}, allow_nan=True))
+    run.later(61)
+    code, out, err = run("update", *(["--force"] if force else []))
+    assert code == 0, f"exit {code}: {err}"
+    assert len(state_lines(err)) <= 1, err
+    assert_sane(path)
+
+
+WRONG_TIMES = {
+    "true": True,
+    "a string": "1700000000",
+    "1e308": 1e308,
+    "10**400": 10**400,
+    "NaN": float("nan"),
+    "-Infinity": float("-inf"),
+    "a list": [1],
+}
+
+
+@pytest.mark.parametrize("value", list(WRONG_TIMES.values()), ids=list(WRONG_TIMES))
+@pytest.mark.parametrize("field", sorted(k for k, v in FIELDS.items() if v is None))
+def test_time_fields(valid, field, value):
+    """Each time field, each kind of wrong value: the run goes on, the file is repaired."""
+    run, path, base = valid
+    path.write_text(json.dumps({**base, field: value}, allow_nan=True))
+    code, out, err = run("update", "--force")
+    assert code == 0, f"exit {code}: {err}"
+    assert len(state_lines(err)) <= 1, err
+    assert_sane(path)
+
+
+# -- whole files, the real program -------------------------------------------------------------
+
+
+def run_update(cfg: Path) -> tuple[int | str, str, float]:
+    """``duckdns --config CFG update`` as the package runs it, bounded in time and memory."""
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "LANG": "C.UTF-8",
+        "HOME": str(cfg.parent),
+    }
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
+
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(
+            [DEBIAN_PYTHON, "-m", "duckdns", "--config", str(cfg), "update"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cfg.parent,
+            timeout=RUN_BOUND,
+            preexec_fn=limit,
+        )
+    except subprocess.TimeoutExpired as exc:
+        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        assert_no_canary(err)
+        return f"killed after {RUN_BOUND} s", err, time.monotonic() - start
+    assert_no_canary(proc.stdout, proc.stderr)
+    return proc.returncode, proc.stderr, time.monotonic() - start
+
+
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+WHOLE_FILES = {
+    "every field NaN": json.dumps(dict.fromkeys(FIELDS, float("nan"))).encode(),
+    "every field Infinity": json.dumps(dict.fromkeys(FIELDS, float("inf"))).encode(),
+    "every field -Infinity": json.dumps(dict.fromkeys(FIELDS, float("-inf"))).encode(),
+    "every field a string": json.dumps(dict.fromkeys(FIELDS, "x")).encode(),
+    "every field true": json.dumps(dict.fromkeys(FIELDS, True)).encode(),
+    "every field 1e308": json.dumps(dict.fromkeys(FIELDS, 1e308)).encode(),
+    "every field 10**400": json.dumps(dict.fromkeys(FIELDS, 10**400)).encode(),
+    "every field -1": json.dumps(dict.fromkeys(FIELDS, -1)).encode(),
+    "every field a list": json.dumps(dict.fromkeys(FIELDS, [1, "a"])).encode(),
+    "every field an object": json.dumps(dict.fromkeys(FIELDS, {"a": 1})).encode(),
+    "nested 10**5 deep": _nested(10**5),
+    "a field nested 10**5 deep": b'{"last_run": ' + _nested(10**5) + b"}",
+    "an integer of 5000 digits": b'{"failures": ' + b"9" * 5000 + b"}",
+    "4 MB of whitespace": b" " * (4 << 20) + b"{}",
+    "a 4 MB string": json.dumps({"last_error": "x" * (4 << 20)}).encode(),
+    "invalid UTF-8": b'{"last_error": "\xff\xfe", "last_run": 1}',
+    "UTF-16": json.dumps({"last_run": 1}).encode("utf-16"),
+    "a list": b"[]",
+    "null": b"null",
+    "a string": b'"state"',
+    "empty": b"",
+    "truncated": b'{"last_run": 17',
+    "NUL bytes": b"\0" * 64,
+}
+
+
+@pytest.mark.parametrize("content", list(WHOLE_FILES.values()), ids=list(WHOLE_FILES))
+def test_whole_file(conf, content):
+    cfg = conf()
+    path = cfg.parent / "state.json"
+    path.write_bytes(content)
+    code, err, elapsed = run_update(cfg)
+    assert code == 0, f"exit {code} after {elapsed:.1f} s: {err[-2000:]}"
+    assert len(state_lines(err)) <= 1, err
+    assert_sane(path)
+    assert path.stat().st_size < 1 << 20, "the rewritten state still holds megabytes"
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _directory(path: Path) -> None:
+    path.mkdir()
+
+
+def _symlink_to_valid(path: Path) -> None:
+    (path.parent / "elsewhere.json").write_text('{"last_run": 1}')
+    path.symlink_to(path.parent / "elsewhere.json")
+
+
+def _dangling_symlink(path: Path) -> None:
+    path.symlink_to(path.parent / "missing.json")
+
+
+def _symlink_to_fifo(path: Path) -> None:
+    os.mkfifo(path.parent / "pipe")
+    path.symlink_to(path.parent / "pipe")
+
+
+def _symlink_to_dev_zero(path: Path) -> None:
+    path.symlink_to("/dev/zero")
+
+
+NOT_FILES = {
+    "a FIFO": _fifo,
+    "a directory": _directory,
+    "a symlink to a valid file": _symlink_to_valid,
+    "a dangling symlink": _dangling_symlink,
+    "a symlink to a FIFO": _symlink_to_fifo,
+    "a symlink to /dev/zero": _symlink_to_dev_zero,
+}
+
+
+@pytest.mark.parametrize("make", list(NOT_FILES.values()), ids=list(NOT_FILES))
+def test_not_a_regular_file(conf, make):
+    """Never blocks, never 70; where state.json cannot be replaced, 75 is a real failure."""
+    cfg = conf()
+    path = cfg.parent / "state.json"
+    make(path)
+    code, err, elapsed = run_update(cfg)
+    assert code in (0, 75), f"exit {code} after {elapsed:.1f} s: {err[-2000:]}"
+    assert elapsed < 10, f"{elapsed:.1f} s"
+    if path.is_file() and not path.is_symlink():
+        assert_sane(path)
+    if not path.is_dir():
+        assert len(state_lines(err)) <= 1, err
