@@ -78,6 +78,7 @@ DNS_PORT = 53
 DEFAULT_PROBE = (
     "cloudflare@1.1.1.1, cloudflare@1.0.0.1, opendns@208.67.222.222, opendns@208.67.220.220"
 )
+MAX_PROBES = 8
 PROBE_KINDS = ("cloudflare", "opendns")  # what each asks: duckdns.probe.KINDS
 _PROBE_FORM = (
     "off, or a comma-separated list of KIND@ADDRESS[:PORT] with KIND cloudflare or opendns "
@@ -753,8 +754,12 @@ def parse_probe(spec: str) -> list[ProbeTarget]:
         return []
     if not text:
         raise ValueError(f"probe is empty; expected {_PROBE_FORM}")
+    entries = text.split(",")
+    if len(entries) > MAX_PROBES:
+        # Each silent entry costs its timeout: the run's time bound counts MAX_PROBES of them.
+        raise ValueError(f"probe has {len(entries)} entries; at most {MAX_PROBES} are asked")
     targets = []
-    for number, raw in enumerate(text.split(","), 1):
+    for number, raw in enumerate(entries, 1):
         entry = raw.strip()
         name = f"probe entry {_q(entry, f'number {number}')}"
         if not entry:

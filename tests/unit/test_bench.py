@@ -60,8 +60,8 @@ def test_bench_json_has_every_command_and_sane_fields():
     assert result["commands"]["C_update_changed"]["imports_requests"] is True
     assert {"A/B CPU", "A/B RSS", "check/pass CPU", "--help/pass CPU"} <= set(result["ratios"])
     day = result["per_day"]
-    assert day["schedule"] == {"runs": 1440, "address_changes": 2, "forced_refreshes": 1}
-    assert day["duckdns"]["https_requests"] == 3
+    assert day["schedule"] == {"runs": 1440, "address_changes": 2, "probe_checks": 24}
+    assert day["duckdns"]["https_requests"] == 26
     assert day["duckdns"]["cpu_s"] > 0
     if curl:
         assert day["recipe"]["https_requests"] == 1440
