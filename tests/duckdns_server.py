@@ -27,8 +27,8 @@ The control file is read at every request when it exists: ``{"mode": "status:503
 DuckDNS would see it behind a NAT router).
 
 Modes: ``ok`` (the real behaviour), ``ko``, ``status:N``, ``redirect`` (302 to
-``/elsewhere``), ``stall:SECONDS``, ``huge`` (1 MiB body), ``garbage``, ``bare`` (the update takes effect,
-the answer is its first line only: ``OK`` or ``KO``).
+``/elsewhere``), ``stall:SECONDS``, ``huge`` (1 MiB body), ``garbage``, ``bare`` (the update
+takes effect, the answer is its first line only: ``OK`` or ``KO``).
 """
 
 from __future__ import annotations

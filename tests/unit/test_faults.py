@@ -143,9 +143,7 @@ UNWRITABLE = textwrap.dedent(
 
 
 @pytest.mark.parametrize("mode", ["full", "read-only"])
-def test_an_unwritable_state_directory_sends_twice_a_half_hour_at_most(
-    duck, conf, tmp_path, mode
-):
+def test_an_unwritable_state_directory_sends_twice_a_half_hour_at_most(duck, conf, tmp_path, mode):
     """DuckDNS down for an hour, and no state can be written: without a record every run
     would look like the first (7,000 requests a day). Real runs, real tmpfs, libfaketime."""
     if os.geteuid() != 0:
@@ -163,9 +161,24 @@ def test_an_unwritable_state_directory_sends_twice_a_half_hour_at_most(
     env = {**CLEAN_ENV, "CONF_SOURCE": str(source), "FAKETIME_LIB": lib, "PYTHONPATH": str(ROOT)}
     minutes = 60
     proc = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", str(script), str(state_dir),
-         "full" if mode == "full" else "ro", str(minutes), DEBIAN_PYTHON, "-m", "duckdns"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            str(script),
+            str(state_dir),
+            "full" if mode == "full" else "ro",
+            str(minutes),
+            DEBIAN_PYTHON,
+            "-m",
+            "duckdns",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert_no_canary(proc.stdout, proc.stderr)
     codes = [line for line in proc.stdout.splitlines() if line.startswith("exit ")]
