@@ -40,11 +40,11 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
         report.info("ipv6 = auto, but this host has no global IPv6 address: AAAA left as it is")
     if not plan.reasons:
         report.debug(f"nothing changed (IPv4 {state['ipv4'] or '-'}): no request sent")
+        recorded = None
         if _record_probe(state, plan, now) or dirty:  # only when something changed
-            _save(cfg, state_path, state, now)
+            recorded = _save(cfg, state_path, state, now)
         # Nothing sent: a failure streak goes on (only DuckDNS's answer ends it).
-        if _heartbeat(cfg, state, not backoff.failing(state), "", now):
-            _save(cfg, state_path, state, now)
+        _heartbeat(cfg, state_path, state, not backoff.failing(state), "", now, recorded)
         return EXIT_OK
     # The attempt is on record before the first request, or not made at all but on the
     # few turns an unrecorded run has (backoff.unrecorded_turn).
@@ -67,8 +67,7 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
     # Recorded before the heartbeat: a monitor that hangs cannot make the run forget this.
     if not unrecorded:
         _save(cfg, state_path, state, now)
-    if _heartbeat(cfg, state, kind == "ok", message, now) and not unrecorded:
-        _save(cfg, state_path, state, now)
+    _heartbeat(cfg, state_path, state, kind == "ok", message, now, not unrecorded)
     return code
 
 
@@ -112,17 +111,29 @@ def _settle(state: dict, kind: str, message: str, at: int, now: int, force: bool
     return EXIT_KO if kind == "ko" else EXIT_TEMPFAIL
 
 
-def _heartbeat(cfg, state: dict, healthy: bool, message: str, now: int) -> bool:
-    """Ping the monitor if this run calls for it; True if ``state`` changed."""
+def _heartbeat(
+    cfg, state_path: str, state: dict, healthy: bool, message: str, now: int, recorded
+) -> None:
+    """Ping the monitor if this run calls for it, and record the ping.
+
+    ``recorded``: whether the state could be written this run (None: not tried yet). A ping
+    whose attempt cannot be recorded is sent only on an unrecorded run's turns: else a
+    full disk would make every run ping.
+    """
     if not cfg.healthcheck:
-        return False
+        return
     from duckdns import heartbeat
 
     status = heartbeat.due(state, healthy, now)
     if status is None:
-        return False
+        return
+    if recorded is None:
+        recorded = _save(cfg, state_path, state, now)
+    if not recorded and not backoff.unrecorded_turn(now, ",".join(cfg.domains)):
+        return
     heartbeat.ping(cfg, state, status, message or "OK", now)
-    return True
+    if recorded:
+        _save(cfg, state_path, state, now)
 
 
 def ask_probe(targets) -> tuple[str | None, list[str]]:
@@ -261,6 +272,8 @@ def send_one(cfg, what: str, **query: str | bool) -> int:
         statefile.record_txt(state, reply.txt)
     else:
         statefile.record_cleared(state, reply.ipv4, reply.ipv6)
-    statefile.save(state_path, state)
+    problem = statefile.save(state_path, state)
+    if problem:  # a one-off command: say it now
+        report.warning(problem)
     report.notice(f"{', '.join(cfg.domains)}: {what}")
     return EXIT_OK

@@ -145,3 +145,27 @@ def test_the_ping_url_is_redacted_like_the_token(conf, runner):
     assert HC_KEY not in report.redact(f"GET {url}/fail failed")
     assert HC_KEY not in report.redact(f"Max retries exceeded with url: /{HC_KEY}/fail")
     assert HC_KEY not in report.redact(json.dumps({"u": url}))
+
+
+def test_a_state_that_cannot_be_written_does_not_make_every_run_ping(
+    duck, monitor, conf, runner, monkeypatch
+):
+    """The ping's attempt must be recorded like a request's: with a full disk the monitor
+    is pinged on the unrecorded turns only (two minutes each half hour), not every run."""
+    import errno
+
+    from duckdns import state as statefile
+
+    run = runner(conf(ipv4="192.0.2.44", healthcheck=f"{monitor.url}/{HC_KEY}"))
+    assert run()[0] == 0 and len(monitor.pings) == 1
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(statefile, "atomic_write", full)
+    run.later(2 * 86400)  # the daily "up" ping is due, and cannot be recorded
+    for _ in range(60):
+        run.later(60)
+        assert run()[0] == 0
+    assert 1 <= len(monitor.pings) - 1 <= 4, len(monitor.pings)
+    assert len(duck.requests) <= 1 + 4  # the refresh is due too: the same turns
