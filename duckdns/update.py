@@ -47,7 +47,11 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
         _heartbeat(cfg, state_path, state, not backoff.failing(state), "", now, recorded)
         return EXIT_OK
     # The attempt is on record before the first request, or not made at all but on the
-    # few turns an unrecorded run has (backoff.unrecorded_turn).
+    # few turns an unrecorded run has (backoff.unrecorded_turn). The new configuration is on
+    # record with it: a run stopped in flight must not leave the next one a "changed
+    # configuration", which would skip the backoff's wait.
+    if plan.new_config:
+        statefile.record_new_config(state, plan.fingerprint)
     statefile.begin_attempt(state, now)
     unrecorded = not _save(cfg, state_path, state, now)
     if unrecorded and not backoff.unrecorded_turn(now, ",".join(cfg.domains)):
@@ -178,8 +182,6 @@ def send(cfg, state: dict, plan: Plan, now: int, retries: bool = True) -> tuple[
     """
     from duckdns import api
 
-    if plan.new_config:
-        statefile.record_new_config(state, plan.fingerprint)
     pending = [f for f in FAMILIES if f in plan.reasons]
     done: set[str] = set()
     kind, message, updated = "ok", "", False

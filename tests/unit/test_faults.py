@@ -219,6 +219,43 @@ def test_a_run_stopped_mid_request_counts_as_a_failed_attempt(duck, conf, runner
     assert state_of(run.cfg)["in_flight"] is None
 
 
+class Killed(BaseException):
+    """SIGTERM from the unit's time limit: the process ends where it is."""
+
+
+@pytest.mark.parametrize("before", ["first run", "config changed"])
+def test_a_new_config_stopped_mid_request_waits_like_any_other(
+    before, duck, conf, runner, monkeypatch
+):
+    """A run killed in flight on its first update (or the first after a configuration
+    change) is a failed attempt like any other: the next timer run, inside the backoff's
+    minute, sends nothing; the first after it does."""
+    run = runner(conf())
+    if before == "config changed":
+        assert run()[0] == 0
+        conf(ipv4="192.0.2.44")  # the same file, rewritten
+    sent = len(duck.requests)
+    real_send = api.send
+
+    def hang(*args, **kw):
+        raise Killed
+
+    monkeypatch.setattr(api, "send", hang)
+    with pytest.raises(Killed):
+        run()
+    monkeypatch.setattr(api, "send", real_send)
+    run.later(15)
+    code, _, err = run()
+    assert code == 0 and len(duck.requests) == sent, err
+    assert "the previous run was stopped before DuckDNS answered; next attempt in 45 s" in err
+    run.later(45)
+    code, _, err = run()
+    assert code == 0 and len(duck.requests) == sent + 1, err
+    assert "updates work again after 1 min, 1 failed attempt" in err
+    state = state_of(run.cfg)
+    assert state["in_flight"] is None and state["failures"] == 0
+
+
 def test_the_attempt_is_on_record_before_the_first_request(duck, conf, runner, monkeypatch):
     run = runner(conf())
     seen = []
