@@ -15,7 +15,8 @@ failed, the last kind of failure and when the next attempt may be made.
 
 The updater's own lines: one error at the first failure, a reminder at most every
 :data:`REMINDER` seconds while the failures last (each attempt's error only at ``-v``), and
-one notice on recovery. This module only computes; duckdns.cli does the talking.
+one notice on recovery. This module only computes: duckdns.state records the fields it hands
+back, duckdns.update does the talking.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def delay(kind: str, failures: int) -> int:
 
 
 def failing(state: dict) -> bool:
-    return bool(state.get("failures"))
+    return bool(state["failures"])
 
 
 def waiting(state: dict, now: float, force: bool, config_changed: bool) -> bool:
@@ -63,54 +64,47 @@ def waiting(state: dict, now: float, force: bool, config_changed: bool) -> bool:
     """
     if force or config_changed or not failing(state):
         return False
-    due = state.get("next_attempt")
-    if not isinstance(due, (int, float)):
+    due = state["next_attempt"]
+    if due is None:
         return False
-    started = due - delay(state.get("failure_kind", ""), state.get("failures", 1))
+    started = due - delay(state["failure_kind"], state["failures"])
     return started <= now < due
 
 
-def record_failure(state: dict, kind: str, message: str, now: int) -> bool:
-    """Record a failed attempt; True when it must be reported as an error now.
+def after_failure(state: dict, kind: str, message: str, now: int) -> tuple[dict, bool]:
+    """The fields a failed attempt changes, and whether it must be reported as an error now.
 
     That is the first failure of a streak, and then at most every :data:`REMINDER` seconds.
     ``message`` (already redacted) becomes the alert's text when this attempt raises one.
     """
     first = not failing(state)
-    failures = (state.get("failures") or 0) + 1
-    state.update(
-        failures=failures,
-        failure_kind=kind,
-        next_attempt=now + delay(kind, failures),
-    )
+    failures = state["failures"] + 1
+    updates = {"failures": failures, "failure_kind": kind, "next_attempt": now + delay(kind, failures)}
     if first:
-        state["failing_since"] = now
-    reminded = state.get("reminded")
-    loud = first or not isinstance(reminded, (int, float)) or not 0 <= now - reminded < REMINDER
+        updates["failing_since"] = now
+    reminded = state["reminded"]
+    loud = first or reminded is None or not 0 <= now - reminded < REMINDER
     if loud:
-        state["reminded"] = now
-    alerted = state.get("alert_at")
-    if first or state.get("alert") == "up" or not isinstance(alerted, (int, float)):
-        state.update(alert="down", alert_at=now, alert_text=message)
+        updates["reminded"] = now
+    alerted = state["alert_at"]
+    if first or state["alert"] == "up" or alerted is None:
+        updates.update(alert="down", alert_at=now, alert_text=message)
     elif not 0 <= now - alerted < ALERT_REMINDER:
-        state.update(alert="reminder", alert_at=now, alert_text=message)
-    return loud
+        updates.update(alert="reminder", alert_at=now, alert_text=message)
+    return updates, loud
 
 
-def record_success(state: dict, now: int) -> str:
-    """Clear the failure streak; the recovery notice to print, or '' if nothing was failing."""
+def after_success(state: dict, now: int) -> tuple[dict, str]:
+    """The fields a success changes, and the recovery notice ('' if nothing was failing)."""
     if not failing(state):
-        return ""
-    since = state.get("failing_since")
-    failures = state.get("failures") or 0
-    state.update(FIELDS)
+        return {}, ""
+    since, failures = state["failing_since"], state["failures"]
     attempts = "attempt" if failures == 1 else "attempts"
-    if isinstance(since, (int, float)):
+    if since is not None:
         text = f"updates work again after {duration(now - since)}, {failures} failed {attempts}"
     else:
         text = f"updates work again after {failures} failed {attempts}"
-    state.update(alert="up", alert_at=now, alert_text=text)
-    return text
+    return {**FIELDS, "alert": "up", "alert_at": now, "alert_text": text}, text
 
 
 def duration(seconds: float) -> str:
@@ -140,8 +134,8 @@ def unrecorded_turn(now: int, salt: str) -> bool:
 
 def waiting_message(state: dict, now: float) -> str:
     """What a run inside the wait says (at ``-v``)."""
-    due = state.get("next_attempt") or now
-    failures = state.get("failures")
+    due = state["next_attempt"] or now
+    failures = state["failures"]
     return (
         f"{failures} failed {'attempt' if failures == 1 else 'attempts'} in a row: next attempt in "
         f"{duration(due - now)} (nothing sent; 'duckdns update --force' tries now)"

@@ -1,8 +1,14 @@
-"""Decide which records this run must send to DuckDNS, and whether to trust the probe.
+"""Plan a run and assess DuckDNS's answers: pure functions of what the run gathered.
 
-Each record is its own *family* with its own state: ``ipv4`` (the A record) and ``ipv6``
-(AAAA). The address DuckDNS records always comes from an authenticated source: DuckDNS's own
-view of the TLS connection (``ip=`` empty) for ``ipv4 = auto``, the kernel for
+duckdns.update gathers every input first (:class:`Inputs`: the config, the saved state, the
+clock, the probe's answer, this host's IPv6 address), then :func:`plan` says which records
+need a request and why, the requests are sent, and :func:`assess` turns the answers into
+an :class:`Outcome` that duckdns.state records and duckdns.update reports. Nothing here reads
+the system or talks to anyone.
+
+Each record is its own *family* (:class:`Family`) with its own state: the A record and the
+AAAA record. The address DuckDNS records always comes from an authenticated source:
+DuckDNS's own view of the TLS connection (``ip=`` empty) for ``ipv4 = auto``, the kernel for
 ``ipv6 = auto``, or the admin's literal. The DNS probe (duckdns.probe) is cheap and
 unauthenticated, so it only decides *whether* the A record needs a request, never *what* to
 set.
@@ -16,34 +22,38 @@ The requests, as DuckDNS documents them (shared/duckdns-api.md, docs/design.md):
 * ``ipv4 = off``: ``ip=&ipv6=X`` (AAAA; A left as it was).
 
 Nothing here depends on what DuckDNS does with an empty ``ipv6=`` or with ``ipv6=`` and no
-``ip=``: those are never sent. Every verbose answer is checked (duckdns.update, which sends
-them): the family a request carried must show the value asked for (else exit 75), and a
-family it did not carry must still show what was last confirmed, else that family is sent
-too, in the same run (so an ``ip=`` request that emptied AAAA would be repaired at once
-instead of trusted).
+``ip=``: those are never sent. Every verbose answer is checked: the family a request carried
+must show the value asked for (else exit 75), and a family it did not carry must still show
+what was last confirmed, else that family is sent too, in the same run (:func:`drifted`), so
+an ``ip=`` request that emptied AAAA would be repaired at once instead of trusted.
 
-The probe's trust is decided here only: before the requests (:func:`plan_update`: it failed,
-or it is still distrusted) and after DuckDNS's answer to an ``ip=`` request
-(:func:`judge_probe`: it agrees or not). duckdns.update records it with
-``state.record_probe`` and says so once (:func:`probe_news`).
-
-While the probe cannot decide (no answer, or an answer that disagreed with what DuckDNS saw),
-the A record is sent at most every :data:`UNDECIDED_INTERVAL` seconds (DuckDNS's own
-recommended cadence), never every run.
+The probe: while it cannot decide (no answer, or DuckDNS contradicted it within the hour),
+A is asked for at most every :data:`UNDECIDED_INTERVAL` seconds (DuckDNS's own cadence); an
+answer DuckDNS has not confirmed for :data:`PROBE_TRUST` seconds is checked with a request.
 """
 
 from __future__ import annotations
 
-import time
+import enum
 
-from duckdns import __version__, localaddr
+from duckdns import __version__
 
 UNDECIDED_INTERVAL = 300  # DuckDNS's install page runs its cron job every 5 minutes
 # How long a probe answer is believed without DuckDNS seeing the same address: a probe that
 # keeps repeating an old address (a stale cache on the way) delays a change by at most this.
 PROBE_TRUST = 3600
-FAMILIES = ("ipv4", "ipv6")
-RECORD = {"ipv4": "A", "ipv6": "AAAA"}
+
+
+class Family(enum.Enum):
+    """A DNS record DuckDNS keeps; the value is its name in state.json."""
+
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+
+    @property
+    def record(self) -> str:
+        return "A" if self is Family.IPV4 else "AAAA"
+
 
 # Probe states kept in state.json ("probe_state"); "" before the first run.
 PROBE_OK, PROBE_FAILING, PROBE_DISTRUSTED = "ok", "failing", "distrusted"
@@ -54,46 +64,51 @@ class NoAddress(Exception):
     """``ipv6 = auto`` with ``ipv4 = off``, but the host has no usable global IPv6 address."""
 
 
+class Inputs:
+    """Everything a run knows before it sends anything.
+
+    ``probe``: the probe's answer (None: not asked) and why each failed target failed;
+    ``host_ipv6``: this host's global IPv6 address (None: none, or not needed).
+    """
+
+    __slots__ = ("cfg", "state", "now", "force", "fingerprint", "probe", "host_ipv6")
+
+    def __init__(self, cfg, state: dict, now: int, *, force: bool, fingerprint: str,
+                 probe: tuple[str | None, list[str]] | None, host_ipv6: str | None) -> None:
+        self.cfg, self.state, self.now, self.force = cfg, state, now, force
+        self.fingerprint, self.probe, self.host_ipv6 = fingerprint, probe, host_ipv6
+
+
 class Request:
     """One GET: the ``ip=``/``ipv6=`` values (None: omitted) and the families it sets."""
 
     __slots__ = ("ip", "ipv6", "sets")
 
-    def __init__(self, ip: str | None, ipv6: str | None, sets: tuple[str, ...]) -> None:
+    def __init__(self, ip: str | None, ipv6: str | None, sets: tuple[Family, ...]) -> None:
         self.ip, self.ipv6, self.sets = ip, ipv6, sets
 
 
 class Plan:
-    """What this run wants and why. ``reasons`` is empty when nothing needs sending."""
+    """What this run wants and why; ``requests`` is empty when nothing needs sending."""
 
-    __slots__ = (
-        "want",
-        "reasons",
-        "observed_ipv4",
-        "probe_errors",
-        "probe_state",
-        "fingerprint",
-        "new_config",
-        "probe_agreed",
-        "disputed_lately",
-    )
+    __slots__ = ("want", "reasons", "requests", "probe_answer", "probe_errors", "probe_state",
+                 "disputed_lately", "fingerprint", "new_config")
 
-    def __init__(self) -> None:
-        # "ipv4": "auto" | literal | None (off); "ipv6": literal | None (off or no address)
-        self.want: dict[str, str | None] = {"ipv4": None, "ipv6": None}
-        self.reasons: dict[str, str] = {}  # family -> why it needs a request
-        self.observed_ipv4: str | None = None  # the probe's answer, if asked
+    def __init__(self, want: dict[Family, str | None], fingerprint: str, new_config: bool):
+        # IPV4: "auto" | literal | None (off); IPV6: literal | None (off or no address)
+        self.want = want
+        self.reasons: dict[Family, str] = {}  # family -> why it needs a request
+        self.requests: list[Request] = []
+        self.probe_answer: str | None = None  # the probe's answer, if asked
         self.probe_errors: list[str] = []
-        self.probe_state = ""  # the probe's state after this run
-        self.fingerprint = ""
-        self.new_config = False  # first run, changed configuration or a new updater version
-        # Whether DuckDNS's answer showed the address the probe answered (None: not compared)
-        self.probe_agreed: bool | None = None
+        self.probe_state = ""  # the probe's state before DuckDNS's answers
         self.disputed_lately = False  # DuckDNS contradicted the probe within PROBE_TRUST
+        self.fingerprint = fingerprint
+        self.new_config = new_config  # first run, changed configuration or new updater
 
     @property
     def reason(self) -> str:
-        return "; ".join(f"{RECORD[f]}: {r}" for f, r in self.reasons.items())
+        return "; ".join(f"{f.record}: {r}" for f, r in self.reasons.items())
 
 
 def fingerprint(cfg) -> str:
@@ -102,77 +117,23 @@ def fingerprint(cfg) -> str:
     return f"{cfg.fingerprint()}|{__version__}"
 
 
-def wanted(cfg) -> dict[str, str | None]:
-    """What each record should hold, from the config (and the kernel for ipv6 = auto)."""
-    want: dict[str, str | None] = {"ipv4": None if cfg.ipv4 == "off" else cfg.ipv4, "ipv6": None}
-    if cfg.ipv6 == "auto":
-        want["ipv6"] = localaddr.global_ipv6()
-        if want["ipv6"] is None and cfg.ipv4 == "off":
-            raise NoAddress("ipv6 = auto, but this host has no global IPv6 address")
-    elif cfg.ipv6 != "off":
-        want["ipv6"] = cfg.ipv6
-    return want
+def wanted(cfg, host_ipv6: str | None) -> dict[Family, str | None]:
+    """What each record should hold, from the config (and the host's address for auto)."""
+    ipv4 = None if cfg.ipv4 == "off" else cfg.ipv4
+    ipv6 = host_ipv6 if cfg.ipv6 == "auto" else None if cfg.ipv6 == "off" else cfg.ipv6
+    if cfg.ipv6 == "auto" and ipv6 is None and ipv4 is None:
+        raise NoAddress("ipv6 = auto, but this host has no global IPv6 address")
+    return {Family.IPV4: ipv4, Family.IPV6: ipv6}
 
 
-def request_for(plan: Plan, family: str) -> Request:
+def request_for(want: dict[Family, str | None], family: Family) -> Request:
     """The documented request that sets ``family`` (and, for an IPv4 literal, both)."""
-    v4, v6 = plan.want["ipv4"], plan.want["ipv6"]
+    v4, v6 = want[Family.IPV4], want[Family.IPV6]
     if v4 not in (None, "auto"):
-        return Request(v4, v6, ("ipv4", "ipv6") if v6 else ("ipv4",))
-    if family == "ipv4":
-        return Request("", None, ("ipv4",))  # A from the connection: no ipv6= with it
-    return Request("", v6, ("ipv6",))  # documented: ip=&ipv6=X sets AAAA, leaves A alone
-
-
-def requests_for(plan: Plan) -> list[Request]:
-    """The requests for the families in ``plan.reasons``, A first (for --dry-run)."""
-    done: set[str] = set()
-    out = []
-    for family in FAMILIES:
-        if family in plan.reasons and family not in done:
-            req = request_for(plan, family)
-            done.update(req.sets)
-            out.append(req)
-    return out
-
-
-def _ask_probe(cfg, state: dict, plan: Plan, probe_ipv4, now: float) -> None:
-    if cfg.ipv4 != "auto":
-        plan.probe_state = PROBE_UNUSED
-        return
-    if not cfg.probe:
-        plan.probe_state = PROBE_OFF
-        return
-    if probe_ipv4 is None:  # --dry-run: no traffic at all
-        plan.probe_state = state.get("probe_state", "")
-        return
-    plan.disputed_lately = _recent(state["probe_disputed"], now, PROBE_TRUST)
-    plan.observed_ipv4, plan.probe_errors = probe_ipv4(cfg.probe)
-    if plan.observed_ipv4 is None:
-        plan.probe_state = PROBE_FAILING
-    elif state.get("probe_state") == PROBE_DISTRUSTED:
-        # Until DuckDNS's answer to a request shows the address it answered, an hour after
-        # it last did not (judge_probe): a probe whose answers alternate stays distrusted.
-        plan.probe_state = PROBE_DISTRUSTED
-    else:
-        plan.probe_state = PROBE_OK
-
-
-def _due(state: dict, family: str, want: str, now: float, refresh: int) -> str:
-    """Why ``family`` needs a request whatever the probe says, or ''."""
-    sent = state[f"sent_{family}"]
-    confirmed = state[f"{family}_confirmed"]
-    if not sent:
-        return "no update confirmed yet"
-    if sent != want:
-        return f"address changed (was {sent})" if family == "ipv6" else "configuration changed"
-    if confirmed is None:  # sent, but the answer confirmed nothing (a bare "OK")
-        if _recent(state[f"{family}_tried"], now, UNDECIDED_INTERVAL):
-            return ""
-        return "DuckDNS's last answer confirmed nothing: asking again (at most every 5 minutes)"
-    if not _recent(confirmed, now, refresh):
-        return "periodic refresh"
-    return ""
+        return Request(v4, v6, (Family.IPV4, Family.IPV6) if v6 else (Family.IPV4,))
+    if family is Family.IPV4:
+        return Request("", None, (Family.IPV4,))  # A from the connection: no ipv6= with it
+    return Request("", v6, (Family.IPV6,))  # documented: ip=&ipv6=X sets AAAA, leaves A alone
 
 
 def _recent(then: float | None, now: float, seconds: float) -> bool:
@@ -180,71 +141,233 @@ def _recent(then: float | None, now: float, seconds: float) -> bool:
     return then is not None and 0 <= now - then < seconds
 
 
-def plan_update(cfg, state: dict, force: bool, probe_ipv4=None, now: float | None = None) -> Plan:
-    """Work out which families need a request, and why.
-
-    ``probe_ipv4`` is a callable taking the probe targets and returning (this network's
-    public IPv4 address or None, the failures as text); None asks no one (--dry-run).
-    """
-    now = time.time() if now is None else now
-    plan = Plan()
-    plan.want = wanted(cfg)
-    plan.fingerprint = fingerprint(cfg)
-    plan.new_config = state.get("fingerprint") != plan.fingerprint
-    _ask_probe(cfg, state, plan, probe_ipv4, now)
-    for family in FAMILIES:
-        want = plan.want[family]
+def plan(inputs: Inputs) -> Plan:
+    """Which families need a request, why, and the requests, A first."""
+    cfg, state, now = inputs.cfg, inputs.state, inputs.now
+    result = Plan(
+        wanted(cfg, inputs.host_ipv6),
+        inputs.fingerprint,
+        state["fingerprint"] != inputs.fingerprint,
+    )
+    _judge_probe_before(inputs, result)
+    for family in Family:
+        want = result.want[family]
         if want is None:
             continue
-        if force:
-            plan.reasons[family] = "forced"
-        elif plan.new_config:
-            plan.reasons[family] = (
-                "configuration or updater changed" if state.get("fingerprint") else "first update"
-            )
+        if inputs.force:
+            reason = "forced"
+        elif result.new_config:
+            reason = "configuration or updater changed" if state["fingerprint"] else "first update"
         else:
             reason = _due(state, family, want, now, cfg.refresh)
-            if not reason and family == "ipv4" and want == "auto":
-                reason = _ipv4_signal(cfg, state, plan, now)
-            if reason:
-                plan.reasons[family] = reason
-    if state["failures"] and not plan.reasons and any(plan.want.values()):
+            if not reason and family is Family.IPV4 and want == "auto":
+                reason = _ipv4_signal(cfg, state, result, now)
+        if reason:
+            result.reasons[family] = reason
+    if state["failures"] and not result.reasons and any(result.want.values()):
         # The backoff's wait is over (duckdns.update checked): only DuckDNS's answer ends a
         # failure streak, so ask it even if nothing else is due; else a failed one-off
         # request (--force) would leave status "failing" until the next refresh.
-        family = "ipv4" if plan.want["ipv4"] else "ipv6"
-        plan.reasons[family] = "retrying after the failed attempt"
-    return plan
+        family = Family.IPV4 if result.want[Family.IPV4] else Family.IPV6
+        result.reasons[family] = "retrying after the failed attempt"
+    covered: set[Family] = set()
+    for family in result.reasons:
+        if family not in covered:
+            request = request_for(result.want, family)
+            covered.update(request.sets)
+            result.requests.append(request)
+    return result
 
 
-def _ipv4_signal(cfg, state: dict, plan: Plan, now: float) -> str:
+def _judge_probe_before(inputs: Inputs, result: Plan) -> None:
+    """The probe's state from its answer, before DuckDNS's (see :func:`assess`)."""
+    cfg, state = inputs.cfg, inputs.state
+    if cfg.ipv4 != "auto":
+        result.probe_state = PROBE_UNUSED
+    elif not cfg.probe:
+        result.probe_state = PROBE_OFF
+    elif inputs.probe is None:  # --dry-run: no traffic at all
+        result.probe_state = state["probe_state"]
+    else:
+        result.probe_answer, result.probe_errors = inputs.probe
+        result.disputed_lately = _recent(state["probe_disputed"], inputs.now, PROBE_TRUST)
+        if result.probe_answer is None:
+            result.probe_state = PROBE_FAILING
+        elif state["probe_state"] == PROBE_DISTRUSTED:
+            # Until DuckDNS's answer to a request shows the address it answered, an hour after
+            # it last did not (assess): a probe whose answers alternate stays distrusted.
+            result.probe_state = PROBE_DISTRUSTED
+        else:
+            result.probe_state = PROBE_OK
+
+
+def _due(state: dict, family: Family, want: str, now: float, refresh: int) -> str:
+    """Why ``family`` needs a request whatever the probe says, or ''."""
+    sent = state[f"sent_{family.value}"]
+    confirmed = state[f"{family.value}_confirmed"]
+    if not sent:
+        return "no update confirmed yet"
+    if sent != want:
+        return "address changed (was " + sent + ")" if family is Family.IPV6 else "configuration changed"
+    if confirmed is None:  # sent, but the answer confirmed nothing (a bare "OK")
+        if _recent(state[f"{family.value}_tried"], now, UNDECIDED_INTERVAL):
+            return ""
+        return "DuckDNS's last answer confirmed nothing: asking again (at most every 5 minutes)"
+    if not _recent(confirmed, now, refresh):
+        return "periodic refresh"
+    return ""
+
+
+def _ipv4_signal(cfg, state: dict, result: Plan, now: float) -> str:
     """For ipv4 = auto with nothing else due: what the probe says (or the 5-minute cadence)."""
     if not cfg.probe:
         return "probe off: updating every run"
     if state["ipv4_confirmed"] is None:  # sent, unconfirmed: _due's 5-minute cadence decides
         return ""
-    tried_lately = _recent(state["ipv4_tried"], now, UNDECIDED_INTERVAL)
-    if plan.probe_state != PROBE_OK:
-        if tried_lately:
+    if result.probe_state != PROBE_OK:
+        if _recent(state["ipv4_tried"], now, UNDECIDED_INTERVAL):
             return ""
         return "the address probe cannot decide: asking DuckDNS (at most every 5 minutes)"
-    if plan.observed_ipv4 != state["ipv4"]:
-        return f"IPv4 address changed (the probe says {plan.observed_ipv4})"
+    if result.probe_answer != state["ipv4"]:
+        return f"IPv4 address changed (the probe says {result.probe_answer})"
     if not _recent(state["probe_confirmed"], now, PROBE_TRUST):
         return "checking the address probe against DuckDNS (at least every hour)"
     return ""
 
 
-def judge_probe(plan: Plan, duckdns_ipv4: str) -> None:
+# -- after the requests -------------------------------------------------------------------------
+
+
+class Answer:
+    """One request and what came of it: ``reply`` (an api.Reply) or ``failure``, a
+    (kind, message) pair: kind "ko" (DuckDNS answered KO) or "error"."""
+
+    __slots__ = ("request", "reply", "failure")
+
+    def __init__(self, request: Request, reply=None, failure: tuple[str, str] | None = None):
+        self.request, self.reply, self.failure = request, reply, failure
+
+
+def expected(state: dict, want: dict[Family, str | None]) -> dict[Family, str | None]:
+    """What each record should show before this run's answers (None: nothing known)."""
+    return {
+        f: (state[f.value] if want[f] == "auto" else want[f])
+        if want[f] is not None and state[f"sent_{f.value}"]
+        else None
+        for f in Family
+    }
+
+
+def drifted(plan: Plan, expect: dict[Family, str | None], answer: Answer) -> list[Family]:
+    """The families a verbose answer shows changed behind our back (not what was last
+    confirmed, and not set by this request): they are sent too, in this run.
+
+    ``expect`` is updated with what the answer confirmed, for the next answer of the run.
+    """
+    reply = answer.reply
+    if reply is None or not reply.verbose:
+        return []
+    shown = {Family.IPV4: reply.ipv4, Family.IPV6: reply.ipv6}
+    out = []
+    for family in Family:
+        if family in answer.request.sets:
+            expect[family] = shown[family]
+        elif expect[family] is not None and shown[family] != expect[family]:
+            out.append(family)
+            expect[family] = None
+    return out
+
+
+class Outcome:
+    """What the run's answers mean, for duckdns.state to record and duckdns.update to say.
+
+    ``confirmed``: family -> (what was asked, what the answer showed; None for a bare
+    "OK", which confirms nothing); ``unconfirmed``: families that drifted; ``shown``: what
+    verbose answers showed of records the requests did not set; ``kind`` "ok", "ko" or
+    "error" with its ``message``; ``bare``: True when answers confirm nothing, False when a
+    verbose one came, None without any answer; ``probe_agreed``: whether DuckDNS saw the
+    address the probe answered (None: not compared); ``probe_state`` after the answers.
+    """
+
+    __slots__ = ("tried", "confirmed", "unconfirmed", "shown", "kind", "message", "updated",
+                 "bare", "probe_state", "probe_agreed")
+
+    def __init__(self, probe_state: str) -> None:
+        self.tried: set[Family] = set()
+        self.confirmed: dict[Family, tuple[str, str | None]] = {}
+        self.unconfirmed: set[Family] = set()
+        self.shown: dict[Family, str] = {}
+        self.kind, self.message, self.updated = "ok", "", False
+        self.bare: bool | None = None
+        self.probe_state = probe_state
+        self.probe_agreed: bool | None = None
+
+
+def assess(plan: Plan, state: dict, answers: list[Answer]) -> Outcome:
+    """What the answers of this run, in order, mean; the first failure ends the run."""
+    out = Outcome(plan.probe_state)
+    expect = expected(state, plan.want)
+    for number, answer in enumerate(answers):
+        request, reply = answer.request, answer.reply
+        out.tried.update(request.sets)
+        if answer.failure is not None:
+            out.kind, out.message = answer.failure
+            if out.kind == "ko" and number:  # an earlier request of this run was accepted
+                out.message = (
+                    f"DuckDNS answered KO to the {request.sets[-1].record} request for "
+                    f"{request.ipv6 or request.ip or 'this address'} after accepting the token "
+                    "and domains a moment before: it refused that address (not retried)"
+                )
+            break
+        out.updated |= reply.updated
+        if not reply.verbose:  # a bare "OK": accepted, but it confirms nothing
+            out.bare = True
+            out.confirmed.update((f, (plan.want[f], None)) for f in request.sets)
+            continue
+        out.bare = bool(out.bare)
+        shown = {Family.IPV4: reply.ipv4, Family.IPV6: reply.ipv6}
+        problem = _check(plan, request, shown)
+        if problem:
+            out.kind, out.message = "error", problem
+            break
+        for family in drifted(plan, expect, answer):  # its confirmation no longer holds
+            out.confirmed.pop(family, None)
+            out.unconfirmed.add(family)
+        for family in Family:
+            if family in request.sets:
+                out.confirmed[family] = (plan.want[family], shown[family])
+                out.unconfirmed.discard(family)
+                out.shown.pop(family, None)
+            else:
+                out.shown[family] = shown[family]
+        if Family.IPV4 in request.sets and plan.want[Family.IPV4] == "auto":
+            _judge_probe_after(plan, out, shown[Family.IPV4])
+    return out
+
+
+def _check(plan: Plan, request: Request, shown: dict[Family, str]) -> str:
+    """'' if the answer shows what the request set, else what is wrong."""
+    for family in request.sets:
+        want, value = plan.want[family], shown[family]
+        if not (bool(value) if want == "auto" else value == want):
+            return (
+                f"DuckDNS answered OK, but its {family.record} record holds "
+                f"{value or 'nothing'} instead of "
+                f"{want if want != 'auto' else 'the address the request came from'}"
+            )
+    return ""
+
+
+def _judge_probe_after(plan: Plan, out: Outcome, duckdns_ipv4: str) -> None:
     """After DuckDNS confirmed A from the connection: trust the probe while they agree; once
     they disagree, again only when they agree an hour (PROBE_TRUST) after they last did not."""
-    if plan.observed_ipv4 is None:
+    if plan.probe_answer is None:
         return
-    plan.probe_agreed = plan.observed_ipv4 == duckdns_ipv4
-    if not plan.probe_agreed:
-        plan.probe_state = PROBE_DISTRUSTED
+    out.probe_agreed = plan.probe_answer == duckdns_ipv4
+    if not out.probe_agreed:
+        out.probe_state = PROBE_DISTRUSTED
     elif not plan.disputed_lately:
-        plan.probe_state = PROBE_OK
+        out.probe_state = PROBE_OK
 
 
 def probe_news(before: str, after: str, plan: Plan, duckdns_ipv4: str) -> tuple[str, str] | None:
@@ -266,14 +389,14 @@ def probe_news(before: str, after: str, plan: Plan, duckdns_ipv4: str) -> tuple[
     if after == PROBE_DISTRUSTED:
         return (
             "warning",
-            f"address probe answered {plan.observed_ipv4} but DuckDNS saw {duckdns_ipv4} "
+            f"address probe answered {plan.probe_answer} but DuckDNS saw {duckdns_ipv4} "
             "(a router or resolver that intercepts DNS?): asking DuckDNS at most every 5 "
             "minutes until they agree; set 'probe' to other addresses or 'probe = off'",
         )
     if after == PROBE_OK and before in (PROBE_FAILING, PROBE_DISTRUSTED):
         return (
             "notice",
-            f"address probe works again (it says {plan.observed_ipv4}): "
+            f"address probe works again (it says {plan.probe_answer}): "
             "asking DuckDNS only when the address changes",
         )
     return None

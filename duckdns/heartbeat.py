@@ -53,25 +53,24 @@ def url_for(url: str, status: str, message: str) -> str:
 def due(state: dict, healthy: bool, now: float) -> str | None:
     """What to tell the monitor after this run ("up" or "down"), or None."""
     want = "up" if healthy else "down"
-    tried, pinged = state.get("ping_tried"), state.get("ping_at")
-    if isinstance(tried, (int, float)) and tried != pinged and 0 <= now - tried < RETRY:
+    tried, pinged = state["ping_tried"], state["ping_at"]
+    if tried is not None and tried != pinged and 0 <= now - tried < RETRY:
         return None  # the last ping failed a moment ago
-    if state.get("ping_state") != want:
+    if state["ping_state"] != want:
         return want
-    if healthy and not (isinstance(pinged, (int, float)) and 0 <= now - pinged < DAILY):
+    if healthy and not (pinged is not None and 0 <= now - pinged < DAILY):
         return want
     return None
 
 
-def ping(cfg, state: dict, status: str, message: str, now: int) -> bool:
-    """Send one ping; never raises. Records it in ``state``; True if the monitor took it.
+def ping(cfg, status: str, message: str) -> bool:
+    """Send one ping; never raises. True if the monitor took it (duckdns.state records it).
 
     Bounded by TIMEOUT s of wall-clock time in all (duckdns.deadline), however slowly the
     monitor answers; only the status line is read, never the body.
     """
     from duckdns import api, deadline
 
-    state["ping_tried"] = now
     try:
         with deadline.bound(TIMEOUT) as mine, api.make_session(cfg) as session:
             resp = session.get(
@@ -91,7 +90,6 @@ def ping(cfg, state: dict, status: str, message: str, now: int) -> bool:
         return _failed(status, api.explain(exc, "the monitor", TIMEOUT)[0])
     if not 200 <= code < 300:
         return _failed(status, f"the monitor answered HTTP {code}")
-    state.update(ping_state=status, ping_at=now)
     report.debug(f"heartbeat ping ({status}) sent")
     return True
 

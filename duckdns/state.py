@@ -191,23 +191,22 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
 # -- writing fields: every change to the state goes through one of these -------------------------
 
 
-def record_new_config(state: dict, fingerprint: str) -> None:
-    """A first run, a changed configuration or a new updater: nothing counts as confirmed."""
-    forget_records(state)
-    state["fingerprint"] = fingerprint
-
-
 def forget_records(state: dict) -> None:
     """Nothing is known to be published any more: the next update sends every record."""
     state.update(sent_ipv4="", sent_ipv6="", ipv4_confirmed=None, ipv6_confirmed=None)
 
 
-def begin_attempt(state: dict, now: int) -> None:
-    """Requests are about to be sent: until :func:`record_result`, the run is in flight.
+def begin_attempt(state: dict, fingerprint: str | None, now: int) -> None:
+    """Requests are about to be sent: until :func:`record_outcome`, the run is in flight.
 
     Saved before the first request, so that a run stopped before DuckDNS answered (the
     unit's time limit, a power cut) still counts as a failed attempt for the backoff.
+    ``fingerprint``: a first run, a changed configuration or a new updater, for which
+    nothing counts as confirmed any more (None: the same configuration).
     """
+    if fingerprint is not None:
+        forget_records(state)
+        state["fingerprint"] = fingerprint
     state.update(last_run=now, in_flight=now)
 
 
@@ -218,59 +217,58 @@ def interrupted(state: dict) -> int | None:
     return began
 
 
-def record_attempt(state: dict, families: tuple[str, ...], now: int) -> None:
-    """A request is about to be sent for ``families``."""
-    state["last_run"] = now
-    for family in families:
-        state[f"{family}_tried"] = now  # the 5-minute cadences
-
-
-def confirm(state: dict, family: str, want: str, shown: str | None, now: int) -> bool:
-    """DuckDNS accepted ``family`` as asked (``want``: "auto" or a literal).
-
-    ``shown`` is what its verbose answer showed; None is a bare "OK", which confirms
-    nothing: the family counts as sent but unconfirmed, asked again at most every 5 minutes.
-    Returns True when that starts a stretch of answers that confirm nothing (to say once).
+def record_outcome(state: dict, outcome, probe_answer: str | None, now: int) -> str:
+    """What the run's answers meant (a duckdns.decide.Outcome); the run is no longer in
+    flight. Returns "started" or "ended" when answers that confirm nothing (a bare "OK")
+    begin or end, else ''.
     """
-    state[f"sent_{family}"] = want
-    if shown is None:
-        state[f"{family}_confirmed"] = None
-        if state["bare_since"] is None:
-            state["bare_since"] = now
-            return True
-        return False
-    state[f"{family}_confirmed"] = now
-    state[family] = shown
-    return False
-
-
-def record_verbose(state: dict) -> bool:
-    """A verbose answer came; True when it ends a stretch of answers that confirmed nothing."""
-    bare, state["bare_since"] = state["bare_since"], None
-    return bare is not None
-
-
-def unconfirm(state: dict, family: str) -> None:
-    """``family`` no longer holds what was last confirmed: the next run sends it."""
-    state[f"sent_{family}"] = ""
-
-
-def record_shown(state: dict, family: str, value: str) -> None:
-    """What DuckDNS's answer showed for a record the request did not set."""
-    state[family] = value
-
-
-def record_result(state: dict, kind: str, message: str, updated: bool, now: int) -> None:
-    """How a run that sent requests ended: ``kind`` "ok", "ko" or "error"."""
     state["in_flight"] = None
-    if kind == "ok":
-        state.update(
-            last_result="updated" if updated else "nochange", last_success=now, last_error=""
-        )
+    for family in outcome.tried:
+        state[f"{family.value}_tried"] = now  # the 5-minute cadences
+    for family, value in outcome.shown.items():
+        state[family.value] = value  # what DuckDNS holds now, for status
+    for family, (want, shown) in outcome.confirmed.items():
+        state[f"sent_{family.value}"] = want
+        state[f"{family.value}_confirmed"] = None if shown is None else now
+        if shown is not None:
+            state[family.value] = shown
+    for family in outcome.unconfirmed:  # no longer what was last confirmed: sent next run
+        state[f"sent_{family.value}"] = ""
+    if outcome.kind == "ok":
+        result = "updated" if outcome.updated else "nochange"
+        state.update(last_result=result, last_success=now, last_error="")
     else:
-        state.update(last_result=kind, last_error=message)
-    if updated:
+        state.update(last_result=outcome.kind, last_error=report.redact(outcome.message))
+    if outcome.updated:
         state["last_change"] = now
+    record_probe(state, outcome.probe_state, probe_answer, outcome.probe_agreed, now)
+    news = ""
+    if outcome.bare is True and state["bare_since"] is None:
+        state["bare_since"], news = now, "started"
+    elif outcome.bare is False and state["bare_since"] is not None:
+        state["bare_since"], news = None, "ended"
+    return news
+
+
+def record_failure(state: dict, kind: str, message: str, at: int) -> bool:
+    """A failed attempt made at ``at``, in the backoff; True when it must be said now."""
+    updates, loud = backoff.after_failure(state, kind, message, at)
+    state.update(updates)
+    return loud
+
+
+def record_success(state: dict, now: int) -> str:
+    """A success ends the failure streak; the recovery notice, or '' if none was on."""
+    updates, news = backoff.after_success(state, now)
+    state.update(updates)
+    return news
+
+
+def record_ping(state: dict, status: str, taken: bool, now: int) -> None:
+    """A heartbeat ping ``status`` was sent; ``taken``: the monitor took it."""
+    state["ping_tried"] = now
+    if taken:
+        state.update(ping_state=status, ping_at=now)
 
 
 def record_probe(
