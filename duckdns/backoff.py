@@ -79,7 +79,11 @@ def after_failure(state: dict, kind: str, message: str, now: int) -> tuple[dict,
     """
     first = not failing(state)
     failures = state["failures"] + 1
-    updates = {"failures": failures, "failure_kind": kind, "next_attempt": now + delay(kind, failures)}
+    updates = {
+        "failures": failures,
+        "failure_kind": kind,
+        "next_attempt": now + delay(kind, failures),
+    }
     if first:
         updates["failing_since"] = now
     reminded = state["reminded"]

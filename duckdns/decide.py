@@ -73,8 +73,17 @@ class Inputs:
 
     __slots__ = ("cfg", "state", "now", "force", "fingerprint", "probe", "host_ipv6")
 
-    def __init__(self, cfg, state: dict, now: int, *, force: bool, fingerprint: str,
-                 probe: tuple[str | None, list[str]] | None, host_ipv6: str | None) -> None:
+    def __init__(
+        self,
+        cfg,
+        state: dict,
+        now: int,
+        *,
+        force: bool,
+        fingerprint: str,
+        probe: tuple[str | None, list[str]] | None,
+        host_ipv6: str | None,
+    ) -> None:
         self.cfg, self.state, self.now, self.force = cfg, state, now, force
         self.fingerprint, self.probe, self.host_ipv6 = fingerprint, probe, host_ipv6
 
@@ -91,8 +100,17 @@ class Request:
 class Plan:
     """What this run wants and why; ``requests`` is empty when nothing needs sending."""
 
-    __slots__ = ("want", "reasons", "requests", "probe_answer", "probe_errors", "probe_state",
-                 "disputed_lately", "fingerprint", "new_config")
+    __slots__ = (
+        "want",
+        "reasons",
+        "requests",
+        "probe_answer",
+        "probe_errors",
+        "probe_state",
+        "disputed_lately",
+        "fingerprint",
+        "new_config",
+    )
 
     def __init__(self, want: dict[Family, str | None], fingerprint: str, new_config: bool):
         # IPV4: "auto" | literal | None (off); IPV6: literal | None (off or no address)
@@ -208,7 +226,11 @@ def _due(state: dict, family: Family, want: str, now: float, refresh: int) -> st
     if not sent:
         return "no update confirmed yet"
     if sent != want:
-        return "address changed (was " + sent + ")" if family is Family.IPV6 else "configuration changed"
+        return (
+            "address changed (was " + sent + ")"
+            if family is Family.IPV6
+            else "configuration changed"
+        )
     if confirmed is None:  # sent, but the answer confirmed nothing (a bare "OK")
         if _recent(state[f"{family.value}_tried"], now, UNDECIDED_INTERVAL):
             return ""
@@ -289,8 +311,18 @@ class Outcome:
     address the probe answered (None: not compared); ``probe_state`` after the answers.
     """
 
-    __slots__ = ("tried", "confirmed", "unconfirmed", "shown", "kind", "message", "updated",
-                 "bare", "probe_state", "probe_agreed")
+    __slots__ = (
+        "tried",
+        "confirmed",
+        "unconfirmed",
+        "shown",
+        "kind",
+        "message",
+        "updated",
+        "bare",
+        "probe_state",
+        "probe_agreed",
+    )
 
     def __init__(self, probe_state: str) -> None:
         self.tried: set[Family] = set()
@@ -368,35 +400,3 @@ def _judge_probe_after(plan: Plan, out: Outcome, duckdns_ipv4: str) -> None:
         out.probe_state = PROBE_DISTRUSTED
     elif not plan.disputed_lately:
         out.probe_state = PROBE_OK
-
-
-def probe_news(before: str, after: str, plan: Plan, duckdns_ipv4: str) -> tuple[str, str] | None:
-    """(level, message) when the probe's state changed in a way worth telling, else None.
-
-    Said once per change, at default verbosity: the probe starts failing, is found to
-    disagree with DuckDNS, or works again.
-    """
-    if after == before:
-        return None
-    targets = "; ".join(plan.probe_errors) or "no answer"
-    if after == PROBE_FAILING:
-        return (
-            "warning",
-            f"address probe failed ({targets}): asking DuckDNS at most every 5 minutes until "
-            "it answers again; check that DNS to those addresses is not blocked, or set "
-            "'probe' to other addresses",
-        )
-    if after == PROBE_DISTRUSTED:
-        return (
-            "warning",
-            f"address probe answered {plan.probe_answer} but DuckDNS saw {duckdns_ipv4} "
-            "(a router or resolver that intercepts DNS?): asking DuckDNS at most every 5 "
-            "minutes until they agree; set 'probe' to other addresses or 'probe = off'",
-        )
-    if after == PROBE_OK and before in (PROBE_FAILING, PROBE_DISTRUSTED):
-        return (
-            "notice",
-            f"address probe works again (it says {plan.probe_answer}): "
-            "asking DuckDNS only when the address changes",
-        )
-    return None

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 
+from duckdns.decide import Family
+
 PREFIX = "duckdns_"
-RECORD_TYPES = (("ipv4", "A"), ("ipv6", "AAAA"))
 
 
 def _escape(value: str) -> str:
@@ -37,8 +38,7 @@ def render(state: dict, domains: tuple[str, ...] = ()) -> str:
             lines.append(f"{PREFIX}{name}{labels} {_number(value)}")
 
     def stamp(key: str):
-        value = state.get(key)
-        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        return state[key]  # a time or None: duckdns.state checked it on load
 
     metric(
         "last_success_timestamp_seconds",
@@ -62,21 +62,21 @@ def render(state: dict, domains: tuple[str, ...] = ()) -> str:
         "consecutive_failures",
         "gauge",
         "Failed attempts in a row (0: the last attempt worked).",
-        [("", state.get("failures") or 0)],
+        [("", state["failures"])],
     )
     metric(
         "failing_since_timestamp_seconds",
         "gauge",
         "When the current run of failures started.",
-        [("", stamp("failing_since") if state.get("failures") else None)],
+        [("", stamp("failing_since") if state["failures"] else None)],
     )
     metric(
         "next_attempt_timestamp_seconds",
         "gauge",
         "No request is sent before this time (backoff after a failure).",
-        [("", stamp("next_attempt") if state.get("failures") else None)],
+        [("", stamp("next_attempt") if state["failures"] else None)],
     )
-    probe = state.get("probe_state")
+    probe = state["probe_state"]
     metric(
         "probe_trusted",
         "gauge",
@@ -84,12 +84,12 @@ def render(state: dict, domains: tuple[str, ...] = ()) -> str:
         [("", {"ok": 1, "failing": 0, "distrusted": 0}.get(probe))],
     )
     records = []
-    for family, rtype in RECORD_TYPES:
-        address = state.get(family) or ""
+    for family in Family:
+        address = state[family.value]
         if not address:
             continue
         for domain in domains or ("",):
-            labels = [f'type="{rtype}"', f'address="{_escape(address)}"']
+            labels = [f'type="{family.record}"', f'address="{_escape(address)}"']
             if domain:
                 labels.insert(0, f'domain="{_escape(domain)}.duckdns.org"')
             records.append(("{" + ",".join(labels) + "}", 1))
@@ -104,8 +104,8 @@ def render(state: dict, domains: tuple[str, ...] = ()) -> str:
 
 def alert_line(state: dict) -> str:
     """The last alert in one line (``down|reminder|up at TIME: TEXT``), or ''."""
-    kind, at = state.get("alert"), state.get("alert_at")
-    if not kind or not isinstance(at, (int, float)):
+    kind, at = state["alert"], state["alert_at"]
+    if not kind or at is None:
         return ""
     when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(at))
-    return f"{kind} at {when}: {state.get('alert_text') or '-'}"
+    return f"{kind} at {when}: {state['alert_text'] or '-'}"

@@ -11,9 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from duckdns import EXIT_OK, backoff, report
-from duckdns import config as configuration
-from duckdns import state as statefile
+from duckdns import EXIT_OK, backoff, config, report, state
 
 
 def _when(timestamp) -> str:
@@ -29,26 +27,26 @@ def _when(timestamp) -> str:
 
 def run(args, path: str) -> int:
     """Print the state as ``args`` asks: rows, --json, --prometheus or --alert."""
-    state_path = statefile.path_for(path)
+    state_path = state.path_for(path)
     directory = os.path.dirname(path) or "."
     # Path.exists() raises PermissionError where os.path.exists() would say False.
     if not os.access(directory, os.X_OK) and Path(directory).exists():
-        raise configuration.ConfigError(f"{directory} is not readable: run as root")
-    state = statefile.load(state_path)
+        raise config.ConfigError(f"{directory} is not readable: run as root")
+    saved = state.load(state_path)
     if args.prometheus or args.alert:  # issue 11
         from duckdns import metrics
 
         if args.alert:
-            line = metrics.alert_line(state)
+            line = metrics.alert_line(saved)
             if line:
                 report.out(line)
             return EXIT_OK
-        report.out(metrics.render(state, _domains(path)))
+        report.out(metrics.render(saved, _domains(path)))
         return EXIT_OK
     if args.json:
         report.out(
             json.dumps(
-                {"config": str(path), "state_file": str(state_path), **state},
+                {"config": str(path), "state_file": str(state_path), **saved},
                 indent=2,
                 sort_keys=True,
             )
@@ -56,40 +54,40 @@ def run(args, path: str) -> int:
         return EXIT_OK
     rows = [
         ("Config", str(path) + ("" if Path(path).exists() else " (missing)")),
-        ("Last request", _when(state["last_run"])),
-        ("Last result", state["last_result"] or "-"),
-        ("Last success", _when(state["last_success"])),
-        ("Last change", _when(state["last_change"])),
-        ("IPv4 at DuckDNS", state["ipv4"] or "-"),
-        ("IPv6 at DuckDNS", state["ipv6"] or "-"),
-        ("TXT", state["txt"] or "-"),
-        ("IPv4 confirmed", _when(state["ipv4_confirmed"])),
-        ("IPv6 confirmed", _when(state["ipv6_confirmed"])),
-        ("Address probe", _probe_status(state)),
-        ("Last error", state["last_error"] or "-"),
-        *_failure_rows(state),
+        ("Last request", _when(saved["last_run"])),
+        ("Last result", saved["last_result"] or "-"),
+        ("Last success", _when(saved["last_success"])),
+        ("Last change", _when(saved["last_change"])),
+        ("IPv4 at DuckDNS", saved["ipv4"] or "-"),
+        ("IPv6 at DuckDNS", saved["ipv6"] or "-"),
+        ("TXT", saved["txt"] or "-"),
+        ("IPv4 confirmed", _when(saved["ipv4_confirmed"])),
+        ("IPv6 confirmed", _when(saved["ipv6_confirmed"])),
+        ("Address probe", _probe_status(saved)),
+        ("Last error", saved["last_error"] or "-"),
+        *_failure_rows(saved),
     ]
     report.out("\n".join(f"{key + ':':17}{value}" for key, value in rows))
     return EXIT_OK
 
 
-def _failure_rows(state: dict) -> list[tuple[str, str]]:
+def _failure_rows(saved: dict) -> list[tuple[str, str]]:
     """issue 11: the failure streak and the heartbeat, for ``duckdns status``."""
-    if backoff.failing(state):
-        due, failures = state["next_attempt"], state["failures"]
+    if backoff.failing(saved):
+        due, failures = saved["next_attempt"], saved["failures"]
         rows = [
-            ("Failing since", _when(state["failing_since"])),
+            ("Failing since", _when(saved["failing_since"])),
             (
                 "Failures",
                 f"{failures} {'attempt' if failures == 1 else 'attempts'} in a row "
-                f"({state['failure_kind']})",
+                f"({saved['failure_kind']})",
             ),
             ("Next attempt", _at(due) if due else "next run"),
         ]
     else:
         rows = [("Failing since", "-")]
-    if state["ping_tried"]:
-        rows.append(("Heartbeat", f"{state['ping_state'] or '-'}, {_when(state['ping_at'])}"))
+    if saved["ping_tried"]:
+        rows.append(("Heartbeat", f"{saved['ping_state'] or '-'}, {_when(saved['ping_at'])}"))
     return rows
 
 
@@ -105,23 +103,23 @@ def _at(timestamp) -> str:
 def _domains(path: str) -> tuple[str, ...]:
     """The configured names, for the metrics' labels; none if the config cannot be read."""
     try:
-        return configuration.load(path).domains
-    except (configuration.ConfigError, OSError):
+        return config.load(path).domains
+    except (config.ConfigError, OSError):
         return ()
 
 
-def _probe_status(state: dict) -> str:
+def _probe_status(saved: dict) -> str:
     """The probe's state as the last run left it, in words."""
-    kind, since = state["probe_state"], _when(state["probe_since"])
+    kind, since = saved["probe_state"], _when(saved["probe_since"])
     slow = "DuckDNS is asked at most every 5 minutes"
     if kind == "ok":
-        return f"working (last answer {state['probe_ipv4'] or '-'})"
+        return f"working (last answer {saved['probe_ipv4'] or '-'})"
     if kind == "failing":
         return f"failing since {since}: {slow}"
     if kind == "distrusted":
         return (
-            f"not trusted since {since} (it answered {state['probe_ipv4'] or '-'}, "
-            f"DuckDNS saw {state['ipv4'] or '-'}): {slow}"
+            f"not trusted since {since} (it answered {saved['probe_ipv4'] or '-'}, "
+            f"DuckDNS saw {saved['ipv4'] or '-'}): {slow}"
         )
     if kind == "off":
         return "off (probe = off): DuckDNS is asked every run"

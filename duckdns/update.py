@@ -13,8 +13,18 @@ from __future__ import annotations
 
 import time
 
-from duckdns import EXIT_KO, EXIT_OK, EXIT_TEMPFAIL, backoff, config, decide, localaddr, probe
-from duckdns import report, state
+from duckdns import (
+    EXIT_KO,
+    EXIT_OK,
+    EXIT_TEMPFAIL,
+    backoff,
+    config,
+    decide,
+    localaddr,
+    probe,
+    report,
+    state,
+)
 from duckdns.decide import Answer, Family, Inputs, Outcome, Plan
 
 
@@ -75,8 +85,9 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
 
 def _inputs(cfg, saved: dict, now: int, force: bool, fingerprint: str, asked) -> Inputs:
     host_ipv6 = localaddr.global_ipv6() if cfg.ipv6 == "auto" else None
-    return Inputs(cfg, saved, now, force=force, fingerprint=fingerprint, probe=asked,
-                  host_ipv6=host_ipv6)
+    return Inputs(
+        cfg, saved, now, force=force, fingerprint=fingerprint, probe=asked, host_ipv6=host_ipv6
+    )
 
 
 def ask_probe(targets) -> tuple[str | None, list[str]]:
@@ -140,10 +151,28 @@ def _report(cfg, plan: Plan, outcome: Outcome, before: dict, after: dict, bare: 
 
 
 def _say_probe(before: str, after: str, plan: Plan, duckdns_ipv4: str) -> None:
-    """Say once when the probe starts failing, is distrusted or works again."""
-    news = decide.probe_news(before, after, plan, duckdns_ipv4)
-    if news is not None:
-        (report.warning if news[0] == "warning" else report.notice)(news[1])
+    """Say once, at default verbosity, when the probe starts failing, is found to disagree
+    with DuckDNS, or works again."""
+    if after == before:
+        return
+    targets = "; ".join(plan.probe_errors) or "no answer"
+    if after == decide.PROBE_FAILING:
+        report.warning(
+            f"address probe failed ({targets}): asking DuckDNS at most every 5 minutes until "
+            "it answers again; check that DNS to those addresses is not blocked, or set "
+            "'probe' to other addresses"
+        )
+    elif after == decide.PROBE_DISTRUSTED:
+        report.warning(
+            f"address probe answered {plan.probe_answer} but DuckDNS saw {duckdns_ipv4} "
+            "(a router or resolver that intercepts DNS?): asking DuckDNS at most every 5 "
+            "minutes until they agree; set 'probe' to other addresses or 'probe = off'"
+        )
+    elif after == decide.PROBE_OK and before in (decide.PROBE_FAILING, decide.PROBE_DISTRUSTED):
+        report.notice(
+            f"address probe works again (it says {plan.probe_answer}): "
+            "asking DuckDNS only when the address changes"
+        )
 
 
 def _save(cfg, state_path: str, saved: dict, now: int) -> bool:

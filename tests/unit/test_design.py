@@ -1,0 +1,76 @@
+"""docs/design.md's module map is the code's: who imports whom, each module listed once.
+
+The table under "## Modules" has a row per module of the package: its name, its job, the
+package modules it imports (at the top or inside a function, comma-separated, "—" for none),
+and notable standard-library modules. This test reads the imports from the code itself.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from helpers import ROOT
+
+PACKAGE = ROOT / "duckdns"
+
+
+def imports_in_code() -> dict[str, set[str]]:
+    """module -> the package modules it imports, anywhere in it."""
+    modules = {path.stem: path for path in PACKAGE.glob("*.py")}
+    found: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        used: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "duckdns":
+                used.update(alias.name for alias in node.names if alias.name in modules)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("duckdns."):
+                used.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                used.update(
+                    alias.name.split(".")[1]
+                    for alias in node.names
+                    if alias.name.startswith("duckdns.")
+                )
+        found[name] = used - {name}
+    return found
+
+
+def imports_in_design() -> dict[str, set[str]]:
+    text = (ROOT / "docs/design.md").read_text()
+    section = text.split("\n## Modules\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        match = re.fullmatch(r"`(\w+)`", cells[0]) if len(cells) >= 3 else None
+        if not match:
+            continue
+        assert match[1] not in rows, f"{match[1]} is listed twice"
+        listed = cells[2]
+        rows[match[1]] = (
+            set() if listed == "—" else {name.strip(" `") for name in listed.split(",")}
+        )
+    return rows
+
+
+def test_every_module_is_in_the_map_with_exactly_its_imports():
+    code, design = imports_in_code(), imports_in_design()
+    assert set(design) == set(code), "modules missing from or extra in docs/design.md"
+    wrong = {m: (sorted(design[m]), sorted(code[m])) for m in code if design[m] != code[m]}
+    assert not wrong, f"docs/design.md (listed, in the code): {wrong}"
+
+
+def test_data_flows_one_way():
+    """No import circles, and the bottom modules import nothing of the package."""
+    code = imports_in_code()
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(
+            nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt}))
+            for nxt in code[start]
+        )
+
+    circles = [m for m in code if reaches(m, m, {m})]
+    assert not circles, f"import circles through {circles}"
+    assert code["report"] == set()
+    assert not [m for m in code if "cli" in code[m] and m != "__main__"], "only __main__ runs cli"
