@@ -1,24 +1,17 @@
 """Read and validate duckdns.conf; every refusal names the file, the line and the fix.
 
-A file is read in three steps: :func:`read_lines` splits it into numbered ``key = value``
-lines, :func:`translate` gives the native keys (registering every secret before anything
-is refused), and :func:`validate` turns each value into what the run uses, by one table
-(:data:`FIELDS`) of each key's default and validator. Two forms are accepted:
+Three steps: :func:`read_lines` splits the text into numbered ``key = value`` lines;
+:func:`translate` gives the native keys, registering every secret before anything is
+refused; :func:`validate` makes each value what the run uses, by one table (:data:`FIELDS`)
+of each key's default and validator. Besides the native form (duckdns.conf(5)), the
+hand-made recipe's curl config is read untouched: its ``url = "https://…/update?…"`` line
+gives the domains, token and server; its other lines (curl options) are ignored.
 
-* the native form, ``key = value`` lines (see duckdns.conf(5));
-* the hand-made recipe's curl config, recognised by its ``url = "https://…/update?…"``
-  line, so an existing setup keeps working untouched: the URL's domains, token and
-  scheme://host are taken, every other line (curl options) is ignored.
-
-A refusal never quotes what a line holds when a secret may be there: an unparsable
-line, an unknown key, a token or heartbeat URL, a server URL (the update URL with its
-token is easily pasted there) or a domain list are described, never echoed. Short
-values that cannot hold a secret (an address, a duration) are quoted (:func:`_shown`).
-
-Numeric ``ADDRESS[:PORT]`` text, of a ``probe`` target or of a DNS server to ask, has one
-parser here (:func:`parse_ip_port`), so reading a config needs no DNS client. The server
-URL has one strict parser (:func:`parse_https_url`); the request is built from its
-result, and :func:`tls_context` is the one place a CA file is loaded.
+A refusal never quotes what may hold a secret (an unparsable line, an unknown key, a
+token, a URL, a domain list): it is described. Short values that cannot be a secret (an
+address, a duration) are quoted (:func:`_shown`). Numeric ``ADDRESS[:PORT]`` text (a probe
+target, a DNS server) has one parser, :func:`parse_ip_port`; the server URL has one strict
+parser, :func:`parse_https_url`; :func:`tls_context` is the one place a CA file is loaded.
 """
 
 from __future__ import annotations
@@ -278,15 +271,8 @@ class Config:
         must be sent at once), so nothing derived from the token is ever stored.
         """
         st = os.stat(self.path)
-        return "|".join(
-            [
-                ",".join(self.domains),
-                self.ipv4,
-                self.ipv6,
-                self.server,
-                f"{st.st_ino}:{st.st_mtime_ns}",
-            ]
-        )
+        file = f"{st.st_ino}:{st.st_mtime_ns}"
+        return "|".join([",".join(self.domains), self.ipv4, self.ipv6, self.server, file])
 
 
 # -- the three steps: read lines, translate keys, validate ------------------------------------
@@ -634,16 +620,11 @@ def tls_context(cafile: str, where: str = ""):
 
 
 def _describe_not_regular(mode: int) -> str:
-    for test, what in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a device"),
-        (stat.S_ISBLK, "a device"),
-    ):
-        if test(mode):
-            return what
-    return "not a regular file"
+    what = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}
+    return what.get(
+        stat.S_IFMT(mode),
+        "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file",
+    )
 
 
 def load(path: str | os.PathLike) -> Config:
@@ -707,12 +688,6 @@ def load(path: str | os.PathLike) -> Config:
 
 
 # -- probe targets and numeric addresses -------------------------------------------------------
-
-
-def _lead(value: str) -> str:
-    """``'value': `` to start a message with, or nothing (see :func:`_shown`)."""
-    shown = _shown(value)
-    return f"{shown}: " if shown else ""
 
 
 class ProbeTarget(namedtuple("ProbeTarget", "kind address port")):
@@ -783,10 +758,11 @@ def parse_ip_port(text: str, default_port: int = DNS_PORT) -> tuple[str, int]:
     the thing being checked. An IPv6 link-local address may carry a zone (``fe80::1%eth0``).
     Raises ValueError naming the bad part.
     """
-    spec = text.strip()
+    spec, shown = text.strip(), _shown(text)
+    lead = f"{shown}: " if shown else ""
 
     def refused(why: str) -> ValueError:
-        return ValueError(f"{_lead(text)}{why}; expected {_IP_PORT_FORM}")
+        return ValueError(f"{lead}{why}; expected {_IP_PORT_FORM}")
 
     if spec.startswith("["):
         host, close, rest = spec[1:].partition("]")
@@ -810,15 +786,14 @@ def parse_ip_port(text: str, default_port: int = DNS_PORT) -> tuple[str, int]:
             raise refused(f"port {_shown(port_text) or 'value'} is not a number")
         port = int(port_text)
         if not 0 < port < 65536:
-            raise ValueError(f"{_lead(text)}port {port} is out of range 1-65535")
+            raise ValueError(f"{lead}port {port} is out of range 1-65535")
     if not is_ip_address(host):
         raise refused(f"{_shown(host) or 'the address'} is not an IP address")
     return host, port
 
 
-def parse_server(text: str, default_port: int = DNS_PORT) -> tuple[str, int]:
-    """Kept for callers not yet moved to :func:`parse_ip_port` (the same parser)."""
-    return parse_ip_port(text, default_port)
+# The old name, for the callers not yet moved to parse_ip_port.
+parse_server = parse_ip_port
 
 
 def is_ip_address(host: str) -> bool:
