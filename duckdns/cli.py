@@ -20,9 +20,9 @@ from duckdns import (
     EXIT_TEMPFAIL,
     EXIT_USAGE,
     __version__,
+    config,
     report,
 )
-from duckdns import config as configuration
 
 # For the annotations only: the timer's `duckdns update` must not import argparse, and
 # typing (for typing.TYPE_CHECKING) would cost it about a tenth of its CPU.
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="PATH",
             default=argparse.SUPPRESS,
             help="configuration file (default: $STATE_DIRECTORY/duckdns.conf, "
-            f"else {configuration.DEFAULT_PATH})",
+            f"else {config.DEFAULT_PATH})",
         )
         return p
 
@@ -172,7 +172,7 @@ def verbosity(args: argparse.Namespace) -> int:
 
 
 def config_path(args: argparse.Namespace) -> str:
-    return getattr(args, "config", None) or configuration.default_path()
+    return getattr(args, "config", None) or config.default_path()
 
 
 # -- commands ----------------------------------------------------------------------
@@ -180,15 +180,15 @@ def config_path(args: argparse.Namespace) -> str:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Everything a run will use, checked as the run uses it, without any traffic."""
-    cfg = configuration.load(config_path(args))
+    cfg = config.load(config_path(args))
     if cfg.ca_bundle:  # loaded as each request loads it: a file refused here fails there
-        configuration.tls_context(cfg.ca_bundle, f"{cfg.path}: ca_bundle")
-    if len(cfg.domains) > configuration.ACCOUNT_DOMAINS:
+        config.tls_context(cfg.ca_bundle, f"{cfg.path}: ca_bundle")
+    if len(cfg.domains) > config.ACCOUNT_DOMAINS:
         # Not refused: whether an account can hold more is not known; said, not repeated
         # by every timer run.
         report.warning(
             f"{cfg.path}: {len(cfg.domains)} domains: a free DuckDNS account has at most "
-            f"{configuration.ACCOUNT_DOMAINS}; if updates answer KO, check that every name "
+            f"{config.ACCOUNT_DOMAINS}; if updates answer KO, check that every name "
             "belongs to this token's account"
         )
     report.out(
@@ -226,7 +226,7 @@ def cmd_txt(args: argparse.Namespace) -> int:
 def cmd_clear(args: argparse.Namespace) -> int:
     from duckdns import update
 
-    cfg = configuration.load(config_path(args))
+    cfg = config.load(config_path(args))
     return update.send_one(cfg, "A and AAAA records cleared", clear=True)
 
 
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     report.set_verbosity(verbosity(args))
     try:
         return COMMANDS[args.command](args)
-    except configuration.ConfigError as exc:
+    except config.ConfigError as exc:
         report.error(str(exc))
         return EXIT_CONFIG
     except PermissionError as exc:  # e.g. status as a user: /var/lib/private is root's

@@ -1,23 +1,17 @@
 """Read and validate duckdns.conf; every refusal names the file, the line and the fix.
 
-Two forms are accepted:
+Three steps: :func:`read_lines` splits the text into numbered ``key = value`` lines;
+:func:`translate` gives the native keys, registering every secret before anything is
+refused; :func:`validate` makes each value what the run uses, by one table (:data:`FIELDS`)
+of each key's default and validator. Besides the native form (duckdns.conf(5)), the
+hand-made recipe's curl config is read untouched: its ``url = "https://…/update?…"`` line
+gives the domains, token and server; its other lines (curl options) are ignored.
 
-* the native form, ``key = value`` lines (see duckdns.conf(5));
-* the hand-made recipe's curl config, recognised by its ``url = "https://…/update?…"``
-  line, so an existing setup keeps working untouched: the URL's domains, token and
-  scheme://host are taken, every other line (curl options) is ignored.
-
-A refusal never quotes what a line holds when a secret may be there: an unparsable
-line, an unknown key, a token or heartbeat URL, a server URL (the update URL with its
-token is easily pasted there) or a domain list are described, never echoed. Short
-values that cannot hold a secret (an address, a duration) are quoted (:func:`_shown`).
-The token and the heartbeat URL are registered with duckdns.report before any refusal
-can be raised, and report masks anything shaped like a token in any case.
-
-The ``probe`` setting's targets (:class:`ProbeTarget`) and DNS server addresses
-(:func:`parse_server`) are parsed here too, so reading a config needs no DNS client.
-The server URL has one strict parser (:func:`parse_https_url`); the request is built
-from its result, and :func:`tls_context` is the one place a CA file is loaded.
+A refusal never quotes what may hold a secret (an unparsable line, an unknown key, a
+token, a URL, a domain list): it is described. Short values that cannot be a secret (an
+address, a duration) are quoted (:func:`_shown`). Numeric ``ADDRESS[:PORT]`` text (a probe
+target, a DNS server) has one parser, :func:`parse_ip_port`; the server URL has one strict
+parser, :func:`parse_https_url`; :func:`tls_context` is the one place a CA file is loaded.
 """
 
 from __future__ import annotations
@@ -27,6 +21,7 @@ import ipaddress
 import os
 import re
 import stat
+from collections import namedtuple
 from urllib.parse import parse_qs
 
 from duckdns import report
@@ -39,17 +34,6 @@ MAX_SIZE = 65536  # a config is a few hundred bytes; more is not a config
 MAX_CA_SIZE = 4 * 1024 * 1024  # Debian's whole CA store is about 200 KiB
 # DuckDNS free accounts have at most 5 subnames (docs: duckdns-api.md): more is said by check.
 ACCOUNT_DOMAINS = 5
-KEYS = (
-    "domains",
-    "token",
-    "ipv4",
-    "ipv6",
-    "server",
-    "ca_bundle",
-    "probe",
-    "refresh",
-    "healthcheck",
-)
 
 TOKEN = re.compile(report.TOKEN_PATTERN)
 SUBNAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # a DNS label, lowercase
@@ -58,8 +42,7 @@ UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 NATIVE_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")
 # curl config also allows "key: value", "key value" and "--key".
 CURL_LINE = re.compile(r"(?:--)?([A-Za-z0-9_.-]+)\s*(?:[=:]\s*|\s+|$)(.*)")
-# A known key followed by ':' or a space instead of '=' (curl config habits).
-_KEY_WITHOUT_EQUALS = re.compile(r"(?:--)?(" + "|".join(KEYS) + r")(?:\s*:|\s)", re.IGNORECASE)
+CURL_KEYS = ("url", "cacert")  # what is read of the recipe's curl config
 # What may be quoted back: short, the characters of addresses, ports, durations and probe
 # entries only, and no run of 8 hexadecimal digits (a token's first group, a check's UUID).
 _SHOWABLE = re.compile(r"[A-Za-z0-9 ._:@\[\]%,+-]{0,64}")
@@ -90,43 +73,11 @@ _NOT_IPV6 = (
     "the IPv6 address the query came from, OpenDNS with NXDOMAIN): write KIND@ADDRESS[:PORT] "
     "with an IPv4 address, e.g. cloudflare@1.1.1.1 or opendns@208.67.222.222"
 )
-_SERVER_FORM = "ADDRESS[:PORT], IPv6 in brackets, e.g. 1.1.1.1:53 or [2606:4700:4700::1111]:53"
+_IP_PORT_FORM = "ADDRESS[:PORT], IPv6 in brackets, e.g. 1.1.1.1:53 or [2606:4700:4700::1111]:53"
 
 
 class ConfigError(Exception):
     """The configuration cannot be used. Exit code 78 (EX_CONFIG)."""
-
-
-class Config:
-    """A validated configuration. ``token`` is registered with the redactor on load.
-
-    ``server`` is the canonical base URL made by :func:`parse_https_url` (requests are
-    sent to ``server + "/update?…"``) and ``server_host`` its ``host[:port]``, for messages.
-    """
-
-    # every config key, plus where it came from and the server's host to show
-    __slots__ = ("path", *KEYS, "legacy", "server_host")
-
-    def __init__(self, **values) -> None:
-        for key in self.__slots__:
-            setattr(self, key, values[key])
-
-    def fingerprint(self) -> str:
-        """What, besides the addresses, makes a new update necessary when it changes.
-
-        The file's identity and mtime stand in for the token (a reconfigured token
-        must be sent at once), so nothing derived from the token is ever stored.
-        """
-        st = os.stat(self.path)
-        return "|".join(
-            [
-                ",".join(self.domains),
-                self.ipv4,
-                self.ipv6,
-                self.server,
-                f"{st.st_ino}:{st.st_mtime_ns}",
-            ]
-        )
 
 
 def default_path() -> str:
@@ -146,6 +97,9 @@ def _shown(value: str) -> str | None:
 
 def _ordinal(n: int) -> str:
     return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+
+
+# -- validators: (raw value, where) -> the value the run uses, or ConfigError --------------
 
 
 def parse_domains(value: str, where: str) -> tuple[str, ...]:
@@ -184,6 +138,8 @@ def parse_domains(value: str, where: str) -> tuple[str, ...]:
 def check_token(value: str, where: str) -> str:
     """The token, lower case (as duckdns.org shows it and dpkg-reconfigure writes it)."""
     token = value.strip()
+    if not token:
+        raise ConfigError(f"{where}: no token: run 'dpkg-reconfigure duckdns' or add 'token = …'")
     if not TOKEN.fullmatch(token):
         # Never echo the value: it may be a real token with a typo.
         raise ConfigError(
@@ -208,7 +164,8 @@ def parse_duration(value: str, where: str) -> int:
     return seconds
 
 
-def _address(value: str, version: int, key: str, where: str) -> str:
+def _address(value: str, version: int, where: str) -> str:
+    """``auto``, ``off`` or an IPv``version`` address without a zone, canonical."""
     value = value.strip().lower()
     if value in ("auto", "off"):
         return value
@@ -217,12 +174,285 @@ def _address(value: str, version: int, key: str, where: str) -> str:
     except ValueError:
         addr = None
     if addr is None or addr.version != version or "%" in value:
-        shown = _shown(value)
         raise ConfigError(
-            f"{where}: {key} = {shown or '(value not shown)'} is not valid: use 'auto', 'off' "
-            f"or an IPv{version} address (without a %zone)"
+            f"{where}: ipv{version} = {_shown(value) or '(value not shown)'} is not valid: use "
+            f"'auto', 'off' or an IPv{version} address (without a %zone)"
         )
     return str(addr)
+
+
+def _duckdns_url(value: str, where: str) -> HttpsURL:
+    """The ``server`` setting: the base URL of the DuckDNS API."""
+    try:
+        return parse_https_url(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{where}: server is refused: {exc}: write a plain https:// base URL "
+            f"(default {DEFAULT_SERVER})"
+        ) from None
+
+
+def _ca_bundle(value: str, where: str) -> str | None:
+    """The ca_bundle path (None: the system's store) if it names a plausible CA file.
+
+    Whether it really holds certificates is :func:`tls_context`'s to say (it needs ssl,
+    which a timer run where nothing changes never imports); ``check`` calls it.
+    """
+    path = value.strip()
+    if not path:
+        return None
+    if not path.startswith("/"):
+        raise ConfigError(
+            f"{where}: ca_bundle is not an absolute path (the service does not run in this "
+            "directory): write the file's full path, e.g. /etc/duckdns/ca.pem"
+        )
+    _check_ca_file(path, f"{where}: ")
+    return path
+
+
+def _probe(value: str, where: str) -> list[ProbeTarget]:
+    try:
+        return parse_probe(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: probe: {exc}") from None
+
+
+def _healthcheck(value: str, where: str) -> str:
+    """The heartbeat's ping URL ('' = none), already registered as a secret."""
+    url = value.strip()
+    if not url:
+        return ""
+    try:
+        parse_https_url(url, query=True, percent=True)
+    except ValueError as exc:
+        # Never echo the value: it is a secret (the parser's reason never quotes it).
+        raise ConfigError(
+            f"{where}: healthcheck is not an https:// URL the updater can use ({exc}): "
+            "copy the ping URL from Healthchecks.io or the Uptime Kuma push monitor "
+            "(it must use HTTPS)"
+        ) from None
+    return url
+
+
+# Every key, in the order of duckdns.conf(5): its default (the raw text a missing line
+# means) and its validator. A missing domains or token line is refused by its validator.
+FIELDS = {
+    "domains": ("", parse_domains),
+    "token": ("", check_token),
+    "ipv4": ("auto", lambda value, where: _address(value, 4, where)),
+    "ipv6": ("off", lambda value, where: _address(value, 6, where)),
+    "server": (DEFAULT_SERVER, _duckdns_url),
+    "ca_bundle": ("", _ca_bundle),
+    "probe": (DEFAULT_PROBE, _probe),
+    "refresh": (f"{DEFAULT_REFRESH}s", parse_duration),
+    "healthcheck": ("", _healthcheck),
+}
+KEYS = tuple(FIELDS)
+
+
+class Config:
+    """A validated configuration: each key's value, as its validator made it.
+
+    ``server`` is the canonical base URL made by :func:`parse_https_url` (requests are
+    sent to ``server + "/update?…"``) and ``server_host`` its ``host[:port]``, for messages;
+    ``legacy`` says the file is the recipe's curl config.
+    """
+
+    __slots__ = ("path", *KEYS, "legacy", "server_host")
+
+    def __init__(self, **values) -> None:
+        for key in self.__slots__:
+            setattr(self, key, values[key])
+
+    def fingerprint(self) -> str:
+        """What, besides the addresses, makes a new update necessary when it changes.
+
+        The file's identity and mtime stand in for the token (a reconfigured token
+        must be sent at once), so nothing derived from the token is ever stored.
+        """
+        st = os.stat(self.path)
+        file = f"{st.st_ino}:{st.st_mtime_ns}"
+        return "|".join([",".join(self.domains), self.ipv4, self.ipv6, self.server, file])
+
+
+# -- the three steps: read lines, translate keys, validate ------------------------------------
+
+# A line that is not blank nor a comment: its key (lower case) and value (quotes removed),
+# or, when it cannot be read, the key "" and the description of why (never a byte of it).
+Line = namedtuple("Line", "number key value")
+
+
+def read_lines(text: str) -> list[Line]:
+    """The lines of ``text`` that say something, each read as ``key = value``.
+
+    Only '\\n' ends a line (with an optional '\\r' before it), as in every editor: the line
+    numbers said are the ones the user sees. The curl config's ``url`` and ``cacert`` are
+    read in curl's ways of writing them too (``key: value``, ``key value``, ``--key``).
+    """
+    lines = []
+    for number, raw in enumerate(text.removeprefix("\ufeff").split("\n"), 1):
+        line = raw.strip()  # a byte order mark, as some Windows editors write, is dropped
+        if not line or line.startswith("#"):
+            continue
+        match = NATIVE_LINE.match(line)
+        curl = CURL_LINE.match(line)
+        if match is None and curl and curl[1].lower() in CURL_KEYS:
+            match = curl
+        if match is None:
+            lines.append(Line(number, "", _unparsable(line)))
+        else:
+            lines.append(Line(number, match[1].lower(), _unquote(match[2])))
+    return lines
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def _unparsable(line: str) -> str:
+    """Why ``line`` is not ``key = value``, without a byte of it."""
+    if TOKEN.search(line):
+        return "a token without 'token = ' in front: write 'token = …'"
+    if "://" in line:
+        return "a URL without a key in front: write 'healthcheck = …' or 'server = …'"
+    # A known key followed by ':' or a space instead of '=' (curl config habits).
+    known = re.match(r"(?:--)?(" + "|".join(KEYS) + r")(?:\s*:|\s)", line, re.IGNORECASE)
+    if known:
+        return f"'{known[1].lower()}' needs '=': write '{known[1].lower()} = …'"
+    return "this line cannot be parsed: write 'key = value' (see duckdns.conf(5))"
+
+
+def translate(lines: list[Line], path: str) -> tuple[dict[str, tuple[str, int]], bool]:
+    """The native keys ``lines`` set, each with its raw value and line number, and whether
+    the file is the recipe's curl config (a ``url`` line: its other lines are curl options).
+
+    Every secret the lines hold is registered with duckdns.report first, before anything
+    is refused.
+    """
+    for _, key, value in lines:
+        for secret in _secrets(key, value.strip()):
+            # A few characters cannot be a secret, and masking them would garble every
+            # message (a full token is masked by its shape whatever its length).
+            if len(secret) >= 8:
+                report.register_secret(secret)
+    recipe = any(line.key == "url" for line in lines)
+    values: dict[str, tuple[str, int]] = {}
+    for number, key, value in lines:
+        where = f"{path}, line {number}"
+        if recipe and key not in CURL_KEYS:
+            continue
+        if not key:
+            raise ConfigError(f"{where}: {value}")
+        if not recipe and key not in KEYS:
+            raise ConfigError(f"{where}: {_unknown_key(key)}")
+        if key in values:
+            first = values[key][1]
+            if recipe:
+                raise ConfigError(
+                    f"{where}: a second curl '{key}' line (first on line {first}): keep one"
+                )
+            raise ConfigError(
+                f"{where}: {key} is set a second time (first on line {first}): keep one line"
+            )
+        if not recipe and any(ord(c) < 32 and c != "\t" or c == "\x7f" for c in value):
+            raise ConfigError(f"{where}: the value of {key} holds a control character")
+        values[key] = (value, number)
+    return (_from_recipe(values, path) if recipe else values), recipe
+
+
+def _secrets(key: str, value: str) -> list[str]:
+    """What of a line's value must never be printed."""
+    if key == "healthcheck":
+        return ping_url_secrets(value) if value else []
+    if key == "token":
+        return [value, value.lower()]
+    if key != "url":
+        return []
+    # The recipe's update URL: itself and its token, raw and decoded.
+    tokens = re.findall(r"token=([^&#\s\"']*)", value, re.IGNORECASE)
+    query = parse_qs(value.partition("?")[2], keep_blank_values=True)
+    tokens += [token.strip() for token in query.get("token", ())]
+    return [value, *tokens, *(token.lower() for token in tokens)]
+
+
+def ping_url_secrets(url: str) -> list[str]:
+    """What of a heartbeat URL must never be shown: the URL, and its path and query (the
+    part that identifies the check; requests' error texts show it without the host)."""
+    rest = url.split("://", 1)[-1]
+    path = "/" + rest.split("/", 1)[1] if "/" in rest else ""
+    return [url, path] if len(path) > 1 else [url]
+
+
+def _unknown_key(key: str) -> str:
+    """The refusal of an unknown key: not quoted (it may be the start of a secret)."""
+    import difflib
+
+    close = difflib.get_close_matches(key.lower(), KEYS, n=1, cutoff=0.75)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"unknown key: {hint}known keys are " + ", ".join(KEYS)
+
+
+def _from_recipe(curl: dict[str, tuple[str, int]], path: str) -> dict[str, tuple[str, int]]:
+    """The native keys the recipe's ``url`` (and ``cacert``) lines mean."""
+    url, number = curl["url"]
+    where = f"{path}, line {number}"
+    fix = "rewrite the file in the native form (see duckdns.conf(5))"
+    try:
+        parsed = parse_https_url(url, query=True, percent=True)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: the curl 'url' line is refused: {exc}: {fix}") from None
+    if not parsed.path.endswith("/update"):
+        raise ConfigError(
+            f"{where}: the curl 'url' line is not a DuckDNS https://…/update URL: {fix}"
+        )
+    query = parse_qs(parsed.query, keep_blank_values=True)
+    for name in ("domains", "token", "ip", "ipv6"):
+        if len(query.get(name, ())) > 1:
+            raise ConfigError(f"{where}: the curl 'url' line has two '{name}' parameters: keep one")
+    for name in ("domains", "token"):
+        if name not in query:
+            raise ConfigError(f"{where}: the curl 'url' line has no '{name}' parameter: {fix}")
+    # The recipe made one request per run: keep that behaviour (probe off).
+    values = {
+        "domains": query["domains"][0],
+        "token": query["token"][0],
+        "server": parsed.base[: -len("/update")],
+        "ipv4": query.get("ip", [""])[0] or "auto",
+        "ipv6": query.get("ipv6", [""])[0] or "off",
+        "probe": "off",
+    }
+    native = {key: (value, number) for key, value in values.items()}
+    if "cacert" in curl:  # curl's --cacert: the CA the recipe trusted
+        native["ca_bundle"] = curl["cacert"]
+    return native
+
+
+def validate(values: dict[str, tuple[str, int]], path: str, legacy: bool = False) -> Config:
+    """The Config ``values`` mean: every key's validator (:data:`FIELDS`) applied to its
+    value, or to its default where no line sets it."""
+    typed = {}
+    for key, (default, validator) in FIELDS.items():
+        value, number = values.get(key, (default, 0))
+        typed[key] = validator(value, f"{path}, line {number}" if number else path)
+    if typed["ipv4"] == typed["ipv6"] == "off":
+        raise ConfigError(
+            f"{path}: ipv4 and ipv6 are both off: nothing to update; "
+            "set 'ipv4 = auto' or 'ipv6 = auto'"
+        )
+    server = typed.pop("server")
+    return Config(path=path, legacy=legacy, server=server.base, server_host=server.netloc, **typed)
+
+
+def parse(text: str, path: str) -> Config:
+    """The Config of ``text``, the content of ``path``: read, translated, validated."""
+    values, legacy = translate(read_lines(text), path)
+    return validate(values, path, legacy)
+
+
+# -- the server URL, the CA file and the file itself -----------------------------------------
 
 
 class HttpsURL:
@@ -333,70 +563,6 @@ def _hostname(name: str) -> str:
     return name
 
 
-def _server(value: str, where: str) -> HttpsURL:
-    try:
-        return parse_https_url(value)
-    except ValueError as exc:
-        raise ConfigError(
-            f"{where}: server is refused: {exc}: write a plain https:// base URL "
-            f"(default {DEFAULT_SERVER})"
-        ) from None
-
-
-def _unquote(value: str) -> str:
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1]
-    return value
-
-
-def _legacy(url: str, where: str) -> dict[str, str]:
-    """Translate the recipe's curl config URL into native keys."""
-    fix = "rewrite the file in the native form (see duckdns.conf(5))"
-    try:
-        parsed = parse_https_url(_unquote(url), query=True, percent=True)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: the curl 'url' line is refused: {exc}: {fix}") from None
-    if not parsed.path.endswith("/update"):
-        raise ConfigError(
-            f"{where}: the curl 'url' line is not a DuckDNS https://…/update URL: {fix}"
-        )
-    query = parse_qs(parsed.query, keep_blank_values=True)
-    for name in ("domains", "token", "ip", "ipv6"):
-        if len(query.get(name, ())) > 1:
-            raise ConfigError(f"{where}: the curl 'url' line has two '{name}' parameters: keep one")
-    for name in ("domains", "token"):
-        if name not in query:
-            raise ConfigError(f"{where}: the curl 'url' line has no '{name}' parameter: {fix}")
-    base = HttpsURL(parsed.hostname, parsed.port, parsed.path[: -len("/update")], "")
-    values = {"domains": query["domains"][0], "token": query["token"][0], "server": base.base}
-    if query.get("ip", [""])[0]:
-        values["ipv4"] = query["ip"][0]
-    if query.get("ipv6", [""])[0]:
-        values["ipv6"] = query["ipv6"][0]
-    # The recipe made one request per run: keep that behaviour unless told otherwise.
-    values["probe"] = "off"
-    return values
-
-
-def _ca_bundle(value: str, where: str) -> str | None:
-    """The ca_bundle path (None: the system's store) if it names a plausible CA file.
-
-    Whether it really holds certificates is :func:`tls_context`'s to say (it needs ssl,
-    which a timer run where nothing changes never imports); ``check`` calls it.
-    """
-    path = value.strip()
-    if not path:
-        return None
-    if not path.startswith("/"):
-        raise ConfigError(
-            f"{where}: ca_bundle is not an absolute path (the service does not run in this "
-            "directory): write the file's full path, e.g. /etc/duckdns/ca.pem"
-        )
-    _check_ca_file(path, f"{where}: ")
-    return path
-
-
 def _check_ca_file(path: str, prefix: str) -> None:
     """Refuse a CA file that is missing, not a regular file (it could block) or huge."""
     fix = "fix the path or remove the ca_bundle line to use the system's CA store"
@@ -453,189 +619,12 @@ def tls_context(cafile: str, where: str = ""):
     return ctx
 
 
-def _register_secrets(key: str, value: str) -> None:
-    """Register what a line holds that must never be printed, before anything is checked."""
-    secrets: list[str] = []
-    if key == "token":
-        secrets = [value.strip(), value.strip().lower()]
-    elif key == "healthcheck" and value.strip():
-        secrets = ping_url_secrets(value.strip())
-    elif key == "url":  # the recipe's update URL: its token, raw and decoded
-        _, _, query = value.strip().strip("\"'").partition("?")
-        secrets = [value.strip(), *re.findall(r"token=([^&#\s\"']*)", value, re.IGNORECASE)]
-        secrets += [t.strip() for t in parse_qs(query, keep_blank_values=True).get("token", ())]
-    for secret in secrets:
-        # A few characters cannot be a secret, and masking them would garble every message
-        # (a full token is masked by its shape whatever its length).
-        if len(secret) >= 8:
-            report.register_secret(secret)
-
-
-def _unparsable(line: str, where: str) -> str:
-    """Why ``line`` is not ``key = value``, without a byte of it."""
-    fix = "write 'key = value' (see duckdns.conf(5))"
-    if TOKEN.search(line):
-        return f"{where}: a token without 'token = ' in front: write 'token = …'"
-    if "://" in line:
-        return f"{where}: a URL without a key in front: write 'healthcheck = …' or 'server = …'"
-    known = _KEY_WITHOUT_EQUALS.match(line)
-    if known:
-        return f"{where}: '{known[1].lower()}' needs '=': write '{known[1].lower()} = …'"
-    return f"{where}: this line cannot be parsed: {fix}"
-
-
-def _unknown_key(key: str, where: str) -> str:
-    """The refusal of an unknown key: not quoted (it may be the start of a secret)."""
-    import difflib
-
-    close = difflib.get_close_matches(key.lower(), KEYS, n=1, cutoff=0.75)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"{where}: unknown key: {hint}known keys are " + ", ".join(KEYS)
-
-
-def parse(text: str, path: str) -> Config:
-    """Parse the text of ``path`` (already read) into a Config.
-
-    Every secret is registered with duckdns.report before the first refusal is raised.
-    """
-    if text.startswith("\ufeff"):  # a byte order mark, as some Windows editors write
-        text = text[1:]
-    values: dict[str, str] = {}
-    lines: dict[str, int] = {}  # key -> the line that set it
-    url: str | None = None
-    curl_cacert = ""
-    native_errors: list[str] = []
-    curl_errors: list[str] = []
-    # Only '\n' ends a line (with an optional '\r' before it), as in every editor: the
-    # line numbers said are the ones the user sees.
-    for number, raw in enumerate(text.split("\n"), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        where = f"{path}, line {number}"
-        curl = CURL_LINE.match(line)
-        curl_key = curl[1].lower() if curl else ""
-        if curl_key in ("url", "cacert"):
-            if curl_key == "url":
-                _register_secrets("url", curl[2])
-            if curl_key in lines:
-                curl_errors.append(
-                    f"{where}: a second curl '{curl_key}' line (first on line "
-                    f"{lines[curl_key]}): keep one"
-                )
-            lines[curl_key] = number
-            if curl_key == "url":
-                url = curl[2]
-                continue
-            curl_cacert = _unquote(curl[2])
-        native = NATIVE_LINE.match(line)
-        if native is None:
-            native_errors.append(_unparsable(line, where))
-            continue
-        key = native[1].lower()
-        value = _unquote(native[2])
-        if key not in KEYS:
-            native_errors.append(_unknown_key(key, where))
-            continue
-        _register_secrets(key, value)
-        if key in values:
-            native_errors.append(
-                f"{where}: {key} is set a second time (first on line {lines[key]}): keep one line"
-            )
-            continue
-        if any(ord(c) < 32 and c != "\t" or c == "\x7f" for c in value):
-            native_errors.append(f"{where}: the value of {key} holds a control character")
-            continue
-        values[key] = value
-        lines[key] = number
-
-    def at(key: str) -> str:
-        return f"{path}, line {lines[key]}" if key in lines else str(path)
-
-    if url is not None:
-        # A curl config: its other lines are curl options, not our keys.
-        if curl_errors:
-            raise ConfigError(curl_errors[0])
-        values = _legacy(url, at("url"))
-        _register_secrets("token", values["token"])
-        cacert_line = lines.get("cacert", lines["url"])
-        lines = {key: lines["url"] for key in values}
-        if curl_cacert:  # curl's --cacert: the CA the recipe trusted
-            values["ca_bundle"] = curl_cacert
-            lines["ca_bundle"] = cacert_line
-    elif native_errors:
-        raise ConfigError(native_errors[0])
-    if "token" not in values:
-        raise ConfigError(f"{path}: no token: run 'dpkg-reconfigure duckdns' or add 'token = …'")
-    if "domains" not in values:
-        raise ConfigError(f"{path}: no domains: add 'domains = yourname'")
-    token = check_token(values["token"], at("token"))
-    healthcheck = _healthcheck(values.get("healthcheck", ""), at("healthcheck"))
-    ipv4 = _address(values.get("ipv4", "auto"), 4, "ipv4", at("ipv4"))
-    ipv6 = _address(values.get("ipv6", "off"), 6, "ipv6", at("ipv6"))
-    if ipv4 == "off" and ipv6 == "off":
-        raise ConfigError(
-            f"{path}: ipv4 and ipv6 are both off: nothing to update; "
-            "set 'ipv4 = auto' or 'ipv6 = auto'"
-        )
-    ca_bundle = _ca_bundle(values.get("ca_bundle", ""), at("ca_bundle"))
-    try:
-        probes = parse_probe(values.get("probe", DEFAULT_PROBE))
-    except ValueError as exc:
-        raise ConfigError(f"{at('probe')}: probe: {exc}") from None
-    server = _server(values.get("server", DEFAULT_SERVER), at("server"))
-    return Config(
-        path=path,
-        domains=parse_domains(values["domains"], at("domains")),
-        token=token,
-        ipv4=ipv4,
-        ipv6=ipv6,
-        server=server.base,
-        server_host=server.netloc,
-        ca_bundle=ca_bundle,
-        probe=probes,
-        refresh=parse_duration(values.get("refresh", "24h"), at("refresh")),
-        legacy=url is not None,
-        healthcheck=healthcheck,
-    )
-
-
-def ping_url_secrets(url: str) -> list[str]:
-    """What of a heartbeat URL must never be shown: the URL, and its path and query (the
-    part that identifies the check; requests' error texts show it without the host)."""
-    rest = url.split("://", 1)[-1]
-    path = "/" + rest.split("/", 1)[1] if "/" in rest else ""
-    return [url, path] if len(path) > 1 else [url]
-
-
-def _healthcheck(value: str, where: str) -> str:
-    """The heartbeat's ping URL ('' = none), already registered as a secret."""
-    url = value.strip()
-    if not url:
-        return ""
-    try:
-        parse_https_url(url, query=True, percent=True)
-    except ValueError as exc:
-        # Never echo the value: it is a secret (the parser's reason never quotes it).
-        raise ConfigError(
-            f"{where}: healthcheck is not an https:// URL the updater can use ({exc}): "
-            "copy the ping URL from Healthchecks.io or the Uptime Kuma push monitor "
-            "(it must use HTTPS)"
-        ) from None
-    return url
-
-
 def _describe_not_regular(mode: int) -> str:
-    for test, what in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a device"),
-        (stat.S_ISBLK, "a device"),
-    ):
-        if test(mode):
-            return what
-    return "not a regular file"
+    what = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}
+    return what.get(
+        stat.S_IFMT(mode),
+        "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file",
+    )
 
 
 def load(path: str | os.PathLike) -> Config:
@@ -698,50 +687,27 @@ def load(path: str | os.PathLike) -> Config:
     return parse(text, path)
 
 
-# -- probe targets and DNS server addresses ----------------------------------------------------
+# -- probe targets and numeric addresses -------------------------------------------------------
 
 
-def _q(value: str, hidden: str) -> str:
-    """``value`` quoted for a message if it cannot hold a secret (see :func:`_shown`),
-    else the words ``hidden``."""
-    return _shown(value) or hidden
+class ProbeTarget(namedtuple("ProbeTarget", "kind address port")):
+    """One ``KIND@ADDRESS[:PORT]`` entry of the ``probe`` setting: ``kind`` says what is
+    asked (:data:`PROBE_KINDS`), ``address`` and ``port`` whom."""
 
+    __slots__ = ()
 
-def _lead(value: str) -> str:
-    """``'value': `` to start a message with, or nothing (see :func:`_shown`)."""
-    shown = _shown(value)
-    return f"{shown}: " if shown else ""
-
-
-class ProbeTarget:
-    """One ``KIND@ADDRESS[:PORT]`` entry of the ``probe`` setting."""
-
-    __slots__ = ("kind", "address", "port")
-
-    def __init__(self, kind: str, address: str, port: int = DNS_PORT) -> None:
+    def __new__(cls, kind: str, address: str, port: int = DNS_PORT) -> ProbeTarget:
         if kind not in PROBE_KINDS:
             raise ValueError(
-                f"unknown probe kind {_q(kind, 'given')}; expected one of {', '.join(PROBE_KINDS)}"
+                f"unknown probe kind {_shown(kind) or 'given'}; "
+                f"expected one of {', '.join(PROBE_KINDS)}"
             )
-        self.kind = kind
-        self.address = address
-        self.port = port
+        return super().__new__(cls, kind, address, port)
 
     def __str__(self) -> str:
         host = f"[{self.address}]" if ":" in self.address else self.address
         port = "" if self.port == DNS_PORT else f":{self.port}"
         return f"{self.kind}@{host}{port}"
-
-    def __repr__(self) -> str:
-        return f"ProbeTarget({str(self)!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ProbeTarget):
-            return NotImplemented
-        return (self.kind, self.address, self.port) == (other.kind, other.address, other.port)
-
-    def __hash__(self) -> int:
-        return hash((self.kind, self.address, self.port))
 
 
 def parse_probe(spec: str) -> list[ProbeTarget]:
@@ -761,7 +727,7 @@ def parse_probe(spec: str) -> list[ProbeTarget]:
     targets = []
     for number, raw in enumerate(entries, 1):
         entry = raw.strip()
-        name = f"probe entry {_q(entry, f'number {number}')}"
+        name = f"probe entry {_shown(entry) or f'number {number}'}"
         if not entry:
             raise ValueError(f"probe: empty entry (number {number}); expected {_PROBE_FORM}")
         if entry.lower() == "off":
@@ -772,73 +738,67 @@ def parse_probe(spec: str) -> list[ProbeTarget]:
             raise ValueError(f"{name}: missing '@ADDRESS'; expected {_PROBE_FORM}")
         if kind not in PROBE_KINDS:
             raise ValueError(
-                f"{name}: unknown kind {_q(kind, '')} "
+                f"{name}: unknown kind {_shown(kind) or ''} "
                 f"(known: {', '.join(PROBE_KINDS)}); expected {_PROBE_FORM}"
             )
         if where.count(":") > 1 or where.strip().startswith("["):
             raise ValueError(f"{name}: {_NOT_IPV6}")
         try:
-            address, port = parse_server(where)
+            address, port = parse_ip_port(where)
         except ValueError as e:
             raise ValueError(f"{name}: {e}") from None
         targets.append(ProbeTarget(kind, address, port))
     return targets
 
 
-def parse_server(text: str, default_port: int = DNS_PORT) -> tuple[str, int]:
+def parse_ip_port(text: str, default_port: int = DNS_PORT) -> tuple[str, int]:
     """Parse ``ADDRESS[:PORT]`` (IPv6 in brackets: ``[ADDRESS]:PORT``) into (address, port).
 
-    The address must be numeric: looking a name up would need DNS, the thing being checked.
-    An IPv6 link-local address may carry a zone (``fe80::1%eth0``).
+    The address must be numeric (:func:`is_ip_address`): looking a name up would need DNS,
+    the thing being checked. An IPv6 link-local address may carry a zone (``fe80::1%eth0``).
     Raises ValueError naming the bad part.
     """
-    spec = text.strip()
-    port_text = None
+    spec, shown = text.strip(), _shown(text)
+    lead = f"{shown}: " if shown else ""
+
+    def refused(why: str) -> ValueError:
+        return ValueError(f"{lead}{why}; expected {_IP_PORT_FORM}")
+
     if spec.startswith("["):
-        close = spec.find("]")
-        if close < 0:
-            raise ValueError(
-                f"{_lead(text)}missing ']' after the IPv6 address; expected {_SERVER_FORM}"
-            )
-        host, rest = spec[1:close], spec[close + 1 :]
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(
-                    f"{_lead(text)}unexpected {_q(rest, 'characters')} after ']'; "
-                    f"expected {_SERVER_FORM}"
-                )
-            port_text = rest[1:]
+        host, close, rest = spec[1:].partition("]")
+        if not close:
+            raise refused("missing ']' after the IPv6 address")
+        if rest and not rest.startswith(":"):
+            raise refused(f"unexpected {_shown(rest) or 'characters'} after ']'")
         if ":" not in host:
-            raise ValueError(
-                f"{_lead(text)}brackets are only for IPv6 addresses; expected {_SERVER_FORM}"
-            )
+            raise refused("brackets are only for IPv6 addresses")
+        port_text = rest[1:] if rest else None
     elif spec.count(":") > 1:
-        raise ValueError(f"{_lead(text)}put an IPv6 address in brackets; expected {_SERVER_FORM}")
-    elif ":" in spec:
-        host, port_text = spec.split(":", 1)
+        raise refused("put an IPv6 address in brackets")
     else:
-        host = spec
+        host, colon, port_text = spec.partition(":")
+        port_text = port_text if colon else None
     if not host:
-        raise ValueError(f"{_lead(text)}no address; expected {_SERVER_FORM}")
-    if port_text is None:
-        port = default_port
-    else:
+        raise refused("no address")
+    port = default_port
+    if port_text is not None:
         if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5):
-            raise ValueError(
-                f"{_lead(text)}port {_q(port_text, 'value')} is not a number; "
-                f"expected {_SERVER_FORM}"
-            )
+            raise refused(f"port {_shown(port_text) or 'value'} is not a number")
         port = int(port_text)
         if not 0 < port < 65536:
-            raise ValueError(f"{_lead(text)}port {port} is out of range 1-65535")
-    if not _is_ip_address(host):
-        raise ValueError(
-            f"{_lead(text)}{_q(host, 'the address')} is not an IP address; expected {_SERVER_FORM}"
-        )
+            raise ValueError(f"{lead}port {port} is out of range 1-65535")
+    if not is_ip_address(host):
+        raise refused(f"{_shown(host) or 'the address'} is not an IP address")
     return host, port
 
 
-def _is_ip_address(host: str) -> bool:
+# The old name, for the callers not yet moved to parse_ip_port.
+parse_server = parse_ip_port
+
+
+def is_ip_address(host: str) -> bool:
+    """Whether ``host`` is a numeric IPv4 or IPv6 address; an IPv6 zone must name an
+    existing interface (or be a number)."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

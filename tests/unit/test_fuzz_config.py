@@ -216,7 +216,7 @@ def _same_for_every_parser(url: config.HttpsURL) -> None:
 @FAST
 @given(st.text(max_size=60))
 def test_probe_and_server_addresses_return_or_raise_value_error(text):
-    for parse in (config.parse_probe, config.parse_server):
+    for parse in (config.parse_probe, config.parse_ip_port):
         try:
             parse(text)
         except ValueError as exc:
