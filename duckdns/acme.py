@@ -25,11 +25,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from duckdns import EXIT_TEMPFAIL, dnswire, report, resolve
+from duckdns import EXIT_TEMPFAIL, report
 from duckdns import config as configuration
 
 ZONE = "duckdns.org"
 CHALLENGE = "_acme-challenge"
+PORT = 53  # where name servers listen
 POLL_INTERVAL = 2.0
 DEFAULT_WAIT = 120
 MAX_WAIT = 600
@@ -106,8 +107,9 @@ def add_arguments(parser, *, wait: bool = False) -> None:
         )
 
 
-def _resolver(args) -> tuple[str, int]:
-    return args.nameserver or (resolve.first_nameserver() or "127.0.0.1", dnswire.DEFAULT_PORT)
+def _resolver(args) -> tuple[str, int] | None:
+    """The DNS server to ask (--nameserver), or None: the system's resolver."""
+    return args.nameserver
 
 
 def config_for(args, path: str) -> configuration.Config:
@@ -150,23 +152,29 @@ def _subname(name: str) -> str:
     return name[: -len(ZONE) - 1].rsplit(".", 1)[-1]
 
 
-def target_for(domain: str, cfg, resolver: tuple[str, int]) -> Target:
+def target_for(domain: str, cfg, resolver: tuple[str, int] | None) -> Target:
     """The configured DuckDNS name that answers the DNS-01 challenge of ``domain``.
 
     Raises ConfigError (the name maps to no configured DuckDNS name: nothing may be sent)
     or LookupFailed (the CNAME could not be looked up). No question is asked for a name
-    below duckdns.org.
+    below duckdns.org; ``resolver`` None is the system's.
     """
-    name = dnswire.normalise_name(domain.strip())
-    if name.startswith("*."):
-        name = name[2:]  # a wildcard's challenge is at _acme-challenge.<the rest>
-    if not name:
+    import dns.name  # dnspython, as duckdns.resolve: only when --for is given
+
+    from duckdns import resolve
+
+    text = domain.strip()
+    if text.startswith("*."):
+        text = text[2:]  # a wildcard's challenge is at _acme-challenge.<the rest>
+    if text in ("", "."):
         raise configuration.ConfigError("no certificate name given (--for NAME)")
-    challenge = f"{CHALLENGE}.{name}"
-    try:
-        dnswire.build_query(challenge, dnswire.TYPE_TXT)
-    except dnswire.DNSError as exc:
-        raise configuration.ConfigError(f"{domain!r} is not a domain name: {exc}") from None
+    try:  # internationalised names become xn--...
+        name = dns.name.from_text(text).to_text(omit_final_dot=True).lower()
+        challenge = dns.name.from_text(f"{CHALLENGE}.{name}").to_text(True).lower()
+    except resolve.FAILURES as exc:
+        raise configuration.ConfigError(
+            f"{domain!r} is not a domain name ({type(exc).__name__})"
+        ) from None
     chain: tuple[str, ...] = ()
     if name == ZONE:
         raise configuration.ConfigError(
@@ -175,20 +183,19 @@ def target_for(domain: str, cfg, resolver: tuple[str, int]) -> Target:
     if _below_zone(name):
         owner = challenge
     else:
-        server, port = resolver
-        seen = ""
+        res = resolve.resolver(resolver)
         try:
-            chain = resolve.cname_chain(challenge, dnswire.TYPE_TXT, server, port, stop_at=ZONE)
-        except dnswire.DNSError as exc:
-            if exc.rcode != dnswire.RCODE_NXDOMAIN:
-                raise LookupFailed(
-                    f"cannot look up {challenge} at {dnswire.endpoint(server, port)} "
-                    f"to follow its CNAME to DuckDNS: {exc}"
-                ) from None
-            seen = f" ({exc})"  # not delegated, or delegated to a name that does not exist
-        if chain and not seen:
-            seen = f" (it leads to {' -> '.join([challenge, *chain])})"
+            found = resolve.walk(res, challenge, "TXT", stop_at=ZONE)
+        except resolve.Failed as exc:
+            raise LookupFailed(
+                f"cannot look up {challenge} at {resolve.where(res)} "
+                f"to follow its CNAME to DuckDNS: {exc}"
+            ) from None
+        chain = found.chain
+        missing = "" if found.exists else ", which does not exist"
+        seen = f" (it leads to {' -> '.join([challenge, *chain])}{missing})" if chain else ""
         if not chain or not _below_zone(chain[-1]):
+            seen = seen or ("" if found.exists else " (it does not exist)")
             raise configuration.ConfigError(
                 f"{domain} is not a DuckDNS name (NAME.duckdns.org or a name below it), and "
                 f"{challenge} is not a CNAME to one{seen}: at the DNS provider of {name}, "
@@ -208,52 +215,83 @@ def target_for(domain: str, cfg, resolver: tuple[str, int]) -> Target:
 # -- waiting for DuckDNS's name servers --------------------------------------------------------
 
 
-def nameservers(
-    resolver: tuple[str, int], port: int = dnswire.DEFAULT_PORT
-) -> list[tuple[str, int]]:
-    """The addresses of duckdns.org's name servers (its NS records), asked at ``resolver``.
+def nameservers(resolver: tuple[str, int] | None, port: int = PORT) -> list[tuple[str, int]]:
+    """The addresses of duckdns.org's name servers (its NS records), asked at ``resolver``
+    (None: the system's).
 
-    ``port`` is the port to ask them at later (53; tests use another). Raises DNSError when
-    no address is found.
+    ``port`` is the port to ask them at later (53; tests use another). Raises LookupFailed
+    when no address is found.
     """
-    server, resolver_port = resolver
-    names = dnswire.query(ZONE, dnswire.TYPE_NS, server, resolver_port).values(
-        ZONE, dnswire.TYPE_NS
-    )
+    from duckdns import resolve
+
+    res = resolve.resolver(resolver)
+    try:
+        names = [ns.rstrip(".") for ns in resolve.walk(res, ZONE, "NS").values]
+    except resolve.Failed as exc:
+        raise LookupFailed(str(exc)) from None
     if not names:
-        raise dnswire.DNSError(
-            f"no NS records for {ZONE} at {dnswire.endpoint(server, resolver_port)}"
-        )
+        raise LookupFailed(f"no NS records for {ZONE} at {resolve.where(res)}")
     addresses: list[tuple[str, int]] = []
     problems = []
     for ns in sorted(set(names)):
         try:
-            found = resolve.resolve_chain(ns, server, resolver_port)
-        except dnswire.DNSError as exc:
-            problems.append(f"{ns}: {exc}")
+            found = resolve.addresses(res, ns)
+        except resolve.Failed as exc:
+            problems.append(f"{ns} {exc}")
             continue
-        addresses += [(address, port) for address in (*found.ipv4, *found.ipv6)]
+        addresses += [(address, port) for address in found.values]
     if not addresses:
-        raise dnswire.DNSError(
+        raise LookupFailed(
             f"no address for the name servers of {ZONE} ({'; '.join(problems) or 'none found'})"
         )
     return list(dict.fromkeys(addresses))
 
 
+def _endpoint(server: tuple[str, int]) -> str:
+    address, port = server
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 def _ask(server: tuple[str, int], owner: str, value: str, timeout: float) -> str | None:
     """What ``server`` serves as the TXT of ``owner``: "served", "other", or None (no answer).
 
-    An answer is a valid reply, NOERROR or NXDOMAIN; a timeout or an error RCODE
-    (SERVFAIL, REFUSED) is no answer, and such a server is left out of the verdict.
+    One question, over TCP when the UDP reply is truncated. The UDP socket is connected, so
+    that a closed port fails at once (ICMP) instead of after the timeout, and datagrams from
+    any other address never reach it. An answer is a valid reply,
+    NOERROR or NXDOMAIN; a timeout or an error RCODE (SERVFAIL, REFUSED) is no answer, and
+    such a server is left out of the verdict.
     """
+    import socket
+
+    import dns.inet
+    import dns.message
+    import dns.query
+    import dns.rcode
+
+    from duckdns import failure, resolve
+
     address, port = server
     try:
-        response = dnswire.query(owner, dnswire.TYPE_TXT, address, port, timeout=timeout)
-    except dnswire.DNSError as exc:
-        report.debug(f"{dnswire.endpoint(address, port)}: {exc}")
-        return "other" if exc.rcode == dnswire.RCODE_NXDOMAIN else None
-    values = response.values(owner, dnswire.TYPE_TXT)
-    report.debug(f"{dnswire.endpoint(address, port)}: {owner} TXT {values!r}")
+        question = dns.message.make_query(owner, "TXT")
+        family = dns.inet.af_for_address(address)
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)  # as dnspython wants a socket it is given
+            sock.connect(dns.inet.low_level_address_tuple(server, family))
+            response, _ = dns.query.udp_with_fallback(
+                question, address, timeout, port, ignore_unexpected=True, udp_sock=sock
+            )
+        rcode = response.rcode()
+        rrset = response.get_rrset(
+            response.answer, question.question[0].name, dns.rdataclass.IN, dns.rdatatype.TXT
+        )
+    except resolve.FAILURES as exc:
+        report.debug(f"{_endpoint(server)}: {failure.explain(exc, 'it', timeout)[0]}")
+        return None
+    if rcode != dns.rcode.NOERROR:
+        report.debug(f"{_endpoint(server)}: {owner} TXT: {dns.rcode.to_text(rcode)}")
+        return "other" if rcode == dns.rcode.NXDOMAIN else None
+    values = [b"".join(rd.strings).decode("utf-8", "backslashreplace") for rd in rrset or ()]
+    report.debug(f"{_endpoint(server)}: {owner} TXT {values!r}")
     return "served" if value in values else "other"
 
 
@@ -261,11 +299,11 @@ def wait(
     value: str,
     owners: list[str],
     servers: list[tuple[str, int]] | None,
-    resolver: tuple[str, int],
+    resolver: tuple[str, int] | None,
     timeout: float,
     *,
     interval: float = POLL_INTERVAL,
-    port: int = dnswire.DEFAULT_PORT,
+    port: int = PORT,
 ) -> bool:
     """Ask every ``interval`` s until all servers that answer serve ``value`` for ``owners``.
 
@@ -275,11 +313,7 @@ def wait(
     """
     start = time.monotonic()
     names = ", ".join(owners)
-    asked = (
-        f"the DNS server {dnswire.endpoint(*servers[0])}"
-        if servers
-        else f"the name servers of {ZONE}"
-    )
+    asked = f"the DNS server {_endpoint(servers[0])}" if servers else f"the name servers of {ZONE}"
     report.notice(f"waiting up to {timeout:g} s for the new TXT value of {names} at {asked}")
     progress = ["no answer yet"]  # what the last round found, for the warning
     from duckdns import deadline  # a hard bound, however many servers stay silent
@@ -303,7 +337,7 @@ def _poll(
     value: str,
     owners: list[str],
     servers: list[tuple[str, int]] | None,
-    resolver: tuple[str, int],
+    resolver: tuple[str, int] | None,
     port: int,
     interval: float,
     start: float,
@@ -319,7 +353,7 @@ def _poll(
             try:
                 servers = nameservers(resolver, port)
                 report.debug(f"name servers of {ZONE}: {servers}")
-            except dnswire.DNSError as exc:
+            except LookupFailed as exc:
                 progress[0] = f"cannot find the name servers of {ZONE}: {exc}"
                 report.info(progress[0])
         if servers:

@@ -16,12 +16,9 @@ try ends after 10 s however slowly its bytes come, and the call after 30 s.
 
 from __future__ import annotations
 
-import errno
 import http.client
 import ipaddress
 import random
-import socket
-import ssl
 import time
 from urllib.parse import quote
 
@@ -31,6 +28,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from duckdns import __version__, config, deadline, report
+from duckdns.failure import explain  # also the heartbeat's
 
 TRY_TIMEOUT = 10.0
 TOTAL_BUDGET = 30.0
@@ -144,111 +142,6 @@ make_session = _session  # issue 11: heartbeat pings use the same strict TLS and
 
 
 IDENTITY = {"Accept-Encoding": "identity"}  # a few bytes of answer: nothing to compress
-
-# OpenSSL's X509_V_ERR_* codes, as ssl.SSLCertVerificationError.verify_code gives them.
-_CLOCK_CODES = {9: "not yet valid", 10: "expired"}
-_VERIFY_REASONS = {
-    18: "a self-signed certificate",
-    19: "a self-signed certificate in the chain",
-    20: "issued by a CA that ca_bundle does not hold",
-    21: "its signature cannot be verified",
-    23: "the certificate is revoked",
-    62: "the certificate is for another host name",
-    64: "the certificate is for another IP address",
-}
-_REFUSED = {errno.ECONNREFUSED}
-_UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN}
-_RESET = {errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE}
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and every exception behind it: causes, contexts, urllib3's ``reason`` and
-    exceptions passed as arguments (requests wraps urllib3's error that way)."""
-    seen: list[BaseException] = []
-    todo = [exc]
-    while todo and len(seen) < 32:
-        item = todo.pop(0)
-        if not isinstance(item, BaseException) or any(item is s for s in seen):
-            continue
-        seen.append(item)
-        todo += [getattr(item, "reason", None), item.__cause__, item.__context__, *item.args]
-    return seen
-
-
-def _certificate_errors() -> tuple[type, ...]:
-    """Host name mismatches: ssl's, and urllib3 2's own (urllib3 matches names itself)."""
-    try:
-        from urllib3.util.ssl_match_hostname import CertificateError
-    except ImportError:  # urllib3 1.26 on Python 3.11 uses ssl's
-        return (ssl.CertificateError,)
-    return (ssl.CertificateError, CertificateError)
-
-
-def explain(exc: BaseException, who: str, timeout: float) -> tuple[str, bool]:
-    """What failed, and whether another try may help: from the exception types and errno
-    behind ``exc``, never from its text (locale and library dependent, and requests puts
-    the URL in it). The words hold ``who`` and nothing of the URL or the token.
-
-    One classifier for the DuckDNS request and the heartbeat ping.
-    """
-    chain = _chain(exc)
-
-    def find(*types: type) -> BaseException | None:
-        return next((e for e in chain if isinstance(e, types)), None)
-
-    timeouts = (
-        deadline.Expired,
-        TimeoutError,  # socket.timeout too
-        urllib3.exceptions.TimeoutError,
-        requests.exceptions.Timeout,
-    )
-    # urllib3 1.26 derives NewConnectionError (refused, unreachable...) from its timeout.
-    if any(
-        isinstance(e, timeouts) and not isinstance(e, urllib3.exceptions.NewConnectionError)
-        for e in chain
-    ):
-        return f"no answer from {who} within {timeout:.0f} s", True
-    verify = find(ssl.SSLCertVerificationError, *_certificate_errors())
-    if verify is not None:
-        code = getattr(verify, "verify_code", None)
-        if code in _CLOCK_CODES:
-            now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-            return (
-                f"TLS certificate of {who} is {_CLOCK_CODES[code]} by this machine's clock "
-                f"({now}): the system clock is probably wrong (boards without a real-time "
-                "clock start with a stale time until NTP syncs); check 'timedatectl status'"
-            ), False
-        reason = _VERIFY_REASONS.get(code) if code else "the certificate is for another host"
-        reason = reason or f"OpenSSL verify error {code}"
-        return f"TLS verification failed for {who} ({reason}): check it and ca_bundle", False
-    if find(ssl.SSLEOFError, ssl.SSLZeroReturnError):
-        return f"{who} closed the connection during the TLS handshake", True
-    if find(ssl.SSLError):
-        return f"TLS handshake with {who} failed (no common protocol or a broken peer)", False
-    if find(socket.gaierror):
-        return f"cannot resolve {who} (DNS failure)", True
-    if find(http.client.RemoteDisconnected):
-        return f"{who} closed the connection without an answer", True
-    errnos = {e.errno for e in chain if isinstance(e, OSError) and e.errno is not None}
-    if errnos & _REFUSED:
-        return f"cannot connect to {who}: connection refused", True
-    if errnos & _UNREACHABLE:
-        return f"cannot connect to {who}: network unreachable", True
-    if errnos & _RESET:
-        return f"connection to {who} reset", True
-    if find(http.client.IncompleteRead):  # also what http.client makes of a bad chunk size
-        return f"{who} closed the connection in the middle of the answer", True
-    if find(
-        http.client.HTTPException,
-        urllib3.exceptions.ProtocolError,
-        urllib3.exceptions.DecodeError,
-        requests.exceptions.ChunkedEncodingError,
-        requests.exceptions.ContentDecodingError,
-    ):  # a malformed status line or headers: an unexpected answer, not retried
-        return f"{who} broke the HTTP protocol (a malformed answer)", False
-    if find(requests.exceptions.ConnectionError, urllib3.exceptions.NewConnectionError, OSError):
-        return f"cannot connect to {who}", True
-    return f"request to {who} failed ({type(exc).__name__})", False
 
 
 def _oversized() -> TemporaryFailure:

@@ -21,14 +21,11 @@ import struct
 import time
 
 TYPE_A = 1
-TYPE_NS = 2
-TYPE_CNAME = 5
 TYPE_TXT = 16
-TYPE_AAAA = 28
 CLASS_IN = 1
 CLASS_CH = 3
 
-TYPE_NAMES = {TYPE_A: "A", TYPE_NS: "NS", TYPE_CNAME: "CNAME", TYPE_TXT: "TXT", TYPE_AAAA: "AAAA"}
+TYPE_NAMES = {TYPE_A: "A", TYPE_TXT: "TXT"}
 CLASS_NAMES = {CLASS_IN: "IN", CLASS_CH: "CH"}
 RCODE_NAMES = {
     0: "NOERROR",
@@ -38,7 +35,6 @@ RCODE_NAMES = {
     4: "NOTIMP",
     5: "REFUSED",
 }
-RCODE_NXDOMAIN = 3
 
 DEFAULT_PORT = 53
 DEFAULT_TIMEOUT = 1.0
@@ -56,17 +52,12 @@ _MAX_UDP = 65535
 class DNSError(Exception):
     """Any failure to obtain a valid DNS answer.
 
-    ``rcode`` is set when the server answered with an error RCODE (e.g. 3 for NXDOMAIN);
-    ``answers`` holds the answer records of an NXDOMAIN reply (a CNAME chain that ends in a
-    name that does not exist, RFC 6604), so ``resolve_chain`` can report the chain.
+    ``rcode`` is set when the server answered with an error RCODE (e.g. 3 for NXDOMAIN).
     """
 
-    def __init__(
-        self, message: str, rcode: int | None = None, answers: tuple["Record", ...] = ()
-    ) -> None:
+    def __init__(self, message: str, rcode: int | None = None) -> None:
         super().__init__(message)
         self.rcode = rcode
-        self.answers = answers
 
 
 def _type_name(rtype: int) -> str:
@@ -85,9 +76,8 @@ class Record:
     """One parsed answer record.
 
     ``name`` is the owner name, lower-case, without the trailing dot. ``value`` is the
-    address in its canonical text form (A, AAAA), the target name (CNAME) or name server
-    (NS), normalised like ``name``, or the character-strings joined together (TXT; each
-    also in ``strings``).
+    address in its canonical text form (A) or the character-strings joined together (TXT;
+    each also in ``strings``).
     """
 
     __slots__ = ("name", "rtype", "rclass", "ttl", "value", "strings")
@@ -293,19 +283,6 @@ def _parse_rdata(msg: bytes, rtype: int, start: int, rdlen: int) -> tuple[str, t
         if rdlen != 4:
             raise DNSError(f"malformed reply: A record with {rdlen} octets of data")
         return _socket.inet_ntop(_socket.AF_INET, msg[start:end]), ()
-    if rtype == TYPE_AAAA:
-        if rdlen != 16:
-            raise DNSError(f"malformed reply: AAAA record with {rdlen} octets of data")
-        return _socket.inet_ntop(_socket.AF_INET6, msg[start:end]), ()
-    if rtype in (TYPE_CNAME, TYPE_NS):
-        # The name may be compressed, so it is read from the whole message; it must end
-        # exactly where the record data ends.
-        target, after = _read_name(msg, start)
-        if after != end:
-            raise DNSError(
-                f"malformed reply: {_type_name(rtype)} record data does not match its length"
-            )
-        return target, ()
     # TXT: one or more <length><octets> character-strings filling the data exactly.
     if rdlen == 0:
         raise DNSError("malformed reply: empty TXT record")
@@ -334,7 +311,7 @@ def _parse_answers(msg: bytes, offset: int, count: int) -> tuple[Record, ...]:
         if rtype in TYPE_NAMES:
             value, strings = _parse_rdata(msg, rtype, offset, rdlen)
             records.append(Record(name, rtype, rclass, ttl, value, strings))
-        # Other types (RRSIG, OPT, ...) are skipped: nothing here needs them.
+        # Other types (CNAME, RRSIG, OPT, ...) are skipped: the probe needs none.
         offset += rdlen
     return tuple(records)
 
@@ -373,14 +350,6 @@ def parse_response(packet: bytes, query: Query) -> Response:
         )
     if flags & _FLAG_TC:
         raise DNSError(f"reply for {query.describe()} is truncated (TC flag set)")
-    if rcode == RCODE_NXDOMAIN:
-        try:
-            answers = _parse_answers(packet, offset, ancount)
-        except DNSError:
-            answers = ()
-        raise DNSError(
-            f"server answered NXDOMAIN for {query.describe()}", rcode=rcode, answers=answers
-        )
     if rcode:
         raise DNSError(f"server answered {_rcode_name(rcode)} for {query.describe()}", rcode=rcode)
     return Response(qid, flags, _parse_answers(packet, offset, ancount))

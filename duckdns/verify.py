@@ -1,17 +1,15 @@
 """``duckdns verify``: do the names resolve to where DuckDNS last recorded?
 
 Each configured domain (as NAME.duckdns.org) and each extra name is resolved with
-duckdns.resolve (over the standard-library DNS client in duckdns.dnswire), following
-CNAME chains such as ``cloud.example.com -> piserver.example.com -> example.duckdns.org``,
-and its
-addresses are compared with the IPv4/IPv6 that DuckDNS reported in the last update
-(state.json). Exit 0 when every name matches, 1 when one does not, 75 when a name
-cannot be resolved.
+duckdns.resolve (dnspython), following CNAME chains such as
+``cloud.example.com -> piserver.example.com -> example.duckdns.org``, and its addresses
+are compared with the IPv4/IPv6 that DuckDNS reported in the last update (state.json).
+Exit 0 when every name matches, 1 when one does not, 75 when a name cannot be resolved.
 """
 
 from __future__ import annotations
 
-from duckdns import EXIT_KO, EXIT_TEMPFAIL, dnswire, report, resolve
+from duckdns import EXIT_KO, EXIT_TEMPFAIL, report, resolve
 from duckdns import config as configuration
 from duckdns import state as statefile
 
@@ -19,13 +17,13 @@ from duckdns import state as statefile
 def run(args, path: str) -> int:
     cfg = configuration.load(path)
     state = statefile.load(statefile.path_for(cfg.path))
+    address = None
     if args.resolver:
         try:
-            server, port = configuration.parse_server(args.resolver)
+            address = configuration.parse_server(args.resolver)
         except ValueError as exc:
             raise configuration.ConfigError(f"--resolver {exc}") from None
-    else:
-        server, port = resolve.first_nameserver() or "127.0.0.1", dnswire.DEFAULT_PORT
+    res = resolve.resolver(address)
     expected4, expected6 = state.get("ipv4", ""), state.get("ipv6", "")
     if not (expected4 or expected6):
         report.warning("no address recorded yet: run 'duckdns update' first")
@@ -33,19 +31,24 @@ def run(args, path: str) -> int:
     worst = 0
     for name in names:
         try:
-            res = resolve.resolve_chain(name, server, port)
-        except dnswire.DNSError as exc:
-            report.out(f"{name}: cannot resolve ({exc})")
+            found = resolve.addresses(res, name)
+        except resolve.Failed as exc:
+            found, why = None, str(exc)
+        else:
+            why = f"it does not exist (NXDOMAIN at {resolve.where(res)})"
+        if found is None or not found.exists:
+            report.out(f"{name}: cannot resolve ({why})")
             worst = max(worst, EXIT_TEMPFAIL)
             continue
-        chain = " -> ".join([res.name, *res.chain])
-        found = ", ".join([*res.ipv4, *res.ipv6]) or "no address"
-        ok = (not expected4 or expected4 in res.ipv4) and (not expected6 or expected6 in res.ipv6)
+        chain = " -> ".join([found.name, *found.chain])
+        ok = (not expected4 or expected4 in found.values) and (
+            not expected6 or expected6 in found.values
+        )
         ok = ok and bool(expected4 or expected6)
         verdict = (
             "OK" if ok else (f"MISMATCH: DuckDNS recorded {expected4 or '-'} / {expected6 or '-'}")
         )
-        report.out(f"{chain}: {found}: {verdict}")
+        report.out(f"{chain}: {', '.join(found.values) or 'no address'}: {verdict}")
         if not ok:
             worst = max(worst, EXIT_KO)
     return worst

@@ -41,7 +41,7 @@ SUITES = ("bookworm", "trixie")
 
 
 # Installed into the booted-container base: the package's runtime dependencies
-# (python3-requests, debconf) and what the tests drive it with.
+# (python3-requests, python3-dnspython, debconf) and what the tests drive it with.
 BASE_PACKAGES = [
     "systemd",
     "systemd-sysv",
@@ -65,11 +65,18 @@ BASE_PACKAGES = [
     "findutils",
     "grep",
     "tmux",  # the terminal for prompts runs inside, so its processes die with the container
-    "python3-dnspython",  # tests/dnsserver.py, run inside by test_dualstack.py
+    "python3-dnspython",  # a dependency; also tests/dnsserver.py (test_dualstack.py)
 ]
 # Foreign-architecture chroots: no systemd booted, only what `apt install ./duckdns.deb`
 # and `duckdns update` need.
-CHROOT_PACKAGES = ["python3", "python3-requests", "debconf", "ca-certificates", "apt-utils"]
+CHROOT_PACKAGES = [
+    "python3",
+    "python3-requests",
+    "python3-dnspython",
+    "debconf",
+    "ca-certificates",
+    "apt-utils",
+]
 # A host-architecture root of another release (not booted) to run the unit tests and
 # `make deb` in: the Makefile's BUILD_DEPS and TEST_DEPS that tests/unit and the build
 # use (groff/man-db for the pages, restic/borg/rsync for the README examples, systemd for

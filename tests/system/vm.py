@@ -9,7 +9,8 @@ their inputs, built in a temporary file or directory and renamed into place unde
 roots' cache locks):
 
 * :func:`vm_root` — ``mmdebstrap --variant=minbase`` root of ``suite`` for ``arch``
-  with systemd, udev, python3-requests, busybox-static (and, for arm64, the kernel),
+  with systemd, udev, python3-requests, python3-dnspython, busybox-static (and, for
+  arm64, the kernel),
   prepared to boot as a VM (fstab, a machine id, units that need a network masked),
   packed as ``vmroot-<suite>-<arch>-<hash>.tar.zst``. The kernel is unpacked, not
   installed (see KERNEL_HOOK): its initramfs hook would take minutes under qemu-user,
@@ -70,6 +71,7 @@ VM_PACKAGES = [
     "kmod",
     "python3",
     "python3-requests",
+    "python3-dnspython",
     "debconf",
     "ca-certificates",
     "procps",

@@ -14,7 +14,7 @@ import pytest
 from dnsserver import DNSServer, LaggingZone
 from helpers import CANARY, run_duckdns
 
-from duckdns import acme, dnswire
+from duckdns import acme
 from duckdns.config import ConfigError
 
 VALUE = "gYvyuKSEz-Sa58khnK9KUc0MUu3C5WDf_7qRDwlDAcM"
@@ -75,7 +75,7 @@ def test_no_ns_records_is_an_error_naming_the_resolver():
     message = "no NS records for duckdns.org at 127.0.0.1"
     with (
         DNSServer(["duckdns.org:A:192.0.2.1"]) as empty,
-        pytest.raises(dnswire.DNSError, match=message),
+        pytest.raises(acme.LookupFailed, match=message),
     ):
         acme.nameservers(empty.address)
 

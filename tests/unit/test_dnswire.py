@@ -17,8 +17,6 @@ from duckdns.dnswire import (
     CLASS_CH,
     CLASS_IN,
     TYPE_A,
-    TYPE_AAAA,
-    TYPE_CNAME,
     TYPE_TXT,
     DNSError,
     Record,
@@ -61,11 +59,11 @@ def ask(dns: DNSServer, name: str, qtype: int, **kw) -> dnswire.Response:
 
 
 def test_query_wire_format():
-    q = build_query("Example.DuckDNS.org.", TYPE_AAAA, CLASS_IN, qid=0x1234)
+    q = build_query("Example.DuckDNS.org.", TYPE_A, CLASS_IN, qid=0x1234)
     assert q.wire == (
         struct.pack("!6H", 0x1234, 0x0100, 1, 0, 0, 0)  # RD set, one question
         + b"\x07Example\x07DuckDNS\x03org\x00"
-        + struct.pack("!HH", 28, 1)
+        + struct.pack("!HH", 1, 1)
     )
     assert q.name == "example.duckdns.org"
     assert build_query("whoami.cloudflare", TYPE_TXT, CLASS_CH).wire.endswith(
@@ -113,12 +111,6 @@ def test_a(dns):
     assert dns.queries[0].rclass == "IN"
 
 
-def test_aaaa(dns):
-    assert ask(dns, "example.duckdns.org", TYPE_AAAA).values("example.duckdns.org", TYPE_AAAA) == [
-        "2001:db8::7"
-    ]
-
-
 def test_txt_class_ch(dns):
     r = ask(dns, "whoami.cloudflare", TYPE_TXT, qclass=CLASS_CH)
     assert r.values("whoami.cloudflare", TYPE_TXT, CLASS_CH) == ["203.0.113.7"]
@@ -133,20 +125,16 @@ def test_txt_made_of_several_strings(dns):
     assert r.answers[0].value == "x" * 300
 
 
-def test_cname_and_compression(dns):
-    # The server compresses owner names and the CNAME target against earlier names.
+def test_a_cname_is_skipped_and_the_compressed_owner_names_read(dns):
+    # The server compresses owner names against earlier names; the probe needs no CNAME.
     r = ask(dns, "www.example.com", TYPE_A)
     assert [(a.name, a.rtype, a.value) for a in r.answers] == [
-        ("www.example.com", TYPE_CNAME, "example.duckdns.org"),
         ("example.duckdns.org", TYPE_A, "203.0.113.7"),
-    ]
-    assert ask(dns, "www.example.com", TYPE_CNAME).values("www.example.com", TYPE_CNAME) == [
-        "example.duckdns.org"
     ]
 
 
 def test_empty_answer_is_not_an_error(dns):
-    assert ask(dns, "example.duckdns.org", TYPE_CNAME).answers == ()
+    assert ask(dns, "myip.opendns.com", TYPE_TXT).answers == ()
 
 
 def test_question_name_is_compared_case_insensitively(dns):
@@ -204,7 +192,7 @@ def test_ipv6_server():
         ("wrong-id", r"reply ID 0x[0-9a-f]{4} does not match query ID"),
         ("no-qr", r"not a response \(QR flag clear\)"),
         ("wrong-name", r"another question \(xexample.duckdns.org IN A"),
-        ("wrong-type", r"another question \(example.duckdns.org IN AAAA"),
+        ("wrong-type", r"another question \(example.duckdns.org IN TYPE28"),
         ("wrong-class", r"another question \(example.duckdns.org CH A"),
         ("no-question", "0 questions, expected 1"),
         ("truncated", r"truncated \(TC flag set\)"),
@@ -323,18 +311,6 @@ def test_parse_good_reply():
     assert r.answers == (Record("example.org", TYPE_A, CLASS_IN, 300, "192.0.2.1"),)
 
 
-def test_parse_pointer_into_the_middle_of_a_name():
-    # "www" + pointer to "org" inside the question name (offset 12 + 8)
-    target = b"\x03www\xc0\x14"
-    r = parse_response(reply(rr(PTR_QNAME, TYPE_CNAME, target)), Q)
-    assert r.answers[0].value == "www.org"
-
-
-def test_parse_escapes_odd_bytes_in_names():
-    r = parse_response(reply(rr(PTR_QNAME, TYPE_CNAME, b"\x03a.b\x02\xff\x00\x00")), Q)
-    assert r.answers[0].value == "a\\046b.\\255\\000"
-
-
 @pytest.mark.parametrize(
     ("packet", "message"),
     [
@@ -349,8 +325,6 @@ def test_parse_escapes_odd_bytes_in_names():
         (reply(b"\xc0\x0c\x00\x01\x00"), "truncated resource record"),
         (reply(rr(PTR_QNAME, TYPE_A, b"\1\2\3\4", rdlen=9)), "overruns the packet"),
         (reply(rr(PTR_QNAME, TYPE_A, b"\1\2\3\4\5")), "A record with 5 octets"),
-        (reply(rr(PTR_QNAME, TYPE_AAAA, b"\1\2\3\4")), "AAAA record with 4 octets"),
-        (reply(rr(PTR_QNAME, TYPE_CNAME, b"\xc0\x0c\x00")), "CNAME record data does not match"),
         (reply(rr(PTR_QNAME, TYPE_TXT, b"\x05abc")), "TXT string overruns"),
         (reply(rr(PTR_QNAME, TYPE_TXT, b"")), "empty TXT record"),
         (reply(b"", ancount=2), "truncated domain name"),
@@ -371,14 +345,6 @@ def test_parse_rejects_names_over_255_octets():
     packet = reply(rr(owner * 4 + PTR_QNAME, TYPE_A, b"\1\2\3\4"))
     with pytest.raises(DNSError, match="longer than 255 octets"):
         parse_response(packet, Q)
-
-
-def test_parse_nxdomain_keeps_the_cname_chain():
-    cname = rr(PTR_QNAME, TYPE_CNAME, b"\x04gone\xc0\x14")
-    with pytest.raises(DNSError) as e:
-        parse_response(reply(cname, flags=0x8183), Q)
-    assert e.value.rcode == 3
-    assert [a.value for a in e.value.answers] == ["gone.org"]
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -435,7 +401,7 @@ def test_dnsserver_script():
             "--record",
             "whoami.cloudflare:CH:TXT:203.0.113.7",
             "--record",
-            "example.duckdns.org:AAAA:2001:db8::7",
+            "example.duckdns.org:A:203.0.113.7",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -447,8 +413,8 @@ def test_dnsserver_script():
         port = int(match.group(1))
         r = query("whoami.cloudflare", TYPE_TXT, LOCAL, port, qclass=CLASS_CH)
         assert r.values("whoami.cloudflare", TYPE_TXT, CLASS_CH) == ["203.0.113.7"]
-        r = query("example.duckdns.org", TYPE_AAAA, LOCAL, port)
-        assert r.values("example.duckdns.org", TYPE_AAAA) == ["2001:db8::7"]
+        r = query("example.duckdns.org", TYPE_A, LOCAL, port)
+        assert r.values("example.duckdns.org", TYPE_A) == ["203.0.113.7"]
     finally:
         proc.terminate()
         assert proc.wait(5) == 0

@@ -316,22 +316,16 @@ def check_reply(query: dnswire.Query, packet: bytes) -> str:
         outcome = "DNSError" if exc.rcode is None else f"DNSError rcode {exc.rcode}"
         assert len(str(exc)) <= 2000
         assert str(exc).isprintable()
-        for record in exc.answers:
-            assert isinstance(record, dnswire.Record)
     else:
         count = len(response.answers)
         outcome = f"parsed, {'3 or more' if count > 2 else count} records"
         for record in response.answers:
-            for name in (record.name, record.value if record.rtype in (2, 5) else "x"):
-                assert name.isascii() and name.isprintable() and name == name.lower()
-                for label in name.split("."):
-                    assert 0 < len(_unescape(label)) <= 63 or name == "."
+            name = record.name
+            assert name.isascii() and name.isprintable() and name == name.lower()
+            for label in name.split("."):
+                assert 0 < len(_unescape(label)) <= 63 or name == "."
             if record.rtype == TYPE_A:
                 assert str(ipaddress.IPv4Address(record.value)) == record.value
-            elif record.rtype == dnswire.TYPE_AAAA:
-                # inet_ntop's text; it differs from ipaddress's only for IPv4-mapped and
-                # IPv4-compatible forms (::ffff:0:0 / ::ffff:0.0.0.0), never a host's AAAA.
-                assert ipaddress.IPv6Address(record.value)
             elif record.rtype == TYPE_TXT:
                 assert b"".join(record.strings).decode("utf-8", "backslashreplace") == record.value
     elapsed = time.perf_counter() - start

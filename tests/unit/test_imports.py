@@ -1,7 +1,8 @@
-"""What each command imports: ``requests`` (through duckdns.api) only when a request is sent.
+"""What each command imports: ``requests`` (through duckdns.api) only when a request is sent,
+dnspython (``dns``, through duckdns.resolve) only for ``verify`` and the ACME lookups.
 
-``requests`` costs more to import than the rest of the program; the timer's run where nothing
-changed never loads it, nor argparse (scripts/bench measures the cost).
+Each costs more to import than the rest of the program; the timer's run where nothing
+changed never loads them, nor argparse (scripts/bench measures the cost).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from helpers import DEBIAN_PYTHON, ROOT, update
 
 # Runs the real entry point in-process, then reports which heavy modules it imported (those
 # the interpreter's own start-up, site and .pth files, had already loaded are not counted).
-HEAVY = ("requests", "urllib3", "ssl", "argparse", "logging")
+HEAVY = ("requests", "urllib3", "ssl", "argparse", "logging", "dns")
 PROBE_MODULES = f"""
 import sys
 before = set(sys.modules)
@@ -57,7 +58,7 @@ def test_other_unchanged_updates_do_not_import_requests(duck, dns, probed, argv)
     assert update(probed).returncode == 0
     code, modules = loaded("--config", str(probed), *argv)
     assert code == 0
-    assert not modules & {"requests", "urllib3", "ssl", "logging"}, sorted(modules)
+    assert not modules & {"requests", "urllib3", "ssl", "logging", "dns"}, sorted(modules)
     assert len(duck.requests) == 1
 
 
@@ -73,7 +74,23 @@ def test_commands_without_network_never_import_requests(conf, command):
     assert code == 0
     # check loads the config's ca_bundle into an ssl context, as a request would.
     allowed = {"ssl"} if command == "check" else set()
-    assert not (modules - allowed) & {"requests", "urllib3", "ssl", "logging"}, sorted(modules)
+    assert not (modules - allowed) & {"requests", "urllib3", "ssl", "logging", "dns"}, sorted(
+        modules
+    )
+
+
+def test_verify_imports_dnspython(duck, dns, probed):
+    """The other side: the helper sees dnspython when a command asks with it. (dnspython 2.3's
+    dns.query imports requests itself, for DNS over HTTPS, when it is installed.)"""
+    assert update(probed).returncode == 0
+    code, modules = loaded("--config", str(probed), "verify", "--resolver", "127.0.0.1:9")
+    assert code == 75  # nothing answers on port 9
+    assert "dns" in modules, sorted(modules)
+
+
+def test_txt_set_without_for_does_not_import_dnspython(duck, conf):
+    code, modules = loaded("--config", str(conf()), "txt", "set", "a-value")
+    assert code == 0 and "dns" not in modules, sorted(modules)
 
 
 def test_reading_a_config_loads_neither_the_dns_client_nor_requests(conf):
