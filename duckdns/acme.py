@@ -25,8 +25,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from duckdns import EXIT_TEMPFAIL, report
-from duckdns import config as configuration
+from duckdns import EXIT_TEMPFAIL, config, report
 
 ZONE = "duckdns.org"
 CHALLENGE = "_acme-challenge"
@@ -73,7 +72,7 @@ def _seconds(text: str) -> int:
 
 def _server(text: str) -> tuple[str, int]:
     try:
-        return configuration.parse_server(text)
+        return config.parse_ip_port(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -112,20 +111,20 @@ def _resolver(args) -> tuple[str, int] | None:
     return args.nameserver
 
 
-def config_for(args, path: str) -> configuration.Config:
+def config_for(args, path: str) -> config.Config:
     """The configuration, narrowed to the DuckDNS name ``--for`` maps to (if given)."""
-    cfg = configuration.load(path)
+    cfg = config.load(path)
     if not args.for_name:
         return cfg
     target = target_for(args.for_name, cfg, _resolver(args))
-    values = {key: getattr(cfg, key) for key in configuration.Config.__slots__}
+    values = {key: getattr(cfg, key) for key in config.Config.__slots__}
     values["domains"] = (target.subname,)
-    return configuration.Config(**values)
+    return config.Config(**values)
 
 
 def cmd_wait(args, path: str) -> int:
     """``duckdns txt wait``: exit 0 whether or not the value showed up in time."""
-    cfg = configuration.load(path)
+    cfg = config.load(path)
     if args.for_name:
         try:
             owners = [target_for(args.for_name, cfg, _resolver(args)).owner]
@@ -167,17 +166,17 @@ def target_for(domain: str, cfg, resolver: tuple[str, int] | None) -> Target:
     if text.startswith("*."):
         text = text[2:]  # a wildcard's challenge is at _acme-challenge.<the rest>
     if text in ("", "."):
-        raise configuration.ConfigError("no certificate name given (--for NAME)")
+        raise config.ConfigError("no certificate name given (--for NAME)")
     try:  # internationalised names become xn--...
         name = dns.name.from_text(text).to_text(omit_final_dot=True).lower()
         challenge = dns.name.from_text(f"{CHALLENGE}.{name}").to_text(True).lower()
     except resolve.FAILURES as exc:
-        raise configuration.ConfigError(
+        raise config.ConfigError(
             f"{domain!r} is not a domain name ({type(exc).__name__})"
         ) from None
     chain: tuple[str, ...] = ()
     if name == ZONE:
-        raise configuration.ConfigError(
+        raise config.ConfigError(
             f"{domain} is DuckDNS's own domain, not a DuckDNS name: give NAME.duckdns.org"
         )
     if _below_zone(name):
@@ -196,7 +195,7 @@ def target_for(domain: str, cfg, resolver: tuple[str, int] | None) -> Target:
         seen = f" (it leads to {' -> '.join([challenge, *chain])}{missing})" if chain else ""
         if not chain or not _below_zone(chain[-1]):
             seen = seen or ("" if found.exists else " (it does not exist)")
-            raise configuration.ConfigError(
+            raise config.ConfigError(
                 f"{domain} is not a DuckDNS name (NAME.duckdns.org or a name below it), and "
                 f"{challenge} is not a CNAME to one{seen}: at the DNS provider of {name}, "
                 f"add the record '{challenge}. CNAME {CHALLENGE}.{cfg.domains[0]}.{ZONE}.'"
@@ -205,7 +204,7 @@ def target_for(domain: str, cfg, resolver: tuple[str, int] | None) -> Target:
     subname = _subname(owner)
     if subname not in cfg.domains:
         via = f" (through {' -> '.join([challenge, *chain])})" if chain else ""
-        raise configuration.ConfigError(
+        raise config.ConfigError(
             f"{domain} belongs to {subname}.{ZONE}{via}, which is not configured (configured: "
             f"{', '.join(cfg.domains)}); add it to 'domains' in {cfg.path}"
         )

@@ -28,7 +28,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from duckdns import __version__, config, deadline, report
-from duckdns.failure import explain  # also the heartbeat's
+from duckdns.failure import explain
 
 TRY_TIMEOUT = 10.0
 TOTAL_BUDGET = 30.0

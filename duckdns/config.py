@@ -792,10 +792,6 @@ def parse_ip_port(text: str, default_port: int = DNS_PORT) -> tuple[str, int]:
     return host, port
 
 
-# The old name, for the callers not yet moved to parse_ip_port.
-parse_server = parse_ip_port
-
-
 def is_ip_address(host: str) -> bool:
     """Whether ``host`` is a numeric IPv4 or IPv6 address; an IPv6 zone must name an
     existing interface (or be a number)."""

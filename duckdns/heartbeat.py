@@ -69,7 +69,7 @@ def ping(cfg, status: str, message: str) -> bool:
     Bounded by TIMEOUT s of wall-clock time in all (duckdns.deadline), however slowly the
     monitor answers; only the status line is read, never the body.
     """
-    from duckdns import api, deadline
+    from duckdns import api, deadline, failure
 
     try:
         with deadline.bound(TIMEOUT) as mine, api.make_session(cfg) as session:
@@ -87,7 +87,7 @@ def ping(cfg, status: str, message: str) -> bool:
             raise
         return _failed(status, f"no answer within {TIMEOUT:.0f} s")
     except Exception as exc:  # any failure: said at -v, never the update's failure
-        return _failed(status, api.explain(exc, "the monitor", TIMEOUT)[0])
+        return _failed(status, failure.explain(exc, "the monitor", TIMEOUT)[0])
     if not 200 <= code < 300:
         return _failed(status, f"the monitor answered HTTP {code}")
     report.debug(f"heartbeat ping ({status}) sent")

@@ -9,22 +9,20 @@ Exit 0 when every name matches, 1 when one does not, 75 when a name cannot be re
 
 from __future__ import annotations
 
-from duckdns import EXIT_KO, EXIT_TEMPFAIL, report, resolve
-from duckdns import config as configuration
-from duckdns import state as statefile
+from duckdns import EXIT_KO, EXIT_TEMPFAIL, config, report, resolve, state
 
 
 def run(args, path: str) -> int:
-    cfg = configuration.load(path)
-    state = statefile.load(statefile.path_for(cfg.path))
+    cfg = config.load(path)
+    saved = state.load(state.path_for(cfg.path))
     address = None
     if args.resolver:
         try:
-            address = configuration.parse_server(args.resolver)
+            address = config.parse_ip_port(args.resolver)
         except ValueError as exc:
-            raise configuration.ConfigError(f"--resolver {exc}") from None
+            raise config.ConfigError(f"--resolver {exc}") from None
     res = resolve.resolver(address)
-    expected4, expected6 = state.get("ipv4", ""), state.get("ipv6", "")
+    expected4, expected6 = saved["ipv4"], saved["ipv6"]
     if not (expected4 or expected6):
         report.warning("no address recorded yet: run 'duckdns update' first")
     names = [f"{d}.duckdns.org" for d in cfg.domains] + list(args.names)

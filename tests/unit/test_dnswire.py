@@ -12,7 +12,7 @@ import pytest
 from dnsserver import DNSServer
 
 from duckdns import dnswire
-from duckdns.config import parse_server
+from duckdns.config import parse_ip_port
 from duckdns.dnswire import (
     CLASS_CH,
     CLASS_IN,
@@ -361,8 +361,8 @@ def test_parse_rejects_names_over_255_octets():
         ("[fe80::1%1]", ("fe80::1%1", 53)),
     ],
 )
-def test_parse_server(text, expected):
-    assert parse_server(text) == expected
+def test_parse_ip_port(text, expected):
+    assert parse_ip_port(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -381,9 +381,9 @@ def test_parse_server(text, expected):
         ("[fe80::1%]", "is not an IP address"),
     ],
 )
-def test_parse_server_rejects(text, message):
+def test_parse_ip_port_rejects(text, message):
     with pytest.raises(ValueError, match=message) as e:
-        parse_server(text)
+        parse_ip_port(text)
     assert "ADDRESS[:PORT]" in str(e.value) or "out of range" in str(e.value)
 
 

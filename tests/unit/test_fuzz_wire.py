@@ -49,7 +49,8 @@ FUZZ = settings(
     max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 MAX_MESSAGE = 300  # characters: every message here is one log line
-PARSE_BOUND = 0.05  # seconds per DNS reply, generous: a 64 KiB reply parses in ~10 ms
+PARSE_BOUND = 1.0  # seconds per DNS reply: a loop never ends; a 64 KiB reply parses in ~10 ms,
+# but a process on a 2-core machine booting VMs in the background can stall for much longer
 
 
 @pytest.fixture(autouse=True)
@@ -382,7 +383,7 @@ def test_dns_worst_case_reply_is_fast():
     start = time.perf_counter()
     with pytest.raises(DNSError, match="truncated"):
         dnswire.parse_response(bytes(data), query)
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 2.0  # ~10 ms quiet; a loop would never end
 
 
 # -- the probe's reading of a reply -------------------------------------------------------------

@@ -26,7 +26,7 @@ from duckdns_server import DuckDNSServer
 from helpers import CANARY, DEBIAN_PYTHON, ROOT, assert_no_canary, write_config
 from hostile_server import MODES, HostileServer, bomb
 
-from duckdns import api, deadline, dnswire, heartbeat
+from duckdns import api, deadline, dnswire, failure, heartbeat
 
 # The monitor's URL is a secret too: its key must never be printed.
 PING_KEY = "5ec2e7a1-0b5e-4a5e-9e1d-7a1c0ffee000"
@@ -259,7 +259,7 @@ def test_refused_is_said_by_errno_without_the_url():
         port = sock.getsockname()[1]  # bound, not listening: refused
         exc = _failure_of(f"https://127.0.0.1:{port}/update?token={CANARY}")
     assert CANARY in str(exc)  # requests puts the URL in its message
-    message, retry = api.explain(exc, "the monitor", 10)
+    message, retry = failure.explain(exc, "the monitor", 10)
     assert message == "cannot connect to the monitor: connection refused" and retry
     assert_no_canary(message)
 
@@ -274,7 +274,7 @@ def test_dns_failure_is_said_whatever_the_locale_of_its_text():
     new.__cause__ = gai
     pool_error = urllib3.exceptions.MaxRetryError(None, f"/update?token={CANARY}", new)
     exc = requests.exceptions.ConnectionError(pool_error)
-    message, retry = api.explain(exc, "www.duckdns.org", 10)
+    message, retry = failure.explain(exc, "www.duckdns.org", 10)
     assert message == "cannot resolve www.duckdns.org (DNS failure)" and retry
     # The same failure with its English text but reached through __context__ only.
     try:
@@ -284,7 +284,7 @@ def test_dns_failure_is_said_whatever_the_locale_of_its_text():
             raise RuntimeError(f"wrapped {CANARY}") from None
     except RuntimeError as wrapped:
         wrapped.__suppress_context__ = False
-        assert api.explain(wrapped, "h", 10)[0] == "cannot resolve h (DNS failure)"
+        assert failure.explain(wrapped, "h", 10)[0] == "cannot resolve h (DNS failure)"
 
 
 def test_a_ssl_named_class_that_is_not_tls_is_not_called_tls():
@@ -293,7 +293,7 @@ def test_a_ssl_named_class_that_is_not_tls_is_not_called_tls():
     class SSLConfigMissing(Exception):
         pass
 
-    message, retry = api.explain(SSLConfigMissing(f"https://x/{PING_KEY}"), "the monitor", 10)
+    message, retry = failure.explain(SSLConfigMissing(f"https://x/{PING_KEY}"), "the monitor", 10)
     assert "TLS" not in message and PING_KEY not in message and not retry
 
 

@@ -27,8 +27,8 @@ from duckdns import probe
 from duckdns.config import ProbeTarget
 
 PROBE_TIMEOUT = 0.5
-SLACK = 0.25  # seconds over the bound: thread scheduling on a loaded 2-core machine
-START_UP = 1.5  # seconds for a child python to start and load the updater, under load
+SLACK = 1.0  # seconds over the bound: scheduling on a 2-core machine booting VMs meanwhile
+START_UP = 5.0  # seconds for a child python to start and load the updater, under load
 WAIT = 3  # txt wait --timeout
 QUERY_TIMEOUT = 1.0  # dnswire.DEFAULT_TIMEOUT, what verify uses per question
 OWNER = "_acme-challenge.piserver.duckdns.org"
