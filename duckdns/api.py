@@ -138,7 +138,7 @@ def _session(cfg) -> requests.Session:
     return session
 
 
-make_session = _session  # issue 11: heartbeat pings use the same strict TLS and headers
+make_session = _session  # heartbeat pings use the same strict TLS and headers
 
 
 IDENTITY = {"Accept-Encoding": "identity"}  # a few bytes of answer: nothing to compress

@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("check", "validate the configuration, without any network traffic")
     p = add("status", "show what the last runs did")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument(  # issue 11
+    p.add_argument(
         "--prometheus",
         action="store_true",
         help="Prometheus text exposition (for node-exporter's textfile collector)",

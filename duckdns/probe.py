@@ -1,4 +1,4 @@
-"""The cheap "what is my public IPv4 address" signal of issue 7.
+"""The cheap "what is my public IPv4 address" signal that lets most runs skip the update.
 
 One DNS query over UDP to a "whoami" service tells whether the public IPv4 address has
 changed since the last update. The answer is unauthenticated, so it may only decide

@@ -33,7 +33,7 @@ def run(args, path: str) -> int:
     if not os.access(directory, os.X_OK) and Path(directory).exists():
         raise config.ConfigError(f"{directory} is not readable: run as root")
     saved = state.load(state_path)
-    if args.prometheus or args.alert:  # issue 11
+    if args.prometheus or args.alert:
         from duckdns import metrics
 
         if args.alert:
@@ -72,7 +72,7 @@ def run(args, path: str) -> int:
 
 
 def _failure_rows(saved: dict) -> list[tuple[str, str]]:
-    """issue 11: the failure streak and the heartbeat, for ``duckdns status``."""
+    """The failure streak and the heartbeat, for ``duckdns status``."""
     if backoff.failing(saved):
         due, failures = saved["next_attempt"], saved["failures"]
         rows = [

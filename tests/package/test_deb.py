@@ -84,8 +84,8 @@ BACKUP_LIST = "etc/backup-paths.d/duckdns.list"
 def test_conffiles_are_the_two_fixed_files(built):
     """Nothing an admin is expected to edit ships in /etc. The two conffiles are
     constant files installed by dh_install: the apt snippet that lets unattended-upgrades
-    take duckdns from its own repository (issue 5) and the backup paths list (issue 12;
-    an older build's postinst wrote it)."""
+    take duckdns from its own repository and the backup paths list (an older
+    build's postinst wrote it)."""
     conffiles = (built.ctrl / "conffiles").read_text().split()
     assert sorted(conffiles) == ["/" + APT_SNIPPET, "/" + BACKUP_LIST]
     shipped = sorted(

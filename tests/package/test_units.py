@@ -64,7 +64,7 @@ SERVICE_EXACT = {
     "RestrictAddressFamilies": "AF_INET AF_INET6",
     "SystemCallArchitectures": "native",
     "DevicePolicy": "closed",
-    # Nothing the service can write can be executed (the 32-bit seccomp hole, issue 15).
+    # Nothing the service can write can be executed (the 32-bit seccomp hole).
     "NoExecPaths": "/ /tmp /var/tmp /dev/shm /var/lib/duckdns",
     "ExecPaths": "/usr",
 }

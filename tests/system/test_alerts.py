@@ -1,4 +1,4 @@
-"""Issue 11, booted: a day-long outage as systemd, the journal and the admin's mail see it.
+"""Alerts, booted: a day-long outage as systemd, the journal and the admin's mail see it.
 
 The package installed (preseeded), the README's alert-mail recipe set up word for word
 (script, unit, drop-in with OnFailure= and OnSuccess=), with a stand-in ``mail`` that

@@ -1,4 +1,4 @@
-"""Issue 10, booted: a dual-stack host through the timer, as a new user sets it up.
+"""Booted: a dual-stack host through the timer, as a new user sets it up.
 
 "Yes" to the IPv6 question (preseeded), a global IPv6 address on a dummy interface inside the
 container's private network (a veth pair with both ends inside where the kernel has no dummy

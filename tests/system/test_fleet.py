@@ -1,4 +1,4 @@
-"""Fleet (issue 5): a signed apt repository made by `scripts/make-repo`, served over
+"""Fleet: a signed apt repository made by `scripts/make-repo`, served over
 HTTP inside the booted container's own network, and silent upgrades through Debian's
 unattended-upgrades.
 

@@ -59,7 +59,7 @@ def assert_configured_and_updated_by_timer(c, duckdns, domains="piserver", token
 
 def assert_no_confusing_line(output: str) -> None:
     """Only the timer is started by the package: deb-systemd-invoke's line about the
-    static service (issue 12) must not be printed."""
+    static service must not be printed."""
     for line in ("not starting it", "static unit"):
         assert line not in output, output[-3000:]
 

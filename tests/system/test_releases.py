@@ -1,4 +1,4 @@
-"""Debian 13 (trixie) as first-class as the host's Debian 12 (issue 14).
+"""Debian 13 (trixie) as first-class as the host's Debian 12.
 
 In a cached trixie root of the host's architecture (``devroot``: not booted, its own
 network namespace with only a loopback):

@@ -1,4 +1,4 @@
-"""Scenario 12: the package on the Pi's own architectures, booted (issue 15).
+"""Scenario 12: the package on the Pi's own architectures, booted.
 
 A Debian 13 (trixie) arm64 VM, and an armhf root booted on the same arm64 kernel (the
 32-bit Raspberry Pi OS layout on a Pi 3/4/5), under full-system emulation with no

@@ -1,4 +1,4 @@
-"""Failing politely (issue 11): backoff across runs, the lines it prints, status and alerts.
+"""Failing politely: backoff across runs, the lines it prints, status and alerts.
 
 The scenarios run the updater in-process once per simulated minute (the Runner fixture's
 clock) against the real-TLS look-alike, and count what reaches it: the same rules as

@@ -80,7 +80,7 @@ def test_bench_check_mode_reports_through_its_exit_code():
 
 def test_simulated_hour_of_failures_meets_the_day_targets():
     """scripts/bench --day at a reduced scale (60 simulated minutes, real processes under
-    libfaketime): the issue 11 numbers hold, and the counts are those of the schedule."""
+    libfaketime): the day's targets hold, and the counts are those of the schedule."""
     if not shutil.which("faketime"):
         pytest.skip("libfaketime is not installed (Debian: faketime)")
     proc = subprocess.run(

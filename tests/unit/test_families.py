@@ -1,4 +1,4 @@
-"""Dual-stack updates (issue 10): A and AAAA kept right through every sequence of changes.
+"""Dual-stack updates: A and AAAA kept right through every sequence of changes.
 
 The updater runs in this process against the look-alike DuckDNS (real TLS, chunked answers,
 per-subname records) and the loopback "what is my address" DNS server; the kernel's IPv6

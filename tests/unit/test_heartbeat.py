@@ -1,4 +1,4 @@
-"""The heartbeat (issue 11): Healthchecks.io and Uptime Kuma look-alikes over real TLS.
+"""The heartbeat: Healthchecks.io and Uptime Kuma look-alikes over real TLS.
 
 The ping URLs are canaries like the token: none may appear in any output, in state.json
 or in the metrics.

@@ -94,7 +94,7 @@ def test_txt_set_without_for_does_not_import_dnspython(duck, conf):
 
 
 def test_reading_a_config_loads_neither_the_dns_client_nor_requests(conf):
-    """The probe targets are parsed in duckdns.config itself (issue 12)."""
+    """The probe targets are parsed in duckdns.config itself."""
     code = (
         f"import sys; sys.path.insert(0, {str(ROOT)!r}); from duckdns import config; "
         f"config.load({str(conf(probe='cloudflare@1.1.1.1'))!r}); "

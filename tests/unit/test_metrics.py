@@ -1,4 +1,4 @@
-"""``duckdns status --prometheus`` (issue 11), read back with prometheus_client's own parser."""
+"""``duckdns status --prometheus``, read back with prometheus_client's own parser."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""duckdns.probe: the probe setting and the "what is my IPv4 address" signal of issue 7.
+"""duckdns.probe: the probe setting and the "what is my IPv4 address" signal.
 
 Every query goes to the loopback test DNS server; nothing leaves the machine.
 """
@@ -272,7 +272,7 @@ def test_ipv6_addresses_are_refused_with_the_reason_and_the_fix(spec):
     assert "cloudflare@1.1.1.1" in str(e.value) and spec in str(e.value)
 
 
-# -- cheap to import (the point of issue 7) ----------------------------------------------------
+# -- cheap to import (the point of the probe) ---------------------------------------------
 
 
 def test_import_is_light():

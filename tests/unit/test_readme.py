@@ -256,7 +256,7 @@ def test_certbot_hook_paths_exist():
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd")
 def test_alert_mail_unit_verifies(tmp_path: Path):
-    """The mail recipe (issue 11): its script, its unit and the drop-in that runs it."""
+    """The mail recipe: its script, its unit and the drop-in that runs it."""
     script_text = next(b for b in blocks("sh") if "duckdns status --alert" in b)
     script = tmp_path / "duckdns-alert-mail"
     script.write_text(script_text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from helpers import TESTS
+from helpers import ROOT, TESTS
 
 
 def test_no_test_imports_from_conftest():
@@ -15,4 +15,30 @@ def test_no_test_imports_from_conftest():
         for path in TESTS.rglob("*.py")
         if re.search(r"^\s*(from conftest import|import conftest)", path.read_text(), re.M)
     ]
+    assert offenders == []
+
+
+# Built in two pieces so that this file does not match itself.
+HISTORY = re.compile(r"\b" + "issue" + r"s?\s*#?\s*\d", re.IGNORECASE)
+NOT_SOURCE = {"dist", "deb_dist", "build", "__pycache__"}
+
+
+def test_no_issue_numbers_in_the_tree():
+    """Code, docs, man pages, tests and scripts say what matters now, not which issue brought
+    it: the history of a change belongs in debian/changelog."""
+    offenders = []
+    for path in sorted(ROOT.rglob("*")):
+        parts = path.relative_to(ROOT).parts
+        if (
+            not path.is_file()
+            or any(p.startswith(".") or p in NOT_SOURCE or p.endswith(".egg-info") for p in parts)
+            or parts == ("debian", "changelog")
+        ):
+            continue
+        data = path.read_bytes()
+        if b"\0" in data:
+            continue
+        for number, line in enumerate(data.decode(errors="replace").splitlines(), 1):
+            if HISTORY.search(line):
+                offenders.append(f"{'/'.join(parts)}:{number}: {line.strip()}")
     assert offenders == []
