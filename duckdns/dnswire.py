@@ -266,7 +266,7 @@ def _random_id() -> int:
     return int.from_bytes(os.urandom(2), "big")
 
 
-def build_query(name: str, qtype: int, qclass: int = CLASS_IN, qid: int | None = None) -> Query:
+def make_query(name: str, qtype: int, qclass: int = CLASS_IN, qid: int | None = None) -> Query:
     """A recursion-desired query with one question and a random 16-bit ID."""
     if qtype not in TYPE_NAMES:
         raise DNSError(f"unsupported query type {qtype}")
@@ -415,7 +415,7 @@ def query(
     """
     if timeout <= 0:
         raise ValueError("timeout must be positive")
-    q = build_query(name, qtype, qclass)
+    q = make_query(name, qtype, qclass)
     family, address = sockaddr(server, port)
     where = endpoint(server, port)
     deadline = time.monotonic() + timeout

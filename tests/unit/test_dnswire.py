@@ -20,7 +20,7 @@ from duckdns.dnswire import (
     TYPE_TXT,
     DNSError,
     Record,
-    build_query,
+    make_query,
     parse_response,
     query,
 )
@@ -59,20 +59,20 @@ def ask(dns: DNSServer, name: str, qtype: int, **kw) -> dnswire.Response:
 
 
 def test_query_wire_format():
-    q = build_query("Example.DuckDNS.org.", TYPE_A, CLASS_IN, qid=0x1234)
+    q = make_query("Example.DuckDNS.org.", TYPE_A, CLASS_IN, qid=0x1234)
     assert q.wire == (
         struct.pack("!6H", 0x1234, 0x0100, 1, 0, 0, 0)  # RD set, one question
         + b"\x07Example\x07DuckDNS\x03org\x00"
         + struct.pack("!HH", 1, 1)
     )
     assert q.name == "example.duckdns.org"
-    assert build_query("whoami.cloudflare", TYPE_TXT, CLASS_CH).wire.endswith(
+    assert make_query("whoami.cloudflare", TYPE_TXT, CLASS_CH).wire.endswith(
         b"\x00\x00\x10\x00\x03"
     )
 
 
 def test_query_ids_are_random():
-    ids = {build_query("example.org", TYPE_A).id for _ in range(32)}
+    ids = {make_query("example.org", TYPE_A).id for _ in range(32)}
     assert len(ids) >= 28
 
 
@@ -90,14 +90,14 @@ def test_query_ids_are_random():
 )
 def test_bad_names_are_refused_before_sending(name, message):
     with pytest.raises(DNSError, match=message):
-        build_query(name, TYPE_A)
+        make_query(name, TYPE_A)
 
 
 def test_unsupported_type_and_class():
     with pytest.raises(DNSError, match="type"):
-        build_query("example.org", 15)
+        make_query("example.org", 15)
     with pytest.raises(DNSError, match="class"):
-        build_query("example.org", TYPE_A, 4)
+        make_query("example.org", TYPE_A, 4)
 
 
 # -- good answers --------------------------------------------------------------------------
@@ -290,7 +290,7 @@ def test_bad_port_and_timeout():
 
 # -- the parser on hand-made replies --------------------------------------------------------
 
-Q = build_query("example.org", TYPE_A, qid=0xBEEF)
+Q = make_query("example.org", TYPE_A, qid=0xBEEF)
 QUESTION = b"\x07example\x03org\x00" + struct.pack("!HH", TYPE_A, CLASS_IN)
 
 

@@ -27,8 +27,7 @@ from helpers import (
     state_of,
 )
 
-from duckdns import api, backoff, decide
-from duckdns import state as statefile
+from duckdns import api, backoff, decide, state
 
 NEW_PUBLIC = "198.51.100.20"
 
@@ -77,7 +76,7 @@ def test_a_damaged_field_is_dropped_with_one_warning_and_the_file_rewritten(
 ):
     run = runner(conf(ipv4="192.0.2.44"))  # a fixed address: nothing to send for a day
     assert run()[0] == 0
-    path = statefile.path_for(str(run.cfg))
+    path = state.path_for(str(run.cfg))
     saved = json.loads(Path(path).read_text())
     saved.update(damage)
     Path(path).write_text(json.dumps(saved))  # NaN and Infinity: Python's json writes them
@@ -88,7 +87,7 @@ def test_a_damaged_field_is_dropped_with_one_warning_and_the_file_rewritten(
     damaged = next(iter(damage))  # the others are sound values that go with it
     assert len(warnings) == 1 and f"({damaged})" in warnings[0], err
     repaired = json.loads(Path(path).read_text(), parse_constant=reject)  # no NaN, Infinity
-    assert statefile._valid(statefile.FIELDS[damaged], repaired[damaged]), repaired
+    assert state._valid(state.FIELDS[damaged], repaired[damaged]), repaired
     run.later(60)
     assert run() == (0, "", "")  # said once: the file is sound now
 
@@ -100,7 +99,7 @@ def test_a_damaged_field_is_dropped_with_one_warning_and_the_file_rewritten(
 )
 def test_a_corrupt_state_file_is_one_warning_and_a_fresh_state(duck, conf, runner, content):
     run = runner(conf())
-    path = Path(statefile.path_for(str(run.cfg)))
+    path = Path(state.path_for(str(run.cfg)))
     path.write_bytes(content)
     code, _, err = run()
     assert code == 0 and len(duck.requests) == 1, err
@@ -110,7 +109,7 @@ def test_a_corrupt_state_file_is_one_warning_and_a_fresh_state(duck, conf, runne
 
 def test_a_fifo_as_state_file_neither_blocks_nor_crashes(duck, conf, runner):
     run = runner(conf())
-    path = Path(statefile.path_for(str(run.cfg)))
+    path = Path(state.path_for(str(run.cfg)))
     os.mkfifo(path)
     code, _, err = run()  # would block for ever on open() without O_NONBLOCK
     assert code == 0 and "is not a regular file" in err
@@ -207,7 +206,7 @@ def test_a_run_stopped_mid_request_counts_as_a_failed_attempt(duck, conf, runner
     once, counts it in the backoff and goes ahead (the wait after it is over)."""
     run = runner(conf())
     assert run()[0] == 0
-    path = statefile.path_for(str(run.cfg))
+    path = state.path_for(str(run.cfg))
     saved = json.loads(Path(path).read_text())
     saved["in_flight"] = int(run.now)  # what a run killed after its first request leaves
     Path(path).write_text(json.dumps(saved))
@@ -252,8 +251,8 @@ def test_a_new_config_stopped_mid_request_waits_like_any_other(
     code, _, err = run()
     assert code == 0 and len(duck.requests) == sent + 1, err
     assert "updates work again after 1 min, 1 failed attempt" in err
-    state = state_of(run.cfg)
-    assert state["in_flight"] is None and state["failures"] == 0
+    saved = state_of(run.cfg)
+    assert saved["in_flight"] is None and saved["failures"] == 0
 
 
 def test_the_attempt_is_on_record_before_the_first_request(duck, conf, runner, monkeypatch):

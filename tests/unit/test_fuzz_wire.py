@@ -261,7 +261,7 @@ def valid_replies(draw) -> tuple[dnswire.Query, bytes]:
     name, qtype, qclass = draw(
         st.sampled_from([QUESTION, ("whoami.cloudflare", TYPE_TXT, CLASS_CH)])
     )
-    query = dnswire.build_query(name, qtype, qclass, qid=draw(st.integers(0, 0xFFFF)))
+    query = dnswire.make_query(name, qtype, qclass, qid=draw(st.integers(0, 0xFFFF)))
     rcode = draw(st.sampled_from([0, 0, 0, 2, 3, 5]))
     return query, reply_for(query, draw(st.lists(rrsets(), max_size=6)), rcode)
 
@@ -297,7 +297,7 @@ def mutated_replies(draw) -> tuple[dnswire.Query, bytes]:
 @st.composite
 def header_and_junk(draw) -> tuple[dnswire.Query, bytes]:
     """Our ID and QR (so parsing goes past the header), then anything."""
-    query = dnswire.build_query(*QUESTION, qid=0x1234)
+    query = dnswire.make_query(*QUESTION, qid=0x1234)
     flags = draw(st.integers(0, 0xFFFF)) | 0x8000
     counts = draw(st.tuples(*[st.integers(0, 3) | st.integers(0, 0xFFFF)] * 4))
     return query, struct.pack("!6H", 0x1234, flags & ~0x7800, *counts) + draw(
@@ -356,7 +356,7 @@ def test_dns_header_then_junk(reply):
 @FUZZ
 @given(packet=st.binary(max_size=600), qid=st.integers(0, 0xFFFF))
 def test_dns_any_bytes(packet, qid):
-    query = dnswire.build_query(*QUESTION, qid=qid)
+    query = dnswire.make_query(*QUESTION, qid=qid)
     event(f"any bytes: {check_reply(query, packet)}")
 
 
@@ -364,7 +364,7 @@ def test_dns_any_bytes(packet, qid):
 @given(labels=st.lists(LABEL, min_size=1, max_size=3))
 def test_dns_escaped_labels_round_trip(labels):
     """Owner names are shown as printable ASCII; \\DDD escapes give back the octets."""
-    query = dnswire.build_query(*QUESTION, qid=7)
+    query = dnswire.make_query(*QUESTION, qid=7)
     owner = dns.name.Name([*labels, b""])
     rrset = dns.rrset.from_rdata(owner, 60, dns.rdata.from_text("IN", "A", "192.0.2.1"))
     (record,) = dnswire.parse_response(reply_for(query, [rrset]), query).answers
@@ -374,7 +374,7 @@ def test_dns_escaped_labels_round_trip(labels):
 
 def test_dns_worst_case_reply_is_fast():
     """65,535 answers claimed, a 64 KiB datagram of pointers: still bounded."""
-    query = dnswire.build_query(*QUESTION, qid=1)
+    query = dnswire.make_query(*QUESTION, qid=1)
     head = reply_for(query, [])
     data = bytearray(head)
     struct.pack_into("!H", data, 6, 0xFFFF)
@@ -430,7 +430,7 @@ def test_probe_reads_only_one_ipv4_address(reply, monkeypatch_session):
     seen: dict[str, bytes] = {}
 
     def fake_query(name, qtype, server, port, *, qclass, timeout):
-        q = dnswire.build_query(name, qtype, qclass, qid=99)
+        q = dnswire.make_query(name, qtype, qclass, qid=99)
         seen["packet"] = reply_for(q, answers)
         return dnswire.parse_response(seen["packet"], q)
 
@@ -463,7 +463,7 @@ def test_probe_error_is_one_bounded_line(monkeypatch):
     answers = [dns.rrset.from_rdata(owner, 60, TXT(CLASS_CH, TYPE_TXT, [v])) for v in values]
 
     def fake_query(name, qtype, server, port, *, qclass, timeout):
-        q = dnswire.build_query(name, qtype, qclass, qid=5)
+        q = dnswire.make_query(name, qtype, qclass, qid=5)
         return dnswire.parse_response(reply_for(q, answers), q)
 
     monkeypatch.setattr(probe, "query", fake_query)

@@ -154,7 +154,7 @@ def test_a_state_that_cannot_be_written_does_not_make_every_run_ping(
     is pinged on the unrecorded turns only (two minutes each half hour), not every run."""
     import errno
 
-    from duckdns import state as statefile
+    from duckdns import state
 
     run = runner(conf(ipv4="192.0.2.44", healthcheck=f"{monitor.url}/{HC_KEY}"))
     assert run()[0] == 0 and len(monitor.pings) == 1
@@ -162,7 +162,7 @@ def test_a_state_that_cannot_be_written_does_not_make_every_run_ping(
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(statefile, "atomic_write", full)
+    monkeypatch.setattr(state, "atomic_write", full)
     run.later(2 * 86400)  # the daily "up" ping is due, and cannot be recorded
     for _ in range(60):
         run.later(60)
