@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from duckdns_server import DuckDNSServer  # noqa: E402
-from helpers import CANARY  # noqa: E402
-from testca import CA, make_ca  # noqa: E402
+from support.duckdns_server import DuckDNSServer
+from support.helpers import CANARY
+from support.testca import CA, make_ca
 
 
 @pytest.fixture(scope="session")

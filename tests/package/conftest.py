@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import run, skip_or_fail
 from pkgtools import (
     OLD_POSTINST_COMMIT,
     REPO,
@@ -21,6 +20,7 @@ from pkgtools import (
     debian_revision,
     setup_py_version,
 )
+from support.helpers import run, skip_or_fail
 
 from debian import deb822, debfile
 

@@ -1,5 +1,5 @@
 """Helpers for the package tests alone (imported by conftest.py and the tests); those
-of every layer (run, IN_CI, skip_or_fail, the canary) are in tests/helpers.py."""
+of every layer (run, IN_CI, skip_or_fail, the canary) are in tests/support/helpers.py."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import re
 import subprocess
 from pathlib import Path
 
-from helpers import DEBIAN_PYTHON as PY
-from helpers import ROOT as REPO
-from helpers import run
+from support.helpers import DEBIAN_PYTHON as PY
+from support.helpers import ROOT as REPO
+from support.helpers import run
 
 
 def setup_py_version() -> str:

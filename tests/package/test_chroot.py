@@ -13,8 +13,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from helpers import CANARY, run
 from pkgtools import REPO
+from support.helpers import CANARY, run
 
 REPO_DEBIAN = REPO / "debian"
 

@@ -7,8 +7,8 @@ import re
 import stat
 from pathlib import Path
 
-from helpers import run
 from pkgtools import OLD_POSTINST_COMMIT, PY, REPO
+from support.helpers import run
 
 from debian import deb822
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import shutil
 
-from helpers import run
 from pkgtools import REPO
+from support.helpers import run
 
 from debian import deb822
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from helpers import run
 from pkgtools import REPO
+from support.helpers import run
 
 # The binary package's overrides (dh_lintian) and the source package's (the Makefile
 # copies the file to debian/source/lintian-overrides in stdeb's tree).

@@ -6,8 +6,8 @@ import os
 import subprocess
 
 import pytest
-from helpers import make_signing_key, run
 from pkgtools import REPO
+from support.helpers import make_signing_key, run
 
 from debian import deb822
 

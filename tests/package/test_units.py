@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from helpers import run
+from support.helpers import run
 
 # The floor for a service that must reach the internet (docs/packaging.md).
 MAX_EXPOSURE = 1.1
@@ -114,7 +114,7 @@ def test_a_run_has_a_hard_time_limit_sized_from_the_programs_deadlines(service):
     sum of the worst case of every exchange of one run, as the code has them (no drift)."""
     import sys
 
-    from helpers import ROOT
+    from support.helpers import ROOT
 
     sys.path.insert(0, str(ROOT))
     from duckdns import api, config, dnswire, heartbeat

@@ -21,7 +21,7 @@ import harness  # noqa: E402
 import roots  # noqa: E402
 import vm  # noqa: E402
 import vm_scenario  # noqa: E402
-from helpers import CANARY, IN_CI, package_version, skip_or_fail  # noqa: E402
+from support.helpers import CANARY, IN_CI, package_version, skip_or_fail  # noqa: E402
 
 SYSTEM_DIR = Path(__file__).resolve().parent
 

@@ -24,7 +24,6 @@ import time
 import uuid
 from pathlib import Path
 
-from helpers import run
 from roots import (
     SUITE,
     base_tarball,
@@ -36,6 +35,7 @@ from roots import (
     remove_workdir,
     tmpfs_workdir,
 )
+from support.helpers import run
 
 # The host directory of each container is bind-mounted here (outside its root tree).
 TEST_DIR_IN_CONTAINER = "/run/duckdns-test"

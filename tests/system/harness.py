@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 
 from containers import TEST_DIR_IN_CONTAINER, Chroot, Container, Tmux  # noqa: F401
-from helpers import ROOT as REPO
-from helpers import TESTS, package_version, run  # noqa: F401
 from roots import (  # noqa: F401
     CACHE_DIR,
     SUITE,
@@ -44,6 +42,8 @@ from roots import (  # noqa: F401
     restore_binfmt,
 )
 from servers import DuckDNS  # noqa: F401
+from support.helpers import ROOT as REPO
+from support.helpers import TESTS, package_version, run  # noqa: F401
 
 # --------------------------------------------------------------------------------------
 # The .deb under test

@@ -31,7 +31,7 @@ import threading
 import time
 from pathlib import Path
 
-from helpers import run
+from support.helpers import run
 
 CACHE_DIR = Path(os.environ.get("DUCKDNS_TEST_CACHE", "/var/cache/duckdns-tests"))
 WORK_DIR = Path(os.environ.get("DUCKDNS_TEST_WORKDIR", "/var/tmp"))
@@ -65,7 +65,7 @@ BASE_PACKAGES = [
     "findutils",
     "grep",
     "tmux",  # the terminal for prompts runs inside, so its processes die with the container
-    "python3-dnspython",  # a dependency; also tests/dnsserver.py (test_dualstack.py)
+    "python3-dnspython",  # a dependency; also tests/support/dnsserver.py (test_dualstack.py)
 ]
 # Foreign-architecture chroots: no systemd booted, only what `apt install ./duckdns.deb`
 # and `duckdns update` need.
@@ -86,8 +86,8 @@ DEVROOT_PACKAGES = [
     "python3-requests",
     "python3-pytest",
     "python3-debian",
-    "python3-dnspython",  # tests/dnsserver.py
-    "python3-trustme",  # tests/testca.py
+    "python3-dnspython",  # tests/support/dnsserver.py
+    "python3-trustme",  # tests/support/testca.py
     "python3-prometheus-client",  # the metrics test parses with its parser
     "python3-setuptools",
     "python3-stdeb",

@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 
 from containers import TEST_DIR_IN_CONTAINER, Container
-from helpers import TESTS
-from testca import make_ca
+from support.helpers import TESTS
+from support.testca import make_ca
 
 
 class DuckDNS:
-    """tests/duckdns_server.py running in the container on 127.0.0.1:443.
+    """tests/support/duckdns_server.py running in the container on 127.0.0.1:443.
 
     It runs as the transient unit ``duckdns-test-server.service`` inside the container.
 
@@ -41,7 +41,7 @@ class DuckDNS:
         self.cert, self.key = ca.issue(
             hostdir / "srv", ["www.duckdns.org", "localhost", "127.0.0.1"]
         )
-        shutil.copy2(TESTS / "duckdns_server.py", hostdir / "duckdns_server.py")
+        shutil.copy2(TESTS / "support" / "duckdns_server.py", hostdir / "duckdns_server.py")
         self.c.copy_in(ca.cert_path, "/usr/local/share/ca-certificates/duckdns-test-ca.crt")
         hosts = self.c.root / "etc/hosts"
         text = hosts.read_text()
@@ -49,7 +49,7 @@ class DuckDNS:
             hosts.write_text(text + "127.0.0.1 www.duckdns.org\n")
         self.c.exec(["update-ca-certificates"])
         # The key and certificate are read via the bind mount. The CA's key never reaches
-        # the disk (tests/testca.py keeps it in memory), so nothing inside can sign.
+        # the disk (tests/support/testca.py keeps it in memory), so nothing inside can sign.
 
     def _inside(self, path: Path) -> str:
         return f"{TEST_DIR_IN_CONTAINER}/{path.relative_to(self.c.hostdir)}"

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import harness
 from harness import TEST_DIR_IN_CONTAINER
-from helpers import CANARY as TOKEN
-from helpers import skip_or_fail
+from support.helpers import CANARY as TOKEN
+from support.helpers import skip_or_fail
 
 # The simulated outage's first minute: the next full hour but one. The simulated day must
 # lie within the test server's certificate (valid from an hour before the test, 30 days).

@@ -20,7 +20,7 @@ import shutil
 
 import harness
 from harness import CONF, TEST_DIR_IN_CONTAINER, TESTS
-from helpers import CANARY as TOKEN
+from support.helpers import CANARY as TOKEN
 
 PUBLIC = "203.0.113.7"
 NEW_PUBLIC = "198.51.100.20"
@@ -31,11 +31,11 @@ FAST_TIMER = "[Timer]\nOnActiveSec=1s\nOnUnitActiveSec=3s\nAccuracySec=1s\n"
 
 
 class Whoami:
-    """tests/dnsserver.py inside, answering whoami.cloudflare (CH TXT) with one address."""
+    """tests/support/dnsserver.py inside, answering whoami.cloudflare (CH TXT) with one address."""
 
     def __init__(self, c: harness.Container) -> None:
         self.c, self.n = c, 0
-        shutil.copy2(TESTS / "dnsserver.py", c.hostdir / "dnsserver.py")
+        shutil.copy2(TESTS / "support" / "dnsserver.py", c.hostdir / "dnsserver.py")
 
     def answer(self, address: str) -> None:
         if self.n:

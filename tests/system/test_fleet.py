@@ -19,8 +19,8 @@ from pathlib import Path
 import harness
 import pytest
 from harness import CONF, REPO
-from helpers import CANARY as TOKEN
-from helpers import make_signing_key, package_version
+from support.helpers import CANARY as TOKEN
+from support.helpers import make_signing_key, package_version
 
 REPO_IN_CONTAINER = "/srv/duckdns-repo"
 KEYRING = "/etc/apt/keyrings/duckdns-archive-keyring.gpg"

@@ -8,7 +8,7 @@ import re
 import harness
 import pytest
 from harness import CONF
-from helpers import CANARY as TOKEN
+from support.helpers import CANARY as TOKEN
 
 PROBE = """#!/bin/sh
 # Runs as ExecStartPre= of duckdns.service, i.e. with all of the unit's settings.

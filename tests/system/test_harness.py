@@ -9,7 +9,7 @@ from pathlib import Path
 import harness
 import pytest
 import roots
-from helpers import CANARY
+from support.helpers import CANARY
 
 
 @pytest.mark.both_suites

@@ -5,7 +5,7 @@ retries included); ``TimeoutStartSec=`` in duckdns.service is the last line of d
 whatever those bounds cannot end (a host name lookup glibc keeps restarting, a bug). To
 make a run outlive its own bounds here, an admin's drop-in lowers the unit's limit below
 them (``TimeoutStartSec=8s``), and ``www.duckdns.org`` is the hostile server
-(tests/hostile_server.py, ``dribble-body``: headers at once, then a body byte a second for
+(tests/support/hostile_server.py, ``dribble-body``: headers at once, then a body byte a second for
 an hour). A timer drop-in runs the service 2 s after the timer starts, then 15 s after each
 start.
 
@@ -26,8 +26,8 @@ import time
 
 import harness
 from harness import TEST_DIR_IN_CONTAINER, TESTS
-from helpers import CANARY as TOKEN
-from helpers import assert_no_canary
+from support.helpers import CANARY as TOKEN
+from support.helpers import assert_no_canary
 
 LIMIT = 8  # s: the drop-in's TimeoutStartSec=, below the program's own 30 s bound
 INTERVAL = 15  # s: OnUnitActiveSec= of the test's timer
@@ -41,9 +41,9 @@ STOPPED = "the previous run was stopped before DuckDNS answered"
 
 
 def start_hostile(c: harness.Container, duckdns: harness.DuckDNS, mode: str) -> str:
-    """tests/hostile_server.py on 127.0.0.1:443 in place of the look-alike, with its
+    """tests/support/hostile_server.py on 127.0.0.1:443 in place of the look-alike, with its
     certificate (trusted inside, for www.duckdns.org); the transient unit's name."""
-    shutil.copy2(TESTS / "hostile_server.py", c.hostdir / "hostile_server.py")
+    shutil.copy2(TESTS / "support" / "hostile_server.py", c.hostdir / "hostile_server.py")
     ready = c.hostdir / "hostile.ready"
     unit = "duckdns-test-hostile.service"
 

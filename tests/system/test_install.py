@@ -9,7 +9,7 @@ import re
 import harness
 import pytest
 from harness import CONF
-from helpers import CANARY as TOKEN
+from support.helpers import CANARY as TOKEN
 
 BAD_TOKEN = "not-a-token-1234"
 

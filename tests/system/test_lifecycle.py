@@ -6,7 +6,7 @@ from __future__ import annotations
 import harness
 import pytest
 from harness import CONF
-from helpers import CANARY as TOKEN
+from support.helpers import CANARY as TOKEN
 
 NEW_TOKEN = "feedface-0000-4000-8000-0000deadbeef"
 CONF_HOST = CONF.lstrip("/")

@@ -13,7 +13,7 @@ import shutil
 
 import harness
 import pytest
-from helpers import CANARY, skip_or_fail
+from support.helpers import CANARY, skip_or_fail
 
 # The host's piuparts (1.1.7, bookworm) judges a trixie chroot by bookworm's ignore list.
 # Trixie's apt ships /usr/lib/apt/apt-extracttemplates, so its debconf's dpkg-preconfigure

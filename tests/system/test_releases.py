@@ -20,8 +20,8 @@ from pathlib import Path
 
 import harness
 import pytest
-from helpers import CANARY as TOKEN
-from helpers import skip_or_fail
+from support.helpers import CANARY as TOKEN
+from support.helpers import skip_or_fail
 
 OTHER = [s for s in harness.SUITES if s != harness.SUITE]  # the host runs SUITE itself
 

@@ -33,8 +33,8 @@ import pytest
 import vm
 import vm_scenario
 from harness import CONF
-from helpers import CANARY as TOKEN
-from helpers import skip_or_fail
+from support.helpers import CANARY as TOKEN
+from support.helpers import skip_or_fail
 from vm_scenario import LIB
 
 MAX_EXPOSURE = 1.1  # as tests/package/test_units.py and test_hardening.py

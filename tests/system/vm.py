@@ -51,8 +51,8 @@ from pathlib import Path
 
 import roots
 from containers import TEST_DIR_IN_CONTAINER
-from helpers import run
 from roots import CACHE_DIR, log, phase
+from support.helpers import run
 
 # Debian 13: the base of today's Raspberry Pi OS. A parameter everywhere below; this is
 # only the default the scenarios use.

@@ -20,9 +20,9 @@ from pathlib import Path
 import harness
 import roots
 import vm
-from helpers import CANARY as TOKEN
-from helpers import TESTS
-from testca import make_ca
+from support.helpers import CANARY as TOKEN
+from support.helpers import TESTS
+from support.testca import make_ca
 
 LIB = "/usr/local/lib/duckdns-test"
 
@@ -257,7 +257,7 @@ def _boot_scenario(arch: str, deb: Path) -> tuple[Path, dict[str, str]]:
             shutil.copy2(cert, hostdir / "srv.crt")
             shutil.copy2(key, hostdir / "srv.key")
             machine.trust_only("duckdns-test-ca", ca.cert_path.read_text())
-            shutil.copy2(TESTS / "duckdns_server.py", hostdir / "duckdns_server.py")
+            shutil.copy2(TESTS / "support" / "duckdns_server.py", hostdir / "duckdns_server.py")
             shutil.copy2(deb, hostdir / "duckdns.deb")
             (hostdir / "token").write_text(TOKEN + "\n")
             (hostdir / "seed").write_text(

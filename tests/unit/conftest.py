@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dnsserver import DNSServer
-from helpers import CANARY, PUBLIC, assert_no_canary, assert_no_canary_in_tree, write_config
+from support.dnsserver import DNSServer
+from support.helpers import CANARY, PUBLIC, assert_no_canary, assert_no_canary_in_tree, write_config
 
 
 @pytest.fixture

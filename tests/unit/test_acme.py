@@ -1,6 +1,6 @@
 """duckdns.acme below the hooks: finding DuckDNS's name servers, asking several, CNAMEs.
 
-The name servers are loopback look-alikes (tests/dnsserver.py): a resolver that knows the
+The name servers are loopback look-alikes (tests/support/dnsserver.py): a resolver that knows the
 NS records of duckdns.org and their addresses, and authoritative servers on 127.0.0.x, all
 on one port, as real name servers all listen on 53. test_acme_hooks.py runs the same code
 end to end through the certbot hooks.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from dnsserver import DNSServer, LaggingZone
-from helpers import CANARY, run_duckdns
+from support.dnsserver import DNSServer, LaggingZone
+from support.helpers import CANARY, run_duckdns
 
 from duckdns import acme
 from duckdns.config import ConfigError

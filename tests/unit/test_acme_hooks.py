@@ -3,7 +3,7 @@
 They are run as certbot runs them (a shell command line, CERTBOT_* in the
 environment) against the real-TLS test DuckDNS server and a loopback name server
 that plays DuckDNS's: it serves the TXT value the test DuckDNS server holds, each
-new value only after a delay (tests/dnsserver.py LaggingZone), and the CNAMEs of
+new value only after a delay (tests/support/dnsserver.py LaggingZone), and the CNAMEs of
 custom domains. DUCKDNS_ACME_NAMESERVER points the hooks at it, so no question
 leaves the machine. DUCKDNS_COMMAND points at a wrapper that runs this tree's
 updater with Debian's Python and records its argv and environment, so the tests
@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-from dnsserver import DNSServer, LaggingZone
-from helpers import CANARY, DEBIAN_PYTHON, ROOT, assert_no_canary
+from support.dnsserver import DNSServer, LaggingZone
+from support.helpers import CANARY, DEBIAN_PYTHON, ROOT, assert_no_canary
 
 HOOKS = ROOT / "hooks"
 AUTH = HOOKS / "certbot-auth-hook"

@@ -11,7 +11,7 @@ import json
 import subprocess
 
 import pytest
-from helpers import CANARY, DEBIAN_PYTHON, ROOT, faketime_env, run_duckdns, state_of
+from support.helpers import CANARY, DEBIAN_PYTHON, ROOT, faketime_env, run_duckdns, state_of
 
 from duckdns import api, backoff
 

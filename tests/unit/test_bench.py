@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from helpers import DEBIAN_PYTHON, ROOT
+from support.helpers import DEBIAN_PYTHON, ROOT
 
 COMMANDS = {
     "A_update_nochange",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from helpers import CANARY, DEBIAN_PYTHON, ROOT, run_duckdns, update
+from support.helpers import CANARY, DEBIAN_PYTHON, ROOT, run_duckdns, update
 
 
 def check(cfg):

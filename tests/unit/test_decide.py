@@ -11,7 +11,7 @@ import os
 import time
 
 import pytest
-from helpers import PUBLIC, faketime_env, run_duckdns, state_of, update
+from support.helpers import PUBLIC, faketime_env, run_duckdns, state_of, update
 
 
 def test_nothing_changed_means_no_request(duck, dns, probed):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import re
 
-from helpers import ROOT
+from support.helpers import ROOT
 
 PACKAGE = ROOT / "duckdns"
 

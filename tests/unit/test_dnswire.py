@@ -1,4 +1,4 @@
-"""duckdns.dnswire against a real DNS server on loopback (tests/dnsserver.py), plus the
+"""duckdns.dnswire against a real DNS server on loopback (tests/support/dnsserver.py), plus the
 reply parser on hand-made packets. No socket is mocked; nothing leaves 127.0.0.1 / ::1."""
 
 import re
@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from dnsserver import DNSServer
+from support.dnsserver import DNSServer
 
 from duckdns import dnswire
 from duckdns.config import parse_ip_port
@@ -387,11 +387,11 @@ def test_parse_ip_port_rejects(text, message):
     assert "ADDRESS[:PORT]" in str(e.value) or "out of range" in str(e.value)
 
 
-# -- tests/dnsserver.py as a script (scripts/bench runs it so) -------------------------------
+# -- tests/support/dnsserver.py as a script (scripts/bench runs it so) -----------------------
 
 
 def test_dnsserver_script():
-    script = Path(__file__).resolve().parents[1] / "dnsserver.py"
+    script = Path(__file__).resolve().parents[1] / "support" / "dnsserver.py"
     proc = subprocess.Popen(
         [
             "/usr/bin/python3",
@@ -422,7 +422,7 @@ def test_dnsserver_script():
 
 
 def test_dnsserver_script_rejects_bad_records():
-    script = Path(__file__).resolve().parents[1] / "dnsserver.py"
+    script = Path(__file__).resolve().parents[1] / "support" / "dnsserver.py"
     proc = subprocess.run(
         ["/usr/bin/python3", str(script), "--record", "example.org:MX:mail.example.org"],
         capture_output=True,

@@ -1,4 +1,4 @@
-"""The DuckDNS look-alike (tests/duckdns_server.py) against the published API, rule by rule.
+"""The DuckDNS look-alike (tests/support/duckdns_server.py) against the published API, rule by rule.
 
 Raw HTTP/1.1 over real TLS, framing decoded here by hand, not through the updater: if the
 look-alike drifted from shared/duckdns-api.md, every updater test would prove the wrong thing.
@@ -10,7 +10,7 @@ import socket
 import ssl
 
 import pytest
-from helpers import CANARY
+from support.helpers import CANARY
 
 OTHER = "11111111-2222-3333-4444-555555555555"
 
@@ -169,7 +169,7 @@ def test_script_mode_runs_as_the_system_tests_start_it(tmp_path, server_cert, te
     import sys
     import time
 
-    from helpers import TESTS
+    from support.helpers import TESTS
 
     cert, key = server_cert
     with socket.socket() as s:
@@ -181,7 +181,7 @@ def test_script_mode_runs_as_the_system_tests_start_it(tmp_path, server_cert, te
     proc = subprocess.Popen(
         [
             sys.executable,
-            str(TESTS / "duckdns_server.py"),
+            str(TESTS / "support" / "duckdns_server.py"),
             *("--certfile", str(cert), "--keyfile", str(key), "--port", str(port)),
             *("--record", str(tmp_path / "rec.jsonl"), "--control", str(tmp_path / "control.json")),
             *("--token-file", str(tmp_path / "token"), "--domains", "piserver"),

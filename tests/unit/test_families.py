@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import CANARY, PUBLIC, state_of
+from support.helpers import CANARY, PUBLIC, state_of
 
 V6 = "2a01:4f8:1:2::3"
 V6_NEW = "2a01:4f8:1:2::99"

@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import (
+from support.helpers import (
     CANARY,
     CLEAN_ENV,
     DEBIAN_PYTHON,

@@ -15,7 +15,7 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from helpers import CANARY, run_duckdns
+from support.helpers import CANARY, run_duckdns
 
 from duckdns import config, report
 

@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import DEBIAN_PYTHON, ROOT, assert_no_canary
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.helpers import DEBIAN_PYTHON, ROOT, assert_no_canary
 
 from duckdns.state import FIELDS
 

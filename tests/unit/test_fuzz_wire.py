@@ -37,9 +37,9 @@ from dns.rdtypes.ANY.NS import NS
 from dns.rdtypes.ANY.TXT import TXT
 from dns.rdtypes.IN.A import A
 from dns.rdtypes.IN.AAAA import AAAA
-from helpers import CANARY
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from support.helpers import CANARY
 
 from duckdns import api, dnswire, probe, report
 from duckdns.config import ProbeTarget

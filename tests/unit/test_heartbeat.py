@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from monitor_server import MonitorServer
+from support.monitor_server import MonitorServer
 
 from duckdns import api, heartbeat
 
@@ -107,7 +107,7 @@ def test_an_unreachable_monitor_is_said_without_its_url(duck, conf, runner, moni
 
 
 def test_a_monitor_with_an_untrusted_certificate_is_refused(duck, conf, runner, tmp_path):
-    from testca import make_ca
+    from support.testca import make_ca
 
     other = make_ca(tmp_path / "other")
     cert, key = other.issue(tmp_path / "srv", ["localhost"])

@@ -1,4 +1,4 @@
-"""The hostile HTTPS server (tests/hostile_server.py) against the real process.
+"""The hostile HTTPS server (tests/support/hostile_server.py) against the real process.
 
 Every mode plays DuckDNS (``server = https://127.0.0.1:PORT``) and, with the DuckDNS
 look-alike answering, the heartbeat monitor. Each run must end with a documented exit
@@ -22,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from duckdns_server import DuckDNSServer
-from helpers import CANARY, DEBIAN_PYTHON, ROOT, assert_no_canary, write_config
-from hostile_server import MODES, HostileServer, bomb
+from support.duckdns_server import DuckDNSServer
+from support.helpers import CANARY, DEBIAN_PYTHON, ROOT, assert_no_canary, write_config
+from support.hostile_server import MODES, HostileServer, bomb
 
 from duckdns import api, deadline, dnswire, failure, heartbeat
 

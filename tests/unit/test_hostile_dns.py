@@ -1,4 +1,4 @@
-"""The DNS clients against a hostile name server (tests/dnsserver.py, UDP on 127.0.0.1).
+"""The DNS clients against a hostile name server (tests/support/dnsserver.py, UDP on 127.0.0.1).
 
 Whatever the server does (silence, junk, floods of wrong replies, truncation, error
 RCODEs, answers for another question, several or non-address answers, 60 KiB of TXT,
@@ -20,8 +20,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from dnsserver import DNSServer
-from helpers import PUBLIC, run_duckdns, update
+from support.dnsserver import DNSServer
+from support.helpers import PUBLIC, run_duckdns, update
 
 from duckdns import probe
 from duckdns.config import ProbeTarget

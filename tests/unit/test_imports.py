@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from helpers import DEBIAN_PYTHON, ROOT, update
+from support.helpers import DEBIAN_PYTHON, ROOT, update
 
 # Runs the real entry point in-process, then reports which heavy modules it imported (those
 # the interpreter's own start-up, site and .pth files, had already loaded are not counted).

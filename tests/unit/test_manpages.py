@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, run_duckdns
+from support.helpers import ROOT, run_duckdns
 
 from duckdns import config
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import CANARY, PUBLIC
+from support.helpers import CANARY, PUBLIC
 
 prometheus = pytest.importorskip(
     "prometheus_client.parser", reason="Debian: python3-prometheus-client (make test-deps)"
@@ -78,7 +78,7 @@ def test_the_readme_textfile_collector_line_writes_a_parseable_file(conf, runner
     import re
     import subprocess
 
-    from helpers import DEBIAN_PYTHON, ROOT
+    from support.helpers import DEBIAN_PYTHON, ROOT
 
     text = (ROOT / "README.md").read_text()
     line = re.search(r"^ExecStopPost=\+/bin/sh -c '(.*)'$", text, re.M).group(1)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from dnsserver import DNSServer
+from support.dnsserver import DNSServer
 
 from duckdns.config import DEFAULT_PROBE, PROBE_KINDS, ProbeTarget, parse_probe
 from duckdns.dnswire import DNSError

@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import CANARY, DEBIAN_PYTHON, ROOT, assert_no_canary, run_duckdns, write_config
+from support.helpers import CANARY, DEBIAN_PYTHON, ROOT, assert_no_canary, run_duckdns, write_config
 
 from duckdns import config
 from duckdns.cli import build_parser

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from helpers import CANARY
+from support.helpers import CANARY
 
 from duckdns import report
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from helpers import ROOT, TESTS
+from support.helpers import ROOT, TESTS
 
 
 def test_no_test_imports_from_conftest():

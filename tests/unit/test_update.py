@@ -8,8 +8,8 @@ import stat
 import threading
 import time
 
-from duckdns_server import DuckDNSServer
-from helpers import CANARY, run_duckdns, update
+from support.duckdns_server import DuckDNSServer
+from support.helpers import CANARY, run_duckdns, update
 
 
 def test_first_update_sends_documented_request_and_says_one_line(duck, conf):
@@ -119,7 +119,7 @@ def test_unexpected_body_is_refused(duck, conf):
 
 
 def test_wrong_certificate_is_refused_before_any_request(tmp_path, conf, duck):
-    from testca import make_ca
+    from support.testca import make_ca
 
     other = make_ca(tmp_path / "other-ca", name="not trusted")
     cert, key = other.issue(tmp_path / "other", ["localhost"])

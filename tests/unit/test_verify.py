@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from dnsserver import DNSServer
-from helpers import run_duckdns, update
+from support.dnsserver import DNSServer
+from support.helpers import run_duckdns, update
 
 
 @pytest.fixture

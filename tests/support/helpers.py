@@ -17,7 +17,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
 CANARY = "c0ffee00-dead-beef-0000-123456789abc"
 DEBIAN_PYTHON = "/usr/bin/python3"

@@ -14,7 +14,7 @@ records of the type asked gets an empty NOERROR answer.
 
 Example::
 
-    from dnsserver import DNSServer  # tests/ is on sys.path (tests/conftest.py)
+    from support.dnsserver import DNSServer  # tests/ is on sys.path (pytest.ini)
 
     records = [
         "whoami.cloudflare:CH:TXT:203.0.113.7",
@@ -58,7 +58,7 @@ holds for ``NAME``, each change served only ``delay`` seconds after it happened:
 As a script (for scripts/bench); prints ``listening on HOST port PORT`` and runs until
 SIGTERM or SIGINT::
 
-    python3 tests/dnsserver.py --port 5353 --record whoami.cloudflare:CH:TXT:203.0.113.7
+    python3 tests/support/dnsserver.py --port 5353 --record whoami.cloudflare:CH:TXT:203.0.113.7
 """
 
 from __future__ import annotations

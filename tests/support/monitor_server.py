@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from duckdns_server import https_server
+from support.duckdns_server import https_server
 
 
 class MonitorServer:
