@@ -9,7 +9,7 @@ from support.helpers import ROOT, TESTS
 
 def test_no_test_imports_from_conftest():
     """Each layer has a conftest.py; ``from conftest import x`` picks whichever was imported
-    first when the whole suite runs. Shared code lives in helper modules instead."""
+    first when the whole suite runs. Shared code lives in tests/support instead."""
     offenders = [
         str(path.relative_to(TESTS))
         for path in TESTS.rglob("*.py")
