@@ -85,6 +85,8 @@ DEVROOT_PACKAGES = [
     "python3",
     "python3-requests",
     "python3-pytest",
+    "python3-hypothesis",  # the property-based tests (tests/unit/test_fuzz_*.py)
+    "time",  # GNU time: the hostile tests' exact peak RSS
     "python3-debian",
     "python3-dnspython",  # tests/support/dnsserver.py
     "python3-trustme",  # tests/support/testca.py

@@ -326,12 +326,12 @@ class _Flood:
             return
         end = time.monotonic() + 3
         while time.monotonic() < end:
+            self.sent += 1  # before sending: the query may end at the first datagram
             try:
                 self.other.sendto(os.urandom(64), client)
                 if self.wrong_id:
                     bad = bytes([packet[0] ^ 0xFF, packet[1]]) + b"\x81\x80" + packet[4:]
                     self.sock.sendto(bad, client)
-                self.sent += 1
             except OSError:
                 time.sleep(0.001)
 
