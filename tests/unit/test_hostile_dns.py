@@ -128,11 +128,14 @@ def test_txt_wait_and_verify_are_bounded(conf, duck, tmp_path):
         if proc.returncode != 0 or "is not yet served after 3 s" not in proc.stderr:
             problems.append(f"txt wait, {behaviour}: exit {proc.returncode}: {proc.stderr}")
     expected = {"normal": 0, "huge-txt": 0, "several": 0, "lie": 1, "not-ipv4": 1}
+    # Debian 13's dnspython (2.7) reads past a flood to the right reply, Debian 12's (2.3)
+    # gives up: both bounded, both fine.
+    either = {"flood": (0, 75), "junk-flood": (0, 75)}
     for behaviour, (elapsed, proc) in verified.items():
         # At most two questions (A, then AAAA), each bounded by the query timeout.
         if elapsed > 2 * QUERY_TIMEOUT + START_UP:
             problems.append(f"verify, {behaviour}: {elapsed:.1f} s")
-        if proc.returncode != expected.get(behaviour, 75):
+        if proc.returncode not in either.get(behaviour, (expected.get(behaviour, 75),)):
             problems.append(f"verify, {behaviour}: exit {proc.returncode}: {proc.stdout}")
         if any(len(line) > 600 for line in proc.stdout.splitlines()):
             problems.append(f"verify, {behaviour}: an overlong line")
