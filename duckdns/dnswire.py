@@ -19,6 +19,7 @@ import _socket
 import os
 import struct
 import time
+from collections import namedtuple
 
 TYPE_A = 1
 TYPE_TXT = 16
@@ -72,105 +73,48 @@ def _rcode_name(rcode: int) -> str:
     return RCODE_NAMES.get(rcode, f"RCODE{rcode}")
 
 
-class Record:
-    """One parsed answer record.
-
-    ``name`` is the owner name, lower-case, without the trailing dot. ``value`` is the
-    address in its canonical text form (A) or the character-strings joined together (TXT;
-    each also in ``strings``).
-    """
-
-    __slots__ = ("name", "rtype", "rclass", "ttl", "value", "strings")
-
-    def __init__(
-        self,
-        name: str,
-        rtype: int,
-        rclass: int,
-        ttl: int,
-        value: str,
-        strings: tuple[bytes, ...] = (),
-    ) -> None:
-        self.name = name
-        self.rtype = rtype
-        self.rclass = rclass
-        self.ttl = ttl
-        self.value = value
-        self.strings = strings
-
-    def _key(self) -> tuple:
-        return (self.name, self.rtype, self.rclass, self.ttl, self.value, self.strings)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Record):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return (
-            f"Record({self.name!r} {self.ttl} {_class_name(self.rclass)} "
-            f"{_type_name(self.rtype)} {self.value!r})"
-        )
+# Named tuples, not typing.NamedTuple: importing typing would cost the timer's run 3 ms.
+Record = namedtuple("Record", "name rtype rclass ttl value strings", defaults=((),))
+Record.__doc__ = """One answer record. ``name``: the owner, lower-case, no trailing dot; ``value``:
+the address in canonical text (A) or the character-strings joined (TXT; each in ``strings``)."""
 
 
-class Query:
+class Query(namedtuple("Query", "id name qtype qclass wire")):
     """A query as sent: its ID, normalised name, type, class and wire form."""
 
-    __slots__ = ("id", "name", "qtype", "qclass", "wire", "_qname_wire")
-
-    def __init__(self, qid: int, name: str, qtype: int, qclass: int, qname_wire: bytes) -> None:
-        self.id = qid
-        self.name = name
-        self.qtype = qtype
-        self.qclass = qclass
-        self._qname_wire = qname_wire
-        header = _HEADER.pack(qid, _FLAG_RD, 1, 0, 0, 0)
-        self.wire = header + qname_wire + struct.pack("!HH", qtype, qclass)
+    __slots__ = ()
 
     def describe(self) -> str:
         """``name CLASS TYPE``, for messages."""
         return f"{self.name} {_class_name(self.qclass)} {_type_name(self.qtype)}"
 
-    def __repr__(self) -> str:
-        return f"Query(id=0x{self.id:04x}, {self.describe()})"
 
-
-class Response:
+class Response(namedtuple("Response", "id flags answers")):
     """A validated reply: it answers exactly our question, RCODE NOERROR, not truncated."""
 
-    __slots__ = ("id", "flags", "answers")
-
-    def __init__(self, qid: int, flags: int, answers: tuple[Record, ...]) -> None:
-        self.id = qid
-        self.flags = flags
-        self.answers = answers
+    __slots__ = ()
 
     def values(self, name: str, rtype: int, rclass: int = CLASS_IN) -> list[str]:
         """The values of the answer records with this owner, type and class."""
-        name = normalise_name(name)
-        return [
-            r.value
-            for r in self.answers
-            if r.name == name and r.rtype == rtype and r.rclass == rclass
-        ]
-
-    def __repr__(self) -> str:
-        return f"Response(id=0x{self.id:04x}, answers={list(self.answers)!r})"
+        key = (name.rstrip(".").lower(), rtype, rclass)
+        return [r.value for r in self.answers if (r.name, r.rtype, r.rclass) == key]
 
 
 # -- names -------------------------------------------------------------------------------------
+
+# Octets a label may hold here: printable ASCII but the dot and the backslash. RFC 2181 (11)
+# allows any octet, but the probe's names are plain host names, and a reply naming anything
+# else cannot be shown without escaping (a newline would forge a log line), so it is refused:
+# a failed probe only means "update".
+_ODD_OCTETS = bytes(c for c in range(256) if not 0x21 <= c <= 0x7E or c in b".\\")
 
 
 def _encode_name(name: str) -> bytes:
     """Wire form of a textual name. ASCII only: internationalised names go in as ``xn--``."""
     if name in (".", ""):
         raise DNSError("empty domain name")
-    text = name[:-1] if name.endswith(".") else name
     try:
-        raw = text.encode("ascii")
+        raw = name.removesuffix(".").encode("ascii")
     except UnicodeEncodeError:
         raise DNSError(
             f"{name!r}: not an ASCII domain name (write internationalised names as xn--...)"
@@ -181,31 +125,13 @@ def _encode_name(name: str) -> bytes:
             raise DNSError(f"{name!r}: empty label in domain name")
         if len(label) > 63:
             raise DNSError(f"{name!r}: label longer than 63 characters")
-        if any(c <= 0x20 or c == 0x7F or c == 0x5C for c in label):
+        if len(label.translate(None, _ODD_OCTETS)) != len(label):
             raise DNSError(f"{name!r}: invalid character in domain name")
-        out.append(len(label))
-        out += label
+        out += bytes([len(label)]) + label
     out.append(0)
     if len(out) > _MAX_NAME_WIRE:
         raise DNSError(f"{name!r}: domain name longer than 255 octets")
     return bytes(out)
-
-
-def _label_text(label: bytes) -> str:
-    """Presentation form of one label, lower-case; odd bytes escaped as \\DDD (RFC 4343)."""
-    out = []
-    for c in label.lower():
-        if 0x21 <= c <= 0x7E and c not in (0x2E, 0x5C):
-            out.append(chr(c))
-        else:
-            out.append(f"\\{c:03d}")
-    return "".join(out)
-
-
-def normalise_name(name: str) -> str:
-    """Lower-case ASCII, no trailing dot: the form used in records and comparisons."""
-    text = name[:-1] if name.endswith(".") and name != "." else name
-    return text.lower() if text.isascii() else text
 
 
 def _read_name(msg: bytes, offset: int) -> tuple[str, int]:
@@ -217,19 +143,16 @@ def _read_name(msg: bytes, offset: int) -> tuple[str, int]:
     A jump limit and the 255-octet name limit are extra guards.
     """
     labels: list[str] = []
-    pos = offset
-    segment_start = offset
+    pos = segment_start = offset
     end: int | None = None
     wire_len = 1
     jumps = 0
-    size = len(msg)
     while True:
-        if pos >= size:
+        if pos >= len(msg):
             raise DNSError("malformed reply: truncated domain name")
         n = msg[pos]
-        kind = n & 0xC0
-        if kind == 0xC0:
-            if pos + 1 >= size:
+        if n & 0xC0 == 0xC0:
+            if pos + 1 >= len(msg):
                 raise DNSError("malformed reply: truncated compression pointer")
             target = ((n & 0x3F) << 8) | msg[pos + 1]
             if target >= segment_start:
@@ -244,26 +167,23 @@ def _read_name(msg: bytes, offset: int) -> tuple[str, int]:
                 end = pos + 2
             pos = segment_start = target
             continue
-        if kind:
+        if n & 0xC0:
             raise DNSError(f"malformed reply: unsupported label type 0x{n:02x}")
         if n == 0:
-            if end is None:
-                end = pos + 1
-            return (".".join(labels) if labels else "."), end
-        if pos + 1 + n > size:
+            return (".".join(labels) or "."), pos + 1 if end is None else end
+        label = msg[pos + 1 : pos + 1 + n]
+        if len(label) < n:
             raise DNSError("malformed reply: truncated label")
         wire_len += n + 1
         if wire_len > _MAX_NAME_WIRE:
             raise DNSError("malformed reply: domain name longer than 255 octets")
-        labels.append(_label_text(msg[pos + 1 : pos + 1 + n]))
+        if len(label.translate(None, _ODD_OCTETS)) != n:
+            raise DNSError("malformed reply: a domain name with octets a host name cannot hold")
+        labels.append(label.decode("ascii").lower())
         pos += 1 + n
 
 
 # -- messages ----------------------------------------------------------------------------------
-
-
-def _random_id() -> int:
-    return int.from_bytes(os.urandom(2), "big")
 
 
 def make_query(name: str, qtype: int, qclass: int = CLASS_IN, qid: int | None = None) -> Query:
@@ -273,8 +193,11 @@ def make_query(name: str, qtype: int, qclass: int = CLASS_IN, qid: int | None = 
     if qclass not in CLASS_NAMES:
         raise DNSError(f"unsupported query class {qclass}")
     wire_name = _encode_name(name)
-    text, _ = _read_name(wire_name, 0)
-    return Query(_random_id() if qid is None else qid, text, qtype, qclass, wire_name)
+    if qid is None:
+        qid = int.from_bytes(os.urandom(2), "big")
+    header = _HEADER.pack(qid, _FLAG_RD, 1, 0, 0, 0)
+    text = name.removesuffix(".").lower()
+    return Query(qid, text, qtype, qclass, header + wire_name + struct.pack("!HH", qtype, qclass))
 
 
 def _parse_rdata(msg: bytes, rtype: int, start: int, rdlen: int) -> tuple[str, tuple[bytes, ...]]:
@@ -294,8 +217,7 @@ def _parse_rdata(msg: bytes, rtype: int, start: int, rdlen: int) -> tuple[str, t
             raise DNSError("malformed reply: TXT string overruns its record")
         strings.append(msg[pos + 1 : pos + 1 + n])
         pos += 1 + n
-    joined = b"".join(strings).decode("utf-8", "backslashreplace")
-    return joined, tuple(strings)
+    return b"".join(strings).decode("utf-8", "backslashreplace"), tuple(strings)
 
 
 def _parse_answers(msg: bytes, offset: int, count: int) -> tuple[Record, ...]:
