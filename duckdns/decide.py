@@ -54,6 +54,20 @@ class Family(enum.Enum):
     def record(self) -> str:
         return "A" if self is Family.IPV4 else "AAAA"
 
+    # Its fields in state.json besides its own name (what DuckDNS holds): what was last sent,
+    # when an answer confirmed it, when it was last asked for.
+    @property
+    def sent(self) -> str:
+        return "sent_" + self.value
+
+    @property
+    def confirmed(self) -> str:
+        return self.value + "_confirmed"
+
+    @property
+    def tried(self) -> str:
+        return self.value + "_tried"
+
 
 # Probe states kept in state.json ("probe_state"); "" before the first run.
 PROBE_OK, PROBE_FAILING, PROBE_DISTRUSTED = "ok", "failing", "distrusted"
@@ -221,8 +235,8 @@ def _judge_probe_before(inputs: Inputs, result: Plan) -> None:
 
 def _due(state: dict, family: Family, want: str, now: float, refresh: int) -> str:
     """Why ``family`` needs a request whatever the probe says, or ''."""
-    sent = state[f"sent_{family.value}"]
-    confirmed = state[f"{family.value}_confirmed"]
+    sent = state[family.sent]
+    confirmed = state[family.confirmed]
     if not sent:
         return "no update confirmed yet"
     if sent != want:
@@ -232,7 +246,7 @@ def _due(state: dict, family: Family, want: str, now: float, refresh: int) -> st
             else "configuration changed"
         )
     if confirmed is None:  # sent, but the answer confirmed nothing (a bare "OK")
-        if _recent(state[f"{family.value}_tried"], now, UNDECIDED_INTERVAL):
+        if _recent(state[family.tried], now, UNDECIDED_INTERVAL):
             return ""
         return "DuckDNS's last answer confirmed nothing: asking again (at most every 5 minutes)"
     if not _recent(confirmed, now, refresh):
@@ -274,7 +288,7 @@ def expected(state: dict, want: dict[Family, str | None]) -> dict[Family, str | 
     """What each record should show before this run's answers (None: nothing known)."""
     return {
         f: (state[f.value] if want[f] == "auto" else want[f])
-        if want[f] is not None and state[f"sent_{f.value}"]
+        if want[f] is not None and state[f.sent]
         else None
         for f in Family
     }

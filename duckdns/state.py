@@ -224,16 +224,16 @@ def record_outcome(state: dict, outcome, probe_answer: str | None, now: int) -> 
     """
     state["in_flight"] = None
     for family in outcome.tried:
-        state[f"{family.value}_tried"] = now  # the 5-minute cadences
+        state[family.tried] = now  # the 5-minute cadences
     for family, value in outcome.shown.items():
         state[family.value] = value  # what DuckDNS holds now, for status
     for family, (want, shown) in outcome.confirmed.items():
-        state[f"sent_{family.value}"] = want
-        state[f"{family.value}_confirmed"] = None if shown is None else now
+        state[family.sent] = want
+        state[family.confirmed] = None if shown is None else now
         if shown is not None:
             state[family.value] = shown
     for family in outcome.unconfirmed:  # no longer what was last confirmed: sent next run
-        state[f"sent_{family.value}"] = ""
+        state[family.sent] = ""
     if outcome.kind == "ok":
         result = "updated" if outcome.updated else "nochange"
         state.update(last_result=result, last_success=now, last_error="")
