@@ -11,7 +11,7 @@ VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' duckdns/__init__.py)
 BUILD_DEPS := python3 python3-setuptools python3-stdeb python3-all python3-requests \
 	debhelper dh-python po-debconf fakeroot dpkg-dev build-essential
 # What `make test` needs on top of that.
-TEST_DEPS := python3-pytest python3-hypothesis python3-debian python3-dnspython python3-trustme python3-prometheus-client openssl ca-certificates lintian systemd \
+TEST_DEPS := python3-pytest python3-pytest-xdist python3-hypothesis python3-debian python3-dnspython python3-trustme python3-prometheus-client openssl ca-certificates lintian systemd \
 	debootstrap systemd-container qemu-user-static binfmt-support piuparts tmux \
 	faketime reprepro gnupg iproute2 curl util-linux zstd rsync restic borgbackup \
 	mmdebstrap arch-test qemu-system-arm e2fsprogs cpio time
@@ -43,11 +43,14 @@ define run_pytest
 	if [ $$rc -eq 5 ]; then echo "pytest ran no tests: failing" >&2; exit 1; fi; exit $$rc
 endef
 
+# Two workers (pytest-xdist): the package and system tests in order on one (they share
+# booted containers, cached roots and background builds: tests/conftest.py groups them),
+# the unit tests beside them on the other, since those wait on time-outs half of their time.
 test: test-deps deb
-	$(call run_pytest,tests)
+	$(call run_pytest,-n 2 --dist loadgroup tests)
 
 unit: test-deps
-	$(call run_pytest,tests/unit)
+	$(call run_pytest,-n 2 tests/unit)
 
 # ruff is not packaged in Debian 12 (it is in 13): a pinned copy from PyPI in a
 # venv of Debian's Python, made on first use. shellcheck is Debian's.

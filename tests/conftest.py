@@ -10,6 +10,16 @@ from support.helpers import CANARY
 from support.testca import CA, make_ca
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (make test: -n 2 --dist loadgroup), the package and system tests
+    run one after the other on one worker, in their order (they share booted containers,
+    cached roots and the background builds of tests/system), the unit tests beside them."""
+    for item in items:
+        if Path(str(item.fspath)).parent.name in ("package", "system"):
+            item.add_marker(pytest.mark.xdist_group("serial"))
+
+
 @pytest.fixture(scope="session")
 def test_ca(tmp_path_factory) -> CA:
     return make_ca(tmp_path_factory.mktemp("ca"))

@@ -7,7 +7,6 @@ runs `make deb` itself.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,11 +79,8 @@ def previous_deb(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def system_harness():
     """tests/system/harness.py, for its cached Debian root (built once, shared)."""
-    sys.path.insert(0, str(REPO / "tests" / "system"))
-    try:
-        import harness  # noqa: PLC0415
-    finally:
-        sys.path.pop(0)
+    import harness  # noqa: PLC0415 - only the tests that need a root pay for it
+
     problem = harness.environment_problem(need_mirror=not harness.cached("rootfs"))
     if problem:
         skip_or_fail(problem)

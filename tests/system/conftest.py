@@ -13,15 +13,12 @@ import shutil
 import sys
 from pathlib import Path
 
+import harness
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import harness  # noqa: E402
-import roots  # noqa: E402
-import vm  # noqa: E402
-import vm_scenario  # noqa: E402
-from support.helpers import CANARY, IN_CI, package_version, skip_or_fail  # noqa: E402
+import roots
+import vm
+import vm_scenario
+from support.helpers import CANARY, IN_CI, package_version, skip_or_fail
 
 SYSTEM_DIR = Path(__file__).resolve().parent
 

@@ -85,6 +85,7 @@ DEVROOT_PACKAGES = [
     "python3",
     "python3-requests",
     "python3-pytest",
+    "python3-pytest-xdist",  # the unit tests run on two workers, as make test runs them
     "python3-hypothesis",  # the property-based tests (tests/unit/test_fuzz_*.py)
     "time",  # GNU time: the hostile tests' exact peak RSS
     "python3-debian",
