@@ -24,7 +24,7 @@ import stat
 from collections import namedtuple
 from urllib.parse import parse_qs
 
-from duckdns import report
+from duckdns import dnswire, report
 
 DEFAULT_PATH = "/var/lib/private/duckdns/duckdns.conf"
 DEFAULT_SERVER = "https://www.duckdns.org"
@@ -754,9 +754,9 @@ def parse_probe(spec: str) -> list[ProbeTarget]:
 def parse_ip_port(text: str, default_port: int = DNS_PORT) -> tuple[str, int]:
     """Parse ``ADDRESS[:PORT]`` (IPv6 in brackets: ``[ADDRESS]:PORT``) into (address, port).
 
-    The address must be numeric (:func:`is_ip_address`): looking a name up would need DNS,
-    the thing being checked. An IPv6 link-local address may carry a zone (``fe80::1%eth0``).
-    Raises ValueError naming the bad part.
+    The address must be numeric (the DNS client's own check, ``dnswire.sockaddr``): looking a
+    name up would need DNS, the thing being checked. An IPv6 link-local address may carry a
+    zone (``fe80::1%eth0``). Raises ValueError naming the bad part.
     """
     spec, shown = text.strip(), _shown(text)
     lead = f"{shown}: " if shown else ""
@@ -787,24 +787,8 @@ def parse_ip_port(text: str, default_port: int = DNS_PORT) -> tuple[str, int]:
         port = int(port_text)
         if not 0 < port < 65536:
             raise ValueError(f"{lead}port {port} is out of range 1-65535")
-    if not is_ip_address(host):
-        raise refused(f"{_shown(host) or 'the address'} is not an IP address")
-    return host, port
-
-
-def is_ip_address(host: str) -> bool:
-    """Whether ``host`` is a numeric IPv4 or IPv6 address; an IPv6 zone must name an
-    existing interface (or be a number)."""
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    zone = getattr(address, "scope_id", None)
-    if zone and not zone.isdigit():  # an interface name: it must exist
-        import socket
-
-        try:
-            socket.if_nametoindex(zone)
-        except (OSError, ValueError):  # no such interface; a NUL in the name
-            return False
-    return True
+        dnswire.sockaddr(host, port)
+    except dnswire.DNSError:
+        raise refused(f"{_shown(host) or 'the address'} is not an IP address") from None
+    return host, port

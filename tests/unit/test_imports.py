@@ -93,12 +93,13 @@ def test_txt_set_without_for_does_not_import_dnspython(duck, conf):
     assert code == 0 and "dns" not in modules, sorted(modules)
 
 
-def test_reading_a_config_loads_neither_the_dns_client_nor_requests(conf):
-    """The probe targets are parsed in duckdns.config itself."""
+def test_reading_a_config_loads_neither_a_dns_library_nor_requests(conf):
+    """The probe targets are parsed in duckdns.config itself, their addresses checked by the
+    probe's own small DNS client (one rule for a numeric address); dnspython stays out."""
     code = (
         f"import sys; sys.path.insert(0, {str(ROOT)!r}); from duckdns import config; "
         f"config.load({str(conf(probe='cloudflare@1.1.1.1'))!r}); "
-        "print(sorted(m for m in sys.modules if m.startswith(('duckdns.', 'requests'))))"
+        "print(sorted(m for m in sys.modules if m.startswith(('duckdns.', 'requests', 'dns'))))"
     )
     proc = subprocess.run([DEBIAN_PYTHON, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "['duckdns.config', 'duckdns.report']"
+    assert proc.stdout.strip() == "['duckdns.config', 'duckdns.dnswire', 'duckdns.report']"
