@@ -10,7 +10,10 @@
   that keeps every message it accepts, for ``mailto://`` (AUTH is offered without TLS, as
   a household server on the LAN may; aiosmtpd's ``auth_require_tls=False``).
 
-Both listen on 127.0.0.1 only.
+Both listen on 127.0.0.1 only. The webhook also runs alone, inside the test containers
+(standard library only)::
+
+    python3 notify_receiver.py --port 8089 --record requests.jsonl --ready-file ready
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Webhook:
-    def __init__(self, mode: str = "ok") -> None:
+    def __init__(self, mode: str = "ok", port: int = 0, record: str | None = None) -> None:
         self.mode = mode
         self.requests: list[dict] = []  # {"path", "headers", "body", "json"}
         self._release = threading.Event()
@@ -41,6 +44,10 @@ class Webhook:
                 outer.requests.append(
                     {"path": self.path, "headers": str(self.headers), "body": body, "json": parsed}
                 )
+                if record:  # one JSON line per request, the body as text
+                    line = {"path": self.path, "headers": str(self.headers), "body": body.decode()}
+                    with open(record, "a") as f:
+                        f.write(json.dumps(line) + "\n")
                 if outer.mode == "hang":
                     outer._release.wait(60)
                     return
@@ -52,7 +59,7 @@ class Webhook:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -126,3 +133,21 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def main() -> None:
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description="A JSON webhook receiver on 127.0.0.1.")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--record", required=True, help="append each request here (JSONL)")
+    parser.add_argument("--ready-file", required=True)
+    args = parser.parse_args()
+    hook = Webhook(port=args.port, record=args.record)
+    Path(args.ready_file).write_text("ready\n")
+    hook.server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

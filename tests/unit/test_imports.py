@@ -74,7 +74,6 @@ def test_an_unchanged_update_with_notify_set_imports_no_apprise(duck, dns, probe
 
 def test_notify_test_does_import_apprise(conf):
     """The other side: the helper sees Apprise when a message is sent."""
-    pytest.importorskip("apprise")
     code, modules = loaded("--config", str(conf(notify="json://127.0.0.1:9/x")), "notify", "--test")
     assert code == 75 and "apprise" in modules, sorted(modules)
 

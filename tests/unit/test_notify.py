@@ -20,8 +20,6 @@ from support.notify_receiver import Mailbox, Webhook
 
 from duckdns import api, notify
 
-pytest.importorskip("apprise", reason="Debian's apprise is a test dependency (make test-deps)")
-
 WRONG = "11111111-2222-3333-4444-555555555555"  # well-formed, but not the account's: KO
 HOOK_SECRET = "hook-secret-7f3a9c"  # the webhook URL's own secret (its path)
 MAIL_PASSWORD = "mail-secret-pw-51d0"  # the SMTP password in the mailto:// URL
