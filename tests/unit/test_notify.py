@@ -228,19 +228,30 @@ def test_without_apprise_check_says_how_to_install_it_and_updates_still_run(
 # -- bounds: the real process against receivers that hang, dribble or answer garbage ------
 
 
-@pytest.mark.parametrize("mode", ["silence", "dribble-headers", "tls-stall", "garbage-status"])
-def test_a_hostile_receiver_cannot_hold_the_run_past_its_bound(
-    duck, conf, server_cert, tmp_path, mode
-):
+HOSTILE = ("silence", "dribble-headers", "tls-stall", "garbage-status")
+
+
+def test_a_hostile_receiver_cannot_hold_the_run_past_its_bound(duck, conf, server_cert, tmp_path):
+    """Each mode a real process of its own, all at once (the slow ones last the bound)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     cert, key = server_cert
-    with HostileServer(cert, key, mode=mode) as srv:
-        url = srv.url.replace("https://", "jsons://") + f"/{HOOK_SECRET}?verify=no"
-        cfg = conf(token=WRONG, notify=url)  # KO: a "down" alert to tell at the first run
-        start = time.monotonic()
-        proc = run_duckdns("--config", str(cfg), "update", cwd=tmp_path)
-        elapsed = time.monotonic() - start
-    assert_secret_free(proc.stdout, proc.stderr)
-    assert proc.returncode == 1, proc.stderr  # the update's verdict, whatever the receiver
-    assert elapsed < notify.PER_URL + STARTUP, elapsed
-    assert "notification (down) to notify URL 1 (jsons://…) failed" in proc.stderr
-    assert state_of(cfg)["notify_tried"] is not None
+
+    def one(mode: str):
+        with HostileServer(cert, key, mode=mode) as srv:
+            url = srv.url.replace("https://", "jsons://") + f"/{HOOK_SECRET}?verify=no"
+            # KO: a "down" alert to tell at the first run.
+            (tmp_path / mode).mkdir()  # a state.json of its own
+            cfg = conf(name=f"{mode}/duckdns.conf", token=WRONG, notify=url)
+            start = time.monotonic()
+            proc = run_duckdns("--config", str(cfg), "update", cwd=tmp_path)
+            return cfg, proc, time.monotonic() - start
+
+    with ThreadPoolExecutor(len(HOSTILE)) as pool:
+        results = dict(zip(HOSTILE, pool.map(one, HOSTILE), strict=True))
+    for mode, (cfg, proc, elapsed) in results.items():
+        assert_secret_free(proc.stdout, proc.stderr)
+        assert proc.returncode == 1, (mode, proc.stderr)  # the update's verdict, whatever
+        assert elapsed < notify.PER_URL + STARTUP, (mode, elapsed)
+        assert "notification (down) to notify URL 1 (jsons://…) failed" in proc.stderr, mode
+        assert state_of(cfg)["notify_tried"] is not None, mode
