@@ -14,7 +14,7 @@ BUILD_DEPS := python3 python3-setuptools python3-stdeb python3-all python3-reque
 TEST_DEPS := python3-pytest python3-pytest-xdist python3-hypothesis python3-debian python3-dnspython python3-trustme python3-prometheus-client openssl ca-certificates lintian systemd \
 	debootstrap systemd-container qemu-user-static binfmt-support piuparts tmux \
 	faketime reprepro gnupg iproute2 curl util-linux zstd rsync restic borgbackup \
-	mmdebstrap arch-test qemu-system-arm e2fsprogs cpio time
+	mmdebstrap arch-test qemu-system-arm e2fsprogs cpio time apprise python3-aiosmtpd
 
 .PHONY: all deb repo test unit deps build-deps test-deps lint clean
 

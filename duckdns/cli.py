@@ -155,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="DNS server to ask (default: the first nameserver in /etc/resolv.conf)",
     )
     add("backup-paths", "print the files a backup must hold to restore this setup")
+    p = add("notify", "the notifications through Apprise (notify = URL in the config)")
+    p.add_argument(
+        "--test",
+        action="store_true",
+        required=True,
+        help="send a test message to every notify URL and say whether each took it",
+    )
     return parser
 
 
@@ -191,11 +198,35 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"{config.ACCOUNT_DOMAINS}; if updates answer KO, check that every name "
             "belongs to this token's account"
         )
+    told = ""
+    if cfg.notify:  # each URL read by Apprise as a notification will read it
+        from duckdns import notify
+
+        told = f"; {notify.check(cfg)}"
     report.out(
         f"{cfg.path}: OK (domains {', '.join(cfg.domains)}; ipv4 {cfg.ipv4}; ipv6 {cfg.ipv6}; "
-        f"server {cfg.server}{'; recipe curl-config form' if cfg.legacy else ''})"
+        f"server {cfg.server}{'; recipe curl-config form' if cfg.legacy else ''}{told})"
     )
     return EXIT_OK
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    """``notify --test``: one test message to every notify URL, and each one's verdict."""
+    from duckdns import notify
+
+    cfg = config.load(config_path(args))
+    if not cfg.notify:
+        raise config.ConfigError(
+            f"{cfg.path}: no notify line: add 'notify = URL' with an Apprise URL "
+            "(see duckdns.conf(5))"
+        )
+    if not notify.available():
+        raise config.ConfigError(f"Apprise is not installed: {notify.INSTALL}")
+    notify.check(cfg)
+    whys = notify.send(cfg, notify.test_message(cfg))
+    for target, why in zip(cfg.notify, whys, strict=True):
+        report.out(f"{target.shown}: {f'NOT accepted: {why}' if why else 'accepted'}")
+    return EXIT_TEMPFAIL if any(whys) else EXIT_OK
 
 
 def cmd_update(args: argparse.Namespace) -> int:
@@ -261,6 +292,7 @@ COMMANDS = {
     "clear": cmd_clear,
     "verify": cmd_verify,
     "backup-paths": cmd_backup_paths,
+    "notify": cmd_notify,
 }
 
 

@@ -234,6 +234,52 @@ def _healthcheck(value: str, where: str) -> str:
     return url
 
 
+# Apprise URLs (duckdns.notify): SCHEME://…, each a secret; a comma starts a new URL only where
+# a SCHEME:// follows (a mailto:// URL's to= may list addresses with commas).
+MAX_NOTIFY = 4
+_NOTIFY_SPLIT = re.compile(r"\s*,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+_NOTIFY_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://[!-~]+")
+_NOTIFY_FORM = (
+    "write Apprise URLs separated by commas, e.g. "
+    "'notify = mailto://user:password@smtp.example.org?to=me@example.org, ntfys://ntfy.sh/TOPIC' "
+    "(each service's form: https://github.com/caronc/apprise/wiki)"
+)
+
+
+class NotifyURL(namedtuple("NotifyURL", "url where position")):
+    """One Apprise URL of the ``notify`` setting: ``where`` its line, ``position`` its rank."""
+
+    __slots__ = ()
+
+    @property
+    def shown(self) -> str:
+        """How messages name it: its rank and its service, never a byte of the rest."""
+        return f"notify URL {self.position} ({self.url.split('://', 1)[0].lower()}://…)"
+
+
+def split_notify(value: str) -> list[str]:
+    """The URLs of a ``notify`` value, in order."""
+    return [url for url in _NOTIFY_SPLIT.split(value.strip()) if url]
+
+
+def _notify(value: str, where: str) -> tuple[NotifyURL, ...]:
+    """The Apprise URLs (already registered as secrets); whether Apprise knows each service
+    is ``check``'s to say (duckdns.notify.check: Apprise is not imported by a timer run)."""
+    urls = split_notify(value)
+    if len(urls) > MAX_NOTIFY:
+        # Each costs up to notify.PER_URL seconds: the run's time bound counts them.
+        raise ConfigError(f"{where}: notify has {len(urls)} URLs; at most {MAX_NOTIFY} are sent")
+    for position, url in enumerate(urls, 1):
+        if not _NOTIFY_URL.fullmatch(url):
+            why = "it holds a space or a non-ASCII character" if "://" in url else "no SCHEME://"
+            # Never echo the URL: it carries a password or a token.
+            raise ConfigError(
+                f"{where}: the {_ordinal(position)} URL in notify is not an Apprise URL "
+                f"({why}): {_NOTIFY_FORM}"
+            )
+    return tuple(NotifyURL(url, where, n) for n, url in enumerate(urls, 1))
+
+
 # Every key, in the order of duckdns.conf(5): its default (the raw text a missing line
 # means) and its validator. A missing domains or token line is refused by its validator.
 FIELDS = {
@@ -246,6 +292,7 @@ FIELDS = {
     "probe": (DEFAULT_PROBE, _probe),
     "refresh": (f"{DEFAULT_REFRESH}s", parse_duration),
     "healthcheck": ("", _healthcheck),
+    "notify": ("", _notify),
 }
 KEYS = tuple(FIELDS)
 
@@ -317,7 +364,7 @@ def _unparsable(line: str) -> str:
     if TOKEN.search(line):
         return "a token without 'token = ' in front: write 'token = …'"
     if "://" in line:
-        return "a URL without a key in front: write 'healthcheck = …' or 'server = …'"
+        return "a URL without a key in front: write 'notify = …', 'healthcheck = …' or 'server = …'"
     # A known key followed by ':' or a space instead of '=' (curl config habits).
     known = re.match(r"(?:--)?(" + "|".join(KEYS) + r")(?:\s*:|\s)", line, re.IGNORECASE)
     if known:
@@ -369,6 +416,8 @@ def _secrets(key: str, value: str) -> list[str]:
         return ping_url_secrets(value) if value else []
     if key == "token":
         return [value, value.lower()]
+    if key == "notify":
+        return [secret for url in split_notify(value) for secret in notify_url_secrets(url)]
     if key != "url":
         return []
     # The recipe's update URL: itself and its token, raw and decoded.
@@ -384,6 +433,34 @@ def ping_url_secrets(url: str) -> list[str]:
     rest = url.split("://", 1)[-1]
     path = "/" + rest.split("/", 1)[1] if "/" in rest else ""
     return [url, path] if len(path) > 1 else [url]
+
+
+def notify_url_secrets(url: str) -> list[str]:
+    """What of an Apprise URL must never be shown: the URL and each of its parts (user,
+    password, path segments, query values: any may be a password, a bot token, an ntfy
+    topic), and its host unless it is a plain DNS name or address (Telegram's and Discord's
+    URLs put their token there). Apprise's own log lines show such parts."""
+    rest = url.split("://", 1)[-1]
+    authority, _, tail = rest.partition("/")
+    if "?" in authority:
+        authority, _, query = authority.partition("?")
+        tail = "?" + query
+    userinfo, at, host = authority.rpartition("@")
+    parts = [url, rest, userinfo, *userinfo.split(":")] if at else [url, rest]
+    host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    plain = re.fullmatch(
+        r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z][A-Za-z0-9-]*|\[?[0-9a-fA-F.:]+\]?", host
+    )
+    if not plain:
+        parts.append(host)
+    path, _, query = tail.partition("?")
+    parts += [path, *path.split("/")]
+    for item in query.split("&"):
+        parts += [item, item.partition("=")[2]]
+    # Apprise and requests show parts %-decoded too.
+    from urllib.parse import unquote
+
+    return [p for part in parts if part for p in {part, unquote(part)}]
 
 
 def _unknown_key(key: str) -> str:

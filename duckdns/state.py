@@ -16,7 +16,7 @@ import json
 import os
 import stat
 
-from duckdns import backoff, heartbeat, report
+from duckdns import backoff, heartbeat, notify, report
 
 FIELDS = {
     "last_run": None,  # Unix time of the last run that talked to DuckDNS
@@ -48,7 +48,7 @@ FIELDS = {
     "probe_disputed": None,  # when DuckDNS last saw another address than the probe answered
     "txt": "",
 }
-FIELDS.update(backoff.FIELDS, **backoff.ALERT_FIELDS, **heartbeat.FIELDS)
+FIELDS.update(backoff.FIELDS, **backoff.ALERT_FIELDS, **heartbeat.FIELDS, **notify.FIELDS)
 
 # Larger is not a state this updater wrote (it writes about 1 KiB).
 MAX_SIZE = 64 * 1024
@@ -269,6 +269,11 @@ def record_ping(state: dict, status: str, taken: bool, now: int) -> None:
     state["ping_tried"] = now
     if taken:
         state.update(ping_state=status, ping_at=now)
+
+
+def record_notification(state: dict, fields: dict) -> None:
+    """What duckdns.notify hands back after telling (or trying to tell) this run's news."""
+    state.update({key: value for key, value in fields.items() if key in notify.FIELDS})
 
 
 def record_probe(

@@ -61,6 +61,7 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
             recorded = _save(cfg, state_path, saved, now)
         # Nothing sent: a failure streak goes on (only DuckDNS's answer ends it).
         _heartbeat(cfg, state_path, saved, not backoff.failing(saved), "", now, recorded)
+        _notify(cfg, state_path, saved, now, recorded)
         return EXIT_OK
     # The attempt is on record before the first request, with the configuration it is for
     # (a run stopped in flight must not leave the next one a "changed configuration", which
@@ -80,6 +81,7 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
     if not unrecorded:  # before the heartbeat: a monitor that hangs cannot make it forget
         _save(cfg, state_path, saved, now)
     _heartbeat(cfg, state_path, saved, outcome.kind == "ok", outcome.message, now, not unrecorded)
+    _notify(cfg, state_path, saved, now, not unrecorded)
     return code
 
 
@@ -238,6 +240,23 @@ def _heartbeat(
     state.record_ping(saved, status, heartbeat.ping(cfg, status, message or "OK"), now)
     if recorded:
         _save(cfg, state_path, saved, now)
+
+
+def _notify(cfg, state_path: str, saved: dict, now: int, recorded) -> None:
+    """Tell the admin's channels this run's news (duckdns.notify), once per event: only
+    with the state recorded (``recorded`` as for :func:`_heartbeat`), else a full disk
+    would make every run tell it again."""
+    if not cfg.notify:
+        return
+    from duckdns import notify
+
+    message, fields = notify.due(cfg, saved, now)
+    if not fields or not (recorded or recorded is None and _save(cfg, state_path, saved, now)):
+        return
+    if message is not None:
+        fields = notify.deliver(cfg, saved, message, fields, now)
+    state.record_notification(saved, fields)
+    _save(cfg, state_path, saved, now)
 
 
 def _print_requests(cfg, plan: Plan) -> int:

@@ -66,6 +66,7 @@ BASE_PACKAGES = [
     "grep",
     "tmux",  # the terminal for prompts runs inside, so its processes die with the container
     "python3-dnspython",  # a dependency; also tests/support/dnsserver.py (test_dualstack.py)
+    "apprise",  # recommended: notify = URL (test_hardening.py sends through it)
 ]
 # Foreign-architecture chroots: no systemd booted, only what `apt install ./duckdns.deb`
 # and `duckdns update` need.
@@ -92,6 +93,8 @@ DEVROOT_PACKAGES = [
     "python3-dnspython",  # tests/support/dnsserver.py
     "python3-trustme",  # tests/support/testca.py
     "python3-prometheus-client",  # the metrics test parses with its parser
+    "apprise",  # tests/unit/test_notify.py: the release's own Apprise
+    "python3-aiosmtpd",  # tests/support/notify_receiver.py's SMTP server
     "python3-setuptools",
     "python3-stdeb",
     "python3-all",

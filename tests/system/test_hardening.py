@@ -3,12 +3,15 @@ reported and recovered from without a manual step."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 
 import harness
 import pytest
-from harness import CONF
+from harness import CONF, TEST_DIR_IN_CONTAINER
 from support.helpers import CANARY as TOKEN
+from support.helpers import TESTS
 
 PROBE = """#!/bin/sh
 # Runs as ExecStartPre= of duckdns.service, i.e. with all of the unit's settings.
@@ -110,6 +113,42 @@ def test_hardening_is_real(container, duckdns, deb):
     # And the updater itself ran fine under all of it, right after the probe.
     assert harness.service_show(c, "duckdns.service", "Result")["Result"] == "success"
     assert duckdns.updates()[-1]["query"]["token"] == TOKEN
+    _notifies_through_apprise_under_the_hardening(c, duckdns)
+
+
+HOOK_SECRET = "hook-secret-7f3a9c"  # the webhook URL's own secret
+
+
+def _notifies_through_apprise_under_the_hardening(c, duckdns) -> None:
+    """The packaged service tells an address change through Debian's Apprise, with every
+    setting of the unit (DynamicUser=, ProtectHome=, no AF_UNIX, the exec lockdown)."""
+    shutil.copy2(TESTS / "support" / "notify_receiver.py", c.hostdir / "notify_receiver.py")
+    record, ready = c.hostdir / "notify.jsonl", c.hostdir / "notify.ready"
+    inside = f"{TEST_DIR_IN_CONTAINER}/"
+    c.serve(
+        "notify-receiver.service",
+        ["python3", inside + "notify_receiver.py", "--port", "8089"]
+        + ["--record", inside + record.name, "--ready-file", inside + ready.name],
+        ready.exists,
+        "notify receiver",
+    )
+    # Appended in place: the file keeps the owner systemd gave it (the dynamic user's).
+    c.sh(f"printf 'probe = off\\nnotify = json://127.0.0.1:8089/{HOOK_SECRET}\\n' >> {CONF}")
+    c.exec(["systemctl", "start", "duckdns.service"])  # notify is new: the past is not news
+    duckdns.set_mode("ok", client_ip="198.51.100.9")
+    c.exec(["systemctl", "start", "duckdns.service"])
+    out = c.exec(["journalctl", "--no-pager", "-o", "cat", "-u", "duckdns.service"]).stdout
+    assert harness.service_show(c, "duckdns.service", "Result")["Result"] == "success", out
+    assert "notification" not in out, out
+    requests = (
+        [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+    )
+    assert len(requests) == 1, out
+    message = json.loads(requests[0]["body"])
+    assert message["title"] == "DuckDNS: new address for piserver"
+    assert "IPv4 (A record): 198.51.100.9 (was " in message["message"]
+    for text in (requests[0]["body"], out):  # the URL's path is the secret: only there
+        assert TOKEN not in text and HOOK_SECRET not in text
 
 
 def test_server_down_then_recovers_without_a_step(container, duckdns, deb):

@@ -14,7 +14,7 @@ from support.helpers import DEBIAN_PYTHON, ROOT, update
 
 # Runs the real entry point in-process, then reports which heavy modules it imported (those
 # the interpreter's own start-up, site and .pth files, had already loaded are not counted).
-HEAVY = ("requests", "urllib3", "ssl", "argparse", "logging", "dns")
+HEAVY = ("requests", "urllib3", "ssl", "argparse", "logging", "dns", "apprise")
 PROBE_MODULES = f"""
 import sys
 before = set(sys.modules)
@@ -60,6 +60,22 @@ def test_other_unchanged_updates_do_not_import_requests(duck, dns, probed, argv)
     assert code == 0
     assert not modules & {"requests", "urllib3", "ssl", "logging", "dns"}, sorted(modules)
     assert len(duck.requests) == 1
+
+
+def test_an_unchanged_update_with_notify_set_imports_no_apprise(duck, dns, probed):
+    """Apprise is imported only to send: a run with nothing to tell never loads it."""
+    with probed.open("a") as f:
+        f.write("notify = json://127.0.0.1:9/hook-path-secret\n")
+    assert update(probed).returncode == 0  # the first run: the address taken as told
+    code, modules = loaded("update", env={"STATE_DIRECTORY": str(probed.parent)})
+    assert code == 0
+    assert modules == set(), f"a run where nothing changed imported {sorted(modules)}"
+
+
+def test_notify_test_does_import_apprise(conf):
+    """The other side: the helper sees Apprise when a message is sent."""
+    code, modules = loaded("--config", str(conf(notify="json://127.0.0.1:9/x")), "notify", "--test")
+    assert code == 75 and "apprise" in modules, sorted(modules)
 
 
 def test_changed_update_does_import_requests(duck, dns, probed):

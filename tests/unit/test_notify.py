@@ -1,0 +1,257 @@
+"""Notifications through the real Apprise (Debian's ``apprise``) to loopback receivers.
+
+The simulated days run the updater in-process once per simulated minute (the Runner's
+clock, as tests/unit/test_backoff.py does) against the real-TLS DuckDNS look-alike, with
+``notify`` aimed at a JSON webhook (Apprise's ``json://``) and, where said, a real SMTP
+server (``mailto://``, python3-aiosmtpd): each message received is checked for its text,
+and for the token and the URL's own secret, which must be in none of them. The bounds run
+the real process against receivers that hang, dribble or answer garbage.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from support.helpers import CANARY, PUBLIC, run_duckdns, state_of
+from support.hostile_server import HostileServer
+from support.notify_receiver import Mailbox, Webhook
+
+from duckdns import api, notify
+
+WRONG = "11111111-2222-3333-4444-555555555555"  # well-formed, but not the account's: KO
+HOOK_SECRET = "hook-secret-7f3a9c"  # the webhook URL's own secret (its path)
+MAIL_PASSWORD = "mail-secret-pw-51d0"  # the SMTP password in the mailto:// URL
+SECRETS = (CANARY, HOOK_SECRET, MAIL_PASSWORD)
+STARTUP = 6.0  # the interpreter, the config, Apprise's import: seconds, loaded machine
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    monkeypatch.setattr(api, "FIRST_WAIT", 0.001)
+
+
+@pytest.fixture
+def hook():
+    with Webhook() as srv:
+        yield srv
+
+
+def assert_secret_free(*texts) -> None:
+    for text in texts:
+        data = text if isinstance(text, bytes) else str(text).encode()
+        for secret in SECRETS:
+            assert secret.encode() not in data, f"{secret} reached a message or an output"
+
+
+def received(hook: Webhook) -> list[dict]:
+    """Every message the webhook took, checked for secrets."""
+    for request in hook.requests:
+        assert_secret_free(request["headers"], request["body"])
+    return hook.messages
+
+
+def minutes(run, count: int) -> list[tuple[int, str]]:
+    results = []
+    for _ in range(count):
+        code, out, err = run()
+        assert_secret_free(out, err)
+        results.append((code, err))
+        run.later(60)
+    return results
+
+
+# -- the events of a day ------------------------------------------------------------------
+
+
+def test_a_steady_day_sends_nothing(duck, dns, conf, runner, hook):
+    duck.client_ip = PUBLIC
+    host, port = dns.address
+    run = runner(conf(probe=f"cloudflare@{host}:{port}", notify=hook.url(HOOK_SECRET)))
+    minutes(run, 24 * 60)
+    assert received(hook) == []
+    state = state_of(run.cfg)
+    assert state["notified_ipv4"] == PUBLIC and state["notified_at"] is not None
+    assert HOOK_SECRET not in json.dumps(state)
+
+
+def test_an_address_change_sends_one_message_naming_old_and_new(duck, conf, runner, hook):
+    duck.client_ip = "198.51.100.4"
+    run = runner(conf(domains="piserver, cloud", notify=hook.url(HOOK_SECRET)))
+    minutes(run, 3)
+    assert received(hook) == []  # the first run takes the published address as told
+    duck.client_ip = "198.51.100.9"
+    minutes(run, 60)
+    (message,) = received(hook)
+    assert message["type"] == "info"
+    assert message["title"] == "DuckDNS: new address for piserver, cloud"
+    assert message["message"] == (
+        "piserver.duckdns.org, cloud.duckdns.org now point at:\n"
+        "IPv4 (A record): 198.51.100.9 (was 198.51.100.4)"
+    )
+
+
+def test_a_day_of_outage_one_failing_one_reminder_one_working_again(duck, conf, runner, hook):
+    duck.client_ip = PUBLIC
+    run = runner(conf(notify=hook.url(HOOK_SECRET)))
+    minutes(run, 1)
+    duck.default = "status:503"
+    minutes(run, 25 * 60)
+    duck.default = "ok"
+    minutes(run, 20)
+    down, reminder, up = received(hook)
+    assert [m["type"] for m in (down, reminder, up)] == ["failure", "failure", "success"]
+    assert down["title"] == "DuckDNS updates failing: piserver"
+    assert down["message"].startswith("Updates of piserver.duckdns.org have failed since ")
+    assert "HTTP 503" in down["message"] and "\nNext attempt: " in down["message"]
+    assert down["message"].endswith(f"DuckDNS still holds IPv4 {PUBLIC}, IPv6 none.")
+    assert "dpkg-reconfigure" not in down["message"]  # not the token's fault
+    assert reminder["title"] == "DuckDNS updates still failing: piserver"
+    assert reminder["message"].startswith("Updates of piserver.duckdns.org have failed for 1 d")
+    assert up["title"] == "DuckDNS updates work again: piserver"
+    assert up["message"].startswith("piserver.duckdns.org: updates work again after 1 d 1 h, ")
+
+
+def test_a_revoked_token_sends_one_message_with_the_fix(duck, conf, runner, hook):
+    run = runner(conf(token=WRONG, notify=hook.url(HOOK_SECRET)))
+    minutes(run, 6 * 60)
+    (message,) = received(hook)
+    assert message["title"] == "DuckDNS updates failing: piserver"
+    assert "DuckDNS answered KO" in message["message"]
+    assert notify.KO_FIX in message["message"]
+    assert "run 'sudo dpkg-reconfigure duckdns'" in notify.KO_FIX
+
+
+def test_a_receiver_that_fails_is_retried_every_15_minutes_and_warned_once(
+    duck, conf, runner, hook
+):
+    duck.client_ip = "198.51.100.4"
+    run = runner(conf(notify=hook.url(HOOK_SECRET)))
+    minutes(run, 1)
+    hook.mode = "error"
+    duck.client_ip = "198.51.100.9"
+    results = minutes(run, 31)
+    assert len(hook.requests) == 3  # at 0, 15 and 30 min: never more often than the heartbeat
+    warned = [err for _, err in results if "notification" in err]
+    assert (
+        len(warned) == 1
+        and "notification (address) to notify URL 1 (json://…) failed" in (warned[0])
+    )
+    assert all(code == 0 for code, _ in results), "a failed notification never fails the update"
+    hook.mode = "ok"
+    minutes(run, 40)
+    assert len(hook.requests) == 4  # taken at 45 min, then never again
+    assert received(hook)[-1]["message"].endswith("(was 198.51.100.4)")
+
+
+# -- e-mail, the test command, check -----------------------------------------------------
+
+
+def mailto(box: Mailbox) -> str:
+    return (
+        f"mailto://duckdns:{MAIL_PASSWORD}@127.0.0.1:{box.port}"
+        "?to=admin@example.org&from=duckdns@example.org"
+    )
+
+
+def test_notify_test_sends_one_message_per_url_and_says_each_verdict(conf, runner, hook):
+    with Mailbox("duckdns", MAIL_PASSWORD) as box:
+        cfg = conf(notify=f"{hook.url(HOOK_SECRET)}, {mailto(box)}")
+        code, out, err = runner(cfg)("notify", "--test")
+        assert_secret_free(out, err)
+        assert code == 0, err
+        assert out.splitlines() == [
+            "notify URL 1 (json://…): accepted",
+            "notify URL 2 (mailto://…): accepted",
+        ]
+        (message,) = received(hook)
+        assert message["title"] == "DuckDNS test: piserver"
+        (mail,) = box.messages
+        assert_secret_free(*box.raw)
+        assert mail["Subject"] == "DuckDNS test: piserver"
+        assert mail["To"] == "admin@example.org"
+        assert "notifications reach you here" in mail.get_body(("plain",)).get_content()
+        assert box.logins == [(b"duckdns", MAIL_PASSWORD.encode())]
+    hook.mode = "error"
+    code, out, err = runner(conf(notify=hook.url(HOOK_SECRET)))("notify", "--test")
+    assert_secret_free(out, err)
+    assert code == 75
+    assert out.startswith("notify URL 1 (json://…): NOT accepted: not accepted")
+
+
+def test_check_names_notify_and_refuses_a_url_apprise_cannot_use(conf, runner, hook):
+    code, out, err = runner(conf(notify=hook.url(HOOK_SECRET)))("check")
+    assert code == 0 and out.rstrip().endswith("; notify 1 URL)"), out + err
+    bad = f"nosuchservice://{HOOK_SECRET}@example.org"
+    code, out, err = runner(conf(notify=f"{hook.url(HOOK_SECRET)}, {bad}"))("check")
+    assert_secret_free(out, err)
+    assert code == 78
+    assert "line 7: notify URL 2 (nosuchservice://…) is refused by Apprise" in err
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (f"ntfys://ntfy.sh/{HOOK_SECRET} with-a-space", "it holds a space"),
+        (f"json//127.0.0.1/{HOOK_SECRET}", "no SCHEME://"),
+    ],
+)
+def test_a_malformed_url_is_a_config_error_naming_the_line_never_the_url(conf, runner, value, why):
+    run = runner(conf(notify=value))
+    for command in ("check", "update"):
+        code, out, err = run(command)
+        assert_secret_free(out, err)
+        assert code == 78
+        assert f"line 7: the 1st URL in notify is not an Apprise URL ({why}" in err
+
+
+def test_without_apprise_check_says_how_to_install_it_and_updates_still_run(
+    duck, conf, runner, hook, monkeypatch
+):
+    def missing():
+        raise ImportError("No module named 'apprise'")
+
+    monkeypatch.setattr(notify, "_apprise", missing)
+    monkeypatch.setattr(notify, "available", lambda: False)
+    run = runner(conf(token=WRONG, notify=hook.url(HOOK_SECRET)))
+    code, out, err = run("check")
+    assert code == 0 and out.rstrip().endswith("notify 1 URL, Apprise missing)")
+    assert "Apprise is not installed: install it with 'sudo apt install apprise'" in err
+    code, _, err = run("update")
+    assert code == 1  # KO: the update's own verdict
+    assert "failed: Apprise is not installed: install it with 'sudo apt install apprise'" in err
+    code, _, err = run("notify", "--test")
+    assert code == 78 and "sudo apt install apprise" in err
+
+
+# -- bounds: the real process against receivers that hang, dribble or answer garbage ------
+
+
+HOSTILE = ("silence", "dribble-headers", "tls-stall", "garbage-status")
+
+
+def test_a_hostile_receiver_cannot_hold_the_run_past_its_bound(duck, conf, server_cert, tmp_path):
+    """Each mode a real process of its own, all at once (the slow ones last the bound)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cert, key = server_cert
+
+    def one(mode: str):
+        with HostileServer(cert, key, mode=mode) as srv:
+            url = srv.url.replace("https://", "jsons://") + f"/{HOOK_SECRET}?verify=no"
+            # KO: a "down" alert to tell at the first run.
+            (tmp_path / mode).mkdir()  # a state.json of its own
+            cfg = conf(name=f"{mode}/duckdns.conf", token=WRONG, notify=url)
+            start = time.monotonic()
+            proc = run_duckdns("--config", str(cfg), "update", cwd=tmp_path)
+            return cfg, proc, time.monotonic() - start
+
+    with ThreadPoolExecutor(len(HOSTILE)) as pool:
+        results = dict(zip(HOSTILE, pool.map(one, HOSTILE), strict=True))
+    for mode, (cfg, proc, elapsed) in results.items():
+        assert_secret_free(proc.stdout, proc.stderr)
+        assert proc.returncode == 1, (mode, proc.stderr)  # the update's verdict, whatever
+        assert elapsed < notify.PER_URL + STARTUP, (mode, elapsed)
+        assert "notification (down) to notify URL 1 (jsons://…) failed" in proc.stderr, mode
+        assert state_of(cfg)["notify_tried"] is not None, mode
