@@ -66,7 +66,8 @@ LINT_VENV := .venv-lint
 RUFF := $(LINT_VENV)/bin/ruff
 PY_SOURCES := duckdns tests scripts/bench setup.py
 SH_SOURCES := scripts/make-repo hooks/certbot-auth-hook hooks/certbot-cleanup-hook \
-	debian/config debian/preinst debian/postinst debian/postrm
+	debian/config debian/preinst debian/postinst debian/postrm \
+	debian/tests/command-line debian/tests/service
 
 $(RUFF):
 	$(call apt_ensure,python3-venv)

@@ -21,6 +21,8 @@ from support.release import (
     version_at,
 )
 
+from debian import copyright
+
 DOC = "usr/share/doc/duckdns"
 
 
@@ -92,3 +94,13 @@ def test_two_builds_in_other_conditions_are_identical(built, tmp_path):
     print(f"second build: {time.monotonic() - start:.1f} s")
     again = tree / "dist" / built.deb.name
     assert sha256(again) == sha256(built.deb), differences(built.deb, again)
+
+
+def test_copyright_is_machine_readable():
+    """DEP-5, parsed strictly: one MIT paragraph for every file, its licence text given."""
+    with (REPO / "debian/copyright").open() as f:
+        parsed = copyright.Copyright(f, strict=True)
+    assert parsed.header.upstream_name == "duckdns"
+    paragraphs = list(parsed.all_files_paragraphs())
+    assert [(p.files, p.license.synopsis) for p in paragraphs] == [(("*",), "MIT")]
+    assert "Permission is hereby granted" in next(parsed.all_license_paragraphs()).license.text

@@ -66,6 +66,8 @@ BASE_PACKAGES = [
     "grep",
     "tmux",  # the terminal for prompts runs inside, so its processes die with the container
     "python3-dnspython",  # a dependency; also tests/support/dnsserver.py (test_dualstack.py)
+    "autopkgtest",  # Debian's runner of debian/tests, inside the booted container
+    "apt-listchanges",  # shows the changelog and NEWS on upgrade (test_lifecycle.py)
 ]
 # Foreign-architecture chroots: no systemd booted, only what `apt install ./duckdns.deb`
 # and `duckdns update` need.
