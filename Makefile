@@ -4,7 +4,17 @@
 PY := /usr/bin/python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
-VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' duckdns/__init__.py)
+# The version is the top entry of debian/changelog (docs/releasing.md). Its first
+# line's form, "duckdns (VERSION-REVISION) ...", is fixed by Debian Policy 4.4, so it
+# is read here with cut: dpkg-parsechangelog (dpkg-dev) gives the same, but `make deb`
+# installs dpkg-dev only after this is read. duckdns/__init__.py must say the same
+# (the deb target checks it).
+DEB_VERSION := $(shell head -n 1 debian/changelog | cut -d ' ' -f 2 | tr -d '()')
+VERSION := $(shell echo '$(DEB_VERSION)' | sed 's/-[^-]*$$//')
+DEB_REVISION := $(shell echo '$(DEB_VERSION)' | sed 's/.*-//')
+# Reproducible builds: every timestamp a build writes is the changelog entry's date.
+SOURCE_DATE_EPOCH = $(shell dpkg-parsechangelog -l debian/changelog -S Timestamp 2>/dev/null)
+export SOURCE_DATE_EPOCH
 
 # What `make deb` needs on a fresh Debian 12 or 13 machine (the same list on both:
 # tests/system/test_releases.py builds with it in a Debian 13 root).
@@ -59,7 +69,8 @@ LINT_VENV := .venv-lint
 RUFF := $(LINT_VENV)/bin/ruff
 PY_SOURCES := duckdns tests scripts/bench setup.py
 SH_SOURCES := scripts/make-repo hooks/certbot-auth-hook hooks/certbot-cleanup-hook \
-	debian/config debian/preinst debian/postinst debian/postrm
+	debian/config debian/preinst debian/postinst debian/postrm \
+	debian/tests/command-line debian/tests/service
 
 $(RUFF):
 	$(call apt_ensure,python3-venv)
@@ -75,7 +86,6 @@ lint: $(RUFF)
 # The Debian package, built by stdeb from setup.py (options in stdeb.cfg, the
 # rest of debian/ from the repository; see docs/packaging.md). PATH is reset so
 # pybuild finds Debian's python3.X, not a pyenv/venv one (--install-layout).
-DEB_REVISION := $(shell sed -n 's/^Debian-Version: *//p' stdeb.cfg)
 DEB := dist/duckdns_$(VERSION)-$(DEB_REVISION)_all.deb
 DEB_ENV := env PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8
 DEB_SOURCES := setup.py stdeb.cfg MANIFEST.in README.md \
@@ -91,12 +101,20 @@ deb: build-deps $(DEB)
 DEB_TREE := deb_dist/duckdns-$(VERSION)
 
 $(DEB): $(DEB_SOURCES)
+	@v=$$(sed -n 's/^__version__ = "\(.*\)"/\1/p' duckdns/__init__.py); \
+	if [ "$$v" != "$(VERSION)" ]; then \
+		echo "duckdns/__init__.py says $$v, debian/changelog $(VERSION): make them agree" >&2; \
+		exit 1; fi
 	rm -rf deb_dist duckdns.egg-info duckdns-$(VERSION).tar.gz
 	$(DEB_ENV) $(PY) setup.py --command-packages=stdeb.command \
-		sdist_dsc --dist-dir=deb_dist --compat=13
+		sdist_dsc --dist-dir=deb_dist --compat=13 --debian-version=$(DEB_REVISION)
 	rm -f duckdns-$(VERSION).tar.gz
 	cat debian/rules-override.mk >>$(DEB_TREE)/debian/rules
 	cp debian/source-lintian-overrides $(DEB_TREE)/debian/source/lintian-overrides
+	cp debian/changelog $(DEB_TREE)/debian/changelog
+	rm -f $(DEB_TREE)/debian/watch
+	rm -rf $(DEB_TREE)/debian/tests && cp -r debian/tests $(DEB_TREE)/debian/tests
+	find $(DEB_TREE) -exec touch -h -d @$(SOURCE_DATE_EPOCH) {} +
 	cd $(DEB_TREE) && $(DEB_ENV) dpkg-buildpackage -S -sa -us -uc
 	cd $(DEB_TREE) && $(DEB_ENV) dpkg-buildpackage -rfakeroot -b -us -uc
 	mkdir -p dist

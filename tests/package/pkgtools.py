@@ -3,13 +3,13 @@ of every layer (run, IN_CI, skip_or_fail, the canary) are in tests/support/helpe
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
 from support.helpers import DEBIAN_PYTHON as PY
 from support.helpers import ROOT as REPO
 from support.helpers import run
+from support.release import changelog_field
 
 
 def setup_py_version() -> str:
@@ -19,8 +19,8 @@ def setup_py_version() -> str:
 
 
 def debian_revision() -> str:
-    m = re.search(r"^Debian-Version:\s*(\S+)", (REPO / "stdeb.cfg").read_text(), re.M)
-    return m.group(1) if m else "1"
+    """The Debian revision of debian/changelog's top entry (the 1 of 1.0.0-1)."""
+    return changelog_field("Version").rpartition("-")[2]
 
 
 def build_inputs() -> list[Path]:

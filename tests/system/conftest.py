@@ -18,6 +18,7 @@ import pytest
 import roots
 import vm
 import vm_scenario
+from support import release
 from support.helpers import CANARY, IN_CI, package_version, skip_or_fail
 
 SYSTEM_DIR = Path(__file__).resolve().parent
@@ -243,17 +244,15 @@ def deb(system_env) -> Path:
 
 @pytest.fixture(scope="session")
 def previous_deb(system_env, tmp_path_factory) -> Path:
-    """The last build whose postinst wrote /etc/backup-paths.d/duckdns.list (commit
-    OLD_POSTINST_COMMIT, tests/package/pkgtools.py), built from git."""
-    sys.path.insert(0, str(harness.REPO / "tests" / "package"))
-    try:
-        import pkgtools  # noqa: PLC0415
-    finally:
-        sys.path.pop(0)
-    with harness.phase("make deb (previous build)"):
-        return pkgtools.build_commit(
-            pkgtools.OLD_POSTINST_COMMIT, tmp_path_factory.mktemp("previous") / "tree"
-        )
+    """The previous release (debian/changelog's second entry), built from the commit it
+    was released from (support.release.previous_release)."""
+    import pkgtools  # noqa: PLC0415 - tests/package, on pytest.ini's pythonpath
+
+    version, commit = release.previous_release()
+    with harness.phase(f"make deb (previous release {version})"):
+        deb = pkgtools.build_commit(commit, tmp_path_factory.mktemp("previous") / "tree")
+    assert deb.name == f"duckdns_{version}_all.deb", (deb.name, commit)
+    return deb
 
 
 @pytest.fixture

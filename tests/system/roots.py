@@ -67,6 +67,8 @@ BASE_PACKAGES = [
     "tmux",  # the terminal for prompts runs inside, so its processes die with the container
     "python3-dnspython",  # a dependency; also tests/support/dnsserver.py (test_dualstack.py)
     "apprise",  # recommended: notify = URL (test_hardening.py sends through it)
+    "autopkgtest",  # Debian's runner of debian/tests, inside the booted container
+    "apt-listchanges",  # shows the changelog and NEWS on upgrade (test_lifecycle.py)
 ]
 # Foreign-architecture chroots: no systemd booted, only what `apt install ./duckdns.deb`
 # and `duckdns update` need.

@@ -19,6 +19,7 @@ from pathlib import Path
 import harness
 import pytest
 from harness import CONF, REPO
+from support import release
 from support.helpers import CANARY as TOKEN
 from support.helpers import make_signing_key, package_version
 
@@ -51,13 +52,10 @@ def _last_tag() -> str | None:
 
 
 def _build(tree: Path, version: str | None = None) -> Path:
-    """`make deb` in ``tree``, optionally with the version in duckdns/__init__.py changed."""
-    init = tree / "duckdns" / "__init__.py"
+    """`make deb` in ``tree``, optionally as a new release ``version`` (a changelog entry
+    and duckdns/__init__.py, as a maintainer makes them)."""
     if version is not None:
-        text = re.sub(
-            r'^__version__ = ".*"$', f'__version__ = "{version}"', init.read_text(), flags=re.M
-        )
-        init.write_text(text)
+        release.add_entry(tree, version, "A test build of the next version.")
     with harness.phase(f"make deb ({tree.name})"):
         subprocess.run(["make", "-C", str(tree), "deb"], check=True, capture_output=True)
     return next((tree / "dist").glob("duckdns_*_all.deb"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import harness
 import pytest
 from harness import CONF
+from support import release
 from support.helpers import CANARY as TOKEN
 
 NEW_TOKEN = "feedface-0000-4000-8000-0000deadbeef"
@@ -126,15 +127,34 @@ def test_remove_reinstall_purge(container, duckdns, deb):
     assert harness.token_leaks(c, TOKEN, allowed=()) == []
 
 
+# apt-listchanges as an admin who reads it in the terminal would set it (its Debian
+# default shows only NEWS, in a pager): both NEWS and changelog, as text, no mail.
+LISTCHANGES_CONF = """[apt]
+frontend=text
+which=both
+email_address=none
+confirm=false
+headers=true
+"""
+
+
+def _first_line_of_top_entry(name: str) -> str:
+    """The first text line of debian/<name>'s top entry, as apt-listchanges prints it."""
+    text = (harness.REPO / "debian" / name).read_text().split("\n -- ", 1)[0]
+    return next(ln.strip() for ln in text.splitlines()[1:] if ln.strip())
+
+
 def test_upgrade_from_the_previous_build(container, duckdns, deb, previous_deb):
-    """From the last build whose postinst wrote the backup paths list to this one, as a
-    fleet upgrades (stdin closed): no conffile question, no line about the static service,
-    the timer still enabled and running the new updater, the list now a conffile."""
+    """From the previous release to this one, as a fleet upgrades (stdin closed): no
+    conffile question, no line about the static service, the timer still enabled and
+    running the new updater, the backup list a conffile; apt-listchanges shows this
+    release's NEWS and changelog entry, and nothing older."""
     c = container
     harness.fast_timer(c)
     preseeded_install(c, previous_deb)
     first_timer_run(c, duckdns)
     conf_before = (c.root / CONF_HOST).read_text()
+    c.write("/etc/apt/listchanges.conf", LISTCHANGES_CONF)
 
     harness.copy_deb(c, deb)
     proc = c.exec(
@@ -144,6 +164,12 @@ def test_upgrade_from_the_previous_build(container, duckdns, deb, previous_deb):
     out = proc.stdout + proc.stderr
     for line in ("Configuration file", "conffile", "not starting it", "static unit"):
         assert line not in out, out[-3000:]
+    heading = (harness.REPO / "debian/changelog").read_text().splitlines()[0]
+    old = release.changelog_field("Version", offset=1)
+    assert heading in out, out[-3000:]
+    assert _first_line_of_top_entry("NEWS") in out, out[-3000:]
+    assert _first_line_of_top_entry("changelog") in out, out[-3000:]
+    assert f"duckdns ({old})" not in out, out[-3000:]
     assert (c.root / CONF_HOST).read_text() == conf_before
     conffiles = c.exec(["dpkg-query", "-W", "-f=${Conffiles}", "duckdns"]).stdout
     assert "/etc/backup-paths.d/duckdns.list" in conffiles, conffiles

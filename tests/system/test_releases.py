@@ -6,7 +6,8 @@ network namespace with only a loopback):
 * the unit tests run under trixie's Python, requests and urllib3, the checkout
   bind-mounted read-only; every one must pass, none may be skipped;
 * ``make deb`` builds the package with trixie's stdeb, debhelper and dh-python, and
-  trixie's lintian finds nothing.
+  trixie's lintian finds nothing;
+* a second ``make deb`` of the same tree under other conditions gives the same bytes.
 
 The .deb built there then installs and works in booted bookworm and trixie containers
 (the host-built one is what every other scenario installs, on both releases).
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import harness
 import pytest
+from support import release
 from support.helpers import CANARY as TOKEN
 from support.helpers import skip_or_fail
 
@@ -90,6 +92,18 @@ def other_build(system_env, tmp_path_factory) -> dict[str, Path]:
         for f in (ch.root / "build/dist").iterdir():
             if f.is_file():
                 shutil.copy2(f, out / f.name)
+        # The same tree again, elsewhere, under other conditions (support.release).
+        release.copy_worktree(ch.root / "var/tmp/another/checkout")
+        with harness.phase(f"make deb again in {suite} (reproducibility)"):
+            again = ch.exec(
+                ["sh", "-c", release.VARIED_BUILD.format(tree="/var/tmp/another/checkout")],
+                check=False,
+                timeout=1200,
+            )
+        assert again.returncode == 0, (again.stdout + again.stderr)[-6000:]
+        (out / "again").mkdir()
+        for f in (ch.root / "var/tmp/another/checkout/dist").glob("*.deb"):
+            shutil.copy2(f, out / "again" / f.name)
         changes = sorted(p.name for p in out.glob("*.changes"))
         lint = ch.exec(
             [
@@ -112,6 +126,16 @@ def other_build(system_env, tmp_path_factory) -> dict[str, Path]:
         "lintian": lint,
         "lintian_version": lintian_version,
     }
+
+
+def test_two_builds_on_other_release_are_identical(other_build):
+    """On Debian 13 too, the tree built a second time in another directory, with fresh
+    file times, another umask, time zone and locale and a clock 400 days on, gives the
+    same .deb, bit for bit (diffoscope's report when not)."""
+    first = other_build["deb"]
+    again = other_build["dist"] / "again" / first.name
+    assert again.exists(), sorted(p.name for p in again.parent.iterdir())
+    assert release.sha256(again) == release.sha256(first), release.differences(first, again)
 
 
 def test_make_deb_on_other_release_is_lintian_clean(other_build):
