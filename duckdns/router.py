@@ -6,12 +6,15 @@ socket (UDP only: possible inside the hardened unit):
 
 * NAT-PMP (RFC 6886): the two-byte external address request (section 3.2), first.
 * PCP (RFC 6887), when NAT-PMP gave no address: a MAP request with Requested Lifetime 0
-  (sections 11.1 and 15). ANNOUNCE (section 14.1) was not chosen: its response is the bare header, which holds no address.
-  Lifetime 0 asks for no mapping: it is a deletion (section 15), here of a mapping that
-  cannot exist (UDP, the internal port of the socket just opened), and a PCP server answers
-  it with its external address, which the MAP response carries (section 11.1). A server
-  that speaks NAT-PMP only answers the PCP request with NAT-PMP's "unsupported version"
-  (RFC 6887 section 9; RFC 6886 section 3.5).
+  (sections 11.1 and 15). ANNOUNCE (section 14.1) was not chosen: its response is the bare
+  header, which holds no address. Lifetime 0 asks for no mapping: it is a deletion
+  (section 15), here of a mapping that cannot exist (UDP, the internal port of the socket
+  just opened); the MAP response carries the Assigned External IP Address (section 11.1).
+  miniupnpd (2.3.1, Debian 12) answers such a deletion NO_RESOURCES with its WAN address in
+  that field, and refuses NAT-PMP (result 3) when its WAN address is not public: that
+  address is kept as a *hint* for the verdict only. A server that speaks NAT-PMP only
+  answers the PCP request with NAT-PMP's "unsupported version" (RFC 6887 section 9;
+  RFC 6886 section 3.5).
 
 Either answer is unauthenticated: like the DNS probe it may decide only *whether* to update
 (``probe = router``, through duckdns.probe), never what to set, and it is checked against
