@@ -357,10 +357,15 @@ ADVICE = {
 
 def external(answer: Answer | None) -> str | None:
     """The router's external address as far as the verdict goes: a successful answer's,
-    else an error answer's hint (never used by the probe)."""
+    else the hint of an error answer when it is not global (it then tells *why* the
+    router had no address: carrier-grade NAT or a router in front). Never for the probe."""
     if answer is None:
         return None
-    return answer.address if answer.address not in (None, ZERO) else answer.hint
+    if answer.address not in (None, ZERO):
+        return answer.address
+    if answer.hint is not None and classify(answer.hint) in ("cgnat", "private"):
+        return answer.hint
+    return None
 
 
 def verdict(answer: Answer | None, duckdns_ipv4: str) -> str:
@@ -376,8 +381,6 @@ def verdict(answer: Answer | None, duckdns_ipv4: str) -> str:
         return CGNAT_NAT
     if kind == "private":
         return DOUBLE_NAT
-    if kind == "zero":
-        return NO_PUBLIC
     if duckdns_ipv4 and duckdns_ipv4 != address:
         return UPSTREAM
     return DIRECT
