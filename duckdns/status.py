@@ -115,7 +115,7 @@ def _reach_status(saved: dict) -> str:
 
     key = saved["reach"]
     if key not in router.VERDICTS:
-        return "not yet checked (asked by 'probe = router' and by 'duckdns check')"
+        return "not recorded (runs with 'probe = router' record it; 'duckdns check' asks now)"
     said = f" (router: {saved['router_ipv4']})" if saved["router_ipv4"] else ""
     return f"{router.VERDICTS[key]}{said}, since {_when(saved['reach_since'])}"
 
