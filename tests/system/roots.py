@@ -66,6 +66,11 @@ BASE_PACKAGES = [
     "grep",
     "tmux",  # the terminal for prompts runs inside, so its processes die with the container
     "python3-dnspython",  # a dependency; also tests/support/dnsserver.py (test_dualstack.py)
+    # The router the Pi asks for its external address (test_router.py): Debian's NAT-PMP,
+    # PCP and UPnP IGD daemon, the same package name on both releases. Installed
+    # noninteractively its debconf question "start the daemon?" keeps its default, no,
+    # and its unit is masked below: the test runs it in a network namespace of its own.
+    "miniupnpd-nftables",
 ]
 # Foreign-architecture chroots: no systemd booted, only what `apt install ./duckdns.deb`
 # and `duckdns update` need.
@@ -353,6 +358,7 @@ def _prepare_bootable(root: Path) -> None:
         "e2scrub_all.timer",
         "fstrim.timer",
         "man-db.timer",
+        "miniupnpd.service",  # test_router.py starts the daemon itself, in its namespace
     ):
         link = root / "etc/systemd/system" / unit
         if not link.exists():
