@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the requests that would be sent (token shown as ***) and stop",
     )
-    add("check", "validate the configuration, without any network traffic")
+    add("check", "validate the configuration; ask the router whether the Internet can reach us")
     p = add("status", "show what the last runs did")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
@@ -186,7 +186,8 @@ def config_path(args: argparse.Namespace) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Everything a run will use, checked as the run uses it, without any traffic."""
+    """Everything a run will use, checked as the run uses it, without any traffic to
+    DuckDNS; then the reachability verdict from the router's answers (not an error)."""
     cfg = config.load(config_path(args))
     if cfg.ca_bundle:  # loaded as each request loads it: a file refused here fails there
         config.tls_context(cfg.ca_bundle, f"{cfg.path}: ca_bundle")
@@ -207,6 +208,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{cfg.path}: OK (domains {', '.join(cfg.domains)}; ipv4 {cfg.ipv4}; ipv6 {cfg.ipv6}; "
         f"server {cfg.server}{'; recipe curl-config form' if cfg.legacy else ''}{told})"
     )
+    from duckdns import localaddr, router, state, upnp
+
+    if not upnp.asks_router(cfg):
+        report.out(upnp.NOT_ASKED)
+        return EXIT_OK
+    saved = state.load(state.path_for(cfg.path))  # what DuckDNS recorded, read only
+    gateway, ipv6 = router.default_gateway(), localaddr.global_ipv6()
+    report.out(upnp.reachability(cfg, gateway, saved["ipv4"], ipv6))
     return EXIT_OK
 
 

@@ -62,10 +62,12 @@ DEFAULT_PROBE = (
     "cloudflare@1.1.1.1, cloudflare@1.0.0.1, opendns@208.67.222.222, opendns@208.67.220.220"
 )
 MAX_PROBES = 8
-PROBE_KINDS = ("cloudflare", "opendns")  # what each asks: duckdns.probe.KINDS
+PROBE_KINDS = ("cloudflare", "opendns", "router")  # what each asks: duckdns.probe.KINDS
+ROUTER_PORT = 5351  # NAT-PMP and PCP (duckdns.router)
 _PROBE_FORM = (
     "off, or a comma-separated list of KIND@ADDRESS[:PORT] with KIND cloudflare or opendns "
-    "and an IPv4 ADDRESS, e.g. cloudflare@1.1.1.1, opendns@208.67.222.222:53"
+    "and an IPv4 ADDRESS, e.g. cloudflare@1.1.1.1, opendns@208.67.222.222:53, optionally "
+    "after 'router' (the router's own answer, first)"
 )
 # Why an IPv6 address can never answer: the question is the public IPv4 address.
 _NOT_IPV6 = (
@@ -217,6 +219,22 @@ def _probe(value: str, where: str) -> list[ProbeTarget]:
         raise ConfigError(f"{where}: probe: {exc}") from None
 
 
+def _router(value: str, where: str) -> tuple[str, int] | None:
+    """The router to ask (None: the default gateway, gathered by each run)."""
+    if not value.strip():
+        return None
+    try:
+        address, port = parse_ip_port(value, ROUTER_PORT)
+        if ":" in address:
+            raise ValueError(f"{_shown(address) or 'the address'} is not an IPv4 address")
+    except ValueError as exc:
+        raise ConfigError(
+            f"{where}: router: {exc}: write the router's IPv4 address, e.g. 'router = "
+            "192.168.1.1', or remove the line to ask the default gateway"
+        ) from None
+    return address, port
+
+
 def _healthcheck(value: str, where: str) -> str:
     """The heartbeat's ping URL ('' = none), already registered as a secret."""
     url = value.strip()
@@ -290,6 +308,7 @@ FIELDS = {
     "server": (DEFAULT_SERVER, _duckdns_url),
     "ca_bundle": ("", _ca_bundle),
     "probe": (DEFAULT_PROBE, _probe),
+    "router": ("", _router),
     "refresh": (f"{DEFAULT_REFRESH}s", parse_duration),
     "healthcheck": ("", _healthcheck),
     "notify": ("", _notify),
@@ -783,6 +802,8 @@ class ProbeTarget(namedtuple("ProbeTarget", "kind address port")):
 
     def __str__(self) -> str:
         host = f"[{self.address}]" if ":" in self.address else self.address
+        if self.kind == "router":  # its address: the router setting or the default gateway
+            return f"router@{host}:{self.port}" if host else "router"
         port = "" if self.port == DNS_PORT else f":{self.port}"
         return f"{self.kind}@{host}{port}"
 
@@ -809,10 +830,20 @@ def parse_probe(spec: str) -> list[ProbeTarget]:
             raise ValueError(f"probe: empty entry (number {number}); expected {_PROBE_FORM}")
         if entry.lower() == "off":
             raise ValueError(f"probe: 'off' must stand alone; expected {_PROBE_FORM}")
+        if entry.lower() == "router":  # asked first: its answer costs no third party
+            if number != 1:
+                raise ValueError(f"probe: 'router' must come first; expected {_PROBE_FORM}")
+            targets.append(ProbeTarget("router", "", ROUTER_PORT))
+            continue
         kind, at, where = entry.partition("@")
         kind = kind.strip().lower()
         if not at:
             raise ValueError(f"{name}: missing '@ADDRESS'; expected {_PROBE_FORM}")
+        if kind == "router":
+            raise ValueError(
+                f"{name}: 'router' takes no address here: write 'probe = router, …' and, "
+                "for another router than the default gateway, 'router = ADDRESS[:PORT]'"
+            )
         if kind not in PROBE_KINDS:
             raise ValueError(
                 f"{name}: unknown kind {_shown(kind) or ''} "

@@ -83,6 +83,13 @@ def render(state: dict, domains: tuple[str, ...] = ()) -> str:
         "1 when the address probe works and agrees with DuckDNS, 0 when it fails or disagrees.",
         [("", {"ok": 1, "failing": 0, "distrusted": 0}.get(probe))],
     )
+    metric(
+        "reachability",
+        "gauge",
+        "1 for the last verdict from the router's answer (direct, cgnat, double-nat, "
+        "no-public, upstream, unknown).",
+        [(f'{{verdict="{_escape(state["reach"])}"}}', 1 if state["reach"] else None)],
+    )
     records = []
     for family in Family:
         address = state[family.value]

@@ -6,7 +6,8 @@ changed since the last update. The answer is unauthenticated, so it may only dec
 Any failure therefore means "update": :func:`public_ipv4` never raises for network trouble,
 it returns None.
 
-The targets come from the ``probe`` setting (:func:`duckdns.config.parse_probe`).
+The targets come from the ``probe`` setting (:func:`duckdns.config.parse_probe`); ``router``
+asks the router itself over NAT-PMP/PCP (duckdns.router), whose address the pipeline fills in.
 """
 
 from __future__ import annotations
@@ -73,21 +74,46 @@ def _shown(value: str) -> str:
     return repr(value if len(value) <= 64 else value[:64] + "...")
 
 
+class CannotDecide(Exception):
+    """The router answered no global address (or nothing): the next target is asked."""
+
+
+def ask_router(target: ProbeTarget, on_router: Callable | None = None) -> str:
+    """The router's external address if global; raises CannotDecide. ``on_router`` is
+    handed the router's answer, whatever it is (for the reachability verdict)."""
+    from duckdns import router
+
+    if target.address:
+        answer = router.ask(target.address, target.port)
+    else:
+        answer = router.Answer(None, why="no default gateway in the kernel's routing table")
+    if on_router is not None:
+        on_router(answer)
+    address = router.usable(answer)
+    if address is None:
+        raise CannotDecide(router.why_not(answer))
+    return address
+
+
 def public_ipv4(
     targets: Iterable[ProbeTarget],
     timeout: float = DEFAULT_TIMEOUT,
-    on_error: Callable[[ProbeTarget, DNSError], None] | None = None,
+    on_error: Callable[[ProbeTarget, Exception], None] | None = None,
+    on_router: Callable | None = None,
 ) -> str | None:
     """Ask each target in order; the first valid IPv4 answer, or None if all fail.
 
-    ``timeout`` applies to each target, so the worst case is ``timeout`` times the number
-    of targets. ``on_error`` (e.g. a debug logger) is told why each failed target failed.
-    Never raises for network or answer trouble: failure means "update".
+    ``timeout`` applies to each target (the router's exchange has its own, as long), so
+    the worst case is ``timeout`` times the number of targets. ``on_error`` (e.g. a debug
+    logger) is told why each failed target failed. Never raises for network or answer
+    trouble: failure means "update".
     """
     for target in targets:
         try:
+            if target.kind == "router":
+                return ask_router(target, on_router)
             return ask(target, timeout)
-        except DNSError as e:
+        except (DNSError, CannotDecide) as e:
             if on_error is not None:
                 on_error(target, e)
     return None

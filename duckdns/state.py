@@ -16,7 +16,7 @@ import json
 import os
 import stat
 
-from duckdns import backoff, heartbeat, notify, report
+from duckdns import backoff, heartbeat, notify, report, router
 
 FIELDS = {
     "last_run": None,  # Unix time of the last run that talked to DuckDNS
@@ -48,7 +48,9 @@ FIELDS = {
     "probe_disputed": None,  # when DuckDNS last saw another address than the probe answered
     "txt": "",
 }
-FIELDS.update(backoff.FIELDS, **backoff.ALERT_FIELDS, **heartbeat.FIELDS, **notify.FIELDS)
+FIELDS.update(
+    backoff.FIELDS, **backoff.ALERT_FIELDS, **heartbeat.FIELDS, **notify.FIELDS, **router.FIELDS
+)
 
 # Larger is not a state this updater wrote (it writes about 1 KiB).
 MAX_SIZE = 64 * 1024
@@ -288,6 +290,17 @@ def record_probe(
     if probe_state == state["probe_state"]:
         return False
     state.update(probe_state=probe_state, probe_since=now)
+    return True
+
+
+def record_reach(state: dict, verdict: str, router_ipv4: str, now: int) -> bool:
+    """The reachability verdict (duckdns.router.verdict) and the router's external address
+    ('' for none); True if either changed."""
+    if (verdict, router_ipv4) == (state["reach"], state["router_ipv4"]):
+        return False
+    if verdict != state["reach"]:
+        state.update(reach=verdict, reach_since=now)
+    state["router_ipv4"] = router_ipv4
     return True
 
 

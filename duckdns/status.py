@@ -64,6 +64,7 @@ def run(args, path: str) -> int:
         ("IPv4 confirmed", _when(saved["ipv4_confirmed"])),
         ("IPv6 confirmed", _when(saved["ipv6_confirmed"])),
         ("Address probe", _probe_status(saved)),
+        ("Reachability", _reach_status(saved)),
         ("Last error", saved["last_error"] or "-"),
         *_failure_rows(saved),
     ]
@@ -106,6 +107,17 @@ def _domains(path: str) -> tuple[str, ...]:
         return config.load(path).domains
     except (config.ConfigError, OSError):
         return ()
+
+
+def _reach_status(saved: dict) -> str:
+    """The last reachability verdict (duckdns.router), as ``probe = router`` runs left it."""
+    from duckdns import router
+
+    key = saved["reach"]
+    if key not in router.VERDICTS:
+        return "not recorded (runs with 'probe = router' record it; 'duckdns check' asks now)"
+    said = f" (router: {saved['router_ipv4']})" if saved["router_ipv4"] else ""
+    return f"{router.VERDICTS[key]}{said}, since {_when(saved['reach_since'])}"
 
 
 def _probe_status(saved: dict) -> str:

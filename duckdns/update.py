@@ -23,6 +23,7 @@ from duckdns import (
     localaddr,
     probe,
     report,
+    router,
     state,
 )
 from duckdns.decide import Answer, Family, Inputs, Outcome, Plan
@@ -48,8 +49,13 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
         if dirty:
             _save(cfg, state_path, saved, now)
         return EXIT_OK
-    # Gather: the probe's answer and this host's address, then plan.
-    asked = ask_probe(cfg.probe) if cfg.ipv4 == "auto" and cfg.probe else None
+    # Gather: the probe's answer (the router's too, for the verdict) and this host's
+    # address, then plan.
+    seen: list = []
+    if cfg.ipv4 == "auto" and cfg.probe:
+        asked = ask_probe(probe_targets(cfg, router.default_gateway), seen.append)
+    else:
+        asked = None
     plan = decide.plan(_inputs(cfg, saved, now, force, fingerprint, asked))
     if cfg.ipv6 == "auto" and plan.want[Family.IPV6] is None:
         report.info("ipv6 = auto, but this host has no global IPv6 address: AAAA left as it is")
@@ -57,7 +63,9 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
         report.debug(f"nothing changed (IPv4 {saved['ipv4'] or '-'}): no request sent")
         _say_probe(saved["probe_state"], plan.probe_state, plan, saved["ipv4"])
         recorded = None
-        if state.record_probe(saved, plan.probe_state, plan.probe_answer, None, now) or dirty:
+        changed = _reach(saved, seen, now)
+        changed |= state.record_probe(saved, plan.probe_state, plan.probe_answer, None, now)
+        if changed or dirty:
             recorded = _save(cfg, state_path, saved, now)
         # Nothing sent: a failure streak goes on (only DuckDNS's answer ends it).
         _heartbeat(cfg, state_path, saved, not backoff.failing(saved), "", now, recorded)
@@ -77,6 +85,7 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
     before = dict(saved)
     bare_news = state.record_outcome(saved, outcome, plan.probe_answer, now)
     _report(cfg, plan, outcome, before, saved, bare_news)
+    _reach(saved, seen, now)
     code = _settle(saved, outcome.kind, outcome.message, now, now, force)
     if not unrecorded:  # before the heartbeat: a monitor that hangs cannot make it forget
         _save(cfg, state_path, saved, now)
@@ -92,15 +101,38 @@ def _inputs(cfg, saved: dict, now: int, force: bool, fingerprint: str, asked) ->
     )
 
 
-def ask_probe(targets) -> tuple[str | None, list[str]]:
-    """The probe's answer (None if every target failed) and why each failed target failed."""
+def probe_targets(cfg, gateway) -> list:
+    """The probe's targets, the router's address filled in: the ``router`` setting, else
+    ``gateway()``, the kernel's default gateway (read only when ``router`` is asked)."""
+    if not cfg.probe or cfg.probe[0].kind != "router":
+        return list(cfg.probe)
+    address, port = cfg.router or (gateway() or "", cfg.probe[0].port)
+    return [cfg.probe[0]._replace(address=address, port=port), *cfg.probe[1:]]
+
+
+def ask_probe(targets, on_router=None) -> tuple[str | None, list[str]]:
+    """The probe's answer (None if every target failed) and why each failed target failed;
+    ``on_router`` is handed the router's answer when the router is asked."""
     errors: list[str] = []
 
     def failed(target, exc) -> None:
         errors.append(f"{target}: {exc}")
         report.debug(f"address probe {target} failed: {exc}")
 
-    return probe.public_ipv4(targets, on_error=failed), errors
+    return probe.public_ipv4(targets, on_error=failed, on_router=on_router), errors
+
+
+def _reach(saved: dict, seen: list, now: int) -> bool:
+    """Record the reachability verdict from the router's answer (when it was asked) and
+    the address DuckDNS recorded; say it once when it changes. True if it changed."""
+    if not seen:
+        return False
+    key, before = router.verdict(seen[0], saved["ipv4"]), saved["reach"]
+    changed = state.record_reach(saved, key, router.external(seen[0]) or "", now)
+    if key != before:
+        line = router.describe(key, seen[0], saved["ipv4"])
+        (report.notice if key in (router.DIRECT, router.UNKNOWN) else report.warning)(line)
+    return changed
 
 
 def talk(cfg, saved: dict, plan: Plan, retries: bool = True) -> list[Answer]:

@@ -11,6 +11,8 @@ from support.helpers import DEBIAN_PYTHON, ROOT
 
 COMMANDS = {
     "A_update_nochange",
+    "R_update_router",
+    "R_update_router_cgnat",
     "C_update_changed",
     "D_check",
     "D_status",
@@ -51,6 +53,7 @@ def test_bench_json_has_every_command_and_sane_fields():
         assert c["cpu_ms"]["median"] < 5000, name
     requests = {n: c["https_requests_per_run"] for n, c in result["commands"].items()}
     assert requests["A_update_nochange"] == 0
+    assert requests["R_update_router"] == requests["R_update_router_cgnat"] == 0
     assert requests["C_update_changed"] == 1
     if curl:
         assert requests["B_curl_recipe"] == 1
@@ -59,6 +62,7 @@ def test_bench_json_has_every_command_and_sane_fields():
     )
     assert result["commands"]["C_update_changed"]["imports_requests"] is True
     assert {"A/B CPU", "A/B RSS", "check/pass CPU", "--help/pass CPU"} <= set(result["ratios"])
+    assert result["ratios"]["R router / A DNS probe CPU"] > 0
     day = result["per_day"]
     assert day["schedule"] == {"runs": 1440, "address_changes": 2, "probe_checks": 24}
     assert day["duckdns"]["https_requests"] == 26

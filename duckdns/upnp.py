@@ -1,0 +1,199 @@
+"""UPnP IGD's ``GetExternalIPAddress``, and the reachability check ``duckdns check`` prints.
+
+Run by hand only (``duckdns check``): it needs multicast, which the hardened unit's timer
+runs never use. The steps, each from its specification:
+
+1. SSDP search (UPnP Device Architecture 1.1, section 1.3.2): an ``M-SEARCH`` to
+   239.255.255.250:1900 for ``urn:schemas-upnp-org:device:InternetGatewayDevice:1``; a
+   response's ``LOCATION`` header (section 1.3.3) names the device description. Only a
+   response whose ``LOCATION`` is a plain ``http://`` URL on the responder's own address is
+   followed (nothing else on the network can send us elsewhere).
+2. The description (section 2.3): the ``controlURL`` of a ``WANIPConnection`` (IGD 1 or 2)
+   or ``WANPPPConnection`` service, relative to the description's URL.
+3. The SOAP action (section 3.2.1; WANIPConnection:1 section 2.4.18): ``GetExternalIPAddress``,
+   whose answer holds ``NewExternalIPAddress`` (empty when the router has none: miniupnpd
+   answers so when its WAN address is not public).
+
+Everything within :data:`TIMEOUT` seconds in all (duckdns.deadline), at most
+:data:`MAX_BODY` bytes read per answer, and no XML with a DOCTYPE parsed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from duckdns import deadline, router
+
+TIMEOUT = 3.0
+SSDP = ("239.255.255.250", 1900)
+SEARCH_TARGET = "urn:schemas-upnp-org:device:InternetGatewayDevice:1"
+SERVICES = re.compile(r"urn:schemas-upnp-org:service:WAN(IP|PPP)Connection:[12]")
+MAX_BODY = 64 * 1024
+PROTOCOL = "UPnP IGD"
+
+
+def search(timeout: float) -> list[str]:
+    """The LOCATION URLs of the gateways that answer the SSDP search within ``timeout``."""
+    import _socket
+    import time
+
+    request = (
+        "M-SEARCH * HTTP/1.1\r\n"
+        f"HOST: {SSDP[0]}:{SSDP[1]}\r\n"
+        'MAN: "ssdp:discover"\r\n'
+        "MX: 1\r\n"
+        f"ST: {SEARCH_TARGET}\r\n\r\n"
+    ).encode()
+    found: list[str] = []
+    end = time.monotonic() + timeout
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(_socket.IPPROTO_IP, _socket.IP_MULTICAST_TTL, 2)
+        sock.sendto(request, SSDP)
+        while (left := end - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                packet, (source, _) = sock.recvfrom(MAX_BODY)
+            except TimeoutError:
+                break
+            location = _location(packet, source)
+            if location and location not in found:
+                found.append(location)
+                break  # the first gateway decides
+    finally:
+        sock.close()
+    return found
+
+
+def _location(packet: bytes, source: str) -> str | None:
+    """The response's LOCATION, if it is ``http://SOURCE[:PORT]/…`` (section 1.3.3)."""
+    text = packet.decode("latin-1")
+    if not text.startswith("HTTP/1.1 200"):
+        return None
+    match = re.search(r"^location:[ \t]*(\S+)[ \t]*\r?$", text, re.I | re.M)
+    if not match:
+        return None
+    url = re.fullmatch(r"http://([0-9.]+)(?::([0-9]{1,5}))?(/[!-~]*)?", match[1])
+    if not url or url[1] != source:
+        return None
+    return match[1]
+
+
+def _get(url: str, body: bytes | None = None, headers: dict | None = None) -> bytes:
+    """One HTTP exchange; at most MAX_BODY bytes of the answer; raises OSError/ValueError."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=TIMEOUT)
+    try:
+        conn.request("POST" if body else "GET", parts.path or "/", body, headers or {})
+        resp = conn.getresponse()
+        data = resp.read(MAX_BODY + 1)
+        if resp.status != 200 or len(data) > MAX_BODY:
+            raise ValueError(f"HTTP {resp.status}" if resp.status != 200 else "oversized answer")
+        return data
+    finally:
+        conn.close()
+
+
+def _xml(data: bytes):
+    from xml.etree import ElementTree
+
+    if b"<!DOCTYPE" in data.upper() or b"<!ENTITY" in data.upper():
+        raise ValueError("a DOCTYPE in the answer")
+    return ElementTree.fromstring(data)  # noqa: S314 - no DOCTYPE, hence no entities
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def control(location: str) -> tuple[str, str]:
+    """(control URL, service type) of the description's WAN connection service."""
+    from urllib.parse import urljoin
+
+    tree = _xml(_get(location))
+    base = next((e.text for e in tree.iter() if _local(e.tag) == "URLBase" and e.text), location)
+    for service in tree.iter():
+        if _local(service.tag) != "service":
+            continue
+        fields = {_local(e.tag): (e.text or "").strip() for e in service}
+        if SERVICES.fullmatch(fields.get("serviceType", "")) and fields.get("controlURL"):
+            url = urljoin(base, fields["controlURL"])
+            if not url.startswith("http://"):
+                break
+            return url, fields["serviceType"]
+    raise ValueError("no WAN connection service in the description")
+
+
+def external_address(url: str, service: str) -> str:
+    """``GetExternalIPAddress``'s ``NewExternalIPAddress`` ('' when the router has none)."""
+    envelope = (
+        '<?xml version="1.0"?>'
+        '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+        's:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>'
+        f'<u:GetExternalIPAddress xmlns:u="{service}"/></s:Body></s:Envelope>'
+    ).encode()
+    headers = {
+        "Content-Type": 'text/xml; charset="utf-8"',
+        "SOAPAction": f'"{service}#GetExternalIPAddress"',
+    }
+    tree = _xml(_get(url, envelope, headers))
+    for element in tree.iter():
+        if _local(element.tag) == "NewExternalIPAddress":
+            return (element.text or "").strip()
+    raise ValueError("no NewExternalIPAddress in the answer")
+
+
+def ask(timeout: float = TIMEOUT) -> router.Answer:
+    """The UPnP gateway's answer, as a duckdns.router.Answer; never raises for its trouble."""
+    try:
+        with deadline.bound(timeout) as mine:
+            locations = search(min(timeout, 1.5))
+            if not locations:
+                return router.Answer(None, PROTOCOL, why="no UPnP IGD answered the search")
+            text = external_address(*control(locations[0]))
+    except deadline.Expired as exc:
+        if exc is not mine:
+            raise
+        return router.Answer(None, PROTOCOL, why=f"UPnP IGD gave no answer within {timeout:g} s")
+    except Exception as exc:  # noqa: BLE001 - a router's any failure is only "no answer"
+        return router.Answer(None, PROTOCOL, why=f"UPnP IGD failed: {type(exc).__name__}")
+    try:
+        address = str(ipaddress.IPv4Address(text))
+    except ValueError:
+        return router.Answer(None, PROTOCOL, bool(text == ""), "UPnP IGD gave no external address")
+    return router.Answer(address, PROTOCOL)
+
+
+NOT_ASKED = (
+    "reachability: not asked (put 'router' first in 'probe', or set 'router = ADDRESS', "
+    "and 'duckdns check' asks the router over NAT-PMP, PCP and UPnP)"
+)
+
+
+def asks_router(cfg) -> bool:
+    """Whether the configuration asks the router: ``probe = router, …`` or ``router =``."""
+    return cfg.router is not None or bool(cfg.probe and cfg.probe[0].kind == "router")
+
+
+def reachability(cfg, gateway: str | None, duckdns_ipv4: str, host_ipv6: str | None) -> str:
+    """``duckdns check``'s verdict line: NAT-PMP/PCP, then UPnP IGD if they gave no address."""
+    if not asks_router(cfg):
+        return NOT_ASKED
+    address, port = cfg.router or (gateway, router.PORT)
+    answer = router.ask(address, port) if address else None
+    if router.external(answer) is None:
+        upnp = ask()
+        if router.external(upnp) is not None or answer is None:
+            answer = upnp
+        else:
+            no_public = answer.no_public or upnp.no_public
+            answer = answer._replace(no_public=no_public, why=f"{answer.why}; {upnp.why}")
+    key = router.verdict(answer, duckdns_ipv4)
+    line = router.describe(key, answer, duckdns_ipv4)
+    if key == router.CGNAT_NAT and host_ipv6:
+        line += f" (this host has the global IPv6 address {host_ipv6})"
+    return line
