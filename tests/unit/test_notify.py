@@ -182,7 +182,7 @@ def test_notify_test_sends_one_message_per_url_and_says_each_verdict(conf, runne
 
 def test_check_names_notify_and_refuses_a_url_apprise_cannot_use(conf, runner, hook):
     code, out, err = runner(conf(notify=hook.url(HOOK_SECRET)))("check")
-    assert code == 0 and out.rstrip().endswith("; notify 1 URL)"), out + err
+    assert code == 0 and out.splitlines()[0].endswith("; notify 1 URL)"), out + err
     bad = f"nosuchservice://{HOOK_SECRET}@example.org"
     code, out, err = runner(conf(notify=f"{hook.url(HOOK_SECRET)}, {bad}"))("check")
     assert_secret_free(out, err)
@@ -216,7 +216,7 @@ def test_without_apprise_check_says_how_to_install_it_and_updates_still_run(
     monkeypatch.setattr(notify, "available", lambda: False)
     run = runner(conf(token=WRONG, notify=hook.url(HOOK_SECRET)))
     code, out, err = run("check")
-    assert code == 0 and out.rstrip().endswith("notify 1 URL, Apprise missing)")
+    assert code == 0 and out.splitlines()[0].endswith("notify 1 URL, Apprise missing)")
     assert "Apprise is not installed: install it with 'sudo apt install apprise'" in err
     code, _, err = run("update")
     assert code == 1  # KO: the update's own verdict
