@@ -193,8 +193,8 @@ def _say_probe(before: str, after: str, plan: Plan, duckdns_ipv4: str) -> None:
     if after == decide.PROBE_FAILING:
         report.warning(
             f"address probe failed ({targets}): asking DuckDNS at most every 5 minutes until "
-            "it answers again; check that DNS to those addresses is not blocked, or set "
-            "'probe' to other addresses"
+            "it answers again; check that those targets can be reached (DNS to the resolvers, "
+            "NAT-PMP/PCP to the router), or set 'probe' to others"
         )
     elif after == decide.PROBE_DISTRUSTED:
         report.warning(
