@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import time
 from collections import namedtuple
-from contextlib import contextmanager, suppress
 
 from duckdns import backoff, config, heartbeat, report
 
@@ -238,26 +237,31 @@ def _asset(apprise):
         return apprise.AppriseAsset()
 
 
-@contextmanager
-def _logs():
-    """Apprise's log lines through duckdns.report (redacted, at -vv), never to stderr."""
-    import logging
+class _logs:  # noqa: N801 - used as ``with _logs():``, like a function
+    """Apprise's log lines through duckdns.report (redacted, at -vv), never to stderr.
 
-    class ToReport(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            with suppress(Exception):  # a malformed log call in a plugin: dropped
-                report.debug(f"apprise: {record.getMessage()}")
+    A class, not contextlib.contextmanager: this module loads on every timer run (its
+    state fields), and contextlib would be imported for nothing there."""
 
-    logger = logging.getLogger("apprise")
-    handler, saved = ToReport(), (logger.propagate, logger.level)
-    logger.addHandler(handler)
-    logger.propagate = False
-    logger.setLevel(logging.DEBUG if report.threshold >= report.DEBUG else logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate, logger.level = saved
+    def __enter__(self) -> None:
+        import logging
+
+        class ToReport(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                try:
+                    report.debug(f"apprise: {record.getMessage()}")
+                except Exception:  # noqa: S110 - a malformed log call in a plugin: dropped
+                    pass
+
+        self.logger = logger = logging.getLogger("apprise")
+        self.handler, self.saved = ToReport(), (logger.propagate, logger.level)
+        logger.addHandler(self.handler)
+        logger.propagate = False
+        logger.setLevel(logging.DEBUG if report.threshold >= report.DEBUG else logging.WARNING)
+
+    def __exit__(self, *exc) -> None:
+        self.logger.removeHandler(self.handler)
+        self.logger.propagate, self.logger.level = self.saved
 
 
 def check(cfg) -> str:
