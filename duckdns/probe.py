@@ -13,7 +13,8 @@ asks the router itself over NAT-PMP/PCP (duckdns.router), whose address the pipe
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections import namedtuple
+from collections.abc import Iterable
 
 from duckdns.config import ProbeTarget
 from duckdns.dnswire import (
@@ -53,15 +54,15 @@ def ask(target: ProbeTarget, timeout: float = DEFAULT_TIMEOUT) -> str:
     response = query(name, qtype, target.address, target.port, qclass=qclass, timeout=timeout)
     values = set(response.values(name, qtype, qclass))
     if not values:
-        raise DNSError(f"{target}: no answer for {name}")
+        raise DNSError(f"no answer for {name}")
     if len(values) > 1:
         listed = ", ".join(_shown(v) for v in sorted(values)[:SHOWN_VALUES])
         more = f" and {len(values) - SHOWN_VALUES} more" if len(values) > SHOWN_VALUES else ""
-        raise DNSError(f"{target}: several answers for {name}: {listed}{more}")
+        raise DNSError(f"several answers for {name}: {listed}{more}")
     value = values.pop()
     address = _ipv4_text(value)
     if address is None:
-        raise DNSError(f"{target}: answer {_shown(value)} is not an IPv4 address")
+        raise DNSError(f"answer {_shown(value)} is not an IPv4 address")
     return address
 
 
@@ -78,42 +79,45 @@ class CannotDecide(Exception):
     """The router answered no global address (or nothing): the next target is asked."""
 
 
-def ask_router(target: ProbeTarget, on_router: Callable | None = None) -> str:
-    """The router's external address if global; raises CannotDecide. ``on_router`` is
-    handed the router's answer, whatever it is (for the reachability verdict)."""
+# What asking the targets found: the first valid ``address`` (None if every target failed),
+# each failed target with why (``failures``), and the router's answer when it was asked
+# (``router``, a duckdns.router.Answer: the reachability verdict needs it whatever it is).
+Probed = namedtuple("Probed", "address failures router")
+
+
+def ask_router(answer) -> str:
+    """The address a router's answer (duckdns.router.Answer) decides with; CannotDecide."""
     from duckdns import router
 
-    if target.address:
-        answer = router.ask(target.address, target.port)
-    else:
-        answer = router.Answer(None, why="no default gateway in the kernel's routing table")
-    if on_router is not None:
-        on_router(answer)
     address = router.usable(answer)
     if address is None:
         raise CannotDecide(router.why_not(answer))
     return address
 
 
-def public_ipv4(
-    targets: Iterable[ProbeTarget],
-    timeout: float = DEFAULT_TIMEOUT,
-    on_error: Callable[[ProbeTarget, Exception], None] | None = None,
-    on_router: Callable | None = None,
-) -> str | None:
-    """Ask each target in order; the first valid IPv4 answer, or None if all fail.
+def _router_answer(target: ProbeTarget):
+    from duckdns import router
+
+    if not target.address:
+        return router.Answer(None, why="no default gateway in the kernel's routing table")
+    return router.ask(target.address, target.port)
+
+
+def public_ipv4(targets: Iterable[ProbeTarget], timeout: float = DEFAULT_TIMEOUT) -> Probed:
+    """Ask each target in order until one gives a valid IPv4 answer.
 
     ``timeout`` applies to each target (the router's exchange has its own, as long), so
-    the worst case is ``timeout`` times the number of targets. ``on_error`` (e.g. a debug
-    logger) is told why each failed target failed. Never raises for network or answer
-    trouble: failure means "update".
+    the worst case is ``timeout`` times the number of targets. Never raises for network
+    or answer trouble: failure means "update".
     """
+    failures: list[tuple[ProbeTarget, str]] = []
+    heard = None
     for target in targets:
         try:
             if target.kind == "router":
-                return ask_router(target, on_router)
-            return ask(target, timeout)
+                heard = _router_answer(target)
+                return Probed(ask_router(heard), failures, heard)
+            return Probed(ask(target, timeout), failures, heard)
         except (DNSError, CannotDecide) as e:
-            if on_error is not None:
-                on_error(target, e)
-    return None
+            failures.append((target, str(e)))
+    return Probed(None, failures, heard)

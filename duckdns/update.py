@@ -51,11 +51,11 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
         return EXIT_OK
     # Gather: the probe's answer (the router's too, for the verdict) and this host's
     # address, then plan.
-    seen: list = []
     if cfg.ipv4 == "auto" and cfg.probe:
-        asked = ask_probe(probe_targets(cfg, router.default_gateway), seen.append)
+        probed = ask_probe(probe_targets(cfg, router.default_gateway))
+        asked = probed.address, [f"{target}: {why}" for target, why in probed.failures]
     else:
-        asked = None
+        probed, asked = None, None
     plan = decide.plan(_inputs(cfg, saved, now, force, fingerprint, asked))
     if cfg.ipv6 == "auto" and plan.want[Family.IPV6] is None:
         report.info("ipv6 = auto, but this host has no global IPv6 address: AAAA left as it is")
@@ -63,7 +63,7 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
         report.debug(f"nothing changed (IPv4 {saved['ipv4'] or '-'}): no request sent")
         _say_probe(saved["probe_state"], plan.probe_state, plan, saved["ipv4"])
         recorded = None
-        changed = _reach(saved, seen, now)
+        changed = _reach(saved, probed, now)
         changed |= state.record_probe(saved, plan.probe_state, plan.probe_answer, None, now)
         if changed or dirty:
             recorded = _save(cfg, state_path, saved, now)
@@ -85,7 +85,7 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
     before = dict(saved)
     bare_news = state.record_outcome(saved, outcome, plan.probe_answer, now)
     _report(cfg, plan, outcome, before, saved, bare_news)
-    _reach(saved, seen, now)
+    _reach(saved, probed, now)
     code = _settle(saved, outcome.kind, outcome.message, now, now, force)
     if not unrecorded:  # before the heartbeat: a monitor that hangs cannot make it forget
         _save(cfg, state_path, saved, now)
@@ -110,27 +110,24 @@ def probe_targets(cfg, gateway) -> list:
     return [cfg.probe[0]._replace(address=address, port=port), *cfg.probe[1:]]
 
 
-def ask_probe(targets, on_router=None) -> tuple[str | None, list[str]]:
-    """The probe's answer (None if every target failed) and why each failed target failed;
-    ``on_router`` is handed the router's answer when the router is asked."""
-    errors: list[str] = []
-
-    def failed(target, exc) -> None:
-        errors.append(f"{target}: {exc}")
-        report.debug(f"address probe {target} failed: {exc}")
-
-    return probe.public_ipv4(targets, on_error=failed, on_router=on_router), errors
+def ask_probe(targets) -> probe.Probed:
+    """What the probe's targets say (duckdns.probe.public_ipv4); why each failed, at -vv."""
+    probed = probe.public_ipv4(targets)
+    for target, why in probed.failures:
+        report.debug(f"address probe {target} failed: {why}")
+    return probed
 
 
-def _reach(saved: dict, seen: list, now: int) -> bool:
+def _reach(saved: dict, probed: probe.Probed | None, now: int) -> bool:
     """Record the reachability verdict from the router's answer (when it was asked) and
     the address DuckDNS recorded; say it once when it changes. True if it changed."""
-    if not seen:
+    if probed is None or probed.router is None:
         return False
-    key, before = router.verdict(seen[0], saved["ipv4"]), saved["reach"]
-    changed = state.record_reach(saved, key, router.external(seen[0]) or "", now)
+    heard = probed.router
+    key, before = router.verdict(heard, saved["ipv4"]), saved["reach"]
+    changed = state.record_reach(saved, key, router.external(heard) or "", now)
     if key != before:
-        line = router.describe(key, seen[0], saved["ipv4"])
+        line = router.describe(key, heard, saved["ipv4"])
         (report.notice if key in (router.DIRECT, router.UNKNOWN) else report.warning)(line)
     return changed
 

@@ -440,7 +440,7 @@ def test_probe_reads_only_one_ipv4_address(reply, monkeypatch_session):
         address = probe.ask(target)
     except DNSError as exc:
         one_short_line(str(exc))
-        event(f"probe: DNSError {str(exc).split(': ', 2)[1].split(' ')[0]}")
+        event(f"probe: DNSError {str(exc).split(' ')[0]}")  # "no", "several", "answer"
         return
     assert str(ipaddress.IPv4Address(address)) == address
     assert (

@@ -67,15 +67,13 @@ HOSTILE = {
 
 @pytest.mark.parametrize("behaviour", list(HOSTILE))
 def test_probe_is_bounded(behaviour):
-    errors: list[str] = []
     with DNSServer(RECORDS, behaviour=behaviour) as dns:
         dns.late_by = PROBE_TIMEOUT * 3
         host, port = dns.address
         targets = [ProbeTarget("cloudflare", host, port), ProbeTarget("opendns", host, port)]
         start = time.monotonic()
-        found = probe.public_ipv4(
-            targets, PROBE_TIMEOUT, on_error=lambda t, e: errors.append(str(e))
-        )
+        found, failures, _ = probe.public_ipv4(targets, PROBE_TIMEOUT)
+        errors = [why for _, why in failures]
         elapsed = time.monotonic() - start
     assert elapsed <= PROBE_TIMEOUT * len(targets) + SLACK, f"{elapsed:.2f} s"
     assert found == HOSTILE[behaviour]

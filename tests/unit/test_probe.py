@@ -165,7 +165,8 @@ def test_identical_duplicates_are_fine():
 def test_first_target_wins():
     with DNSServer([WHOAMI]) as first, DNSServer(["myip.opendns.com:A:198.51.100.1"]) as second:
         assert (
-            public_ipv4([target("cloudflare", first), target("opendns", second)]) == "203.0.113.7"
+            public_ipv4([target("cloudflare", first), target("opendns", second)]).address
+            == "203.0.113.7"
         )
     assert len(first.queries) == 1
     assert second.queries == []  # never asked
@@ -177,7 +178,9 @@ def test_silent_first_falls_back():
         DNSServer(["myip.opendns.com:A:198.51.100.1"]) as second,
     ):
         start = time.monotonic()
-        got = public_ipv4([target("cloudflare", first), target("opendns", second)], timeout=0.3)
+        got = public_ipv4(
+            [target("cloudflare", first), target("opendns", second)], timeout=0.3
+        ).address
         elapsed = time.monotonic() - start
     assert got == "198.51.100.1"
     assert 0.28 <= elapsed < 0.8
@@ -190,7 +193,7 @@ def test_silent_first_falls_back():
 )
 def test_misbehaving_first_falls_back(behaviour):
     with DNSServer([WHOAMI], behaviour=behaviour) as first, DNSServer([MYIP]) as second:
-        got = public_ipv4([target("cloudflare", first), target("opendns", second)])
+        got = public_ipv4([target("cloudflare", first), target("opendns", second)]).address
     assert got == "203.0.113.7"
     assert len(second.queries) == 1
 
@@ -200,7 +203,7 @@ def test_garbage_answer_text_falls_back():
         DNSServer(["whoami.cloudflare:CH:TXT:<html>captive portal</html>"]) as first,
         DNSServer([MYIP]) as second,
     ):
-        got = public_ipv4([target("cloudflare", first), target("opendns", second)])
+        got = public_ipv4([target("cloudflare", first), target("opendns", second)]).address
     assert got == "203.0.113.7"
 
 
@@ -208,11 +211,10 @@ def test_a_lie_is_returned_as_is():
     # A lying resolver (an ISP that intercepts DNS) gives a valid address: the probe cannot
     # tell. The self-check after each real update (compare with DuckDNS's view) catches it.
     with DNSServer([WHOAMI], behaviour="lie") as dns:
-        assert public_ipv4([target("cloudflare", dns)]) == "198.51.100.66"
+        assert public_ipv4([target("cloudflare", dns)]).address == "198.51.100.66"
 
 
 def test_all_fail_gives_none_and_reports_each():
-    failures: list[tuple[str, str]] = []
     with (
         DNSServer([WHOAMI], behaviour="servfail") as first,
         DNSServer([MYIP], behaviour="garbage") as second,
@@ -223,8 +225,9 @@ def test_all_fail_gives_none_and_reports_each():
             target("opendns", second),
             target("cloudflare", third),
         ]
-        got = public_ipv4(targets, on_error=lambda t, e: failures.append((str(t), str(e))))
-    assert got is None
+        got, found_failures, router_answer = public_ipv4(targets)
+    failures = [(str(t), why) for t, why in found_failures]
+    assert got is None and router_answer is None
     assert [t for t, _ in failures] == [str(t) for t in targets]
     assert "SERVFAIL" in failures[0][1]
     assert "malformed reply" in failures[1][1]
@@ -232,8 +235,8 @@ def test_all_fail_gives_none_and_reports_each():
 
 
 def test_no_targets_gives_none():
-    assert public_ipv4([]) is None
-    assert public_ipv4(parse_probe("off")) is None
+    assert public_ipv4([]).address is None
+    assert public_ipv4(parse_probe("off")).address is None
 
 
 def test_closed_port_gives_none_quickly():
@@ -241,14 +244,14 @@ def test_closed_port_gives_none_quickly():
         s.bind((LOCAL, 0))
         port = s.getsockname()[1]
     start = time.monotonic()
-    assert public_ipv4([ProbeTarget("cloudflare", LOCAL, port)]) is None
+    assert public_ipv4([ProbeTarget("cloudflare", LOCAL, port)]).address is None
     assert time.monotonic() - start < 0.5
 
 
 def test_default_timeout_bounds_each_target():
     with DNSServer([WHOAMI], behaviour="silent") as dns:
         start = time.monotonic()
-        assert public_ipv4([target("cloudflare", dns)]) is None
+        assert public_ipv4([target("cloudflare", dns)]).address is None
         elapsed = time.monotonic() - start
     assert 0.98 <= elapsed < 1.5
 
@@ -257,7 +260,7 @@ def test_late_answer_is_ignored():
     with DNSServer([WHOAMI]) as dns:
         dns.delay = 0.5
         start = time.monotonic()
-        assert public_ipv4([target("cloudflare", dns)], timeout=0.2) is None
+        assert public_ipv4([target("cloudflare", dns)], timeout=0.2).address is None
         assert time.monotonic() - start < 0.45
 
 
