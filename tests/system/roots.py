@@ -69,7 +69,7 @@ BASE_PACKAGES = [
     "apprise",  # recommended: notify = URL (test_hardening.py sends through it)
     "autopkgtest",  # Debian's runner of debian/tests, inside the booted container
     "apt-listchanges",  # shows the changelog and NEWS on upgrade (test_lifecycle.py)
-    # The router the Pi asks for its external address (test_router.py): Debian's NAT-PMP,
+    # The router the Pi asks for its external address (test_miniupnpd.py): Debian's NAT-PMP,
     # PCP and UPnP IGD daemon, the same package name on both releases. Installed
     # noninteractively its debconf question "start the daemon?" keeps its default, no,
     # and its unit is masked below: the test runs it in a network namespace of its own.
@@ -364,7 +364,7 @@ def _prepare_bootable(root: Path) -> None:
         "e2scrub_all.timer",
         "fstrim.timer",
         "man-db.timer",
-        "miniupnpd.service",  # test_router.py starts the daemon itself, in its namespace
+        "miniupnpd.service",  # test_miniupnpd.py starts the daemon itself, in its namespace
     ):
         link = root / "etc/systemd/system" / unit
         if not link.exists():

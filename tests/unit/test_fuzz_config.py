@@ -209,7 +209,7 @@ def _same_for_every_parser(url: config.HttpsURL) -> None:
     assert (split.hostname, split.port or 443) == (url.hostname, url.port)
     parsed = urllib3.util.parse_url(sent)
     assert (parsed.host.strip("[]"), parsed.port or 443) == (url.hostname, url.port)
-    assert parsed.path == url.base.split(url.netloc, 1)[1] + "/update"
+    assert parsed.path == url.base.split("://", 1)[1].removeprefix(url.netloc) + "/update"
     assert config.parse_https_url(url.base).base == url.base  # canonical: a fixed point
 
 

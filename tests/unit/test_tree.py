@@ -42,3 +42,12 @@ def test_no_issue_numbers_in_the_tree():
             if HISTORY.search(line):
                 offenders.append(f"{'/'.join(parts)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def test_test_files_have_names_of_their_own():
+    """The test directories are not packages (pytest imports each file by its base name), so
+    two layers' files of one name make pytest refuse the second when both are collected."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted(TESTS.glob("*/test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(TESTS)))
+    assert {name: where for name, where in seen.items() if len(where) > 1} == {}
