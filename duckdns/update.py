@@ -96,7 +96,9 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
     return code
 
 
-def _nothing_to_publish(cfg, state_path: str, saved: dict, plan: Plan, now: int, force: bool) -> int:
+def _nothing_to_publish(
+    cfg, state_path: str, saved: dict, plan: Plan, now: int, force: bool
+) -> int:
     """No address to publish (plan.missing): a failed attempt of this host's own, asking
     DuckDNS nothing. Recorded and backed off like DuckDNS's failures, so it is said once,
     the runs inside the wait end at once with 0, the heartbeat says "down" and the admin is
