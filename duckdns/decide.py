@@ -13,7 +13,7 @@ DuckDNS's own view of the TLS connection (``ip=`` empty) for ``ipv4 = auto``, th
 unauthenticated, so it only decides *whether* the A record needs a request, never *what* to
 set.
 
-The requests, as DuckDNS documents them (shared/duckdns-api.md, docs/design.md):
+The requests, as DuckDNS documents them (docs/duckdns-api.md, docs/design.md):
 
 * ``ipv4 = auto`` and an IPv6 address: **two requests**, because "when ipv6 is given, the
   autodetection for ip is not used": ``ip=`` (A from the connection) and ``ip=&ipv6=X``
