@@ -239,13 +239,9 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    from duckdns import decide, update
+    from duckdns import update
 
-    try:
-        return update.run(config_path(args), force=args.force, dry_run=args.dry_run)
-    except decide.NoAddress as exc:
-        report.error(str(exc))
-        return EXIT_TEMPFAIL
+    return update.run(config_path(args), force=args.force, dry_run=args.dry_run)
 
 
 def cmd_txt(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ DEFAULT_REFRESH = 24 * 3600
 MAX_REFRESH = 365 * 86400
 MAX_SIZE = 65536  # a config is a few hundred bytes; more is not a config
 MAX_CA_SIZE = 4 * 1024 * 1024  # Debian's whole CA store is about 200 KiB
-# DuckDNS free accounts have at most 5 subnames (docs: duckdns-api.md): more is said by check.
+# DuckDNS free accounts have at most 5 subnames (docs/duckdns-api.md): more is said by check.
 ACCOUNT_DOMAINS = 5
 
 TOKEN = re.compile(report.TOKEN_PATTERN)

@@ -13,7 +13,7 @@ DuckDNS's own view of the TLS connection (``ip=`` empty) for ``ipv4 = auto``, th
 unauthenticated, so it only decides *whether* the A record needs a request, never *what* to
 set.
 
-The requests, as DuckDNS documents them (shared/duckdns-api.md, docs/design.md):
+The requests, as DuckDNS documents them (docs/duckdns-api.md, docs/design.md):
 
 * ``ipv4 = auto`` and an IPv6 address: **two requests**, because "when ipv6 is given, the
   autodetection for ip is not used": ``ip=`` (A from the connection) and ``ip=&ipv6=X``
@@ -74,10 +74,6 @@ PROBE_OK, PROBE_FAILING, PROBE_DISTRUSTED = "ok", "failing", "distrusted"
 PROBE_OFF, PROBE_UNUSED = "off", "unused"
 
 
-class NoAddress(Exception):
-    """``ipv6 = auto`` with ``ipv4 = off``, but the host has no usable global IPv6 address."""
-
-
 class Inputs:
     """Everything a run knows before it sends anything.
 
@@ -124,6 +120,7 @@ class Plan:
         "disputed_lately",
         "fingerprint",
         "new_config",
+        "missing",
     )
 
     def __init__(self, want: dict[Family, str | None], fingerprint: str, new_config: bool):
@@ -137,6 +134,10 @@ class Plan:
         self.disputed_lately = False  # DuckDNS contradicted the probe within PROBE_TRUST
         self.fingerprint = fingerprint
         self.new_config = new_config  # first run, changed configuration or new updater
+        # Why there is nothing to publish ('' when there is): ipv4 = off and ipv6 = auto on
+        # a host without a global IPv6 address. A failure of this host's own, recorded and
+        # backed off like one of DuckDNS's, so it is said once, not every minute.
+        self.missing = ""
 
     @property
     def reason(self) -> str:
@@ -149,12 +150,16 @@ def fingerprint(cfg) -> str:
     return f"{cfg.fingerprint()}|{__version__}"
 
 
+NO_ADDRESS = (
+    "nothing to publish: ipv4 = off and ipv6 = auto, but this host has no global IPv6 "
+    "address; check the network connection (ip -6 addr), or set ipv4 = auto"
+)
+
+
 def wanted(cfg, host_ipv6: str | None) -> dict[Family, str | None]:
     """What each record should hold, from the config (and the host's address for auto)."""
     ipv4 = None if cfg.ipv4 == "off" else cfg.ipv4
     ipv6 = host_ipv6 if cfg.ipv6 == "auto" else None if cfg.ipv6 == "off" else cfg.ipv6
-    if cfg.ipv6 == "auto" and ipv6 is None and ipv4 is None:
-        raise NoAddress("ipv6 = auto, but this host has no global IPv6 address")
     return {Family.IPV4: ipv4, Family.IPV6: ipv6}
 
 
@@ -182,6 +187,9 @@ def plan(inputs: Inputs) -> Plan:
         state["fingerprint"] != inputs.fingerprint,
     )
     _judge_probe_before(inputs, result)
+    if not any(result.want.values()):
+        result.missing = NO_ADDRESS
+        return result
     for family in Family:
         want = result.want[family]
         if want is None:
@@ -196,7 +204,7 @@ def plan(inputs: Inputs) -> Plan:
                 reason = _ipv4_signal(cfg, state, result, now)
         if reason:
             result.reasons[family] = reason
-    if state["failures"] and not result.reasons and any(result.want.values()):
+    if state["failures"] and not result.reasons:
         # The backoff's wait is over (duckdns.update checked): only DuckDNS's answer ends a
         # failure streak, so ask it even if nothing else is due; else a failed one-off
         # request (--force) would leave status "failing" until the next refresh.

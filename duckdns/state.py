@@ -198,18 +198,19 @@ def forget_records(state: dict) -> None:
     state.update(sent_ipv4="", sent_ipv6="", ipv4_confirmed=None, ipv6_confirmed=None)
 
 
-def begin_attempt(state: dict, fingerprint: str | None, now: int) -> None:
+def begin_attempt(state: dict, fingerprint: str | None, now: int, sending: bool = True) -> None:
     """Requests are about to be sent: until :func:`record_outcome`, the run is in flight.
 
     Saved before the first request, so that a run stopped before DuckDNS answered (the
     unit's time limit, a power cut) still counts as a failed attempt for the backoff.
     ``fingerprint``: a first run, a changed configuration or a new updater, for which
-    nothing counts as confirmed any more (None: the same configuration).
+    nothing counts as confirmed any more (None: the same configuration). ``sending=False``:
+    an attempt that fails before any request (nothing to publish), never in flight.
     """
     if fingerprint is not None:
         forget_records(state)
         state["fingerprint"] = fingerprint
-    state.update(last_run=now, in_flight=now)
+    state.update(last_run=now, in_flight=now if sending else None)
 
 
 def interrupted(state: dict) -> int | None:

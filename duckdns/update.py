@@ -57,6 +57,8 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
     else:
         probed, asked = None, None
     plan = decide.plan(_inputs(cfg, saved, now, force, fingerprint, asked))
+    if plan.missing:
+        return _nothing_to_publish(cfg, state_path, saved, plan, now, force)
     if cfg.ipv6 == "auto" and plan.want[Family.IPV6] is None:
         report.info("ipv6 = auto, but this host has no global IPv6 address: AAAA left as it is")
     if not plan.requests:
@@ -91,6 +93,25 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
         _save(cfg, state_path, saved, now)
     _heartbeat(cfg, state_path, saved, outcome.kind == "ok", outcome.message, now, not unrecorded)
     _notify(cfg, state_path, saved, now, not unrecorded)
+    return code
+
+
+def _nothing_to_publish(
+    cfg, state_path: str, saved: dict, plan: Plan, now: int, force: bool
+) -> int:
+    """No address to publish (plan.missing): a failed attempt of this host's own, asking
+    DuckDNS nothing. Recorded and backed off like DuckDNS's failures, so it is said once,
+    the runs inside the wait end at once with 0, the heartbeat says "down" and the admin is
+    told; the first run with an address sends it and says the updates work again."""
+    state.begin_attempt(saved, plan.fingerprint if plan.new_config else None, now, sending=False)
+    recorded = _save(cfg, state_path, saved, now)
+    if not recorded and not backoff.unrecorded_turn(now, ",".join(cfg.domains)):
+        return EXIT_OK
+    code = _settle(saved, "error", plan.missing, now, now, force)
+    if recorded:
+        _save(cfg, state_path, saved, now)
+    _heartbeat(cfg, state_path, saved, False, plan.missing, now, recorded)
+    _notify(cfg, state_path, saved, now, recorded)
     return code
 
 
@@ -291,6 +312,9 @@ def _notify(cfg, state_path: str, saved: dict, now: int, recorded) -> None:
 def _print_requests(cfg, plan: Plan) -> int:
     from duckdns import api
 
+    if plan.missing:
+        report.error(plan.missing)
+        return EXIT_TEMPFAIL
     for request in plan.requests:
         report.out(api.describe(cfg, api.build_query(cfg, ipv4=request.ip, ipv6=request.ipv6)))
     return EXIT_OK

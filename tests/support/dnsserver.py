@@ -195,7 +195,7 @@ class LaggingZone:
     so a test runs end to end: the updater sets the value over HTTPS, and the name server
     serves it. A thread samples the source every ``interval`` s; a changed value is served
     ``delay`` s after the sample that first saw it (DuckDNS's name servers serve a new TXT
-    value after a delay: ../shared/duckdns-api.md, "The ACME side"). ``delay`` may be
+    value after a delay: docs/duckdns-api.md, "TXT records"). ``delay`` may be
     changed at any time. A subname the source does not list is NXDOMAIN; an empty value
     gives no TXT record (what DuckDNS serves then is not known, so no test relies on it).
     Questions for the zone's own name (NS records and the like) go to the record table.

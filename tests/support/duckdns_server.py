@@ -1,6 +1,6 @@
 """A DuckDNS look-alike HTTPS server for tests (standard library only).
 
-It follows the published API as ``shared/duckdns-api.md`` summarises it (www.duckdns.org/spec.jsp
+It follows the published API as ``docs/duckdns-api.md`` summarises it (www.duckdns.org/spec.jsp
 and the peers' observations cited there); each behaviour below names the rule it implements
 ("API: ..."). Where the real service's behaviour is not known, the look-alike picks one and says
 so ("UNKNOWN: ..."); the updater must not depend on those choices (tests/unit/test_update.py

@@ -409,7 +409,7 @@ def test_a_bad_domain_is_named_by_position(duck, conf, value, expected):
 
 
 def test_more_than_five_domains_is_a_warning_of_check_only(duck, conf):
-    """DuckDNS free accounts hold at most 5 subnames (duckdns-api.md); whether any account
+    """DuckDNS free accounts hold at most 5 subnames (docs/duckdns-api.md); whether any account
     holds more is not known, so it is said, not refused, and not by every timer run."""
     cfg = conf(domains="a1,a2,a3,a4,a5,a6")
     proc = check(cfg)

@@ -1,7 +1,7 @@
 """The DuckDNS look-alike (tests/support/duckdns_server.py) against the published API, rule by rule.
 
 Raw HTTP/1.1 over real TLS, framing decoded here by hand, not through the updater: if the
-look-alike drifted from shared/duckdns-api.md, every updater test would prove the wrong thing.
+look-alike drifted from docs/duckdns-api.md, every updater test would prove the wrong thing.
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ def near_answers(draw) -> bytes:
 
 @st.composite
 def valid_answers(draw) -> tuple[bytes, bool]:
-    """Documented answers (duckdns-api.md, "The update API"), to check they still parse."""
+    """Documented answers (docs/duckdns-api.md, "The update request"), to check they still parse."""
     txt = draw(st.booleans())
     state = draw(st.sampled_from(["UPDATED", "NOCHANGE"]))
     if txt:

@@ -169,3 +169,56 @@ def test_a_state_that_cannot_be_written_does_not_make_every_run_ping(
         assert run()[0] == 0
     assert 1 <= len(monitor.pings) - 1 <= 4, len(monitor.pings)
     assert len(duck.requests) <= 1 + 4  # the refresh is due too: the same turns
+
+
+def test_an_ipv6_only_host_without_an_address_fails_once_backs_off_and_pings_down(
+    duck, conf, runner, monitor
+):
+    """ipv4 = off, ipv6 = auto and the address gone: nothing to publish is a failed attempt
+    like any other (decide.Plan.missing): said once with exit 75, recorded, backed off (the
+    runs inside the wait end with 0 and say nothing), "down" to the monitor, shown by
+    status; DuckDNS is asked nothing until the address is back."""
+    run = runner(conf(ipv4="off", ipv6="auto", healthcheck=f"{monitor.url}/{HC_KEY}"))
+    run.ipv6 = "2a01:4f8:1:2::3"
+    assert run_checked(run)[0] == 0
+    assert [p["status"] for p in monitor.pings] == ["up"]
+    run.ipv6 = None
+    run.later(60)
+    code, _, err = run_checked(run)
+    assert code == 75
+    assert "nothing to publish" in err and "no global IPv6 address" in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert [p["status"] for p in monitor.pings] == ["up", "down"]
+    state = json.loads((run.cfg.parent / "state.json").read_text())
+    assert state["failures"] == 1 and state["failure_kind"] == "error"
+    assert state["in_flight"] is None
+    codes, said = [], []
+    for _ in range(60):  # an hour without an address: single attempts 1, 2, 4, 8, 15 min apart
+        run.later(60)
+        code, _, err = run_checked(run)
+        codes.append(code)
+        said += err.strip().splitlines()
+    assert codes.count(75) <= 8, codes
+    assert set(codes) <= {0, 75}
+    assert len(said) <= 2, said  # the first error above, then at most a reminder an hour
+    assert len(duck.requests) == 1, "DuckDNS is asked nothing without an address"
+    assert [p["status"] for p in monitor.pings] == ["up", "down"], "down once"
+    code, out, _ = run_checked(run, "status")
+    assert "Failing since" in out
+    run.ipv6 = "2a01:4f8:1:2::99"
+    for _ in range(16):  # the address is back: sent when the wait ends, the recovery said
+        run.later(60)
+        code, _, err = run_checked(run)
+        if duck.requests[1:]:
+            break
+    assert code == 0 and "updates work again" in err
+    assert [p["status"] for p in monitor.pings] == ["up", "down", "up"]
+    assert duck.record_of("piserver")["ipv6"] == "2a01:4f8:1:2::99"
+    check_files(run.cfg)
+
+
+def test_dry_run_without_an_address_says_so(conf, runner):
+    run = runner(conf(ipv4="off", ipv6="auto"))
+    code, out, err = run("update", "--dry-run")
+    assert (code, out) == (75, "")
+    assert "nothing to publish" in err

@@ -269,7 +269,7 @@ def test_late_answer_is_ignored():
 )
 def test_ipv6_addresses_are_refused_with_the_reason_and_the_fix(spec):
     # Cloudflare answers the IPv6 address a query came from, OpenDNS NXDOMAIN for A over IPv6
-    # (shared/duckdns-api.md): such a probe could never say anything about IPv4.
+    # (docs/duckdns-api.md): such a probe could never say anything about IPv4.
     with pytest.raises(ValueError, match="can never tell the public IPv4 address") as e:
         parse_probe(f"cloudflare@1.1.1.1, {spec}")
     assert "cloudflare@1.1.1.1" in str(e.value) and spec in str(e.value)
