@@ -54,6 +54,9 @@ BACKUP_UNIT_PATHS = (
 # What the timer runs (debian/duckdns.service: ExecStart=/usr/bin/duckdns update), parsed
 # without argparse: importing and building it would be a third of such a run's CPU.
 TIMER_ARGV = ["update"]
+# postinst's own command (not in --help: not for people): `duckdns --config FILE
+# debconf-write` reads the debconf answers from stdin and rewrites the keys they set.
+DEBCONF_WRITE = "debconf-write"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +172,10 @@ def parse_args(argv: list[str]):
     """argparse's namespace; the timer's own command line without importing argparse."""
     if argv == TIMER_ARGV:
         return types.SimpleNamespace(command="update", force=False, dry_run=False)
+    if argv[-1:] == [DEBCONF_WRITE] and (len(argv) == 1 or argv[:1] == ["--config"]):
+        path = argv[1] if len(argv) == 3 else None
+        if len(argv) in (1, 3):
+            return types.SimpleNamespace(command=DEBCONF_WRITE, config=path)
     return build_parser().parse_args(argv)
 
 
@@ -293,6 +300,29 @@ def cmd_backup_paths(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_debconf_write(args: types.SimpleNamespace) -> int:
+    """The debconf answers into the config (debian/postinst): ``key = value`` lines on
+    stdin, never argv or the environment (the token is among them). Exit 78: nothing was
+    written, and the message says why and what to do."""
+    path = config_path(args)
+    data = sys.stdin.buffer.read(config.MAX_SIZE + 1)
+    try:
+        if len(data) > config.MAX_SIZE:
+            raise config.ConfigError("the answers are too long")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise config.ConfigError("the answers are not UTF-8 text") from None
+        config.rewrite(path, config.read_answers(text))
+    except config.ConfigError as exc:
+        kept = f"{path} is left unchanged" if os.path.lexists(path) else "nothing was written"
+        raise config.ConfigError(f"{exc}; {kept}") from None
+    except OSError as exc:
+        report.error(f"{path} cannot be written ({exc.strerror}); it is left unchanged")
+        return EXIT_TEMPFAIL
+    return EXIT_OK
+
+
 COMMANDS = {
     "update": cmd_update,
     "check": cmd_check,
@@ -302,6 +332,7 @@ COMMANDS = {
     "verify": cmd_verify,
     "backup-paths": cmd_backup_paths,
     "notify": cmd_notify,
+    DEBCONF_WRITE: cmd_debconf_write,
 }
 
 
