@@ -838,6 +838,29 @@ def _answer(key: str, value: str, where: str) -> str:
     return _address(value, 6, where)
 
 
+def current_answers(path: str) -> str:
+    """What the config ``path`` says of the keys debconf asks, as dpkg-reconfigure's
+    defaults (``key = value`` lines): the domains in normal form ('' if the updater would
+    refuse them), ipv6 ('off' when unset) and whether the token is one ('yes' or 'no'),
+    never the token itself. A refusal elsewhere in the file does not hide them."""
+    lines = read_lines(read_text(path, private=False))
+    try:
+        values, _ = translate(lines, path)  # a recipe's url line gives its keys
+    except ConfigError:
+        values = {}
+        for number, key, value in lines:
+            values.setdefault(key, (value, number))
+
+    def valid(key: str) -> str:
+        try:
+            return _answer(key, values[key][0], path) if key in values else ""
+        except ConfigError:
+            return ""
+
+    token = "yes" if valid("token") else "no"
+    return f"domains = {valid('domains')}\nipv6 = {valid('ipv6') or 'off'}\ntoken = {token}\n"
+
+
 def rewrite(path: str, answers: dict[str, str]) -> None:
     """Write ``answers`` (from :func:`read_answers`) into the config ``path``.
 

@@ -671,3 +671,39 @@ def test_debconf_write_reads_stdin_only():
     """No argument carries a value: the command line is exactly postinst's."""
     proc = run_duckdns("debconf-write", "--token", NEW)
     assert proc.returncode == 2
+
+
+def debconf_read(cfg) -> subprocess.CompletedProcess:
+    return run_duckdns("--config", str(cfg), "debconf-read")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            f"\ufeffDomains = PI,,cloud.duckdns.org.\r\nToKen = {CANARY.upper()}\r\nIPV6=Auto\r\n",
+            "domains = pi,cloud\nipv6 = auto\ntoken = yes\n",
+        ),
+        # The recipe's curl config: its url line gives the domains and the token.
+        (
+            f'url = "https://www.duckdns.org/update?domains=old&token={CANARY}&ip="\n-k\n',
+            "domains = old\nipv6 = off\ntoken = yes\n",
+        ),
+        # A line the updater refuses elsewhere hides nothing; a bad value gives no default.
+        (
+            f"colour = blue\ndomains = pi_server\ntoken = {CANARY}x\nipv6 = 2001:DB8::1\n",
+            "domains = \nipv6 = 2001:db8::1\ntoken = no\n",
+        ),
+        ("# empty\n", "domains = \nipv6 = off\ntoken = no\n"),
+    ],
+    ids=["bom-case-crlf", "recipe", "refused", "empty"],
+)
+def test_debconf_read_gives_the_defaults_never_the_token(tmp_path, text, expected):
+    cfg = _raw(tmp_path / "duckdns.conf", text)
+    proc = debconf_read(cfg)  # run_duckdns checks that the token is not in its output
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, expected, "")
+
+
+def test_debconf_read_of_a_missing_file_is_a_refusal(tmp_path):
+    proc = debconf_read(tmp_path / "nope.conf")
+    assert proc.returncode == 78 and "does not exist" in proc.stderr
