@@ -339,12 +339,17 @@ def test_reconfigure_accepts_the_domain_lists_the_updater_accepts(root):
         )
         assert "Invalid DuckDNS subdomain list" not in proc.stdout, proc.stdout
         assert conf_keys(root / CONF) == {"domains": written, "token": CANARY, "ipv6": "off"}
-    # A bad list is still refused at once, and asked again.
+    # A bad list is still refused at once, and asked again; a token pasted there too, and
+    # it is kept nowhere.
     proc = root.sh(
-        "dpkg-reconfigure duckdns", stdin="pi_server\nboat\n\nno\n", DEBIAN_FRONTEND="teletype"
+        "dpkg-reconfigure duckdns",
+        stdin=f"pi_server\n{OTHER}\nboat\n\nno\n",
+        DEBIAN_FRONTEND="teletype",
     )
-    assert "Invalid DuckDNS subdomain list" in proc.stdout
+    assert proc.stdout.count("Invalid DuckDNS subdomain list") == 2, proc.stdout
+    assert "The account token is not a subdomain" in proc.stdout
     assert conf_keys(root / CONF)["domains"] == "boat"
+    assert root.holders_of(OTHER) == []
 
 
 def test_upgrade_from_the_build_whose_postinst_wrote_the_backup_list(root, previous_deb):
