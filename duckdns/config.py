@@ -920,7 +920,8 @@ def _with_answers(old: str, answers: dict[str, str]) -> str:
             if line.key == "ipv6" and value == "auto" and _names_address(line.value):
                 kept.append(raw)
             else:
-                kept.append(f"{line.key} = {value}{chr(13) if raw.endswith(chr(13)) else ''}")
+                cr = "\r" if raw.endswith("\r") else ""
+                kept.append(f"{line.key} = {value}{cr}")
         # else: the key's second line, dropped
     text = bom + "\n".join(kept)
     if todo:
