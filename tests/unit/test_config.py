@@ -707,3 +707,67 @@ def test_debconf_read_gives_the_defaults_never_the_token(tmp_path, text, expecte
 def test_debconf_read_of_a_missing_file_is_a_refusal(tmp_path):
     proc = debconf_read(tmp_path / "nope.conf")
     assert proc.returncode == 78 and "does not exist" in proc.stderr
+
+
+def test_debconf_write_keeps_every_other_line_of_any_file_the_updater_reads(tmp_path):
+    """Property: whatever the key case, BOM, line endings, comments, blank lines and other
+    keys of a file the updater accepts, the rewrite gives a file it accepts with the new
+    token, and every line but the answered keys' is the same, in the same order."""
+    pytest.importorskip("hypothesis")
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from duckdns import config
+
+    def case(key: str):
+        return st.lists(st.booleans(), min_size=len(key), max_size=len(key)).map(
+            lambda ups: "".join(c.upper() if u else c for c, u in zip(key, ups, strict=True))
+        )
+
+    spaces = st.sampled_from(["", " ", "  ", "\t"])
+    comment = st.text(st.characters(blacklist_characters="\n\r"), max_size=20).map(
+        lambda t: "#" + t
+    )
+    other = st.sampled_from(["refresh = 12h", "Probe = off", "IPV4 = auto", "router = 10.0.0.1"])
+
+    @st.composite
+    def files(draw):
+        answered = [
+            f"{draw(spaces)}{draw(case('domains'))}{draw(spaces)}= PiServer{draw(spaces)}",
+            f"{draw(case('token'))}{draw(spaces)}={draw(spaces)}'{CANARY.upper()}'",
+        ]
+        if draw(st.booleans()):
+            answered.append(f"{draw(case('ipv6'))} = {draw(st.sampled_from(['off', 'auto']))}")
+        rest = draw(st.lists(st.one_of(comment, st.just(""), st.just("   ")), max_size=4))
+        rest += draw(st.lists(other, max_size=3, unique=True))
+        lines = draw(st.permutations(answered + rest))
+        eol = draw(st.sampled_from(["\n", "\r\n"]))
+        bom = draw(st.sampled_from(["", "\ufeff"]))
+        return bom + eol.join(lines) + draw(st.sampled_from(["", eol]))
+
+    def others(text: str) -> list[str]:
+        return [
+            raw
+            for n, raw in enumerate(text.removeprefix("\ufeff").split("\n"), 1)
+            if (line := config._read_line(n, raw)) is None or line.key not in config.ANSWERED
+        ]
+
+    cfg = tmp_path / "duckdns.conf"
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(files(), st.sampled_from(["auto", "off"]))
+    def check(before, ipv6):
+        _raw(cfg, before)
+        config.parse(before, str(cfg))  # the updater accepts it
+        config.rewrite(str(cfg), config.read_answers(f"domains =\ntoken = {NEW}\nipv6 = {ipv6}"))
+        after = cfg.read_bytes().decode()
+        made = config.parse(after, str(cfg))
+        assert (made.token, made.domains, made.ipv6) == (NEW, ("piserver",), ipv6)
+        if not any(line.key == "ipv6" for line in config.read_lines(before)):
+            # Appended: an unterminated last line gets the file's line ending first.
+            before += "" if before.endswith("\n") else "\r\n" if "\r\n" in before else "\n"
+        assert after.startswith("\ufeff") == before.startswith("\ufeff")
+        assert [line for line in others(after) if line] == [line for line in others(before) if line]
+        assert CANARY not in after.lower()
+
+    check()
