@@ -32,16 +32,16 @@ DEFAULT_REFRESH = 24 * 3600
 MAX_REFRESH = 365 * 86400
 MAX_SIZE = 65536  # a config is a few hundred bytes; more is not a config
 MAX_CA_SIZE = 4 * 1024 * 1024  # Debian's whole CA store is about 200 KiB
-BOM = "\ufeff"  # a UTF-8 byte order mark, as some Windows editors write: read and kept
-# White space around a domain or a token: ASCII only, the POSIX shell's [:space:] in the C
-# locale, so debian/config's copy of the rule strips exactly the same (str.strip() alone
-# would strip U+00A0 and U+0085 too).
-BLANKS = " \t\n\r\x0b\x0c"
 # DuckDNS free accounts have at most 5 subnames (docs: duckdns-api.md): more is said by check.
 ACCOUNT_DOMAINS = 5
 
 TOKEN = re.compile(report.TOKEN_PATTERN)
 SUBNAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # a DNS label, lowercase
+BOM = "\ufeff"  # a UTF-8 byte order mark, as some Windows editors write: read and kept
+# White space around a domain or a token: ASCII only, the POSIX shell's [:space:] in the C
+# locale, so debian/config's copy of the rule strips exactly the same (str.strip() alone
+# would strip U+00A0 and U+0085 too).
+BLANKS = " \t\n\r\x0b\x0c"
 DURATION = re.compile(r"([0-9]+)\s*([smhd]?)")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 NATIVE_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")
