@@ -54,6 +54,11 @@ BACKUP_UNIT_PATHS = (
 # What the timer runs (debian/duckdns.service: ExecStart=/usr/bin/duckdns update), parsed
 # without argparse: importing and building it would be a third of such a run's CPU.
 TIMER_ARGV = ["update"]
+# The maintainer scripts' own commands (not in --help: not for people), `duckdns --config
+# FILE COMMAND`: debian/config's debconf-read prints the file's answers (never the token)
+# as dpkg-reconfigure's defaults; postinst's debconf-write reads the answers from stdin
+# and rewrites the keys they set.
+DEBCONF_READ, DEBCONF_WRITE = "debconf-read", "debconf-write"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +174,10 @@ def parse_args(argv: list[str]):
     """argparse's namespace; the timer's own command line without importing argparse."""
     if argv == TIMER_ARGV:
         return types.SimpleNamespace(command="update", force=False, dry_run=False)
+    if argv[-1:] in ([DEBCONF_READ], [DEBCONF_WRITE]) and len(argv) in (1, 3):
+        path = argv[1] if len(argv) == 3 and argv[0] == "--config" else None
+        if len(argv) == 1 or path:
+            return types.SimpleNamespace(command=argv[-1], config=path)
     return build_parser().parse_args(argv)
 
 
@@ -289,6 +298,35 @@ def cmd_backup_paths(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_debconf_read(args: types.SimpleNamespace) -> int:
+    """The config's domains, ipv6 and whether it has a token, for debian/config."""
+    report.out(config.current_answers(config_path(args)))
+    return EXIT_OK
+
+
+def cmd_debconf_write(args: types.SimpleNamespace) -> int:
+    """The debconf answers into the config (debian/postinst): ``key = value`` lines on
+    stdin, never argv or the environment (the token is among them). Exit 78: nothing was
+    written, and the message says why and what to do."""
+    path = config_path(args)
+    data = sys.stdin.buffer.read(config.MAX_SIZE + 1)
+    try:
+        if len(data) > config.MAX_SIZE:
+            raise config.ConfigError("the answers are too long")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise config.ConfigError("the answers are not UTF-8 text") from None
+        config.rewrite(path, config.read_answers(text))
+    except config.ConfigError as exc:
+        kept = f"{path} is left unchanged" if os.path.lexists(path) else "nothing was written"
+        raise config.ConfigError(f"{exc}; {kept}") from None
+    except OSError as exc:
+        report.error(f"{path} cannot be written ({exc.strerror}); it is left unchanged")
+        return EXIT_TEMPFAIL
+    return EXIT_OK
+
+
 COMMANDS = {
     "update": cmd_update,
     "check": cmd_check,
@@ -298,6 +336,8 @@ COMMANDS = {
     "verify": cmd_verify,
     "backup-paths": cmd_backup_paths,
     "notify": cmd_notify,
+    DEBCONF_READ: cmd_debconf_read,
+    DEBCONF_WRITE: cmd_debconf_write,
 }
 
 

@@ -37,6 +37,11 @@ ACCOUNT_DOMAINS = 5
 
 TOKEN = re.compile(report.TOKEN_PATTERN)
 SUBNAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # a DNS label, lowercase
+BOM = "\ufeff"  # a UTF-8 byte order mark, as some Windows editors write: read and kept
+# White space around a domain or a token: ASCII only, the POSIX shell's [:space:] in the C
+# locale, so debian/config's copy of the rule strips exactly the same (str.strip() alone
+# would strip U+00A0 and U+0085 too).
+BLANKS = " \t\n\r\x0b\x0c"
 DURATION = re.compile(r"([0-9]+)\s*([smhd]?)")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 NATIVE_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")
@@ -108,7 +113,9 @@ def parse_domains(value: str, where: str) -> tuple[str, ...]:
     """The subnames of ``value``; a bad one is named by its position, never quoted."""
     names = []
     for position, raw in enumerate(value.split(","), 1):
-        name = raw.strip().lower().rstrip(".")
+        # ASCII only before lower(): "\u212a".lower() is "k" (debian/config's copy cannot).
+        name = raw.strip(BLANKS)
+        name = name.lower().rstrip(".") if name.isascii() else "\x00"
         if name.endswith(".duckdns.org"):
             name = name[: -len(".duckdns.org")]
         if not name:
@@ -139,7 +146,7 @@ def parse_domains(value: str, where: str) -> tuple[str, ...]:
 
 def check_token(value: str, where: str) -> str:
     """The token, lower case (as duckdns.org shows it and dpkg-reconfigure writes it)."""
-    token = value.strip()
+    token = value.strip(BLANKS)
     if not token:
         raise ConfigError(f"{where}: no token: run 'dpkg-reconfigure duckdns' or add 'token = …'")
     if not TOKEN.fullmatch(token):
@@ -356,19 +363,25 @@ def read_lines(text: str) -> list[Line]:
     read in curl's ways of writing them too (``key: value``, ``key value``, ``--key``).
     """
     lines = []
-    for number, raw in enumerate(text.removeprefix("\ufeff").split("\n"), 1):
-        line = raw.strip()  # a byte order mark, as some Windows editors write, is dropped
-        if not line or line.startswith("#"):
-            continue
-        match = NATIVE_LINE.match(line)
-        curl = CURL_LINE.match(line)
-        if match is None and curl and curl[1].lower() in CURL_KEYS:
-            match = curl
-        if match is None:
-            lines.append(Line(number, "", _unparsable(line)))
-        else:
-            lines.append(Line(number, match[1].lower(), _unquote(match[2])))
+    for number, raw in enumerate(text.removeprefix(BOM).split("\n"), 1):
+        line = _read_line(number, raw)
+        if line is not None:
+            lines.append(line)
     return lines
+
+
+def _read_line(number: int, raw: str) -> Line | None:
+    """One line of the file (without its '\n'), or None if it is blank or a comment."""
+    line = raw.strip()  # a byte order mark, as some Windows editors write, is dropped
+    if not line or line.startswith("#"):
+        return None
+    match = NATIVE_LINE.match(line)
+    curl = CURL_LINE.match(line)
+    if match is None and curl and curl[1].lower() in CURL_KEYS:
+        match = curl
+    if match is None:
+        return Line(number, "", _unparsable(line))
+    return Line(number, match[1].lower(), _unquote(match[2]))
 
 
 def _unquote(value: str) -> str:
@@ -724,13 +737,18 @@ def _describe_not_regular(mode: int) -> str:
 
 
 def load(path: str | os.PathLike) -> Config:
-    """Read ``path`` after checking that only its owner can read or write it.
+    """Read ``path`` after checking that only its owner can read or write it."""
+    path = os.fspath(path)
+    return parse(read_text(path), path)
+
+
+def read_text(path: str, private: bool = True) -> str:
+    """The text of the config ``path``; ``private``: refused if group or others may read it.
 
     Never blocks (a FIFO or a device is opened non-blocking, then refused) and never
     follows a symbolic link: anything but a regular file of at most MAX_SIZE bytes of
     UTF-8 text is refused.
     """
-    path = os.fspath(path)
     fix = "point --config at the configuration file itself"
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
@@ -754,7 +772,7 @@ def load(path: str | os.PathLike) -> Config:
         if not stat.S_ISREG(st.st_mode):
             what = _describe_not_regular(st.st_mode)
             raise ConfigError(f"{path} is {what}, not a regular file: {fix}")
-        if st.st_mode & 0o077:
+        if private and st.st_mode & 0o077:
             raise ConfigError(
                 f"{path} is readable or writable by group or others "
                 f"(mode {stat.S_IMODE(st.st_mode):04o}): run 'chmod 600 {path}'"
@@ -777,10 +795,178 @@ def load(path: str | os.PathLike) -> Config:
     if b"\0" in data:
         raise ConfigError(f"{path} holds NUL bytes: it is not a text file; rewrite it")
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text: rewrite it as plain text") from None
-    return parse(text, path)
+
+
+# -- the keys dpkg-reconfigure answers ----------------------------------------------------------
+
+# What debconf asks (debian/templates) and postinst hands to `duckdns debconf-write`.
+ANSWERED = ("domains", "token", "ipv6")
+NEW_FILE_HEADER = (
+    "# duckdns configuration; see duckdns.conf(5).\n"
+    '# "dpkg-reconfigure duckdns" rewrites the domains, token and ipv6 lines;\n'
+    "# every other line is kept as it is.\n"
+)
+
+
+def read_answers(text: str) -> dict[str, str]:
+    """The debconf answers postinst passes, ``key = value`` lines of :data:`ANSWERED` keys
+    in the file's own grammar, each made what the file will hold. An empty value (an empty
+    answer in dpkg-reconfigure) is left out: the file's line is kept."""
+    lines = read_lines(text)
+    for number, key, _ in lines:
+        if key and key not in ANSWERED:  # not quoted: it may be the start of a secret
+            raise ConfigError(
+                f"the answers, line {number}: only domains, token and ipv6 are answered"
+            )
+    values, _ = translate(lines, "the answers")  # registers the token before any refusal
+    return {
+        key: _answer(key, value, f"the {key} answer")
+        for key, (value, _) in values.items()
+        if value.strip(BLANKS)
+    }
+
+
+def _answer(key: str, value: str, where: str) -> str:
+    """``value`` as the file will hold it (its validator's canonical form)."""
+    if key == "domains":
+        return ",".join(parse_domains(value, where))
+    if key == "token":
+        return check_token(value, where)
+    return _address(value, 6, where)
+
+
+def current_answers(path: str) -> str:
+    """What the config ``path`` says of the keys debconf asks, as dpkg-reconfigure's
+    defaults (``key = value`` lines): the domains in normal form ('' if the updater would
+    refuse them), ipv6 ('off' when unset) and whether the token is one ('yes' or 'no'),
+    never the token itself. A refusal elsewhere in the file does not hide them."""
+    lines = read_lines(read_text(path, private=False))
+    try:
+        values, _ = translate(lines, path)  # a recipe's url line gives its keys
+    except ConfigError:
+        values = {}
+        for number, key, value in lines:
+            values.setdefault(key, (value, number))
+
+    def valid(key: str) -> str:
+        try:
+            return _answer(key, values[key][0], path) if key in values else ""
+        except ConfigError:
+            return ""
+
+    token = "yes" if valid("token") else "no"
+    return f"domains = {valid('domains')}\nipv6 = {valid('ipv6') or 'off'}\ntoken = {token}\n"
+
+
+def rewrite(path: str, answers: dict[str, str]) -> None:
+    """Write ``answers`` (from :func:`read_answers`) into the config ``path``.
+
+    A native file keeps every byte but the answered keys' lines (found as :func:`read_lines`
+    finds them: any case, a byte order mark, CRLF, quotes): the first line of each is
+    replaced by ``key = value`` (its line ending kept), a second one dropped (the updater
+    refuses a key set twice), a missing one appended. ``ipv6 = auto`` keeps an address the
+    line names (debconf asks yes or no). A missing file, or the recipe's curl config (whose
+    url line and curl options mean nothing in the native form), becomes a new native file;
+    an empty answer keeps the recipe's domains or token.
+
+    The result must pass :func:`parse`, the updater's own reading, before it replaces the
+    old file; else ConfigError and the old file is untouched. Then :func:`replace_file`.
+    """
+    old = read_text(path, private=False) if os.path.lexists(path) else None
+    if old is None or any(line.key == "url" for line in read_lines(old)):
+        text = _new_file(path, old, answers)
+    else:
+        text = _with_answers(old, answers)
+    parse(text, path)
+    replace_file(path, text)
+
+
+def _new_file(path: str, recipe: str | None, answers: dict[str, str]) -> str:
+    values = {"ipv6": "off"}
+    if recipe is not None:
+        try:
+            native, _ = translate(read_lines(recipe), path)
+        except ConfigError:
+            native = {}  # a broken url line: only the answers count
+        for key in ("domains", "token"):
+            if key in native and key not in answers:
+                # Through the answers' own check: a decoded %0A must not become a new line.
+                values[key] = _answer(key, native[key][0], f"{path}: the recipe's {key}")
+    values.update(answers)
+    missing = [key for key in ("domains", "token") if key not in values]
+    if missing:
+        raise ConfigError(
+            f"{path}: no {' and no '.join(missing)} given, so there is no configuration to "
+            "write: run 'dpkg-reconfigure duckdns' and answer every question"
+        )
+    return NEW_FILE_HEADER + "".join(f"{key} = {values[key]}\n" for key in ANSWERED)
+
+
+def _with_answers(old: str, answers: dict[str, str]) -> str:
+    bom = BOM if old.startswith(BOM) else ""
+    raws = old.removeprefix(BOM).split("\n")
+    eol = "\r\n" if raws[0].endswith("\r") else "\n"  # a CRLF file gets CRLF lines
+    todo = dict(answers)
+    kept = []
+    for number, raw in enumerate(raws, 1):
+        line = _read_line(number, raw)
+        if line is None or line.key not in answers:
+            kept.append(raw)
+        elif line.key in todo:
+            value = todo.pop(line.key)
+            if line.key == "ipv6" and value == "auto" and _names_address(line.value):
+                kept.append(raw)
+            else:
+                cr = "\r" if raw.endswith("\r") else ""
+                kept.append(f"{line.key} = {value}{cr}")
+        # else: the key's second line, dropped
+    text = bom + "\n".join(kept)
+    if todo:
+        if text.removeprefix(bom) and not text.endswith("\n"):
+            text += eol
+        text += "".join(f"{key} = {todo[key]}{eol}" for key in ANSWERED if key in todo)
+    return text
+
+
+def _names_address(value: str) -> bool:
+    try:
+        return _address(value, 6, "") not in ("auto", "off")
+    except ConfigError:
+        return False
+
+
+def replace_file(path: str, text: str) -> None:
+    """Replace ``path`` by ``text`` whole or not at all: a temporary file in the same
+    directory (0600 from its first byte), owned like the directory, synced, renamed."""
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    owner = os.stat(directory)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8"))
+            f.flush()
+            # The ownership trap: once the service has run, systemd has chowned the state
+            # directory to its dynamic user (257: to nobody, with an ID-mapped mount) and
+            # re-chowns only when the directory's own owner differs. A root-owned file in
+            # it would be unreadable to the next timer run: the file gets the directory's.
+            st = os.fstat(f.fileno())
+            if (st.st_uid, st.st_gid) != (owner.st_uid, owner.st_gid):
+                os.fchown(f.fileno(), owner.st_uid, owner.st_gid)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 # -- probe targets and numeric addresses -------------------------------------------------------

@@ -273,10 +273,83 @@ def test_reconfigure_refuses_a_file_the_updater_would_refuse(root):
         "dpkg-reconfigure duckdns", stdin=f"other\n{OTHER}\nno\n", DEBIAN_FRONTEND="teletype"
     )
     assert "often" in proc.stderr and "left unchanged" in proc.stderr, proc.stderr
+    # debconf keeps no copy of the token: the owner is told to give it again.
+    assert "NOT saved" in proc.stderr and "dpkg-reconfigure duckdns" in proc.stderr
     assert (root / CONF).read_bytes() == before
     assert root.holders_of(OTHER) == []
     state_dir = root / "var/lib/private/duckdns"
     assert [p for p in os.listdir(state_dir) if p.startswith(".duckdns.conf.")] == []
+
+
+def test_reconfigure_repairs_a_config_in_any_key_case_or_with_a_bom(root):
+    """An owner whose token was revoked gives the new one to dpkg-reconfigure, whatever way
+    the file the updater accepts is written: the answered lines change, every other byte
+    stays, the file keeps the directory's owner, and no copy of the token is left."""
+    root.preseed(token=("password", CANARY), domains=("string", "home"))
+    root.install()
+    state_dir = root / "var/lib/private/duckdns"
+    run(["chown", "-R", "61234:61234", state_dir])  # systemd's dynamic user, after a run
+    conf = root / CONF
+    variants = [
+        ("", "\n", "Domains", "Token", "IPv6"),
+        ("", "\n", "DOMAINS", "TOKEN", "IPV6"),
+        ("\ufeff", "\r\n", "domains", "tOkEn", "Ipv6"),
+    ]
+    for bom, eol, domains, token, ipv6 in variants:
+        before = eol.join(
+            [
+                f"{bom}# written by hand",
+                f"{domains} = Pi",
+                f'{token} = "{CANARY.upper()}"',
+                f"{ipv6} = off",
+                "Refresh = 12h",
+                "",
+            ]
+        )
+        conf.write_bytes(before.encode())
+        run(["chown", "61234:61234", conf])
+        # teletype: subdomains (empty: the file's, shown as the default), token, IPv6.
+        proc = root.sh(
+            "dpkg-reconfigure duckdns", stdin=f"\n{OTHER}\nyes\n", DEBIAN_FRONTEND="teletype"
+        )
+        assert "NOT saved" not in proc.stderr, proc.stderr
+        after = eol.join(
+            [f"{bom}# written by hand", "domains = pi", f"token = {OTHER}", "ipv6 = auto"]
+            + ["Refresh = 12h", ""]
+        )
+        assert conf.read_bytes() == after.encode(), (bom, eol, domains)
+        assert (conf.stat().st_uid, conf.stat().st_gid, mode(conf)) == (61234, 61234, 0o600)
+        assert root.holders_of(OTHER) == ["/" + CONF]
+        assert root.holders_of(CANARY) == [] and root.holders_of(CANARY.upper()) == []
+        assert [p for p in os.listdir(state_dir) if p.startswith(".duckdns.conf.")] == []
+
+
+def test_reconfigure_accepts_the_domain_lists_the_updater_accepts(root):
+    """debian/config's rule is the updater's (tests/package/test_debconf.py holds the two
+    to one table): an empty entry and a final dot are accepted and normalised."""
+    root.preseed(token=("password", CANARY), domains=("string", "home"))
+    root.install()
+    for answer, written in [
+        ("Piserver,,cloud", "piserver,cloud"),
+        ("piserver.duckdns.org.", "piserver"),
+        (" a , b,c,d,e,f ", "a,b,c,d,e,f"),  # more than a free account holds: check warns
+    ]:
+        proc = root.sh(
+            "dpkg-reconfigure duckdns", stdin=f"{answer}\n\nno\n", DEBIAN_FRONTEND="teletype"
+        )
+        assert "Invalid DuckDNS subdomain list" not in proc.stdout, proc.stdout
+        assert conf_keys(root / CONF) == {"domains": written, "token": CANARY, "ipv6": "off"}
+    # A bad list is still refused at once, and asked again; a token pasted there too, and
+    # it is kept nowhere.
+    proc = root.sh(
+        "dpkg-reconfigure duckdns",
+        stdin=f"pi_server\n{OTHER}\nboat\n\nno\n",
+        DEBIAN_FRONTEND="teletype",
+    )
+    assert proc.stdout.count("Invalid DuckDNS subdomain list") == 2, proc.stdout
+    assert "The account token is not a subdomain" in proc.stdout
+    assert conf_keys(root / CONF)["domains"] == "boat"
+    assert root.holders_of(OTHER) == []
 
 
 def test_upgrade_from_the_build_whose_postinst_wrote_the_backup_list(root, previous_deb):

@@ -45,6 +45,13 @@ def test_reconfigure_new_token_is_used_by_next_timer_run(container, duckdns, deb
     dir_owner = harness.state_dir_owner(c)
     assert set(owners(c).values()) == {dir_owner}, owners(c)
 
+    # The admin once rewrote the file by hand, in a form the updater reads (key case, a byte
+    # order mark, CRLF, a key debconf does not ask): dpkg-reconfigure must still repair it.
+    conf = c.root / CONF_HOST
+    by_hand_lines = ["\ufeff# written by hand", "Domains = PiServer", f"TOKEN = {TOKEN.upper()}"]
+    conf.write_bytes("\r\n".join([*by_hand_lines, "IPv6 = off", "Refresh = 12h", ""]).encode())
+    assert c.exec(["duckdns", "check"], check=False).returncode == 0
+
     duckdns.start(token=NEW_TOKEN)  # the account's token changed at DuckDNS
     runs = harness.service_finished_count(c)
     term = harness.Tmux(c, "dpkg-reconfigure duckdns", env={"DEBIAN_FRONTEND": "dialog"})
@@ -52,11 +59,12 @@ def test_reconfigure_new_token_is_used_by_next_timer_run(container, duckdns, deb
     shown = harness.answer_whiptail_input(term, r"account token", NEW_TOKEN)
     assert NEW_TOKEN[:8] not in shown
     term.wait_for(r"IPv6", 30)
-    term.key("Tab")
+    term.key("Tab")  # from <No> (the file's "IPv6 = off" is the default) to <Yes>
     term.key("Enter")
     assert term.wait_exit(60) == 0, term.screen()
-    conf = c.root / CONF_HOST
-    assert NEW_TOKEN in conf.read_text() and TOKEN not in conf.read_text()
+    repaired = ["\ufeff# written by hand", "domains = piserver", f"token = {NEW_TOKEN}"]
+    expected = "\r\n".join([*repaired, "ipv6 = auto", "Refresh = 12h", ""])
+    assert conf.read_bytes() == expected.encode()
     assert set(owners(c).values()) == {dir_owner}, owners(c)
     assert conf.stat().st_mode & 0o777 == 0o600
 

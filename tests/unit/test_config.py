@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -454,3 +455,319 @@ def test_more_probe_entries_than_the_time_bound_counts_are_refused():
     assert len(config.parse_probe(eight)) == config.MAX_PROBES
     with pytest.raises(ValueError, match="9 entries; at most 8"):
         config.parse_probe(eight + ", opendns@192.0.2.9")
+
+
+# -- debconf-write: postinst's rewrite of the keys debconf answers ----------------------------
+
+NEW = "c0ffee00-dead-beef-0000-123456789abd"  # the owner's new token; CANARY the revoked one
+HEADER = (
+    "# duckdns configuration; see duckdns.conf(5).\n"
+    '# "dpkg-reconfigure duckdns" rewrites the domains, token and ipv6 lines;\n'
+    "# every other line is kept as it is.\n"
+)
+
+
+def debconf_write(cfg, answers: str) -> subprocess.CompletedProcess:
+    """What debian/postinst runs: the answers on stdin, never in argv or the environment."""
+    proc = subprocess.run(
+        [DEBIAN_PYTHON, "-m", "duckdns", "--config", str(cfg), "debconf-write"],
+        input=answers.encode(),
+        capture_output=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8"},
+        timeout=60,
+        check=False,
+    )
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    for secret in (CANARY, NEW):
+        assert secret not in out + err and secret.upper() not in out + err
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def answers(domains: str = "", token: str = "", ipv6: str = "off") -> str:
+    """What postinst prints for debconf's answers (empty: keep the file's)."""
+    return f"domains = {domains}\ntoken = {token}\nipv6 = {ipv6}\n"
+
+
+def leftovers(directory) -> list[str]:
+    return [p.name for p in directory.iterdir() if p.name.startswith(".duckdns.conf.")]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        # Every key case the updater reads: only the answered lines change.
+        (
+            f"Domains = Pi\nTOKEN = {CANARY}\nIPv6 = off\nRefresh = 12h\n",
+            f"Domains = Pi\ntoken = {NEW}\nipv6 = auto\nRefresh = 12h\n",
+        ),
+        (
+            f"tOkEn={CANARY}\ndomains=pi\n",
+            f"token = {NEW}\ndomains=pi\nipv6 = auto\n",
+        ),
+        # A byte order mark, CRLF, comments, quotes, blank lines and no final newline.
+        (
+            f'\ufeff# mine\r\n\r\nToken = "{CANARY}"\r\n  domains = pi  \r\n# end',
+            f"\ufeff# mine\r\n\r\ntoken = {NEW}\r\n  domains = pi  \r\n# end\r\nipv6 = auto\r\n",
+        ),
+        # The old postinst's header and the keys debconf does not own, byte for byte.
+        (
+            "# duckdns configuration; see duckdns(1).\n"
+            '# domains, token and ipv6 are rewritten by "dpkg-reconfigure duckdns";\n'
+            f"domains = pi\ntoken = {CANARY}\nipv6 = off\n"
+            "probe = router, cloudflare@1.1.1.1\nnotify = json://localhost/hook\n\n",
+            "# duckdns configuration; see duckdns(1).\n"
+            '# domains, token and ipv6 are rewritten by "dpkg-reconfigure duckdns";\n'
+            f"domains = pi\ntoken = {NEW}\nipv6 = auto\n"
+            "probe = router, cloudflare@1.1.1.1\nnotify = json://localhost/hook\n\n",
+        ),
+        # A key debconf owns set twice (the updater refuses that): the first is replaced,
+        # the second dropped: dpkg-reconfigure repairs it.
+        (
+            f"domains = pi\ntoken = {CANARY}\nToken = {CANARY}\n",
+            f"domains = pi\ntoken = {NEW}\nipv6 = auto\n",
+        ),
+        # ipv6 = auto (debconf's "yes") keeps an address the admin wrote.
+        (
+            f"domains = pi\ntoken = {CANARY}\nipv6 = 2001:db8::1\n",
+            f"domains = pi\ntoken = {NEW}\nipv6 = 2001:db8::1\n",
+        ),
+    ],
+    ids=["cases", "no-spaces", "bom-crlf-quotes", "old-header-other-keys", "twice", "address"],
+)
+def test_debconf_write_replaces_the_answered_lines_only(tmp_path, before, after):
+    from duckdns import config
+
+    cfg = tmp_path / "duckdns.conf"
+    _raw(cfg, before, 0o644)  # readable by others (refused by a run): the rewrite fixes it
+    proc = debconf_write(cfg, answers(token=f" {NEW.upper()} ", ipv6="auto"))
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert cfg.read_bytes() == after.encode()
+    assert cfg.stat().st_mode & 0o777 == 0o600 and leftovers(tmp_path) == []
+    assert config.load(cfg).token == NEW
+
+
+def test_debconf_write_normalises_answers_as_the_run_reads_them(tmp_path):
+    cfg = tmp_path / "duckdns.conf"
+    _raw(cfg, f"domains = old\ntoken = {CANARY}\nipv6 = 2001:db8::1\n")
+    proc = debconf_write(cfg, answers("PiServer.duckdns.org., , cloud,piserver", "", "off"))
+    assert proc.returncode == 0, proc.stderr
+    assert cfg.read_text() == f"domains = piserver,cloud\ntoken = {CANARY}\nipv6 = off\n"
+
+
+def test_debconf_write_creates_a_new_file_0600_owned_like_the_directory(tmp_path):
+    directory = tmp_path / "duckdns"
+    directory.mkdir(mode=0o700)
+    os.chown(directory, 61234, 61234)  # systemd's dynamic user, after the first run
+    cfg = directory / "duckdns.conf"
+    assert debconf_write(cfg, answers("pi", NEW)).returncode == 0
+    assert cfg.read_text() == f"{HEADER}domains = pi\ntoken = {NEW}\nipv6 = off\n"
+    st = cfg.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (61234, 61234, 0o600)
+    assert leftovers(directory) == []
+
+
+def test_debconf_write_without_domains_or_token_writes_nothing(tmp_path):
+    cfg = tmp_path / "duckdns.conf"
+    proc = debconf_write(cfg, answers("pi", ""))
+    assert proc.returncode == 78
+    assert "no token given" in proc.stderr and "nothing was written" in proc.stderr
+    assert "dpkg-reconfigure duckdns" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_debconf_write_turns_the_recipe_into_the_native_form(tmp_path):
+    """The curl config's url line and options mean nothing natively: a new file, keeping
+    the recipe's token and domains where the answer is empty."""
+    cfg = tmp_path / "duckdns.conf"
+    recipe = f'url = "https://www.duckdns.org/update?domains=old&token={CANARY}&ip="\n-k\n'
+    _raw(cfg, recipe)
+    assert debconf_write(cfg, answers()).returncode == 0
+    assert cfg.read_text() == f"{HEADER}domains = old\ntoken = {CANARY}\nipv6 = off\n"
+    _raw(cfg, recipe)
+    assert debconf_write(cfg, answers("new", NEW, "auto")).returncode == 0
+    assert cfg.read_text() == f"{HEADER}domains = new\ntoken = {NEW}\nipv6 = auto\n"
+
+
+def test_a_recipe_token_cannot_smuggle_a_line_in(tmp_path):
+    """A %0A in the recipe's token decodes to a newline: it must not become a server line."""
+    cfg = tmp_path / "duckdns.conf"
+    smuggled = f"{CANARY}%0Aserver%3Dhttps://evil.example"
+    recipe = f'url = "https://www.duckdns.org/update?domains=old&token={smuggled}&ip="\n'
+    _raw(cfg, recipe)
+    proc = debconf_write(cfg, answers("pi"))
+    assert proc.returncode == 78 and "not a DuckDNS token" in proc.stderr
+    assert "left unchanged" in proc.stderr and "evil" not in proc.stderr
+    assert cfg.read_text() == recipe and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("refresh = often\n", "line 3: refresh = 'often' is not a duration"),
+        ("colour = blue\n", "line 3: unknown key"),
+        ("refresh = 1h\nrefresh = 2h\n", "line 4: refresh is set a second time"),
+        ("ipv4 = off\n", "ipv4 and ipv6 are both off"),
+        ("this is not a line\n", "line 3: this line cannot be parsed"),
+    ],
+)
+def test_a_result_the_updater_would_refuse_leaves_the_file_intact(tmp_path, extra, expected):
+    cfg = tmp_path / "duckdns.conf"
+    before = f"domains = pi\nToken = {CANARY}\n{extra}"
+    _raw(cfg, before)
+    proc = debconf_write(cfg, answers(token=NEW))
+    assert proc.returncode == 78
+    assert expected in proc.stderr and f"{cfg} is left unchanged" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert cfg.read_text() == before and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (answers(token=NEW[:-1]), "the token answer: the token is not a DuckDNS token"),
+        (answers(token=f"{NEW}x"), "not a DuckDNS token"),
+        (answers("pi_server"), "the domains answer: the 1st name in domains holds a character"),
+        (answers(CANARY), "shaped like a token"),
+        (answers("pi,\u212a"), "the 2nd name in domains holds a character"),  # Kelvin sign
+        (answers(ipv6="sometimes"), "the ipv6 answer: ipv6 = 'sometimes' is not valid"),
+        # What no debconf answer holds: a control character, a key it does not ask.
+        (f"token = {NEW}\x1b[2J\n", "the value of token holds a control character"),
+        (f"token = {NEW}\rrefresh = 1s\n", "the value of token holds a control character"),
+        (f"token = {NEW}\nrefresh = 1s\n", "line 2: only domains, token and ipv6 are answered"),
+        (f"token = {NEW}\nserver = https://evil\n", "only domains, token and ipv6 are"),
+        (f"{NEW}\n", "a token without 'token = ' in front"),
+        (f"token = {NEW}\ntoken = {NEW}\n", "token is set a second time"),
+    ],
+)
+def test_a_refused_answer_is_named_never_shown(tmp_path, text, expected):
+    cfg = tmp_path / "duckdns.conf"
+    before = f"domains = pi\ntoken = {CANARY}\n"
+    _raw(cfg, before)
+    proc = debconf_write(cfg, text)
+    assert proc.returncode == 78 and expected in proc.stderr, proc.stderr
+    assert "left unchanged" in proc.stderr
+    assert cfg.read_text() == before and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["symlink", "directory", "not-utf8", "nul"])
+def test_a_config_that_is_not_a_plain_text_file_is_not_replaced(tmp_path, kind):
+    cfg = tmp_path / "duckdns.conf"
+    target = tmp_path / "elsewhere"
+    _raw(target, f"domains = pi\ntoken = {CANARY}\n")
+    if kind == "symlink":
+        cfg.symlink_to(target)
+    elif kind == "directory":
+        cfg.mkdir()
+    else:
+        cfg.write_bytes(b"domains = pi\xff\n" if kind == "not-utf8" else b"domains = pi\0\n")
+    before = cfg.lstat()
+    proc = debconf_write(cfg, answers(token=NEW))
+    assert proc.returncode == 78 and "left unchanged" in proc.stderr, proc.stderr
+    assert (cfg.lstat().st_ino, cfg.lstat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert NEW not in target.read_text() and leftovers(tmp_path) == []
+
+
+def test_debconf_write_reads_stdin_only():
+    """No argument carries a value: the command line is exactly postinst's."""
+    proc = run_duckdns("debconf-write", "--token", NEW)
+    assert proc.returncode == 2
+
+
+def debconf_read(cfg) -> subprocess.CompletedProcess:
+    return run_duckdns("--config", str(cfg), "debconf-read")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            f"\ufeffDomains = PI,,cloud.duckdns.org.\r\nToKen = {CANARY.upper()}\r\nIPV6=Auto\r\n",
+            "domains = pi,cloud\nipv6 = auto\ntoken = yes\n",
+        ),
+        # The recipe's curl config: its url line gives the domains and the token.
+        (
+            f'url = "https://www.duckdns.org/update?domains=old&token={CANARY}&ip="\n-k\n',
+            "domains = old\nipv6 = off\ntoken = yes\n",
+        ),
+        # A line the updater refuses elsewhere hides nothing; a bad value gives no default.
+        (
+            f"colour = blue\ndomains = pi_server\ntoken = {CANARY}x\nipv6 = 2001:DB8::1\n",
+            "domains = \nipv6 = 2001:db8::1\ntoken = no\n",
+        ),
+        ("# empty\n", "domains = \nipv6 = off\ntoken = no\n"),
+    ],
+    ids=["bom-case-crlf", "recipe", "refused", "empty"],
+)
+def test_debconf_read_gives_the_defaults_never_the_token(tmp_path, text, expected):
+    cfg = _raw(tmp_path / "duckdns.conf", text)
+    proc = debconf_read(cfg)  # run_duckdns checks that the token is not in its output
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, expected, "")
+
+
+def test_debconf_read_of_a_missing_file_is_a_refusal(tmp_path):
+    proc = debconf_read(tmp_path / "nope.conf")
+    assert proc.returncode == 78 and "does not exist" in proc.stderr
+
+
+def test_debconf_write_keeps_every_other_line_of_any_file_the_updater_reads(tmp_path):
+    """Property: whatever the key case, BOM, line endings, comments, blank lines and other
+    keys of a file the updater accepts, the rewrite gives a file it accepts with the new
+    token, and every line but the answered keys' is the same, in the same order."""
+    pytest.importorskip("hypothesis")
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from duckdns import config
+
+    def case(key: str):
+        return st.lists(st.booleans(), min_size=len(key), max_size=len(key)).map(
+            lambda ups: "".join(c.upper() if u else c for c, u in zip(key, ups, strict=True))
+        )
+
+    spaces = st.sampled_from(["", " ", "  ", "\t"])
+    comment = st.text(st.characters(blacklist_characters="\n\r"), max_size=20).map(
+        lambda t: "#" + t
+    )
+    other = st.sampled_from(["refresh = 12h", "Probe = off", "IPV4 = auto", "router = 10.0.0.1"])
+
+    @st.composite
+    def files(draw):
+        answered = [
+            f"{draw(spaces)}{draw(case('domains'))}{draw(spaces)}= PiServer{draw(spaces)}",
+            f"{draw(case('token'))}{draw(spaces)}={draw(spaces)}'{CANARY.upper()}'",
+        ]
+        if draw(st.booleans()):
+            answered.append(f"{draw(case('ipv6'))} = {draw(st.sampled_from(['off', 'auto']))}")
+        rest = draw(st.lists(st.one_of(comment, st.just(""), st.just("   ")), max_size=4))
+        rest += draw(st.lists(other, max_size=3, unique=True))
+        lines = draw(st.permutations(answered + rest))
+        eol = draw(st.sampled_from(["\n", "\r\n"]))
+        bom = draw(st.sampled_from(["", "\ufeff"]))
+        return bom + eol.join(lines) + draw(st.sampled_from(["", eol]))
+
+    def others(text: str) -> list[str]:
+        return [
+            raw
+            for n, raw in enumerate(text.removeprefix("\ufeff").split("\n"), 1)
+            if (line := config._read_line(n, raw)) is None or line.key not in config.ANSWERED
+        ]
+
+    cfg = tmp_path / "duckdns.conf"
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(files(), st.sampled_from(["auto", "off"]))
+    def check(before, ipv6):
+        _raw(cfg, before)
+        config.parse(before, str(cfg))  # the updater accepts it
+        config.rewrite(str(cfg), config.read_answers(f"domains =\ntoken = {NEW}\nipv6 = {ipv6}"))
+        after = cfg.read_bytes().decode()
+        made = config.parse(after, str(cfg))
+        assert (made.token, made.domains, made.ipv6) == (NEW, ("piserver",), ipv6)
+        if not any(line.key == "ipv6" for line in config.read_lines(before)):
+            # Appended: an unterminated last line gets the file's line ending first.
+            before += "" if before.endswith("\n") else "\r\n" if "\r\n" in before else "\n"
+        assert after.startswith("\ufeff") == before.startswith("\ufeff")
+        assert [line for line in others(after) if line] == [line for line in others(before) if line]
+        assert CANARY not in after.lower()
+
+    check()
