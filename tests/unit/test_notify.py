@@ -14,9 +14,17 @@ import json
 import time
 
 import pytest
-from support.helpers import CANARY, PUBLIC, run_duckdns, state_of
+from support.helpers import (
+    CANARY,
+    DEBIAN_PYTHON,
+    PUBLIC,
+    ROOT,
+    faketime_env,
+    run_duckdns,
+    state_of,
+)
 from support.hostile_server import HostileServer
-from support.notify_receiver import Mailbox, Webhook
+from support.notify_receiver import HostileSMTP, Mailbox, Webhook
 
 from duckdns import api, notify
 
@@ -255,3 +263,93 @@ def test_a_hostile_receiver_cannot_hold_the_run_past_its_bound(duck, conf, serve
         assert elapsed < notify.PER_URL + STARTUP, (mode, elapsed)
         assert "notification (down) to notify URL 1 (jsons://…) failed" in proc.stderr, mode
         assert state_of(cfg)["notify_tried"] is not None, mode
+
+
+# -- containment: receivers that would take the Pi's memory or hold the run for ever -------
+
+# A hostile HTTP receiver (tests/support/hostile_server.py, over TLS: jsons://) and a
+# hostile SMTP server (tests/support/notify_receiver.py), each mode measured by itself.
+CONTAINED = ("gzip-bomb", "big-length", *HostileSMTP.MODES)
+WALL = 40.0  # seconds: a run with a notification due, whatever the receiver does
+PEAK = 150 * 1024  # KiB of peak RSS (GNU time: the updater and its children)
+
+
+def timed_update(cfg, env: dict | None = None) -> tuple[int, str, float, int]:
+    """``duckdns -vv update`` under GNU time: exit code, stderr (time's report cut off),
+    wall seconds, peak RSS in KiB (the largest of the process and its reaped children)."""
+    import re
+    import subprocess
+
+    report_file = cfg.parent / "time.txt"
+    command = ["/usr/bin/time", "-v", "-o", str(report_file), DEBIAN_PYTHON, "-m", "duckdns"]
+    environ = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8"}
+    start = time.monotonic()
+    proc = subprocess.run(
+        [*command, "--config", str(cfg), "-vv", "update"],
+        capture_output=True,
+        text=True,
+        env={**environ, "HOME": str(cfg.parent), **(env or {})},
+        timeout=120,
+    )
+    elapsed = time.monotonic() - start
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report_file.read_text())
+    return proc.returncode, proc.stdout + proc.stderr, elapsed, int(peak.group(1))
+
+
+def test_a_hostile_receiver_costs_bounded_time_and_memory_and_no_second_connection(
+    duck, dns, conf, server_cert, tmp_path
+):
+    """A run with an address change to tell meets each receiver (all at once, each run its
+    own process): it ends within WALL with at most PEAK of memory and the update's own exit
+    code, and the next run a minute later opens no connection to that receiver."""
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import ExitStack
+    from functools import partial
+
+    from support.hostile_server import bomb
+
+    bomb("gzip")  # made before a client waits for it (Apprise's read timeout is 4 s)
+    duck.client_ip = PUBLIC
+    host, port = dns.address
+    cert, key = server_cert
+    with ExitStack() as stack:
+        receivers, configs = {}, {}
+        for mode in CONTAINED:
+            if mode in HostileSMTP.MODES:
+                receiver = stack.enter_context(HostileSMTP(mode))
+                url = receiver.url("duckdns", MAIL_PASSWORD)
+            else:
+                receiver = stack.enter_context(HostileServer(cert, key, mode=mode))
+                url = receiver.url.replace("https://", "jsons://") + f"/{HOOK_SECRET}?verify=no"
+            (tmp_path / mode).mkdir()
+            configs[mode] = conf(
+                name=f"{mode}/duckdns.conf", probe=f"cloudflare@{host}:{port}", notify=url
+            )
+            receivers[mode] = receiver
+        with ThreadPoolExecutor(len(CONTAINED)) as pool:
+            # First runs: the address published, taken as told (notify just set).
+            for code, out, _, _ in pool.map(timed_update, configs.values()):
+                assert code == 0, out
+            for mode, cfg in configs.items():
+                assert receivers[mode].connections == 0, mode
+                # As if the last message had told another address: one is due.
+                state = state_of(cfg)
+                state["notified_ipv4"] = "198.51.100.4"
+                (cfg.parent / "state.json").write_text(json.dumps(state))
+            results = dict(zip(CONTAINED, pool.map(timed_update, configs.values()), strict=True))
+            connections = {mode: receivers[mode].connections for mode in CONTAINED}
+            a_minute_later = partial(timed_update, env=faketime_env("+1m"))
+            again = dict(zip(CONTAINED, pool.map(a_minute_later, configs.values()), strict=True))
+    for mode, (code, out, elapsed, peak) in results.items():
+        print(f"{mode}: {elapsed:.1f} s, peak RSS {peak / 1024:.0f} MiB: {out.splitlines()[-1]}")
+        assert_secret_free(out)
+        assert code == 0, (mode, out)  # the update's own verdict: nothing to do
+        assert elapsed <= WALL, (mode, elapsed)
+        assert peak <= PEAK, (mode, peak)
+        assert "notification (address) to notify URL 1 " in out and " failed: " in out, out
+        assert connections[mode] >= 1, mode
+        state = state_of(configs[mode])
+        assert state["notify_tried"] is not None and state["notified_ipv4"] != PUBLIC, mode
+    for mode, (code, out, _, _) in again.items():
+        assert code == 0, (mode, out)
+        assert receivers[mode].connections == connections[mode], f"{mode}: asked again"
