@@ -214,6 +214,84 @@ def test_a_malformed_url_is_a_config_error_naming_the_line_never_the_url(conf, r
         assert f"line 7: the 1st URL in notify is not an Apprise URL ({why}" in err
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "json://[::1/hook-secret-7f3a9c",  # urllib's "Invalid IPv6 URL"
+        "json://[hook-secret-7f3a9c]/x",  # not an address between the brackets
+    ],
+)
+def test_a_url_no_parser_can_read_is_a_config_error_in_every_command(conf, runner, value):
+    run = runner(conf(notify=value))
+    for command in (("check",), ("update",), ("notify", "--test")):
+        code, out, err = run(*command)
+        assert_secret_free(out, err)
+        assert "hook-secret" not in out + err and "7f3a9c" not in out + err
+        assert code == 78, (command, err)
+        assert "line 7: the 1st URL in notify is not an Apprise URL (its host cannot" in err
+
+
+def test_a_url_with_nothing_after_the_scheme_is_apprises_to_judge(conf, runner):
+    """``syslog://`` is a whole Apprise URL (Apprise 1.2 instantiates it)."""
+    code, out, err = runner(conf(notify="syslog://"))("check")
+    assert code == 0 and out.splitlines()[0].endswith("; notify 1 URL)"), out + err
+
+
+# Canaries of each kind a notify URL holds, 3 to 40 characters, written %-encoded where
+# they need it; Apprise shows them decoded, re-encoded (%2B for +, + for a space), and a
+# user and password go out base64-encoded (HTTP Basic authentication, RFC 7617).
+CANARIES = {
+    "user": "Qj7",
+    "password": "zX9 w+q",
+    "path": "vK2pz",
+    "header": "abc defghij",  # the + of +X-Key= makes it an HTTP header (Apprise's form)
+    "long": "Lm4" * 13 + "y",  # 40 characters
+}
+
+
+def encodings(secret: str) -> set[str]:
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    forms = {secret, quote(secret, safe=""), quote(secret), quote_plus(secret)}
+    forms |= {base64.b64encode(secret.encode()).decode().rstrip("=")}
+    return {form for form in forms if len(form) >= 3}
+
+
+def test_no_part_of_a_notify_url_reaches_any_output_in_any_encoding(duck, conf, runner, hook):
+    from urllib.parse import quote
+
+    c = CANARIES
+    url = (
+        f"json://{c['user']}:{quote(c['password'], safe='')}@127.0.0.1:{hook.port}/"
+        f"{c['path']}/{c['long']}?+X-Key={quote(c['header'], safe='')}"
+    )
+    forms = {form for secret in c.values() for form in encodings(secret)}
+    basic = f"{c['user']}:{c['password']}"
+    forms |= encodings(basic)
+    duck.client_ip = "198.51.100.4"
+    run = runner(conf(token=WRONG, notify=url))
+    outputs = []
+    for command in (("check",), ("notify", "--test"), ("update",), ("status",)):
+        outputs.append(run("-vv", *command))
+        run.later(60)
+    hook.mode = "error"
+    outputs.append(run("-vv", "notify", "--test"))
+    outputs.append(run("-vv", "update", "--force"))
+    outputs.append(run("-vv", "status"))
+    state = (run.cfg.parent / "state.json").read_text()
+    # The receiver got every part: the URL was used, whole.
+    (first, *_) = hook.requests
+    assert f"/{c['path']}/{c['long']}" == first["path"]
+    assert f"X-Key: {c['header']}" in first["headers"]
+    assert any(form in first["headers"] for form in encodings(basic))  # Authorization: Basic
+    assert [code for code, _, _ in outputs] == [0, 0, 1, 0, 75, 1, 0]
+    assert "notification (down) to notify URL 1 (json://…) taken" in outputs[2][2]
+    for text in [state, *(out + err for _, out, err in outputs)]:
+        shown = {form for form in forms if form in text}
+        assert not shown, f"{shown} in {text}"
+
+
 def test_without_apprise_check_says_how_to_install_it_and_updates_still_run(
     duck, conf, runner, hook, monkeypatch
 ):
