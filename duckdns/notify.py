@@ -195,7 +195,8 @@ def _send_one(apprise, target, message: Message) -> bytes:
     heard = _Classify()
     logger = logging.getLogger("apprise")
     logger.handlers[:] = [heard]
-    logger.propagate, logger.level = False, logging.DEBUG
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)  # setLevel, not .level: it clears the logger's cache
     plugin = apprise.Apprise.instantiate(target.url, asset=_asset(apprise))
     if plugin is None:
         return b"unusable"
