@@ -10,10 +10,10 @@ silences its standard streams, runs the job and writes a short verdict on a pipe
 monotonic clock only, kills the child (SIGKILL) at the bound and reaps it. The parent
 runs no library code while it waits, so nothing the other side does can hold it.
 
-Under the unit (debian/duckdns.service) the seccomp filter refuses setrlimit (the
-``@resources`` group stays denied: allowing it would lower the unit's security score);
-the unit's ``LimitDATA=`` sets the same data limit on every process of the run, which
-the child inherits, so its own call failing changes nothing there.
+Under the unit (debian/duckdns.service) the limits hold too: glibc's setrlimit() is the
+``prlimit64`` system call, which ``SystemCallFilter=@system-service`` allows (the
+``@resources`` group it denies names ``setrlimit`` only), and lowering one's own limit
+needs no capability (tests/system/test_hardening.py sends to a gzip bomb under the unit).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 MIB = 1024 * 1024
 # The data (heap) a child may hold, Apprise and its imports included (about 30 MiB on
-# Debian 12's Apprise 1.2): the unit's LimitDATA= is the same number.
+# Debian 12's Apprise 1.2); the unit's MemoryMax= is sized above it.
 MEMORY = 96 * MIB
 VERDICT_MAX = 64  # bytes: a verdict is a word and a number
 # A verdict: lower-case words and digits (never text from the other side).
@@ -129,7 +129,8 @@ def _child(job: Callable[[], bytes], seconds: float, read_end: int, write_end: i
 
 def _limit(seconds: float) -> None:
     """The child's own limits: data, CPU time, and an alarm that ends it (default
-    action) should the parent be gone. setrlimit fails under the unit (see above)."""
+    action) should the parent be gone. Should the system refuse a limit, the parent's
+    bound and the unit's MemoryMax= still hold."""
     import resource
 
     cpu = int(seconds) + 1

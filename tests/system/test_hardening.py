@@ -153,9 +153,9 @@ def _notifies_through_apprise_under_the_hardening(c, duckdns) -> None:
 
 
 def _contains_a_bombing_receiver_under_the_hardening(c, duckdns) -> None:
-    """The child that sends is held by the unit's LimitDATA= (the sandbox refuses its own
-    setrlimit): a receiver answering a gzip bomb (1 GiB inflated) costs the run a
-    notification, not the Pi's memory nor the update's result."""
+    """The child that sends lowers its own data limit under the unit's seccomp filter
+    (glibc's setrlimit is prlimit64, which it allows): a receiver answering a gzip bomb
+    (1 GiB inflated) costs the run a notification, not the Pi's memory nor the update."""
     shutil.copy2(TESTS / "support" / "hostile_server.py", c.hostdir / "hostile_server.py")
     ready, inside = c.hostdir / "bomb.ready", f"{TEST_DIR_IN_CONTAINER}/"
     cert, key = (inside + str(p.relative_to(c.hostdir)) for p in (duckdns.cert, duckdns.key))
