@@ -435,3 +435,41 @@ def test_a_hostile_receiver_costs_bounded_time_and_memory_and_no_second_connecti
     for mode, (code, out, _, _) in again.items():
         assert code == 0, (mode, out)
         assert receivers[mode].connections == connections[mode], f"{mode}: asked again"
+
+
+def test_a_run_killed_while_it_sends_has_saved_its_attempt(duck, dns, conf, tmp_path):
+    """The unit's limits kill the whole run (SIGKILL to every process) in the middle of a
+    send: the attempt was saved before the first byte, so the next run a minute later
+    waits its retry spacing and opens no new connection."""
+    import os
+    import signal
+    import subprocess
+
+    duck.client_ip = PUBLIC
+    host, port = dns.address
+    with HostileSMTP("stall-after-data") as smtp:
+        cfg = conf(probe=f"cloudflare@{host}:{port}", notify=smtp.url("duckdns", MAIL_PASSWORD))
+        assert run_duckdns("--config", str(cfg), "update", cwd=tmp_path).returncode == 0
+        state = state_of(cfg)
+        # As if the last message, a minute ago, had told another address.
+        state.update(notified_ipv4="198.51.100.4", notified_at=state["notified_at"] - 60)
+        (cfg.parent / "state.json").write_text(json.dumps(state))
+        environ = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
+        proc = subprocess.Popen(
+            [DEBIAN_PYTHON, "-m", "duckdns", "--config", str(cfg), "update"],
+            env=environ,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while smtp.connections == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert smtp.connections == 1, "the send did not start"
+        os.killpg(proc.pid, signal.SIGKILL)  # what the unit does to its cgroup
+        proc.wait()
+        state = state_of(cfg)
+        assert state["notify_tried"] is not None and state["notified_ipv4"] != PUBLIC, state
+        later = run_duckdns("--config", str(cfg), "update", env=faketime_env("+1m"), cwd=tmp_path)
+        assert later.returncode == 0, later.stderr
+        assert smtp.connections == 1, "the next run asked the receiver again"
