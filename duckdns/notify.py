@@ -20,13 +20,19 @@ tried again no sooner than :data:`RETRY` seconds later (the heartbeat's retry). 
 run with ``notify`` set tells nothing of the past: it takes the published addresses as told
 (a failure streak in progress is still told).
 
-Bounded: each URL at most :data:`PER_URL` seconds, all of them :data:`BUDGET` seconds
-(duckdns.deadline). Each URL's Apprise plugin is called directly, in this thread:
+Contained, not trusted: each URL is sent from a child process (duckdns.contain) with its
+own data and CPU limits, which the updater kills at :data:`PER_URL` seconds (all of them:
+:data:`BUDGET`); Apprise's plugins read whole answers into memory and, interrupted, wait
+again in their own ``finally:`` blocks, so no bound inside this process would hold. The
+attempt is saved before the child starts (duckdns.update), so a send the unit's limits kill
+still waits :data:`RETRY`. In the child each URL's Apprise plugin is called directly:
 ``Apprise.notify()`` would start an asyncio loop (its self-pipe is an AF_UNIX socket pair,
-which the unit's ``RestrictAddressFamilies=`` refuses) and, for several URLs, worker
-threads that an alarm cannot stop. No persistent storage: Apprise 1.9 is asked for its
-memory mode, 1.2 has none, so nothing is written under ``$HOME``. Apprise's log lines go
-through duckdns.report at ``-vv``, redacted. Apprise is imported only to send or to check.
+which the unit's ``RestrictAddressFamilies=`` refuses). No persistent storage: Apprise 1.9
+is asked for its memory mode, 1.2 has none, so nothing is written under ``$HOME``.
+Apprise's log lines are never shown, at any verbosity: they quote URL parts re-encoded
+(``+`` as ``%2B``, a space as ``+``) where redaction cannot know them; the child draws a
+verdict from them (an HTTP status, an SMTP reply code, an errno, a timeout) and only that
+is said. Apprise is imported only to send or to check.
 """
 
 from __future__ import annotations
