@@ -257,11 +257,13 @@ class _Classify:
 
     A class made on use: ``logging`` is imported only in the child."""
 
+    # Each needs what a URL part cannot hold as Apprise and requests show it: a space
+    # (they show URLs %- or +-encoded), or the end of the line ("…error=404.").
     PATTERNS = (
-        ("http", r"\berror=([1-5][0-9][0-9])\b"),
-        ("smtp", r"Reason: \(([2-5][0-9][0-9]),"),
-        ("errno", r"\[Errno ([0-9]{1,3})\]"),
-        ("timeout", r"\b(?:timed out|[Tt]imeout)\b()"),
+        ("http", r"\berror=([1-5][0-9][0-9])\.?\Z"),  # Apprise 1.2's "…, error=NNN."
+        ("smtp", r"\. Reason: \(([2-5][0-9][0-9]),"),  # smtplib's (code, text) tuple
+        ("errno", r"\[Errno ([0-9]{1,3})\] "),  # OSError's own form
+        ("timeout", r"\btimed out\b()"),  # socket's and requests' "Read timed out."
     )
 
     def __new__(cls):
