@@ -22,6 +22,7 @@ import os
 import re
 import select
 import signal
+import sys
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -114,6 +115,7 @@ def _child(job: Callable[[], bytes], seconds: float, read_end: int, write_end: i
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):  # nothing the library prints reaches the parent's outputs
             os.dup2(null, fd)
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - until os._exit
         try:
             verdict = job()
         except MemoryError:
