@@ -22,7 +22,7 @@ import os
 import re
 import stat
 from collections import namedtuple
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from duckdns import dnswire, report
 
@@ -263,7 +263,8 @@ def _healthcheck(value: str, where: str) -> str:
 # a SCHEME:// follows (a mailto:// URL's to= may list addresses with commas).
 MAX_NOTIFY = 4
 _NOTIFY_SPLIT = re.compile(r"\s*,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
-_NOTIFY_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://[!-~]+")
+# Some services need nothing after the scheme (``syslog://``).
+_NOTIFY_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://[!-~]*")
 _NOTIFY_FORM = (
     "write Apprise URLs separated by commas, e.g. "
     "'notify = mailto://user:password@smtp.example.org?to=me@example.org, ntfys://ntfy.sh/TOPIC' "
@@ -287,6 +288,17 @@ def split_notify(value: str) -> list[str]:
     return [url for url in _NOTIFY_SPLIT.split(value.strip()) if url]
 
 
+def _notify_url_problem(url: str) -> str:
+    """Why ``url`` cannot be an Apprise URL ('' = it can): never a byte of it."""
+    if not _NOTIFY_URL.fullmatch(url):
+        return "it holds a space or a non-ASCII character" if "://" in url else "no SCHEME://"
+    try:
+        urlsplit(url)  # what Apprise's parser calls first: its ValueError quotes the URL
+    except ValueError:
+        return "its host cannot be read: a '[' without its ']', or not an address inside them"
+    return ""
+
+
 def _notify(value: str, where: str) -> tuple[NotifyURL, ...]:
     """The Apprise URLs (already registered as secrets); whether Apprise knows each service
     is ``check``'s to say (duckdns.notify.check: Apprise is not imported by a timer run)."""
@@ -295,8 +307,8 @@ def _notify(value: str, where: str) -> tuple[NotifyURL, ...]:
         # Each costs up to notify.PER_URL seconds: the run's time bound counts them.
         raise ConfigError(f"{where}: notify has {len(urls)} URLs; at most {MAX_NOTIFY} are sent")
     for position, url in enumerate(urls, 1):
-        if not _NOTIFY_URL.fullmatch(url):
-            why = "it holds a space or a non-ASCII character" if "://" in url else "no SCHEME://"
+        why = _notify_url_problem(url)
+        if why:
             # Never echo the URL: it carries a password or a token.
             raise ConfigError(
                 f"{where}: the {_ordinal(position)} URL in notify is not an Apprise URL "

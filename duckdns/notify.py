@@ -20,17 +20,24 @@ tried again no sooner than :data:`RETRY` seconds later (the heartbeat's retry). 
 run with ``notify`` set tells nothing of the past: it takes the published addresses as told
 (a failure streak in progress is still told).
 
-Bounded: each URL at most :data:`PER_URL` seconds, all of them :data:`BUDGET` seconds
-(duckdns.deadline). Each URL's Apprise plugin is called directly, in this thread:
+Contained, not trusted: each URL is sent from a child process (duckdns.contain) with its
+own data and CPU limits, which the updater kills at :data:`PER_URL` seconds (all of them:
+:data:`BUDGET`); Apprise's plugins read whole answers into memory and, interrupted, wait
+again in their own ``finally:`` blocks, so no bound inside this process would hold. The
+attempt is saved before the child starts (duckdns.update), so a send the unit's limits kill
+still waits :data:`RETRY`. In the child each URL's Apprise plugin is called directly:
 ``Apprise.notify()`` would start an asyncio loop (its self-pipe is an AF_UNIX socket pair,
-which the unit's ``RestrictAddressFamilies=`` refuses) and, for several URLs, worker
-threads that an alarm cannot stop. No persistent storage: Apprise 1.9 is asked for its
-memory mode, 1.2 has none, so nothing is written under ``$HOME``. Apprise's log lines go
-through duckdns.report at ``-vv``, redacted. Apprise is imported only to send or to check.
+which the unit's ``RestrictAddressFamilies=`` refuses). No persistent storage: Apprise 1.9
+is asked for its memory mode, 1.2 has none, so nothing is written under ``$HOME``.
+Apprise's log lines are never shown, at any verbosity: they quote URL parts re-encoded
+(``+`` as ``%2B``, a space as ``+``) where redaction cannot know them; the child draws a
+verdict from them (an HTTP status, an SMTP reply code, an errno, a timeout) and only that
+is said. Apprise is imported only to send or to check.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import namedtuple
 
@@ -151,8 +158,6 @@ def _alert(cfg, state: dict, now: int) -> Message:
 
 def test_message(cfg) -> Message:
     """``duckdns notify --test``'s message."""
-    import os
-
     names = ", ".join(cfg.domains)
     return Message(
         "test",
@@ -169,43 +174,121 @@ def send(cfg, message: Message) -> list[str]:
     """Send ``message`` to each URL of ``cfg.notify`` in turn; per URL, why it was not
     taken ('' = taken). Never raises; bounded by PER_URL per URL and BUDGET in all."""
     try:
-        apprise = _apprise()
+        apprise = _apprise()  # here, once: each child inherits it
     except ImportError:
         return [f"Apprise is not installed: {INSTALL}"] * len(cfg.notify)
+    from functools import partial
+
+    from duckdns import contain
+
     start, whys = time.monotonic(), []
-    with _logs():
-        for target in cfg.notify:
-            left = BUDGET - (time.monotonic() - start)
-            if left < 1:
-                whys.append(f"not tried: the {BUDGET:.0f} s bound of notifications ran out")
-            else:
-                whys.append(_send_one(apprise, target, message, min(PER_URL, left)))
+    for target in cfg.notify:
+        left = BUDGET - (time.monotonic() - start)
+        if left < 1:
+            whys.append(f"not tried: the {BUDGET:.0f} s bound of notifications ran out")
+            continue
+        seconds = min(PER_URL, left)
+        outcome = contain.run(partial(_send_one, apprise, target, message), seconds)
+        whys.append(_why(outcome, seconds))
     return whys
 
 
-def _send_one(apprise, target, message: Message, seconds: float) -> str:
-    from duckdns import deadline
+def _send_one(apprise, target, message: Message) -> bytes:
+    """In the child (duckdns.contain): send, and say how it went as a verdict of
+    :data:`_WHYS`'s words, never a byte of what Apprise or the other side said."""
+    import logging
 
-    try:
-        with deadline.bound(seconds) as mine:
-            plugin = apprise.Apprise.instantiate(target.url, asset=_asset(apprise))
-            if plugin is None:
-                return "Apprise cannot use this URL (run 'duckdns check')"
-            text_format = apprise.NotifyFormat.TEXT
-            body = _convert(text_format, plugin.notify_format, message.body)
-            taken = plugin.notify(
-                body=body,
-                title=message.title,
-                notify_type=_TYPES.get(message.kind, "info"),
-                body_format=plugin.notify_format,
-            )
-    except deadline.Expired as exc:
-        if exc is not mine:
-            raise
-        return f"no answer within {seconds:.0f} s"
-    except Exception as exc:  # a plugin's bug: never the update's failure
-        return f"Apprise failed ({type(exc).__name__}; its reason at -vv)"
-    return "" if taken else "not accepted (Apprise's reason at -vv)"
+    heard = _Classify()
+    logger = logging.getLogger("apprise")
+    logger.handlers[:] = [heard]
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)  # setLevel, not .level: it clears the logger's cache
+    plugin = apprise.Apprise.instantiate(target.url, asset=_asset(apprise))
+    if plugin is None:
+        return b"unusable"
+    body = _convert(apprise.NotifyFormat.TEXT, plugin.notify_format, message.body)
+    taken = plugin.notify(
+        body=body,
+        title=message.title,
+        notify_type=_TYPES.get(message.kind, "info"),
+        body_format=plugin.notify_format,
+    )
+    return b"ok" if taken else heard.verdict or b"refused"
+
+
+# What a child's verdict means: Apprise's log lines are never shown (they re-encode and
+# quote URL parts), only the numbers and facts :class:`_Classify` draws from them.
+_WHYS = {
+    "ok": "",
+    "http": "not accepted (HTTP status {})",
+    "smtp": "not accepted (SMTP reply {})",
+    "errno": "{}",
+    "timeout": "no answer in time (the service's own timeout)",
+    "memory": "stopped: it needed more than {mib} MiB (an answer too large?)",
+    "refused": "not accepted (the service gave no reason)",
+    "unusable": "Apprise cannot use this URL (run 'duckdns check')",
+    "crash": "Apprise failed (an error in its plugin)",
+}
+
+
+def _why(outcome, seconds: float) -> str:
+    """The text of a child's :class:`duckdns.contain.Outcome`."""
+    from duckdns import contain
+
+    if outcome.ended == "killed":
+        return f"no answer within {seconds:.0f} s (stopped)"
+    if outcome.ended == "cpu":
+        return "stopped: it used its CPU time"
+    if outcome.ended == "signal":
+        return "stopped by the system (out of memory?)"
+    word, _, number = outcome.verdict.decode().partition(" ")
+    if outcome.ended == "unstarted":
+        return f"could not be sent: {os.strerror(int(number))}"
+    if word not in _WHYS:
+        return "Apprise failed (no verdict)"
+    if word == "errno":
+        return os.strerror(int(number)).lower()
+    return _WHYS[word].format(number, mib=contain.MEMORY // contain.MIB)
+
+
+class _Classify:
+    """A logging handler for the child: of Apprise's log lines keeps only what is safe to
+    show, the first of: an HTTP status, an SMTP reply code, an errno, a timeout.
+
+    A class made on use: ``logging`` is imported only in the child."""
+
+    # Each needs what a URL part cannot hold as Apprise and requests show it: a space
+    # (they show URLs %- or +-encoded), or the end of the line ("…error=404.").
+    PATTERNS = (
+        ("http", r"\berror=([1-5][0-9][0-9])\.?\Z"),  # Apprise 1.2's "…, error=NNN."
+        ("smtp", r"\. Reason: \(([2-5][0-9][0-9]),"),  # smtplib's (code, text) tuple
+        ("errno", r"\[Errno ([0-9]{1,3})\] "),  # OSError's own form
+        ("timeout", r"\btimed out\b()"),  # socket's and requests' "Read timed out."
+    )
+
+    def __new__(cls):
+        import logging
+        import re
+
+        patterns = [(word, re.compile(pattern)) for word, pattern in cls.PATTERNS]
+
+        class Handler(logging.Handler):
+            verdict = b""
+
+            def emit(self, record: logging.LogRecord) -> None:
+                if self.verdict or record.levelno < logging.DEBUG:
+                    return
+                try:
+                    text = record.getMessage()[:4096]
+                except Exception:  # a malformed log call in a plugin
+                    return
+                for word, pattern in patterns:
+                    found = pattern.search(text)
+                    if found:
+                        self.verdict = f"{word} {found.group(1)}".strip().encode()
+                        return
+
+        return Handler()
 
 
 def _convert(source: str, target: str, body: str) -> str:
@@ -237,33 +320,6 @@ def _asset(apprise):
         return apprise.AppriseAsset()
 
 
-class _logs:  # noqa: N801 - used as ``with _logs():``, like a function
-    """Apprise's log lines through duckdns.report (redacted, at -vv), never to stderr.
-
-    A class, not contextlib.contextmanager: this module loads on every timer run (its
-    state fields), and contextlib would be imported for nothing there."""
-
-    def __enter__(self) -> None:
-        import logging
-
-        class ToReport(logging.Handler):
-            def emit(self, record: logging.LogRecord) -> None:
-                try:
-                    report.debug(f"apprise: {record.getMessage()}")
-                except Exception:  # noqa: S110 - a malformed log call in a plugin: dropped
-                    pass
-
-        self.logger = logger = logging.getLogger("apprise")
-        self.handler, self.saved = ToReport(), (logger.propagate, logger.level)
-        logger.addHandler(self.handler)
-        logger.propagate = False
-        logger.setLevel(logging.DEBUG if report.threshold >= report.DEBUG else logging.WARNING)
-
-    def __exit__(self, *exc) -> None:
-        self.logger.removeHandler(self.handler)
-        self.logger.propagate, self.logger.level = self.saved
-
-
 def check(cfg) -> str:
     """``duckdns check``'s word on notify ('' when unset). Raises ConfigError for a URL
     Apprise cannot use (naming its line, never the URL); says when Apprise is missing."""
@@ -278,12 +334,27 @@ def check(cfg) -> str:
             "run without it, and no notification is sent"
         )
         return f"notify {count}, Apprise missing"
-    with _logs():
-        for target in cfg.notify:
-            if apprise.Apprise.instantiate(target.url, asset=_asset(apprise)) is None:
-                raise config.ConfigError(
-                    f"{target.where}: {target.shown} is refused by Apprise (an unknown "
-                    "service, or a part it cannot read): check it against the service's "
-                    "page on https://github.com/caronc/apprise/wiki"
-                )
+    _silence()
+    for target in cfg.notify:
+        try:
+            plugin = apprise.Apprise.instantiate(target.url, asset=_asset(apprise))
+        except Exception:  # a URL its parser trips on: refused all the same
+            plugin = None
+        if plugin is None:
+            raise config.ConfigError(
+                f"{target.where}: {target.shown} is refused by Apprise (an unknown "
+                "service, or a part it cannot read): check it against the service's "
+                "page on https://github.com/caronc/apprise/wiki"
+            )
     return f"notify {count}"
+
+
+def _silence() -> None:
+    """No Apprise log line reaches any output, at any verbosity: they show URL parts,
+    re-encoded beyond what redaction can recognise (``+`` as ``%2B``, spaces as ``+``).
+    Python's last-resort handler would print its warnings to stderr: a NullHandler."""
+    import logging
+
+    logger = logging.getLogger("apprise")
+    logger.handlers[:] = [logging.NullHandler()]
+    logger.propagate = False

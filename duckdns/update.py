@@ -304,7 +304,13 @@ def _notify(cfg, state_path: str, saved: dict, now: int, recorded) -> None:
     if not fields or not (recorded or recorded is None and _save(cfg, state_path, saved, now)):
         return
     if message is not None:
-        fields = notify.deliver(cfg, saved, message, fields, now)
+        # The attempt on record before the first byte is sent: a send that is killed
+        # (or kills the run) still waits notify.RETRY before the next one.
+        told = dict(saved)
+        state.record_notification(saved, {"notify_tried": now})
+        if not _save(cfg, state_path, saved, now):
+            return
+        fields = notify.deliver(cfg, told, message, fields, now)
     state.record_notification(saved, fields)
     _save(cfg, state_path, saved, now)
 

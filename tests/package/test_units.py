@@ -129,6 +129,30 @@ def test_a_run_has_a_hard_time_limit_sized_from_the_programs_deadlines(service):
     assert _seconds(stop) <= 30
 
 
+def _bytes(value: str) -> int:
+    """A systemd size of the forms the unit uses: "96M", "1G" (base 1024)."""
+    m = re.fullmatch(r"(\d+)([KMG])", value)
+    assert m, f"unexpected size {value!r}"
+    return int(m.group(1)) * 1024 ** (" KMG".index(m.group(2)))
+
+
+def test_a_run_has_a_memory_limit_above_the_notification_childs_own(service):
+    """MemoryMax= is above the notification child's data limit (duckdns.contain.MEMORY,
+    which it sets itself) plus the updater's share, and below what a small Pi can spare."""
+    import sys
+
+    from support.helpers import ROOT
+
+    sys.path.insert(0, str(ROOT))
+    from duckdns import contain
+
+    (memory,) = service["Service"]["MemoryMax"]
+    # The largest peak measured (tests/unit/test_notify.py, about 105 MiB) is within the
+    # data limit plus the interpreter's files: MemoryMax= leaves room for a cold cache.
+    assert contain.MEMORY + 64 * contain.MIB <= _bytes(memory) <= 256 * contain.MIB, memory
+    assert "LimitDATA" not in service["Service"]  # the child's own: one definition
+
+
 def test_timer(timer):
     assert timer["Timer"]["OnBootSec"] == ["30"]
     assert timer["Timer"]["OnUnitActiveSec"] == ["1min"]

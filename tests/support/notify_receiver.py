@@ -9,6 +9,8 @@
 * :class:`Mailbox` — a real SMTP server (Debian's python3-aiosmtpd, RFC 5321) on loopback
   that keeps every message it accepts, for ``mailto://`` (AUTH is offered without TLS, as
   a household server on the LAN may; aiosmtpd's ``auth_require_tls=False``).
+* :class:`HostileSMTP` — an SMTP server that misbehaves on purpose, each way a hostile
+  or broken one can hold a client (a hostile HTTP receiver: tests/support/hostile_server.py).
 
 Both listen on 127.0.0.1 only. The webhook also runs alone, inside the test containers
 (standard library only)::
@@ -125,6 +127,102 @@ class Mailbox:
 
     def __exit__(self, *exc) -> None:
         self.controller.stop()
+
+
+class HostileSMTP:
+    """An SMTP server on 127.0.0.1 that holds its client, one ``mode`` (raw sockets: the
+    replies' grammar is RFC 5321 §4.2, ``code SP text`` or ``code - text`` for all but the
+    last line of a multi-line reply):
+
+    - ``greeting-flood``: a multi-line ``220-`` greeting without end (RFC 5321 §4.2.1
+      allows any number of continuation lines; Python's smtplib keeps each one);
+    - ``stall-after-data``: a normal session up to the end of the message, then no reply
+      to it, ever;
+    - ``dribble``: as ``stall-after-data`` for :attr:`STALL` seconds, then every reply
+      (the message's, QUIT's) a byte every :attr:`DRIBBLE` seconds: each read a socket
+      timeout bounds gets its byte in time.
+
+    ``connections`` counts the TCP connections accepted. AUTH PLAIN takes any login."""
+
+    MODES = ("greeting-flood", "stall-after-data", "dribble")
+    STALL = 5.0
+    DRIBBLE = 5.0
+
+    def __init__(self, mode: str) -> None:
+        import socket
+
+        assert mode in self.MODES, mode
+        self.mode = mode
+        self.connections = 0
+        self._closing = threading.Event()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def url(self, user: str, password: str) -> str:
+        return (
+            f"mailto://{user}:{password}@127.0.0.1:{self.port}"
+            "?to=admin@example.org&from=duckdns@example.org"
+        )
+
+    def __enter__(self) -> HostileSMTP:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._closing.set()
+        self.sock.close()
+
+    def _serve(self) -> None:
+        while not self._closing.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn) -> None:
+        try:
+            with conn:
+                if self.mode == "greeting-flood":
+                    line = b"220-" + b"x" * 1000 + b"\r\n"
+                    while not self._closing.is_set():
+                        conn.sendall(line * 64)
+                    return
+                conn.sendall(b"220 hostile.example ESMTP\r\n")
+                reader = conn.makefile("rb")
+                while not self._closing.is_set():
+                    command = reader.readline(4096)
+                    if not command:
+                        return
+                    verb = command[:4].upper()
+                    if verb == b"EHLO":
+                        conn.sendall(b"250-hostile.example\r\n250 AUTH PLAIN\r\n")
+                    elif verb == b"AUTH":
+                        conn.sendall(b"235 2.7.0 accepted\r\n")
+                    elif verb == b"DATA":
+                        conn.sendall(b"354 go on\r\n")
+                        while reader.readline(4096) not in (b".\r\n", b""):
+                            pass
+                        self._hold(conn, b"250 2.0.0 queued\r\n")
+                    elif verb == b"QUIT":
+                        self._hold(conn, b"221 2.0.0 bye\r\n")
+                        return
+                    else:
+                        conn.sendall(b"250 2.0.0 ok\r\n")
+        except OSError:
+            return
+
+    def _hold(self, conn, reply: bytes) -> None:
+        if self.mode == "stall-after-data":
+            self._closing.wait()
+            return
+        self._closing.wait(self.STALL)
+        for byte in reply:
+            if self._closing.wait(self.DRIBBLE):
+                return
+            conn.sendall(bytes([byte]))
 
 
 def _free_port() -> int:

@@ -149,6 +149,41 @@ def _notifies_through_apprise_under_the_hardening(c, duckdns) -> None:
     assert "IPv4 (A record): 198.51.100.9 (was " in message["message"]
     for text in (requests[0]["body"], out):  # the URL's path is the secret: only there
         assert TOKEN not in text and HOOK_SECRET not in text
+    _contains_a_bombing_receiver_under_the_hardening(c, duckdns)
+
+
+def _contains_a_bombing_receiver_under_the_hardening(c, duckdns) -> None:
+    """The child that sends lowers its own data limit under the unit's seccomp filter
+    (glibc's setrlimit is prlimit64, which it allows): a receiver answering a gzip bomb
+    (1 GiB inflated) costs the run a notification, not the Pi's memory nor the update."""
+    shutil.copy2(TESTS / "support" / "hostile_server.py", c.hostdir / "hostile_server.py")
+    ready, inside = c.hostdir / "bomb.ready", f"{TEST_DIR_IN_CONTAINER}/"
+    cert, key = (inside + str(p.relative_to(c.hostdir)) for p in (duckdns.cert, duckdns.key))
+    argv = ["python3", inside + "hostile_server.py", "--cert", cert, "--key", key]
+    argv += ["--host", "127.0.0.1", "--port", "8444"]
+    c.serve(
+        "notify-bomb.service",
+        [*argv, "--mode", "gzip-bomb", "--ready-file", inside + ready.name],
+        ready.exists,
+        "bombing receiver",
+        timeout=60,  # the bomb is made before it is ready
+    )
+    url = f"jsons://127.0.0.1:8444/{HOOK_SECRET}?verify=no"
+    # Rewritten in place (cat >): the file keeps its owner, the dynamic user.
+    c.sh(f"sed 's|^notify = .*|notify = {url}|' {CONF} > /tmp/conf && cat /tmp/conf > {CONF}")
+    since = c.exec(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
+    duckdns.set_mode("ok", client_ip="198.51.100.10")
+    c.exec(["systemctl", "start", "duckdns.service"])
+    out = c.exec(
+        ["journalctl", "--no-pager", "-o", "cat", "-u", "duckdns.service", "--since", since]
+    ).stdout
+    assert harness.service_show(c, "duckdns.service", "Result")["Result"] == "success", out
+    assert re.search(
+        r"notification \(address\) to notify URL 1 \(jsons://…\) failed: stopped: it needed "
+        r"more than 96 MiB",
+        out,
+    ), out
+    assert TOKEN not in out and HOOK_SECRET not in out
 
 
 def test_server_down_then_recovers_without_a_step(container, duckdns, deb):

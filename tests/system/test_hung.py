@@ -42,6 +42,12 @@ def _shipped(key: str) -> int:
     return int(re.search(rf"^{key}=(\d+)$", text, re.M).group(1))
 
 
+def _shipped_size(key: str) -> int:
+    """A size in bytes, as debian/duckdns.service sets it (``Key=NM``)."""
+    text = (harness.REPO / "debian/duckdns.service").read_text()
+    return int(re.search(rf"^{key}=(\d+)M$", text, re.M).group(1)) << 20
+
+
 def _shown(seconds: int) -> str:
     """How systemctl show writes a time span: "2min 20s", "2min", "10s"."""
     minutes, rest = divmod(seconds, 60)
@@ -179,4 +185,82 @@ def test_a_run_hung_on_a_dribbling_server_is_ended_and_the_timer_goes_on(contain
         f"next timer run {next_after:.1f} s after that; first request "
         f"{first - starts[0]:.1f} s after the hung run's start; "
         f"test {time.monotonic() - began:.0f} s"
+    )
+
+
+# What the kernel's OOM killer sends the process MemoryMax= picks (cgroup v2,
+# Documentation/admin-guide/cgroup-v2.rst, "memory.max"): SIGKILL, no chance to clean up.
+OOM_PROBE = ["python3", "-c", "x = bytearray(200 << 20)"]
+
+
+def memory_limits_enforced(c: harness.Container) -> bool:
+    """Whether a unit's MemoryMax= is enforced in this container: not under a cgroup v1
+    host (this test machine's: systemd-nspawn leaves the container no memory controller,
+    and a 200 MiB allocation under MemoryMax=30M lives, measured)."""
+    probe = ["systemd-run", "-q", "--wait", "-p", "MemoryMax=30M", "-p", "MemorySwapMax=0"]
+    return c.exec([*probe, *OOM_PROBE], check=False).returncode != 0
+
+
+def test_a_run_killed_for_its_memory_is_counted_like_one_stopped_for_its_time(
+    container, duckdns, deb
+):
+    """A run in flight (hung on a dribbling DuckDNS) is killed the way MemoryMax= kills:
+    lowered below what the run holds where the cgroup enforces it, else SIGKILL from
+    systemd, what the OOM killer sends. The next timer run says once that the previous
+    run was stopped before DuckDNS answered and counts it as a failed attempt: nothing is
+    sent before the backoff's wait (from the killed run's start) is over."""
+    c = container
+    duckdns.stop()
+    hostile = start_hostile(c, duckdns, "dribble-body")
+    c.write("/etc/systemd/system/duckdns.timer.d/test-fast.conf", TIMER_DROPIN)
+    harness.preseed(c, domains="piserver", token=TOKEN, ipv6=False)
+    install = c.install_deb(deb)  # starts the timer: the first run 2 s later
+    outputs = [install.stdout, install.stderr]
+    shipped = harness.service_show(c, "duckdns.service", "MemoryMax")
+    assert shipped == {"MemoryMax": str(_shipped_size("MemoryMax"))}, shipped
+
+    def in_flight() -> bool:
+        path = c.root / STATE
+        return path.exists() and json.loads(path.read_text()).get("in_flight") is not None
+
+    c.wait_for(in_flight, 60, what="the first run in flight on the dribbling server")
+    real = memory_limits_enforced(c)
+    if real:  # below what the run holds: the kernel kills it at once
+        c.exec(["systemctl", "set-property", "--runtime", "duckdns.service", "MemoryMax=4M"])
+    else:
+        # The process the OOM killer picks: the run's only one while it talks to DuckDNS.
+        c.exec(["systemctl", "kill", "--kill-whom=main", "--signal=SIGKILL", "duckdns.service"])
+    c.wait_for(
+        lambda: times(systemd_says(c), r"Failed with result '(oom-kill|signal)'"),
+        30,
+        what="systemd to see the killed run",
+    )
+    if real:
+        c.exec(["systemctl", "revert", "duckdns.service"])
+    c.exec(["systemctl", "stop", hostile])
+    duckdns.start()
+    c.wait_for(
+        lambda: times(updater_says(c), r"^updates work again after"),
+        INTERVAL + FIRST_WAIT + 60,
+        what="the update after the killed run ('updates work again')",
+    )
+    pid1, ours = systemd_says(c), updater_says(c)
+    text = "\n".join(m for _, m in pid1 + ours)
+    starts = times(pid1, r"^Starting (duckdns\.service\b|DuckDNS dynamic DNS update)")
+    killed = times(pid1, r"Failed with result '(oom-kill|signal)'")
+    assert len(killed) == 1 and not times(pid1, r"Failed with result 'timeout'"), text
+    reported = [(t, m) for t, m in ours if STOPPED in m]
+    assert len(reported) == 1 and reported[0][0] > killed[0], text
+    updates = duckdns.updates()
+    assert updates, "no update request reached DuckDNS"
+    assert updates[0]["time"] >= starts[0] + FIRST_WAIT - 1, (updates[0]["time"] - starts[0], text)
+    assert len(times(ours, r"^updates work again after .*, 1 failed attempt$")) == 1, text
+    state = json.loads((c.root / STATE).read_text())
+    assert state["in_flight"] is None and state["failures"] == 0, state
+    status = c.exec(["duckdns", "status"])
+    assert_no_canary(*outputs, status.stdout, status.stderr, c.journal(), where="the outputs")
+    assert harness.token_leaks(c, TOKEN) == []
+    harness.log(
+        f"[system] run killed in flight ({'MemoryMax=' if real else 'SIGKILL: no memory cgroup'}"
+        f"): first request {updates[0]['time'] - starts[0]:.1f} s after its start"
     )
