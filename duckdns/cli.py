@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("txt", "set, clear or wait for the TXT record (ACME DNS-01)")
     txt = p.add_subparsers(dest="txt_command", metavar="ACTION", required=True)
     txt_set = txt.add_parser("set", parents=[common(2)], help="set the TXT record to VALUE")
-    txt_set.add_argument("value", metavar="VALUE")
+    txt_set.add_argument("value", metavar="VALUE", type=acme.txt_value)
     acme.add_arguments(txt_set)
     txt_clear = txt.add_parser("clear", parents=[common(2)], help="clear the TXT record")
     acme.add_arguments(txt_clear)
@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common(2)],
         help="wait until DuckDNS's name servers serve VALUE as the TXT record",
     )
-    txt_wait.add_argument("value", metavar="VALUE")
+    txt_wait.add_argument("value", metavar="VALUE", type=acme.txt_value)
     acme.add_arguments(txt_wait, wait=True)
     add("clear", "clear the A and AAAA records")
     p = add("verify", "check that the names resolve to the address DuckDNS recorded")
