@@ -300,7 +300,9 @@ def _ask(server: tuple[str, int], owner: str, value: str, timeout: float) -> str
         report.debug(f"{_endpoint(server)}: {owner} TXT: {dns.rcode.to_text(rcode)}")
         return "other" if rcode == dns.rcode.NXDOMAIN else None
     values = [b"".join(rd.strings).decode("utf-8", "backslashreplace") for rd in rrset or ()]
-    report.debug(f"{_endpoint(server)}: {owner} TXT {values!r}")
+    shown = ", ".join(f"'{report.safe(v, 100)}'" for v in values[:4])  # the server's text
+    more = f" and {len(values) - 4} more" if len(values) > 4 else ""
+    report.debug(f"{_endpoint(server)}: {owner} TXT [{shown}]{more}")
     return "served" if value in values else "other"
 
 

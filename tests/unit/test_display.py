@@ -255,3 +255,17 @@ def test_a_hostile_for_name_is_refused_in_one_line(duck, conf, text, suffix, act
     assert proc.returncode in (75, 78), proc.stderr
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
     assert duck.requests == []
+
+
+def test_check_shows_stored_and_router_values_escaped(duck, conf):
+    """``check`` with a router answering on loopback (NAT-PMP, support.natpmp_responder) and a
+    state whose DuckDNS address holds control characters: its verdict line is escaped."""
+    from support.natpmp_responder import Responder
+
+    with Responder("ok", "81.2.69.160") as router:
+        host, port = router.address
+        cfg = conf(router=f"{host}:{port}")
+        write_state(cfg, {"ipv4": "203.0.113.7\x1b[2J\n<3>FAKE ERROR"})
+        proc = duckdns(cfg, "check")
+    assert proc.returncode == 0, proc.stderr
+    assert "DuckDNS: 203.0.113.7\\x1b[2J\\n<3>FAKE ERROR)" in proc.stdout, proc.stdout
