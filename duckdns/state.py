@@ -90,8 +90,30 @@ def txt_problem(value: str) -> str:
     return ""
 
 
+def _address(version: int):
+    """The rule of a record's address: empty, or an address of ``version`` without a zone
+    (what DuckDNS's answers show, duckdns.api). Anything else was not written here, and
+    would reach status and the metrics' labels."""
+
+    def valid(value: str) -> bool:
+        if not value:
+            return True
+        import ipaddress  # already loaded on the timer's path (duckdns.localaddr, probe)
+
+        try:
+            return "%" not in value and ipaddress.ip_address(value).version == version
+        except ValueError:
+            return False
+
+    return valid
+
+
 # Rules of particular fields, beyond the type of their default.
-_FIELD_RULES = {"txt": lambda value: not txt_problem(value)}
+_FIELD_RULES = {
+    "txt": lambda value: not txt_problem(value),
+    "ipv4": _address(4),
+    "ipv6": _address(6),
+}
 
 
 def _valid_field(key: str, value) -> bool:

@@ -268,4 +268,36 @@ def test_check_shows_stored_and_router_values_escaped(duck, conf):
         write_state(cfg, {"ipv4": "203.0.113.7\x1b[2J\n<3>FAKE ERROR"})
         proc = duckdns(cfg, "check")
     assert proc.returncode == 0, proc.stderr
-    assert "DuckDNS: 203.0.113.7\\x1b[2J\\n<3>FAKE ERROR)" in proc.stdout, proc.stdout
+    assert "(router: 81.2.69.160; DuckDNS: -)" in proc.stdout, proc.stdout
+    assert "dropped 1 damaged field (ipv4)" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("family", "value"),
+    [
+        ("ipv4", "203.0.113.7\x1b[2J"),
+        ("ipv4", "::1"),
+        ("ipv4", "not an address"),
+        ("ipv6", "2001:db8::1\n<3>FAKE"),
+        ("ipv6", "fe80::1%eth0"),
+        ("ipv6", "10.0.0.1"),
+    ],
+)
+def test_a_record_address_that_is_not_one_is_dropped(duck, conf, family, value):
+    """DuckDNS's answers only ever put an address of the record's family there: anything else
+    is damage, kept out of status and of the metrics' labels (the Prometheus text format
+    escapes only backslash, quote and newline in a label)."""
+    cfg = conf()
+    write_state(cfg, {family: value})
+    proc = duckdns(cfg, "status", "--prometheus")
+    assert proc.returncode == 0, proc.stderr
+    assert f"dropped 1 damaged field ({family})" in proc.stderr, proc.stderr
+    assert "address=" not in proc.stdout
+
+
+def test_a_record_address_is_kept_in_any_spelling(duck, conf):
+    cfg = conf()
+    write_state(cfg, {"ipv4": "10.0.0.1", "ipv6": "2001:DB8:0::1"})  # as DuckDNS may spell it
+    proc = duckdns(cfg, "status", "--prometheus")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert 'address="10.0.0.1"' in proc.stdout and 'address="2001:DB8:0::1"' in proc.stdout
