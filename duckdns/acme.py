@@ -70,6 +70,17 @@ def _seconds(text: str) -> int:
     return value
 
 
+def txt_value(text: str) -> str:
+    """The VALUE of ``txt set`` and ``txt wait``, refused (exit 2) before anything is asked
+    or sent when it cannot be a TXT value (duckdns.state.txt_problem, the state's own rule)."""
+    from duckdns import state
+
+    problem = state.txt_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 def _server(text: str) -> tuple[str, int]:
     try:
         return config.parse_ip_port(text)
@@ -162,6 +173,7 @@ def target_for(domain: str, cfg, resolver: tuple[str, int] | None) -> Target:
 
     from duckdns import resolve
 
+    shown = report.safe(domain)  # certbot's environment: never printed raw
     text = domain.strip()
     if text.startswith("*."):
         text = text[2:]  # a wildcard's challenge is at _acme-challenge.<the rest>
@@ -171,13 +183,11 @@ def target_for(domain: str, cfg, resolver: tuple[str, int] | None) -> Target:
         name = dns.name.from_text(text).to_text(omit_final_dot=True).lower()
         challenge = dns.name.from_text(f"{CHALLENGE}.{name}").to_text(True).lower()
     except resolve.FAILURES as exc:
-        raise config.ConfigError(
-            f"{domain!r} is not a domain name ({type(exc).__name__})"
-        ) from None
+        raise config.ConfigError(f"'{shown}' is not a domain name ({type(exc).__name__})") from None
     chain: tuple[str, ...] = ()
     if name == ZONE:
         raise config.ConfigError(
-            f"{domain} is DuckDNS's own domain, not a DuckDNS name: give NAME.duckdns.org"
+            f"{shown} is DuckDNS's own domain, not a DuckDNS name: give NAME.duckdns.org"
         )
     if _below_zone(name):
         owner = challenge
@@ -196,7 +206,7 @@ def target_for(domain: str, cfg, resolver: tuple[str, int] | None) -> Target:
         if not chain or not _below_zone(chain[-1]):
             seen = seen or ("" if found.exists else " (it does not exist)")
             raise config.ConfigError(
-                f"{domain} is not a DuckDNS name (NAME.duckdns.org or a name below it), and "
+                f"{shown} is not a DuckDNS name (NAME.duckdns.org or a name below it), and "
                 f"{challenge} is not a CNAME to one{seen}: at the DNS provider of {name}, "
                 f"add the record '{challenge}. CNAME {CHALLENGE}.{cfg.domains[0]}.{ZONE}.'"
             )
@@ -205,7 +215,7 @@ def target_for(domain: str, cfg, resolver: tuple[str, int] | None) -> Target:
     if subname not in cfg.domains:
         via = f" (through {' -> '.join([challenge, *chain])})" if chain else ""
         raise config.ConfigError(
-            f"{domain} belongs to {subname}.{ZONE}{via}, which is not configured (configured: "
+            f"{shown} belongs to {subname}.{ZONE}{via}, which is not configured (configured: "
             f"{', '.join(cfg.domains)}); add it to 'domains' in {cfg.path}"
         )
     return Target(name, subname, owner, chain)
@@ -290,7 +300,9 @@ def _ask(server: tuple[str, int], owner: str, value: str, timeout: float) -> str
         report.debug(f"{_endpoint(server)}: {owner} TXT: {dns.rcode.to_text(rcode)}")
         return "other" if rcode == dns.rcode.NXDOMAIN else None
     values = [b"".join(rd.strings).decode("utf-8", "backslashreplace") for rd in rrset or ()]
-    report.debug(f"{_endpoint(server)}: {owner} TXT {values!r}")
+    shown = ", ".join(f"'{report.safe(v, 100)}'" for v in values[:4])  # the server's text
+    more = f" and {len(values) - 4} more" if len(values) > 4 else ""
+    report.debug(f"{_endpoint(server)}: {owner} TXT [{shown}]{more}")
     return "served" if value in values else "other"
 
 

@@ -243,9 +243,11 @@ SHOWN = 60  # characters of an unexpected answer quoted in the error
 def parse_answer(body: bytes, txt: bool = False) -> Reply:
     """Check the answer against the documented forms; anything else is a failure.
 
-    An unexpected answer is quoted in the error, shortened to :data:`SHOWN` characters of
-    printable ASCII; secrets are masked before shortening, so a cut cannot keep part of
-    one (a server that echoes the request would otherwise show a token's first half).
+    An unexpected answer is quoted in the error, shortened to :data:`SHOWN` characters and
+    made safe to print by report.safe; secrets are masked before shortening, so a cut cannot
+    keep part of one (a server that echoes the request would otherwise show a token's first
+    half). A TXT answer's value is handed back as it came: the caller checks it against the
+    value sent (:func:`txt_mismatch`).
     """
     try:
         text = body.decode("ascii")
@@ -270,13 +272,27 @@ def parse_answer(body: bytes, txt: bool = False) -> Reply:
             return Reply(
                 ipv4=_canonical(lines[1]), ipv6=_canonical(lines[2]), updated=state == "UPDATED"
             )
-    raise TemporaryFailure(f"unexpected answer from DuckDNS: {_shown(body)!r}")
+    raise TemporaryFailure(f"unexpected answer from DuckDNS: '{_shown(body)}'")
 
 
 def _shown(body: bytes) -> str:
-    """The start of ``body`` for a message: secrets masked first, then cut, printable ASCII."""
-    text = report.redact(body.decode("ascii", "replace"))[:SHOWN].replace("\n", "\\n")
-    return "".join(c if " " <= c <= "~" else "?" for c in text)
+    """The start of ``body`` for a message: secrets masked first, then cut, escaped."""
+    return report.safe(body.decode("ascii", "replace"), SHOWN)
+
+
+def txt_mismatch(reply: Reply, sent: str) -> str:
+    """Why a TXT answer does not confirm ``sent`` ('' if it does, or shows no value).
+
+    A bare ``OK`` shows nothing to compare (accepted, as for the addresses). DuckDNS's
+    verbose answer shows the record's value; any other value means the record does not hold
+    ours, whatever the first line said.
+    """
+    if not reply.verbose or reply.txt == sent:
+        return ""
+    return (
+        f"DuckDNS answered with another TXT value ('{report.safe(reply.txt, SHOWN)}') than "
+        "the one sent: the record may not hold it; run the command again"
+    )
 
 
 def _canonical(value: str) -> str:

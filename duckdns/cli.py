@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("txt", "set, clear or wait for the TXT record (ACME DNS-01)")
     txt = p.add_subparsers(dest="txt_command", metavar="ACTION", required=True)
     txt_set = txt.add_parser("set", parents=[common(2)], help="set the TXT record to VALUE")
-    txt_set.add_argument("value", metavar="VALUE")
+    txt_set.add_argument("value", metavar="VALUE", type=acme.txt_value)
     acme.add_arguments(txt_set)
     txt_clear = txt.add_parser("clear", parents=[common(2)], help="clear the TXT record")
     acme.add_arguments(txt_clear)
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common(2)],
         help="wait until DuckDNS's name servers serve VALUE as the TXT record",
     )
-    txt_wait.add_argument("value", metavar="VALUE")
+    txt_wait.add_argument("value", metavar="VALUE", type=acme.txt_value)
     acme.add_arguments(txt_wait, wait=True)
     add("clear", "clear the A and AAAA records")
     p = add("verify", "check that the names resolve to the address DuckDNS recorded")
@@ -224,7 +224,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_OK
     saved = state.load(state.path_for(cfg.path))  # what DuckDNS recorded, read only
     gateway, ipv6 = router.default_gateway(), localaddr.global_ipv6()
-    report.out(upnp.reachability(cfg, gateway, saved["ipv4"], ipv6))
+    # One line, whatever the router or the state file holds.
+    report.out(report.safe(upnp.reachability(cfg, gateway, saved["ipv4"], ipv6), 1024))
     return EXIT_OK
 
 

@@ -55,12 +55,66 @@ def _under_journal() -> bool:
     return bool(os.environ.get("JOURNAL_STREAM"))
 
 
+# What ``safe`` escapes: C0 controls (newline included), DEL, C1 controls, the zero-width and
+# bidirectional controls (U+061C, U+200B-U+200F, U+202A-U+202E, U+2060-U+2069, U+FEFF), the
+# line and paragraph separators, and lone surrogates (which no output stream can encode).
+# Kept as text: ``re`` compiles it at the first use, so a quiet run pays nothing for it.
+_UNICODE_CONTROLS = "\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff"
+_UNSAFE = f"[\x00-\x1f\x7f-\x9f{_UNICODE_CONTROLS}]"
+# The same within one line we print, where a tab may lay out our own text.
+_UNSAFE_IN_LINE = f"[\x00-\x08\x0a-\x1f\x7f-\x9f{_UNICODE_CONTROLS}]"
+# A line starting like a syslog priority prefix ("<3>"): journald would take it for one.
+_PRIORITY_LIKE = "<[0-9]"
+MAX_SHOWN = 200  # characters of a remote or stored value shown by default
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def safe(text, limit: int = MAX_SHOWN) -> str:
+    """``text`` from outside (DuckDNS, a router, DNS, a receiver, certbot's environment, an
+    old state file) made safe to print inside one of our lines.
+
+    Secrets are masked first (a cut cannot keep part of one), then the text is cut to
+    ``limit`` characters with a marker saying how much was left out, then every control
+    character (see :data:`_UNSAFE`) is written as a visible escape (``\\n``, ``\\x1b``,
+    ``\\u202e``): what is shown is one line that cannot move the cursor, clear the screen,
+    reorder the text around it or start a journal entry of its own.
+    """
+    text = redact(str(text))
+    if len(text) > limit:
+        text = f"{text[:limit]}[... {len(text) - limit} more characters]"
+    return re.sub(_UNSAFE, _escape, text)
+
+
+def _lines(text: str, *, several: bool) -> list[str]:
+    """The lines ``text`` is printed as: split at newlines only when ``several``, else one.
+
+    Every control character but the tab is escaped as :func:`safe` escapes it, and a line
+    that would start like a syslog priority prefix has its "<" escaped, so no text can
+    forge a journal entry or its priority, whoever wrote it.
+    """
+    lines = text.removesuffix("\n").split("\n") if several else [text]
+    safe_lines = []
+    for line in lines:
+        line = re.sub(_UNSAFE_IN_LINE, _escape, line)
+        if re.match(_PRIORITY_LIKE, line):
+            line = "\\x3c" + line[1:]
+        safe_lines.append(line)
+    return safe_lines
+
+
 def _emit(priority: int, message: str, stream=None) -> None:
+    """One message: one line, except at debug (a traceback spans lines, each escaped)."""
     if priority > threshold:
         return
     stream = stream or sys.stderr
     prefix = f"<{priority}>" if _under_journal() else ""
-    for line in redact(str(message)).splitlines() or [""]:
+    for line in _lines(redact(str(message)), several=priority == DEBUG):
         stream.write(f"{prefix}{line}\n")
     stream.flush()
 
@@ -86,8 +140,8 @@ def debug(message: str) -> None:
 
 
 def out(text: str) -> None:
-    """Requested output (status, dry-run, backup-paths) on stdout, always redacted."""
-    sys.stdout.write(redact(text))
-    if not text.endswith("\n"):
-        sys.stdout.write("\n")
+    """Requested output (status, dry-run, backup-paths) on stdout, always redacted; its
+    lines are ours, any control character inside one is escaped (see :func:`_lines`)."""
+    lines = _lines(redact(text), several=True)
+    sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()

@@ -55,6 +55,11 @@ FIELDS.update(
 # Larger is not a state this updater wrote (it writes about 1 KiB).
 MAX_SIZE = 64 * 1024
 MAX_TEXT = 512  # longest text field kept (an error message is the longest written)
+# The TXT value: what ``txt set`` sends and what the state keeps. One DNS character-string
+# holds 255 bytes (RFC 1035, 3.3.14); DuckDNS documents no limit of its own, so none longer
+# is sent. Printable ASCII only: DuckDNS's answer is read as ASCII lines (duckdns.api), so
+# any other value could never be seen confirmed.
+MAX_TXT = 255
 # Times are Unix seconds; anything outside these bounds (or NaN, infinite) was not written here.
 MAX_TIME = 2**40
 MAX_COUNT = 10**9
@@ -71,6 +76,52 @@ def _valid(default, value) -> bool:
     if value is None:
         return True
     return isinstance(value, (int, float)) and 0 <= value <= MAX_TIME  # NaN fails both
+
+
+def txt_problem(value: str) -> str:
+    """Why ``value`` cannot be a TXT value ('' if it can); never quotes the value."""
+    if len(value) > MAX_TXT:
+        return f"the TXT value is {len(value)} characters long: at most {MAX_TXT}"
+    if not all(" " <= c <= "~" for c in value):
+        return (
+            "the TXT value holds a character other than printable ASCII "
+            "(letters, digits, punctuation and space)"
+        )
+    return ""
+
+
+def _address(version: int):
+    """The rule of a record's address: empty, or an address of ``version`` without a zone
+    (what DuckDNS's answers show, duckdns.api). Anything else was not written here, and
+    would reach status and the metrics' labels."""
+
+    def valid(value: str) -> bool:
+        if not value:
+            return True
+        import ipaddress  # already loaded on the timer's path (duckdns.localaddr, probe)
+
+        try:
+            return "%" not in value and ipaddress.ip_address(value).version == version
+        except ValueError:
+            return False
+
+    return valid
+
+
+# Rules of particular fields, beyond the type of their default.
+_FIELD_RULES = {
+    "txt": lambda value: not txt_problem(value),
+    "ipv4": _address(4),
+    "ipv6": _address(6),
+}
+
+
+def _valid_field(key: str, value) -> bool:
+    """Whether ``value`` may be kept as the field ``key``."""
+    if not _valid(FIELDS[key], value):
+        return False
+    rule = _FIELD_RULES.get(key)
+    return rule is None or rule(value)
 
 
 def path_for(config_path: str) -> str:
@@ -107,14 +158,14 @@ def read(path: str) -> tuple[dict, bool]:
     except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         report.warning(f"{path} is corrupt and was ignored; it will be rewritten")
         return state, True
+    saved.update(_upgrade(saved))
     dropped = []
     for key, default in FIELDS.items():
         value = saved.get(key, default)
-        if _valid(default, value):
+        if _valid_field(key, value):
             state[key] = value
         else:
             dropped.append(key)
-    _upgrade(saved, state)
     if dropped:
         report.warning(
             f"{path}: dropped {len(dropped)} damaged "
@@ -138,15 +189,16 @@ def _read_file(path: str) -> bytes:
     return raw
 
 
-def _upgrade(saved: dict, state: dict) -> None:
-    """A state.json from before per-record state (duckdns 0.1.0): keep what still holds.
+def _upgrade(saved: dict) -> dict:
+    """The fields a state.json from before per-record state (duckdns 0.1.0) means, to be
+    checked like every other field (the caller does): keep what still holds.
 
     Its records are not taken as confirmed (that release could leave A stale with IPv6), so
     the first run after the upgrade sends every record; its probe verdict is kept.
     """
     if "probe_state" not in saved and saved.get("probe_trusted") is False:
-        state["probe_state"] = "distrusted"
-        state["probe_ipv4"] = saved.get("probe_ipv4", "") or ""
+        return {"probe_state": "distrusted", "probe_ipv4": saved.get("probe_ipv4") or ""}
+    return {}
 
 
 def save(path: str, state: dict) -> str:

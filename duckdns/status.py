@@ -68,7 +68,10 @@ def run(args, path: str) -> int:
         ("Last error", saved["last_error"] or "-"),
         *_failure_rows(saved),
     ]
-    report.out("\n".join(f"{key + ':':17}{value}" for key, value in rows))
+    # Values come from the state file (and through it from DuckDNS, the probe, the router):
+    # each row is made safe to print, whatever the file holds.
+    shown = (f"{key + ':':17}{report.safe(value, state.MAX_TEXT)}" for key, value in rows)
+    report.out("\n".join(shown))
     return EXIT_OK
 
 

@@ -342,7 +342,14 @@ def send_one(cfg, what: str, **query: str | bool) -> int:
         report.error(str(exc))
         return EXIT_TEMPFAIL
     if txt:
-        state.record_txt(saved, reply.txt)
+        sent = "" if query.get("clear") else str(query["txt"])
+        problem = api.txt_mismatch(reply, sent)
+        if problem:
+            report.error(problem)
+            return EXIT_TEMPFAIL
+        state.record_txt(saved, sent)
+        if not reply.verbose:
+            what += " (DuckDNS's answer did not show the record)"
     else:
         state.record_cleared(saved, reply.ipv4, reply.ipv6)
     problem = state.save(state_path, saved)

@@ -28,7 +28,8 @@ DuckDNS would see it behind a NAT router).
 
 Modes: ``ok`` (the real behaviour), ``ko``, ``status:N``, ``redirect`` (302 to
 ``/elsewhere``), ``stall:SECONDS``, ``huge`` (1 MiB body), ``garbage``, ``bare`` (the update
-takes effect, the answer is its first line only: ``OK`` or ``KO``).
+takes effect, the answer is its first line only: ``OK`` or ``KO``), ``answer:TEXT`` (a hostile
+or mistaken DuckDNS: nothing takes effect, the body is TEXT as given).
 """
 
 from __future__ import annotations
@@ -309,6 +310,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"<html>maintenance</html>")
         elif kind == "ko":
             self._send(200, b"KO")
+        elif kind == "answer":
+            self._send(200, arg.encode("utf-8", "surrogateescape"))
         elif kind == "bare" and parts.path == "/update":
             # UNKNOWN: a DuckDNS that ignores verbose=true (the API documents four lines):
             # the update takes effect, the answer confirms nothing.

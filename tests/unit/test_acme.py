@@ -189,3 +189,24 @@ def test_txt_wait_by_hand_for_the_configured_names(duck, conf):
     assert "the new TXT value is served after" in proc.stderr
     assert len(duck.requests) == 1, "waiting sends nothing to DuckDNS"
     assert CANARY not in proc.stderr
+
+
+def test_what_name_servers_serve_is_shown_escaped_and_cut(conf):
+    """A name server's TXT values are its own text: at -vv they are shown made safe (report.safe),
+    a few of them, each cut, never a forged line."""
+    from support.display import assert_displayable
+
+    hostile = "x\n<3>FAKE ERROR\x1b[2J\u202e" + "y" * 3000
+    zone = LaggingZone("duckdns.org", lambda: {"piserver": hostile})
+    with DNSServer(zones=[zone]) as srv:
+        host, port = srv.address
+        cfg = conf()
+        proc = run_duckdns(
+            "--config", str(cfg), "-vv", "txt", "wait", "--nameserver", f"{host}:{port}",
+            "--timeout=1", "--", VALUE,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert_displayable(proc.stdout, proc.stderr, where="output of txt wait -vv")
+    assert "TXT ['x\\n<3>FAKE ERROR\\x1b[2J\\u202e" in proc.stderr, proc.stderr
+    assert "more characters]" in proc.stderr
+    assert max(len(line) for line in proc.stderr.splitlines()) < 400

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.display import HOSTILE, assert_displayable
 from support.dnsserver import DNSServer, LaggingZone
 from support.helpers import CANARY, DEBIAN_PYTHON, ROOT, assert_no_canary
 
@@ -367,3 +368,50 @@ def test_hooks_are_executable_posix_sh():
         )
         if proc is not None:
             assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# -- certbot's environment is never printed raw ------------------------------------------------
+
+CERTBOT_VARIABLES = [
+    "CERTBOT_DOMAIN",
+    "CERTBOT_ALL_DOMAINS",
+    "CERTBOT_VALIDATION",
+    "CERTBOT_REMAINING_CHALLENGES",
+    "CERTBOT_TOKEN",  # HTTP-01's, not read here (certbot sets it for DNS-01 hooks too)
+    "CERTBOT_AUTH_OUTPUT",  # what the auth hook printed, given to the cleanup hook: not read
+]
+# What the hooks can be refused for, in a message naming the variable but not its value.
+REFUSED = {
+    "CERTBOT_DOMAIN": "CERTBOT_DOMAIN is not a domain name",
+    "CERTBOT_ALL_DOMAINS": "CERTBOT_ALL_DOMAINS is not a list of domain names",
+    "CERTBOT_VALIDATION": "CERTBOT_VALIDATION is not an ACME DNS-01 value",
+    "CERTBOT_REMAINING_CHALLENGES": "this certificate needs several DNS challenges",
+}
+HOOK_TEXTS = ["newline-priority", "carriage-return", "escape-sequences", "separators"]
+
+
+@pytest.mark.parametrize("which", [AUTH, CLEANUP], ids=["auth", "cleanup"])
+@pytest.mark.parametrize("text", [HOSTILE[name] for name in HOOK_TEXTS], ids=HOOK_TEXTS)
+@pytest.mark.parametrize("variable", CERTBOT_VARIABLES)
+def test_hostile_certbot_values_never_reach_the_output_raw(duck, hook, which, variable, text):
+    """A newline, "<3>", an escape sequence or a line separator in any CERTBOT_* variable:
+    refused or ignored, never printed (the hook's own die and the program's lines), so
+    nothing forges a line in certbot's log or the journal (the program runs as under
+    systemd here: each of its lines carries its own priority)."""
+    if variable == "CERTBOT_DOMAIN":
+        proc = hook(which, domain=text, JOURNAL_STREAM="8:1")
+    elif variable == "CERTBOT_VALIDATION":
+        proc = hook(which, validation=text, JOURNAL_STREAM="8:1")
+    else:
+        proc = hook(which, **{variable: text}, JOURNAL_STREAM="8:1")
+    assert_displayable(proc.stdout, proc.stderr, where=f"output of {which.name}")
+    assert text not in proc.stderr and "FAKE" not in proc.stderr, proc.stderr
+    # The auth hook reads every variable but the last two; the cleanup hook only the names.
+    cleanup_reads = ("CERTBOT_DOMAIN", "CERTBOT_ALL_DOMAINS")
+    if variable in REFUSED and (which == AUTH or variable in cleanup_reads):
+        assert proc.returncode == 1, proc.stderr
+        assert REFUSED[variable] in proc.stderr, proc.stderr
+        assert duck.requests == []
+    else:
+        assert proc.returncode == 0, proc.stderr
+        assert len(duck.requests) == 1

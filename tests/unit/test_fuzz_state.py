@@ -266,3 +266,41 @@ def test_not_a_regular_file(conf, make):
         assert_sane(path)
     if not path.is_dir():
         assert len(state_lines(err)) <= 1, err
+
+
+# -- a state from 0.1.0, upgraded: its fields are checked like any other --------------------------
+
+OLD_PROBE_ANSWERS = st.one_of(
+    VALUES,
+    st.text(max_size=40),  # any code points, controls and separators included
+    st.sampled_from(
+        ["9" * 60000, "\ud800", "1.2.3.4\x1b[2J\r\n<3>FAKE\u2028\u202e", "203.0.113.7"]
+    ),
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(answer=OLD_PROBE_ANSWERS, trusted=st.sampled_from([False, True, None, 0, "false"]))
+def test_a_010_state_with_any_probe_answer(valid, answer, trusted):
+    """0.1.0 kept ``probe_trusted`` and ``probe_ipv4``; whatever they hold, ``status`` and
+    ``update`` run, show nothing raw, and the rewritten state holds only valid fields."""
+    from support.display import assert_displayable
+
+    from duckdns.state import MAX_TEXT
+
+    run, path, base = valid
+    old = {k: v for k, v in base.items() if not k.startswith("probe_")}
+    old.update(probe_trusted=trusted, probe_ipv4=answer)
+    path.write_text(json.dumps(old, allow_nan=True))
+    for command in (["status"], ["status", "--json"], ["update", "--force"]):
+        code, out, err = run(*command)
+        assert code == 0, f"{command}: exit {code}: {err}"
+        assert len(state_lines(err)) <= 1, err
+        assert_displayable(out, err, where=f"output of {' '.join(command)}")
+    saved = assert_sane(path)
+    assert isinstance(saved["probe_ipv4"], str) and len(saved["probe_ipv4"]) <= MAX_TEXT
