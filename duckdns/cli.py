@@ -68,6 +68,10 @@ BACKUP_UNIT_PATHS = (
     "/etc/systemd/system/duckdns.timer.d",
 )
 
+# The Debian packages only suggested (stdeb.cfg), by the module a command imports from them;
+# updates need neither.
+SUGGESTED = {"dns": "python3-dnspython", "apprise": "apprise"}
+
 # What the timer runs (debian/duckdns.service: ExecStart=/usr/bin/duckdns update), parsed
 # without argparse: importing and building it would be a third of such a run's CPU.
 TIMER_ARGV = ["update"]
@@ -390,9 +394,23 @@ def _run(argv: list[str]) -> int:
         return 130
     except BrokenPipeError:
         raise  # not an internal error: main() ends quietly
-    except Exception as exc:  # the last line of defence: redacted, never a raw traceback
-        import traceback
+    except ModuleNotFoundError as exc:
+        package = SUGGESTED.get((exc.name or "").partition(".")[0])
+        if package is None:
+            return _internal_error(exc)
+        report.error(
+            f"'duckdns {args.command}' needs {package}, which is not installed: "
+            f"install it with 'sudo apt install {package}'"
+        )
+        return EXIT_CONFIG
+    except Exception as exc:
+        return _internal_error(exc)
 
-        report.debug(traceback.format_exc())
-        report.error(f"internal error: {type(exc).__name__}: {exc} (run with -vv for details)")
-        return EXIT_SOFTWARE
+
+def _internal_error(exc: Exception) -> int:
+    """The last line of defence: redacted, never a raw traceback."""
+    import traceback
+
+    report.debug(traceback.format_exc())
+    report.error(f"internal error: {type(exc).__name__}: {exc} (run with -vv for details)")
+    return EXIT_SOFTWARE

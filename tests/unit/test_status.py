@@ -346,3 +346,42 @@ def test_a_certificate_no_trusted_ca_signed_names_the_store_used(duck, conf, tmp
     assert proc.returncode == 75
     assert f"issued by a CA that ca_bundle ({other.cert_path}) does not hold" in proc.stderr
     assert duck.requests == []
+
+
+# -- what the package only suggests ---------------------------------------------------
+
+
+def without_dnspython(*args: str) -> subprocess.CompletedProcess:
+    """``duckdns ARGS`` as on a system without python3-dnspython (only suggested): the
+    import of ``dns`` fails as Python fails it for a missing module."""
+    code = "import sys; sys.modules['dns'] = None; from duckdns.cli import main; sys.exit(main())"
+    proc = subprocess.run(
+        [DEBIAN_PYTHON, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8"},
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert_no_canary(proc.stdout, proc.stderr)
+    return proc
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["verify"], ["txt", "set", "--for", "piserver.duckdns.org", "v"], ["txt", "wait", "v"]],
+    ids=" ".join,
+)
+def test_a_command_that_needs_dnspython_says_which_package_to_install(duck, conf, args):
+    proc = without_dnspython("--config", str(conf()), *args)
+    assert proc.returncode == 78, proc.stderr
+    assert proc.stderr.strip().endswith("install it with 'sudo apt install python3-dnspython'")
+    assert "internal error" not in proc.stderr
+    assert duck.requests == []
+
+
+def test_updates_and_status_never_need_dnspython(duck, conf):
+    cfg = conf()
+    for args in (["update"], ["status", "--check"], ["check"], ["txt", "set", "v"]):
+        proc = without_dnspython("--config", str(cfg), *args)
+        assert proc.returncode == 0, (args, proc.stderr)
