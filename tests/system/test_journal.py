@@ -38,7 +38,7 @@ CONTAINER_ONLY = "Failed to kill control group"
 PER_RUN = ("Starting duckdns.service", "duckdns.service: Deactivated", "Finished duckdns.service")
 
 
-def unit_lines(c, since: int) -> list[str]:
+def unit_lines(c, since: int, *options: str) -> list[str]:
     """The journal lines of duckdns.service logged after ``since`` (Unix microseconds):
     PID 1's about it and the updater's own (SYSLOG_IDENTIFIER=duckdns). By time, not by
     cursor: journald writes a dynamic user's lines to a journal file of that uid, where a
@@ -46,7 +46,15 @@ def unit_lines(c, since: int) -> list[str]:
     found: dict[str, tuple[int, str]] = {}
     for match in (["-u", "duckdns.service"], ["SYSLOG_IDENTIFIER=duckdns"]):
         out = c.exec(
-            ["journalctl", "--no-pager", "-o", "json", f"--since=@{since // 10**6}", *match]
+            [
+                "journalctl",
+                "--no-pager",
+                "-o",
+                "json",
+                f"--since=@{since // 10**6}",
+                *options,
+                *match,
+            ]
         ).stdout
         for entry in map(json.loads, out.splitlines()):
             message, at = entry.get("MESSAGE"), int(entry["__REALTIME_TIMESTAMP"])
@@ -99,6 +107,7 @@ def test_a_steady_day_and_the_quiet_drop_in(container, duckdns, deb):
     per_run = len(shipped) / STEADY_RUNS
     print(f"journal lines per steady run, as shipped: {per_run:g} ({per_run * 1440:g} a day)")
     assert per_run == len(PER_RUN) and all(line.startswith(PER_RUN) for line in shipped), shipped
+    assert unit_lines(c, mark, "-p", "notice") == []  # the README's "address changes and failures"
 
     # The drop-in: nothing at all for a steady run ...
     c.write("/etc/systemd/system/duckdns.service.d/quiet.conf", QUIET)
