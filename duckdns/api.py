@@ -198,7 +198,9 @@ def _inflate(data: bytes, *, gzip: bool, host: str) -> bytes:
     raise TemporaryFailure(f"{host} answered with a corrupt compressed body")
 
 
-def _once(session: requests.Session, url: str, host: str, timeout: float) -> bytes:
+def _once(
+    session: requests.Session, url: str, host: str, timeout: float, ca_bundle: str = ""
+) -> bytes:
     """One request, bounded by ``timeout`` s of wall-clock time in all (deadline.bound):
     connecting, the TLS handshake, the headers and the body, however slowly they come."""
     try:
@@ -233,7 +235,7 @@ def _once(session: requests.Session, url: str, host: str, timeout: float) -> byt
         OSError,
     ) as exc:
         report.debug(f"request failed: {type(exc).__name__}: {exc}")  # URL redacted there
-        message, retry = explain(exc, host, timeout)
+        message, retry = explain(exc, host, timeout, ca_bundle)
         raise (_Retryable if retry else TemporaryFailure)(message) from None
 
 
@@ -332,7 +334,8 @@ def send(cfg, query: str, txt: bool = False, retries: bool = True) -> Reply:
                     attempt += 1
                     remaining = TOTAL_BUDGET - (time.monotonic() - start)
                     try:
-                        body = _once(session, url, host, min(TRY_TIMEOUT, max(remaining, 0.1)))
+                        try_timeout = min(TRY_TIMEOUT, max(remaining, 0.1))
+                        body = _once(session, url, host, try_timeout, cfg.ca_bundle)
                     except _Retryable as exc:
                         failure = str(exc)
                     else:

@@ -19,6 +19,8 @@ from duckdns import (
     EXIT_SOFTWARE,
     EXIT_TEMPFAIL,
     EXIT_USAGE,
+    CheckStatus,
+    ExitStatus,
     __version__,
     config,
     report,
@@ -32,15 +34,30 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_CONFIG", "EXIT_KO", "EXIT_OK", "EXIT_SOFTWARE", "EXIT_TEMPFAIL", "EXIT_USAGE"]
 
-EPILOG = """\
-exit codes:
-  0   success (also: nothing to do)
-  1   DuckDNS answered KO: wrong token or domain (never retried)
-  2   usage error
-  75  temporary failure after retries: network, DNS, TLS or clock, timeout,
-      HTTP status other than 200, redirect, unexpected or oversized answer
-  78  configuration error (the message names the file and the fix)
 
+def exit_table() -> str:
+    """The exit statuses for --help, from their one definition (duckdns.ExitStatus)."""
+    import textwrap
+
+    def rows(statuses) -> str:
+        return "\n".join(
+            textwrap.fill(
+                status.meaning,
+                width=79,
+                initial_indent=f"  {status.value:<4}",
+                subsequent_indent=" " * 6,
+            )
+            for status in statuses
+        )
+
+    return (
+        f"exit codes:\n{rows(ExitStatus)}\n\n"
+        f"exit codes of 'status --check' (the monitoring-plugins convention):\n"
+        f"{rows(CheckStatus)}\n"
+    )
+
+
+EPILOG_END = """
 The token is read only from the configuration file (mode 0600), never from the
 command line or the environment. See duckdns(1) and duckdns.conf(5).
 """
@@ -50,6 +67,10 @@ BACKUP_UNIT_PATHS = (
     "/etc/systemd/system/duckdns.service.d",
     "/etc/systemd/system/duckdns.timer.d",
 )
+
+# The Debian packages only suggested (stdeb.cfg), by the module a command imports from them;
+# updates need neither.
+SUGGESTED = {"dns": "python3-dnspython", "apprise": "apprise"}
 
 # What the timer runs (debian/duckdns.service: ExecStart=/usr/bin/duckdns update), parsed
 # without argparse: importing and building it would be a third of such a run's CPU.
@@ -100,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="duckdns",
         parents=[common(0)],
-        epilog=EPILOG,
+        epilog=exit_table() + EPILOG_END,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Keep DuckDNS names pointed at this host's address.",
     )
@@ -130,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the last alert (down, reminder, up) in one line, for a mail recipe",
     )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="one line and exit status 0-3 for Nagios, Icinga or Checkmk (see below)",
+    )
     from duckdns import acme
 
     p = add("txt", "set, clear or wait for the TXT record (ACME DNS-01)")
@@ -146,7 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     txt_wait.add_argument("value", metavar="VALUE", type=acme.txt_value)
     acme.add_arguments(txt_wait, wait=True)
-    add("clear", "clear the A and AAAA records")
+    p = add("clear", "clear the A and AAAA records (asks first on a terminal)")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="clear without asking (needed when there is no terminal to ask on)",
+    )
     p = add("verify", "check that the names resolve to the address DuckDNS recorded")
     p.add_argument(
         "names",
@@ -273,6 +304,19 @@ def cmd_clear(args: argparse.Namespace) -> int:
     from duckdns import update
 
     cfg = config.load(config_path(args))
+    names = ", ".join(f"{name}.duckdns.org" for name in cfg.domains)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            report.error(
+                f"'duckdns clear' empties the A and AAAA records of {names}: "
+                "add --yes to do it without a terminal to confirm on"
+            )
+            return EXIT_USAGE
+        sys.stderr.write(f"Clear the A and AAAA records of {names}? [y/N] ")
+        sys.stderr.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            report.out("nothing cleared")
+            return EXIT_OK
     return update.send_one(cfg, "A and AAAA records cleared", clear=True)
 
 
@@ -342,8 +386,35 @@ COMMANDS = {
 }
 
 
+def _closed_pipe() -> int:
+    """The reader of our output went away (``duckdns status | head -1``): end as cat and
+    the other filters end, by SIGPIPE and without a word, not as an internal error.
+
+    Python ignores SIGPIPE and raises BrokenPipeError instead (see "Note on SIGPIPE" in
+    the signal module's documentation); the default action is restored and the signal
+    sent again, so a shell sees 128+13 (what ``set -o pipefail`` reports for ``cat``) and
+    no exit status of ours (1 is KO) is misread. Dying now also skips the interpreter's
+    final flush of stdout, which would fail again and print "Exception ignored".
+    """
+    import signal
+
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGPIPE)
+    return 128 + signal.SIGPIPE  # not reached
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        try:
+            return _run(sys.argv[1:] if argv is None else argv)
+        finally:
+            if sys.stdout:  # argparse leaves --help in the buffer: fail here, not at exit
+                sys.stdout.flush()
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _run(argv: list[str]) -> int:
     args = parse_args(argv)
     report.set_verbosity(verbosity(args))
     try:
@@ -358,9 +429,25 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # the last line of defence: redacted, never a raw traceback
-        import traceback
+    except BrokenPipeError:
+        raise  # not an internal error: main() ends quietly
+    except ModuleNotFoundError as exc:
+        package = SUGGESTED.get((exc.name or "").partition(".")[0])
+        if package is None:
+            return _internal_error(exc)
+        report.error(
+            f"'duckdns {args.command}' needs {package}, which is not installed: "
+            f"install it with 'sudo apt install {package}'"
+        )
+        return EXIT_CONFIG
+    except Exception as exc:
+        return _internal_error(exc)
 
-        report.debug(traceback.format_exc())
-        report.error(f"internal error: {type(exc).__name__}: {exc} (run with -vv for details)")
-        return EXIT_SOFTWARE
+
+def _internal_error(exc: Exception) -> int:
+    """The last line of defence: redacted, never a raw traceback."""
+    import traceback
+
+    report.debug(traceback.format_exc())
+    report.error(f"internal error: {type(exc).__name__}: {exc} (run with -vv for details)")
+    return EXIT_SOFTWARE

@@ -21,7 +21,7 @@ _CLOCK_CODES = {9: "not yet valid", 10: "expired"}
 _VERIFY_REASONS = {
     18: "a self-signed certificate",
     19: "a self-signed certificate in the chain",
-    20: "issued by a CA that ca_bundle does not hold",
+    20: "issued by a CA that {store} does not hold",
     21: "its signature cannot be verified",
     23: "the certificate is revoked",
     62: "the certificate is for another host name",
@@ -52,8 +52,12 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def explain(exc: BaseException, who: str, timeout: float) -> tuple[str, bool]:
-    """What failed, in words holding ``who``, and whether another try may help."""
+def explain(exc: BaseException, who: str, timeout: float, ca_bundle: str = "") -> tuple[str, bool]:
+    """What failed, in words holding ``who``, and whether another try may help.
+
+    ``ca_bundle`` is the config's, when the request trusted it instead of the system's CA
+    store: a certificate failure then names the store that was actually used.
+    """
     chain = _chain(exc)
 
     def find(*types: type) -> BaseException | None:
@@ -73,7 +77,7 @@ def explain(exc: BaseException, who: str, timeout: float) -> tuple[str, bool]:
     found = _dns(find, who)
     if found is not None:
         return found
-    found = _tls(find, who)
+    found = _tls(find, who, ca_bundle)
     if found is not None:
         return found
     if find(*_classes("socket", "gaierror")):
@@ -125,7 +129,7 @@ def _dns(find, who: str) -> tuple[str, bool] | None:
     return None
 
 
-def _tls(find, who: str) -> tuple[str, bool] | None:
+def _tls(find, who: str, ca_bundle: str) -> tuple[str, bool] | None:
     """TLS failures (only possible once ``ssl`` is loaded), or None."""
     ssl = sys.modules.get("ssl")
     if ssl is None:
@@ -143,8 +147,9 @@ def _tls(find, who: str) -> tuple[str, bool] | None:
                 "clock start with a stale time until NTP syncs); check 'timedatectl status'"
             ), False
         reason = _VERIFY_REASONS.get(code) if code else "the certificate is for another host"
-        reason = reason or f"OpenSSL verify error {code}"
-        return f"TLS verification failed for {who} ({reason}): check it and ca_bundle", False
+        store = f"ca_bundle ({ca_bundle})" if ca_bundle else "the system's CA store"
+        reason = (reason or f"OpenSSL verify error {code}").format(store=store)
+        return f"TLS verification failed for {who} ({reason}): check it and {store}", False
     if find(ssl.SSLEOFError, ssl.SSLZeroReturnError):
         return f"{who} closed the connection during the TLS handshake", True
     if find(ssl.SSLError):

@@ -87,7 +87,7 @@ def ping(cfg, status: str, message: str) -> bool:
             raise
         return _failed(status, f"no answer within {TIMEOUT:.0f} s")
     except Exception as exc:  # any failure: said at -v, never the update's failure
-        return _failed(status, failure.explain(exc, "the monitor", TIMEOUT)[0])
+        return _failed(status, failure.explain(exc, "the monitor", TIMEOUT, cfg.ca_bundle)[0])
     if not 200 <= code < 300:
         return _failed(status, f"the monitor answered HTTP {code}")
     report.debug(f"heartbeat ping ({status}) sent")

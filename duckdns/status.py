@@ -1,7 +1,8 @@
 """``duckdns status``: what the last runs left in the state file, in words or as data.
 
 Rows for a person, ``--json`` for scripts, ``--prometheus`` and ``--alert`` (through
-duckdns.metrics) for monitoring. Reads only: it never sends a request.
+duckdns.metrics) and ``--check`` (a monitoring plugin) for monitoring. Reads only: it never
+sends a request.
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ import os
 import time
 from pathlib import Path
 
-from duckdns import EXIT_OK, backoff, config, report, state
+from duckdns import EXIT_OK, CheckStatus, backoff, config, report, state
+
+# status --check: temporary failures turn CRITICAL after this long; no success for longer
+# than the config's refresh plus this is stale (a healthy updater succeeds at least once
+# a refresh period: the A record hourly while a probe answers, each record at refresh).
+CRITICAL_AFTER = 3600
+STALE_MARGIN = 3600
 
 
 def _when(timestamp) -> str:
@@ -26,7 +33,9 @@ def _when(timestamp) -> str:
 
 
 def run(args, path: str) -> int:
-    """Print the state as ``args`` asks: rows, --json, --prometheus or --alert."""
+    """Print the state as ``args`` asks: rows, --json, --prometheus, --alert or --check."""
+    if args.check:
+        return check(path)
     state_path = state.path_for(path)
     directory = os.path.dirname(path) or "."
     # Path.exists() raises PermissionError where os.path.exists() would say False.
@@ -141,3 +150,67 @@ def _probe_status(saved: dict) -> str:
     if kind == "unused":
         return "not used (ipv4 is not auto)"
     return "not yet checked"
+
+
+def check(path: str) -> int:
+    """``status --check``: one line in the monitoring-plugins convention (Nagios, Icinga,
+    Checkmk), ``DUCKDNS <STATE> - <what> | <performance data>``, and its exit status.
+
+    Whatever goes wrong here is UNKNOWN (3), never another code: a monitoring system reads
+    any other status as a verdict on the service (the convention's "plugin failure").
+    """
+    try:
+        cfg = config.load(path)
+        saved = state.load(state.path_for(path))
+    except config.ConfigError as exc:
+        return _verdict(CheckStatus.UNKNOWN, str(exc))
+    except OSError as exc:  # e.g. PermissionError: /var/lib/private is root's
+        return _verdict(CheckStatus.UNKNOWN, f"{exc.filename or path} cannot be read: run as root")
+    now = time.time()
+    verdict, text = judge(saved, cfg.refresh, now)
+    names = ", ".join(cfg.domains)
+    perf = [f"failures={saved['failures']};;;0"]
+    if saved["last_success"]:
+        age = max(0, int(now - saved["last_success"]))
+        perf.insert(0, f"last_success={age}s;{cfg.refresh + STALE_MARGIN};;0")
+    return _verdict(verdict, f"{names}: {text}", " ".join(perf))
+
+
+def judge(saved: dict, refresh: int, now: float) -> tuple[CheckStatus, str]:
+    """The monitoring state of a saved state, and why (CheckStatus says when each holds)."""
+    if backoff.failing(saved):
+        since = saved["failing_since"]
+        lasted = backoff.duration(now - since) if since else "a while"
+        error = saved["last_error"] or "no details recorded"
+        if saved["failure_kind"] == "ko":
+            return CheckStatus.CRITICAL, (
+                f"DuckDNS answers KO for {lasted}: the token or a name is wrong "
+                "('sudo dpkg-reconfigure duckdns')"
+            )
+        long = since is not None and now - since >= CRITICAL_AFTER
+        return (
+            CheckStatus.CRITICAL if long else CheckStatus.WARNING,
+            f"updates failing for {lasted} ({saved['failures']} attempts): {error}",
+        )
+    if not saved["last_success"]:
+        return CheckStatus.UNKNOWN, (
+            "no update yet (see 'systemctl list-timers duckdns.timer' and 'duckdns status')"
+        )
+    age = now - saved["last_success"]
+    if age > refresh + STALE_MARGIN:
+        return CheckStatus.WARNING, (
+            f"no success for {backoff.duration(age)}, longer than refresh "
+            f"({backoff.duration(refresh)}): is duckdns.timer running?"
+        )
+    if saved["probe_state"] in ("failing", "distrusted"):
+        return CheckStatus.WARNING, f"address probe {_probe_status(saved)}"
+    addresses = f"IPv4 {saved['ipv4'] or '-'}, IPv6 {saved['ipv6'] or '-'}"
+    return CheckStatus.OK, f"{addresses}, last success {backoff.duration(age)} ago"
+
+
+def _verdict(verdict: CheckStatus, text: str, perf: str = "") -> int:
+    """Print the plugin's one line (the convention reads only the first) and return its code."""
+    # One line, and no "|" but the one that starts the performance data.
+    line = f"DUCKDNS {verdict.name} - {' '.join(text.replace('|', '/').split())}"
+    report.out(f"{line} | {perf}" if perf else line)
+    return verdict

@@ -62,7 +62,10 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
     if cfg.ipv6 == "auto" and plan.want[Family.IPV6] is None:
         report.info("ipv6 = auto, but this host has no global IPv6 address: AAAA left as it is")
     if not plan.requests:
-        report.debug(f"nothing changed (IPv4 {saved['ipv4'] or '-'}): no request sent")
+        report.info(
+            f"nothing changed (IPv4 {saved['ipv4'] or '-'}, IPv6 {saved['ipv6'] or '-'}): "
+            "no request sent"
+        )
         _say_probe(saved["probe_state"], plan.probe_state, plan, saved["ipv4"])
         recorded = None
         changed = _reach(saved, probed, now)

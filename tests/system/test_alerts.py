@@ -30,7 +30,7 @@ from support.helpers import skip_or_fail
 # The simulated outage's first minute: the next full hour but one. The simulated day must
 # lie within the test server's certificate (valid from an hour before the test, 30 days).
 START = (int(time.time()) // 3600 + 2) * 3600
-README = harness.REPO / "README.md"
+README = harness.REPO / "docs" / "monitoring.md"  # the recipe's page (the README links to it)
 LIBFAKETIME = "/usr/local/lib/duckdns-test/libfaketime.so.1"
 
 

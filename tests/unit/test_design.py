@@ -74,3 +74,24 @@ def test_data_flows_one_way():
     assert not circles, f"import circles through {circles}"
     assert code["report"] == set()
     assert not [m for m in code if "cli" in code[m] and m != "__main__"], "only __main__ runs cli"
+
+
+def exit_tables() -> list[dict[int, str]]:
+    """The tables under "### Exit status" in docs/design.md: {code: enum member name} each."""
+    text = (ROOT / "docs/design.md").read_text()
+    section = text.split("\n### Exit status\n", 1)[1].split("\n## ", 1)[0]
+    tables = [block for block in section.split("\n\n") if block.startswith("|")]
+    return [
+        {int(code): name for code, name in re.findall(r"^\| (\d+) \| `(\w+)` \|", block, re.M)}
+        for block in tables
+    ]
+
+
+def test_the_exit_status_tables_are_the_code_s():
+    """docs/design.md shows ExitStatus and CheckStatus, code for code, name for name."""
+    from duckdns import CheckStatus, ExitStatus
+
+    assert exit_tables() == [
+        {int(s): s.name for s in ExitStatus},
+        {int(s): s.name for s in CheckStatus},
+    ]

@@ -238,7 +238,7 @@ def test_force_sends_both_and_dry_run_shows_both_masked(duck, dual):
 
 def test_clear_then_the_next_run_publishes_both_again(duck, dual):
     dual()
-    assert dual("clear")[0] == 0
+    assert dual("clear", "--yes")[0] == 0
     assert record(duck) == {"ipv4": "", "ipv6": "", "txt": ""}
     dual.later(60)
     dual()

@@ -207,11 +207,29 @@ def test_synopsis_names_the_global_options():
         assert option in synopsis
 
 
-def test_exit_codes_match_the_help():
-    epilog = help_blocks(help_text()).get("exit codes:", [])
-    from_help = {m.group(1) for line in epilog if (m := re.match(r"^  (\d+)\s", line))}
-    assert from_help == {"0", "1", "2", "75", "78"}
-    assert set(tags(sections(MAN1)["EXIT STATUS"])) == from_help
+def help_codes(heading: str) -> list[str]:
+    """The codes of one exit-status table of the main --help."""
+    block = help_blocks(help_text()).get(heading, [])
+    return [m.group(1) for line in block if (m := re.match(r"^  (\d+)\s", line))]
+
+
+def test_exit_codes_match_the_help_and_their_one_definition():
+    """ExitStatus and CheckStatus (duckdns/__init__.py) are the tables: --help prints them,
+    and EXIT STATUS lists the same codes, status --check's under its own subsection with
+    each state's name."""
+    from duckdns import CheckStatus, ExitStatus
+
+    assert help_codes("exit codes:") == [str(int(s)) for s in ExitStatus]
+    assert {int(s) for s in ExitStatus} == {0, 1, 2, 70, 75, 78}
+    check_heading = "exit codes of 'status --check' (the monitoring-plugins convention):"
+    assert help_codes(check_heading) == [str(int(s)) for s in CheckStatus] == ["0", "1", "2", "3"]
+    lines = sections(MAN1)["EXIT STATUS"]
+    split = lines.index('.SS "status \\-\\-check"')
+    assert tags(lines[:split]) == help_codes("exit codes:")
+    check = entries(lines[split:])
+    assert list(check) == help_codes(check_heading)
+    for status in CheckStatus:
+        assert check[str(int(status))].startswith(f"{status.name}:"), status
 
 
 def test_duckdns_conf_lists_every_key_with_its_default():

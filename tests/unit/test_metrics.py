@@ -74,13 +74,14 @@ def test_no_state_yet_is_valid_exposition(conf, runner):
 
 
 def test_the_readme_textfile_collector_line_writes_a_parseable_file(conf, runner, tmp_path):
-    """The README's ExecStopPost= line, run by sh with the collector's directory moved here."""
+    """docs/monitoring.md's ExecStopPost= line (the README links to it), run by sh with the
+    collector's directory moved here."""
     import re
     import subprocess
 
     from support.helpers import DEBIAN_PYTHON, ROOT
 
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "monitoring.md").read_text()
     line = re.search(r"^ExecStopPost=\+/bin/sh -c '(.*)'$", text, re.M).group(1)
     assert "$" not in line, "systemd would expand $ in ExecStopPost="
     out_dir = tmp_path / "node-exporter"

@@ -1,7 +1,9 @@
-"""README.md's commands are real: every duckdns command line parses with the real
-parser, every make target exists, the preseed lines name the real debconf templates,
-the tables match the code, and the by-hand and backup examples run as shown (against
-local files only: nothing here leaves the machine).
+"""README.md and the users' pages it links to (docs/*.md but the design and packaging
+ones) are real: every duckdns command line parses with the real parser, every make target
+exists, the preseed lines name the real debconf templates, the tables match the code, and
+the by-hand and backup examples run as shown (against local files only: nothing here
+leaves the machine). The README stays short (at most 400 lines) and says how to get the
+package before building it; each check reads the page its text lives on.
 """
 
 from __future__ import annotations
@@ -16,22 +18,36 @@ from pathlib import Path
 import pytest
 from support.helpers import CANARY, DEBIAN_PYTHON, ROOT, assert_no_canary, run_duckdns, write_config
 
-from duckdns import config
+from duckdns import ExitStatus, config
 from duckdns.cli import build_parser
 
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+# The pages for users and contributors the README sends its readers to.
+PAGES = [
+    README,
+    *(DOCS / f"{name}.md" for name in ("network", "monitoring", "backup", "fleet", "certificates")),
+    *(DOCS / f"{name}.md" for name in ("security", "testing")),
+]
+MAX_README_LINES = 400
 
 
-def blocks(lang: str | None = None) -> list[str]:
-    """The fenced code blocks of README.md (of one language if given)."""
-    found = re.findall(r"^( *)```(\w*)\n(.*?)^\1```", README.read_text(), re.M | re.S)
+def blocks(lang: str | None = None, page: Path | None = None) -> list[str]:
+    """The fenced code blocks of ``page`` (all PAGES if None), of one language if given."""
+    found = []
+    for path in [page] if page else PAGES:
+        found += re.findall(r"^( *)```(\w*)\n(.*?)^\1```", path.read_text(), re.M | re.S)
     return [textwrap.dedent(body) for _, kind, body in found if lang is None or kind == lang]
 
 
-def shell_lines() -> list[str]:
+def text_of(page: Path | None = None) -> str:
+    return "\n".join(path.read_text() for path in ([page] if page else PAGES))
+
+
+def shell_lines(page: Path | None = None) -> list[str]:
     """Every command line in the sh blocks, continuations joined, comments dropped."""
     lines = []
-    for body in blocks("sh"):
+    for body in blocks("sh", page):
         body = body.replace("\\\n", " ")
         heredoc = None
         for line in body.splitlines():
@@ -48,12 +64,19 @@ def shell_lines() -> list[str]:
     return lines
 
 
-def duckdns_invocations() -> list[list[str]]:
+def prose(page: Path | None = None) -> str:
+    """The text outside the fenced blocks, each paragraph on one line (inline code may
+    be wrapped)."""
+    text = re.sub(r"^( *)```.*?^\1```", "", text_of(page), flags=re.M | re.S)
+    return re.sub(r" *(?<!\n)\n(?!\n) *", " ", text)
+
+
+def duckdns_invocations(page: Path | None = None) -> list[list[str]]:
     """The arguments of every duckdns call shown, in sh blocks and inline code."""
     text = (
-        "\n".join(shell_lines())
+        "\n".join(shell_lines(page))
         + "\n"
-        + "\n".join(re.findall(r"`([^`\n]*duckdns [^`\n]*)`", README.read_text()))
+        + "\n".join(re.findall(r"`([^`]*duckdns [^`]*)`", prose(page)))
     )
     calls = []
     for m in re.finditer(r"(?:^|sudo |\$\(|-m )duckdns((?: [^\s|;&)`]+)*)", text, re.M):
@@ -62,6 +85,41 @@ def duckdns_invocations() -> list[list[str]]:
             continue
         calls.append(args)
     return calls
+
+
+def test_readme_is_for_users_and_short():
+    """At most 400 lines; how to get the code or the package comes before `make deb`; the
+    recipe it replaces, removal, and `make test` for contributors (CI runs it) are there."""
+    text = README.read_text()
+    assert len(text.splitlines()) <= MAX_README_LINES
+    assert text.index("git clone") < text.index("make deb")
+    assert "Architecture: all" in text.split("make deb", 1)[0]
+    assert "duck.sh" in text and "crontab" in text
+    assert re.search(r"^## Removing duckdns$", text, re.M)
+    removing = text.split("## Removing duckdns", 1)[1].split("\n## ", 1)[0]
+    for words in ("apt remove", "apt purge", "duckdns clear", "token"):
+        assert words in removing, words
+    assert "`make test`" in text
+    notifications = text.split("## Notifications\n", 1)[1]
+    assert notifications.lstrip().startswith("```sh\nsudo apt install apprise\n```")
+    for gone in ("## Tests", "piuparts", "Running it by hand"):
+        assert gone not in text, f"developer material belongs in docs/testing.md: {gone}"
+
+
+def test_readme_links_point_at_pages_and_headings_that_exist():
+    text = README.read_text()
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if target.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = target.partition("#")
+        page = ROOT / path if path else README
+        assert page.is_file(), target
+        if anchor:
+            slugs = {
+                re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+                for heading in re.findall(r"^#+ (.+)$", page.read_text(), re.M)
+            }
+            assert anchor in slugs, f"{target}: no such heading"
 
 
 def test_every_duckdns_command_shown_parses():
@@ -80,7 +138,7 @@ def test_every_duckdns_command_shown_parses():
 def test_every_make_target_shown_exists():
     makefile = (ROOT / "Makefile").read_text()
     targets = set(re.findall(r"^([a-z][\w-]*):", makefile, re.M))
-    shown = set(re.findall(r"`make (\w[\w-]*)`", README.read_text()))
+    shown = set(re.findall(r"`make (\w[\w-]*)`", text_of()))
     shown |= {m.group(1) for line in shell_lines() if (m := re.match(r"make (\S+)", line))}
     assert {"deb", "test", "lint"} <= shown
     assert "repo" in shown
@@ -107,7 +165,7 @@ def test_preseed_lines_name_the_real_templates():
 
 
 def test_configuration_table_matches_the_code():
-    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", README.read_text(), re.M))
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", text_of(README), re.M))
     assert list(rows) == list(config.KEYS)
     assert rows["ipv4"].strip() == "`auto`"
     assert rows["ipv6"].strip() == "`off`"
@@ -117,15 +175,25 @@ def test_configuration_table_matches_the_code():
 
 
 def test_exit_code_table_matches_the_help():
-    table = set(re.findall(r"^\| (\d+) \|", README.read_text(), re.M))
+    """The README's table is ExitStatus, the table --help prints (status --check's own
+    codes are in docs/monitoring.md)."""
+    table = re.findall(r"^\| (\d+) \|", README.read_text(), re.M)
+    assert table == [str(int(status)) for status in ExitStatus]
     proc = run_duckdns("--help")
-    epilog = proc.stdout.split("exit codes:", 1)[1]
-    assert table == set(re.findall(r"^  (\d+)\s", epilog, re.M))
+    epilog = proc.stdout.split("exit codes:", 1)[1].split("\n\n", 1)[0]
+    assert table == re.findall(r"^  (\d+)\s", epilog, re.M)
+
+
+def test_monitoring_page_shows_the_check_states():
+    from duckdns import CheckStatus
+
+    rows = re.findall(r"^\| (\d) \| `DUCKDNS (\w+)` \|", (DOCS / "monitoring.md").read_text(), re.M)
+    assert rows == [(str(int(status)), status.name) for status in CheckStatus]
 
 
 def test_by_hand_example_runs(tmp_path: Path):
     """The developer block, with a real-looking token and no traffic (check, --dry-run)."""
-    block = next(b for b in blocks("sh") if "printf 'domains" in b)
+    block = next(b for b in blocks("sh", DOCS / "testing.md") if "printf 'domains" in b)
     script = block.replace("'your-token-here'", f"'{CANARY}'").replace(
         "/usr/bin/python3", DEBIAN_PYTHON
     )
@@ -245,7 +313,7 @@ def test_borg_backup_example_and_restore(tmp_path: Path, backed_up):
 
 
 def test_certbot_hook_paths_exist():
-    for path in set(re.findall(r"/usr/share/duckdns/([\w-]+)", README.read_text())):
+    for path in set(re.findall(r"/usr/share/duckdns/([\w-]+)", text_of())):
         assert (ROOT / "hooks" / path).is_file(), path
     install = ROOT / "debian" / "duckdns.install"
     if install.exists():

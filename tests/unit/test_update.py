@@ -246,7 +246,7 @@ def test_clear_addresses(duck, conf):
     cfg = conf()
     update(cfg)
     assert duck.ipv4
-    proc = run_duckdns("--config", str(cfg), "clear")
+    proc = run_duckdns("--config", str(cfg), "clear", "--yes")
     assert proc.returncode == 0, proc.stderr
     assert duck.requests[-1]["query"]["clear"] == "true"
     assert "txt" not in duck.requests[-1]["query"]
