@@ -57,7 +57,10 @@ FIELDS = {
     "notified_ipv4": "",  # the addresses it told
     "notified_ipv6": "",
     "notified_alert": None,  # the alert_at of the last alert told
-    "notify_tried": None,  # Unix time of the last notification sent, taken or not
+    # Unix time of the last attempt no URL took (None once one took it). Saved before the
+    # first byte is sent, so a killed send counts; never inferred from notified_at (a
+    # failed attempt in the same second as the last one taken would pass for taken).
+    "notify_tried": None,
 }
 
 # kind: "address", "down", "reminder", "up" or "test" (Apprise's type: failure, success, info).
@@ -69,7 +72,7 @@ def due(cfg, state: dict, now: int) -> tuple[Message | None, dict]:
     """What to tell after this run (None: nothing) and the fields to record once it is
     taken; fields without a message (the first run with ``notify``) are recorded at once."""
     tried, told = state["notify_tried"], state["notified_at"]
-    if tried is not None and tried != told and 0 <= now - tried < RETRY:
+    if tried is not None and 0 <= now - tried < RETRY:
         return None, {}  # the last one failed a moment ago
     base = {key: state[key] for key in FIELDS if key != "notify_tried"}
     if told is None:  # notify was just set: the past is not news
@@ -104,7 +107,7 @@ def deliver(cfg, state: dict, message: Message, fields: dict, now: int) -> dict:
             report.debug(f"notification ({message.kind}) to {target.shown} taken")
     if all(whys):
         return {"notify_tried": now}
-    return {**fields, "notified_at": now, "notify_tried": now}
+    return {**fields, "notified_at": now, "notify_tried": None}
 
 
 # -- the texts ---------------------------------------------------------------------------

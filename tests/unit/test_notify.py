@@ -434,7 +434,7 @@ def test_a_hostile_receiver_costs_bounded_time_and_memory_and_no_second_connecti
         assert state["notify_tried"] is not None and state["notified_ipv4"] != PUBLIC, mode
     for mode, (code, out, _, _) in again.items():
         assert code == 0, (mode, out)
-        assert receivers[mode].connections == connections[mode], f"{mode}: asked again"
+        assert receivers[mode].connections == connections[mode], f"{mode}: asked again: {out}"
 
 
 def test_a_run_killed_while_it_sends_has_saved_its_attempt(duck, dns, conf, tmp_path):
