@@ -351,6 +351,11 @@ ADVICE = {
         "if it stays, a router or your provider's NAT sits beyond this one: forward the "
         "ports there too, or ask your provider"
     ),
+    UNKNOWN: (
+        "check that the router asked ('router', else the default gateway) is this "
+        "network's router and is on, and that NAT-PMP/PCP or UPnP IGD is enabled in its "
+        "settings"
+    ),
 }
 
 
