@@ -92,8 +92,13 @@ def _location(packet: bytes, source: str) -> str | None:
     return match[1]
 
 
+class Refused(ValueError):
+    """An answer this module will not use; its text says why, and holds nothing of it."""
+
+
 def _get(url: str, body: bytes | None = None, headers: dict | None = None) -> bytes:
-    """One HTTP exchange; at most MAX_BODY bytes of the answer; raises OSError/ValueError."""
+    """One HTTP exchange; at most MAX_BODY bytes of the answer; raises OSError, http.client's
+    exceptions, or Refused."""
     import http.client
     from urllib.parse import urlsplit
 
@@ -104,14 +109,14 @@ def _get(url: str, body: bytes | None = None, headers: dict | None = None) -> by
         resp = conn.getresponse()
         data = resp.read(MAX_BODY + 1)
         if resp.status != 200 or len(data) > MAX_BODY:
-            raise ValueError(f"HTTP {resp.status}" if resp.status != 200 else "oversized answer")
+            raise Refused(
+                f"the router answered HTTP {resp.status}"
+                if resp.status != 200
+                else f"the router's answer is larger than {MAX_BODY // 1024} KiB"
+            )
         return data
     finally:
         conn.close()
-
-
-class Refused(ValueError):
-    """An answer this module will not use; its text says why, and holds nothing of it."""
 
 
 def _refuse_dtd(*_) -> None:
@@ -184,7 +189,7 @@ def control(location: str) -> tuple[str, str]:
                 report.info(f"UPnP: {why}")
                 raise Refused(why)
             return url, fields["serviceType"]
-    raise ValueError("no WAN connection service in the description")
+    raise Refused("no WAN connection service in the router's description")
 
 
 def external_address(url: str, service: str) -> str:
@@ -203,7 +208,7 @@ def external_address(url: str, service: str) -> str:
     for element in tree.iter():
         if _local(element.tag) == "NewExternalIPAddress":
             return (element.text or "").strip()
-    raise ValueError("no NewExternalIPAddress in the answer")
+    raise Refused("no NewExternalIPAddress in the router's answer")
 
 
 def ask(gateway: str, timeout: float = TIMEOUT) -> router.Answer:
