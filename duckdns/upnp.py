@@ -11,8 +11,9 @@ runs never use. The steps, each from its specification:
    device on the network (a media server, a second router, a hostile host) cannot decide
    the verdict, nor send us elsewhere.
 2. The description (section 2.3): the ``controlURL`` of a ``WANIPConnection`` (IGD 1 or 2)
-   or ``WANPPPConnection`` service, relative to the description's URL (or its deprecated
-   ``URLBase``). It is followed only to the host and port the description came from.
+   or ``WANPPPConnection`` service, relative to the description's URL (or to its
+   ``URLBase``, which some devices send). It is followed only to the host and port the
+   description came from.
 3. The SOAP action (section 3.2.1; WANIPConnection:1 section 2.4.18): ``GetExternalIPAddress``,
    whose answer holds ``NewExternalIPAddress`` (empty when the router has none: miniupnpd
    answers so when its WAN address is not public).

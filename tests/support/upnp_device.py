@@ -2,7 +2,7 @@
 with the ways a device on the LAN can answer badly.
 
 * :class:`IGD`: the device's HTTP side: its description (UPnP Device Architecture 1.1
-  section 2.3: ``URLBase``, deprecated but still sent by some devices, and each service's
+  section 2.3: ``URLBase``, optional, which some devices send, and each service's
   ``controlURL``, relative to it or to the description's own URL) and the SOAP answer to
   ``GetExternalIPAddress`` (WANIPConnection:1 section 2.4.18). Each answer may be given in
   another encoding (XML 1.0 section 4.3.3 and appendix F: UTF-16 with or without a byte
