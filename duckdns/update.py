@@ -161,7 +161,10 @@ def _reach(saved: dict, probed: probe.Probed | None, now: int) -> bool:
             f" and {key} (does the router answer only now and then?): said again once it has "
             f"held for {decide.SETTLE // 60} minutes"
         )
-    elif say:
+    elif not say:
+        if key != before:
+            report.debug(f"reachability {key}: not said while it keeps changing")
+    else:
         line = router.describe(key, heard, saved["ipv4"])
         if say == decide.SAY_SETTLED:
             line = f"{line} (steady again for {decide.SETTLE // 60} minutes)"
@@ -253,7 +256,8 @@ def _say_probe(saved: dict, before: str, after: str, plan: Plan, now: int) -> bo
             f"{decide.SETTLE // 60} minutes"
         )
     elif not say:
-        pass
+        if after != before:
+            report.debug(f"address probe {after}: not said while it keeps changing")
     elif after == decide.PROBE_FAILING:
         report.warning(
             f"address probe failed ({targets}){settled}: asking DuckDNS at most every 5 "

@@ -470,5 +470,9 @@ def test_a_dns_probe_that_answers_every_other_minute_is_said_once(duck, dns, pro
         "address probe keeps changing between ok and failing",
     ], said
     assert len(duck.requests) <= 1 + 30 // 5, len(duck.requests)
+    dns.behaviour = "normal"  # minute 29 was silent
+    code, _, err = run("-vv", "update")  # each unsaid change is told at -vv
+    assert "address probe ok: not said while it keeps changing" in err
+    run.later(60)
     said = flapping_lines(run, lambda minute: setattr(dns, "behaviour", "normal"), 20)
     assert [line.split(" (")[0] for line in said] == ["address probe works again"], said
