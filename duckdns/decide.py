@@ -74,6 +74,43 @@ PROBE_OK, PROBE_FAILING, PROBE_DISTRUSTED = "ok", "failing", "distrusted"
 PROBE_OFF, PROBE_UNUSED = "off", "unused"
 
 
+# Flapping (duckdns.update says lines through :func:`damp`): a subject, the probe's state or
+# the reachability verdict, that goes back to the value it just left within SETTLE seconds
+# of leaving it is flapping. Its changes are then not said; at the FLAPPING-th unsaid change
+# one line says it flaps, and once a value has held SETTLE seconds that value is said.
+SETTLE = 600  # 10 timer runs
+FLAPPING = 2
+SAY_CHANGE, SAY_FLAPPING, SAY_SETTLED = "change", "flapping", "settled"
+
+
+def damp(
+    before: str, after: str, left: str, changed: float | None, flaps: int, now: float
+) -> tuple[str, str, float | None, int]:
+    """What to say about a subject this run, and its new damper fields.
+
+    ``before``/``after``: its value at the last run and now ('' before, for the first
+    value: said as it always was, not a change). ``left``: the value its last change left,
+    ``changed``: when that was (None: never), ``flaps``: its unsaid changes since then.
+    Returns (``SAY_CHANGE``, ``SAY_FLAPPING``, ``SAY_SETTLED`` or '' for nothing, and the
+    new ``left``, ``changed`` and ``flaps``). A single change is said at once; a change
+    back to the value just left within SETTLE seconds, and any change while it flaps, is
+    not; a value that has held SETTLE seconds after unsaid changes is said (SAY_SETTLED
+    when a flapping line was said, SAY_CHANGE otherwise).
+    """
+    quiet = not _recent(changed, now, SETTLE)
+    settled = SAY_SETTLED if flaps >= FLAPPING else SAY_CHANGE
+    if after == before:
+        if flaps and quiet:
+            return settled, left, changed, 0
+        return "", left, changed, flaps
+    if not before:
+        return SAY_CHANGE, "", None, 0
+    if quiet or not (flaps or after == left):
+        return (settled if flaps else SAY_CHANGE), before, now, 0
+    said = SAY_FLAPPING if flaps == FLAPPING - 1 else ""
+    return said, before, now, min(flaps + 1, FLAPPING)
+
+
 class Inputs:
     """Everything a run knows before it sends anything.
 

@@ -13,6 +13,7 @@ explain a DNS failure (or dnspython for an HTTP one) would cost more than the co
 from __future__ import annotations
 
 import errno
+import os
 import sys
 import time
 
@@ -104,7 +105,8 @@ def explain(exc: BaseException, who: str, timeout: float, ca_bundle: str = "") -
         *_classes("urllib3.exceptions", "NewConnectionError"),
         OSError,
     ):
-        return f"cannot connect to {who}", True
+        words = f": {os.strerror(min(errnos)).lower()}" if errnos else ""  # the errno's words
+        return f"cannot connect to {who}{words}", True
     if find(*_classes("dns.exception", "DNSException")):
         return f"DNS question to {who} failed ({type(exc).__name__})", True
     return f"request to {who} failed ({type(exc).__name__})", False

@@ -47,9 +47,17 @@ ROUTE = "/proc/self/net/route"  # /proc/self/net: readable under the unit's Proc
 CGNAT = ipaddress.IPv4Network("100.64.0.0/10")  # RFC 6598 Shared Address Space
 ZERO = "0.0.0.0"  # noqa: S104 - an address compared with, never bound
 
-# State fields (merged into duckdns.state.FIELDS): the last verdict, since when, and the
-# external address the router gave ("" for none).
-FIELDS = {"reach": "", "reach_since": None, "router_ipv4": ""}
+# State fields (merged into duckdns.state.FIELDS): the last verdict, since when, the
+# external address the router gave ("" for none), and the verdict's flapping
+# (duckdns.decide.damp: the verdict its last change left, when, its unsaid changes).
+FIELDS = {
+    "reach": "",
+    "reach_since": None,
+    "router_ipv4": "",
+    "reach_left": "",
+    "reach_changed": None,
+    "reach_flaps": 0,
+}
 
 # -- NAT-PMP, RFC 6886 ---------------------------------------------------------------------------
 NATPMP_VERSION = 0  # section 3.2
@@ -350,6 +358,11 @@ ADVICE = {
     UPSTREAM: (
         "if it stays, a router or your provider's NAT sits beyond this one: forward the "
         "ports there too, or ask your provider"
+    ),
+    UNKNOWN: (
+        "check that the router asked ('router', else the default gateway) is this "
+        "network's router and is on, and that NAT-PMP/PCP or UPnP IGD is enabled in its "
+        "settings"
     ),
 }
 

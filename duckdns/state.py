@@ -46,6 +46,10 @@ FIELDS = {
     "probe_ipv4": "",  # its last answer
     "probe_confirmed": None,  # when DuckDNS last saw the address the probe answered
     "probe_disputed": None,  # when DuckDNS last saw another address than the probe answered
+    # Its flapping (duckdns.decide.damp): the state its last change left, when, unsaid changes
+    "probe_left": "",
+    "probe_changed": None,
+    "probe_flaps": 0,
     "txt": "",
 }
 FIELDS.update(
@@ -354,6 +358,16 @@ def record_reach(state: dict, verdict: str, router_ipv4: str, now: int) -> bool:
     if verdict != state["reach"]:
         state.update(reach=verdict, reach_since=now)
     state["router_ipv4"] = router_ipv4
+    return True
+
+
+def record_damper(state: dict, subject: str, left: str, changed, flaps: int) -> bool:
+    """The flapping fields of ``subject`` ("probe" or "reach", duckdns.decide.damp's answer);
+    True if any changed."""
+    fields = {f"{subject}_left": left, f"{subject}_changed": changed, f"{subject}_flaps": flaps}
+    if all(state[key] == value for key, value in fields.items()):
+        return False
+    state.update(fields)
     return True
 
 

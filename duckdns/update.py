@@ -66,9 +66,9 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
             f"nothing changed (IPv4 {saved['ipv4'] or '-'}, IPv6 {saved['ipv6'] or '-'}): "
             "no request sent"
         )
-        _say_probe(saved["probe_state"], plan.probe_state, plan, saved["ipv4"])
+        changed = _say_probe(saved, saved["probe_state"], plan.probe_state, plan, now)
         recorded = None
-        changed = _reach(saved, probed, now)
+        changed |= _reach(saved, probed, now)
         changed |= state.record_probe(saved, plan.probe_state, plan.probe_answer, None, now)
         if changed or dirty:
             recorded = _save(cfg, state_path, saved, now)
@@ -89,7 +89,7 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
     outcome = decide.assess(plan, saved, answers)
     before = dict(saved)
     bare_news = state.record_outcome(saved, outcome, plan.probe_answer, now)
-    _report(cfg, plan, outcome, before, saved, bare_news)
+    _report(cfg, plan, outcome, before, saved, bare_news, now)
     _reach(saved, probed, now)
     code = _settle(saved, outcome.kind, outcome.message, now, now, force)
     if not unrecorded:  # before the heartbeat: a monitor that hangs cannot make it forget
@@ -144,16 +144,37 @@ def ask_probe(targets) -> probe.Probed:
 
 def _reach(saved: dict, probed: probe.Probed | None, now: int) -> bool:
     """Record the reachability verdict from the router's answer (when it was asked) and
-    the address DuckDNS recorded; say it once when it changes. True if it changed."""
+    the address DuckDNS recorded; say it when it changes, damped as decide.damp says (a
+    router that answers only now and then is said once). True if the state changed."""
     if probed is None or probed.router is None:
         return False
     heard = probed.router
     key, before = router.verdict(heard, saved["ipv4"]), saved["reach"]
-    changed = state.record_reach(saved, key, router.external(heard) or "", now)
-    if key != before:
+    say, *damper = decide.damp(
+        before, key, saved["reach_left"], saved["reach_changed"], saved["reach_flaps"], now
+    )
+    changed = state.record_damper(saved, "reach", *damper)
+    changed |= state.record_reach(saved, key, router.external(heard) or "", now)
+    if say == decide.SAY_FLAPPING:
+        report.notice(
+            f"reachability: the verdict keeps changing between {_shown(router.VERDICTS, damper[0])}"
+            f" and {key} (does the router answer only now and then?): said again once it has "
+            f"held for {decide.SETTLE // 60} minutes"
+        )
+    elif not say:
+        if key != before:
+            report.debug(f"reachability {key}: not said while it keeps changing")
+    else:
         line = router.describe(key, heard, saved["ipv4"])
+        if say == decide.SAY_SETTLED:
+            line = f"{line} (steady again for {decide.SETTLE // 60} minutes)"
         (report.notice if key in (router.DIRECT, router.UNKNOWN) else report.warning)(line)
     return changed
+
+
+def _shown(known, value: str) -> str:
+    """A value read from the state file, shown only if it is one this updater writes."""
+    return value if value in known else "?"
 
 
 def talk(cfg, saved: dict, plan: Plan, retries: bool = True) -> list[Answer]:
@@ -187,7 +208,9 @@ def talk(cfg, saved: dict, plan: Plan, retries: bool = True) -> list[Answer]:
     return answers
 
 
-def _report(cfg, plan: Plan, outcome: Outcome, before: dict, after: dict, bare: str) -> None:
+def _report(
+    cfg, plan: Plan, outcome: Outcome, before: dict, after: dict, bare: str, now: int
+) -> None:
     """The run's lines, from its outcome: nothing when nothing changed."""
     if bare == "started":
         report.warning(
@@ -196,7 +219,7 @@ def _report(cfg, plan: Plan, outcome: Outcome, before: dict, after: dict, bare: 
         )
     elif bare == "ended":
         report.notice("DuckDNS's answers show the records again")
-    _say_probe(before["probe_state"], outcome.probe_state, plan, after["ipv4"])
+    _say_probe(after, before["probe_state"], outcome.probe_state, plan, now)
     old, new = (before["ipv4"], before["ipv6"]), (after["ipv4"], after["ipv6"])
     if new != old:  # also when a later request of the run failed: this one took effect
         report.notice(
@@ -205,29 +228,54 @@ def _report(cfg, plan: Plan, outcome: Outcome, before: dict, after: dict, bare: 
         )
 
 
-def _say_probe(before: str, after: str, plan: Plan, duckdns_ipv4: str) -> None:
-    """Say once, at default verbosity, when the probe starts failing, is found to disagree
-    with DuckDNS, or works again."""
-    if after == before:
-        return
+# The probe's states that have lines; "off" and "unused" follow the configuration, not
+# the network, and are never a flap.
+_PROBE_SAID = (decide.PROBE_OK, decide.PROBE_FAILING, decide.PROBE_DISTRUSTED)
+
+
+def _say_probe(saved: dict, before: str, after: str, plan: Plan, now: int) -> bool:
+    """Say, at default verbosity, when the probe starts failing, is found to disagree with
+    DuckDNS, or works again; damped as decide.damp says (a probe or router that answers
+    only now and then is said once while it flaps, once when it settles). Records the
+    damper's fields in ``saved``; True if they changed."""
+    if before in _PROBE_SAID and after in _PROBE_SAID:
+        fields = saved["probe_left"], saved["probe_changed"], saved["probe_flaps"]
+        say, *damper = decide.damp(before, after, *fields, now)
+    else:  # the first state, or the configuration's: said as it is, no flap
+        say, damper = (decide.SAY_CHANGE if after != before else ""), ["", None, 0]
+    changed = state.record_damper(saved, "probe", *damper)
     targets = "; ".join(plan.probe_errors) or "no answer"
-    if after == decide.PROBE_FAILING:
+    settled = (
+        f" (steady again for {decide.SETTLE // 60} minutes)" if say == decide.SAY_SETTLED else ""
+    )
+    if say == decide.SAY_FLAPPING:
         report.warning(
-            f"address probe failed ({targets}): asking DuckDNS at most every 5 minutes until "
-            "it answers again; check that those targets can be reached (DNS to the resolvers, "
-            "NAT-PMP/PCP to the router), or set 'probe' to others"
+            f"address probe keeps changing between {_shown(_PROBE_SAID, damper[0])} and "
+            f"{after}{f' ({targets})' if after == decide.PROBE_FAILING else ''}: asking DuckDNS "
+            "at most every 5 minutes while it cannot decide; said again once it has held for "
+            f"{decide.SETTLE // 60} minutes"
+        )
+    elif not say:
+        if after != before:
+            report.debug(f"address probe {after}: not said while it keeps changing")
+    elif after == decide.PROBE_FAILING:
+        report.warning(
+            f"address probe failed ({targets}){settled}: asking DuckDNS at most every 5 "
+            "minutes until it answers again; check that those targets can be reached (DNS to "
+            "the resolvers, NAT-PMP/PCP to the router), or set 'probe' to others"
         )
     elif after == decide.PROBE_DISTRUSTED:
         report.warning(
-            f"address probe answered {plan.probe_answer} but DuckDNS saw {duckdns_ipv4} "
-            "(a router or resolver that intercepts DNS?): asking DuckDNS at most every 5 "
-            "minutes until they agree; set 'probe' to other addresses or 'probe = off'"
+            f"address probe answered {plan.probe_answer} but DuckDNS saw {saved['ipv4']}"
+            f"{settled} (a router or resolver that intercepts DNS?): asking DuckDNS at most "
+            "every 5 minutes until they agree; set 'probe' to other addresses or 'probe = off'"
         )
-    elif after == decide.PROBE_OK and before in (decide.PROBE_FAILING, decide.PROBE_DISTRUSTED):
+    elif after == decide.PROBE_OK and (before in _PROBE_SAID[1:] or before == after):
         report.notice(
-            f"address probe works again (it says {plan.probe_answer}): "
+            f"address probe works again (it says {plan.probe_answer}){settled}: "
             "asking DuckDNS only when the address changes"
         )
+    return changed
 
 
 def _save(cfg, state_path: str, saved: dict, now: int) -> bool:

@@ -6,16 +6,22 @@ runs never use. The steps, each from its specification:
 1. SSDP search (UPnP Device Architecture 1.1, section 1.3.2): an ``M-SEARCH`` to
    239.255.255.250:1900 for ``urn:schemas-upnp-org:device:InternetGatewayDevice:1``; a
    response's ``LOCATION`` header (section 1.3.3) names the device description. Only a
-   response whose ``LOCATION`` is a plain ``http://`` URL on the responder's own address is
-   followed (nothing else on the network can send us elsewhere).
+   response from the router (the ``router`` setting, else the kernel's default gateway) is
+   heard, and only if its ``LOCATION`` is a plain ``http://`` URL on that address: another
+   device on the network (a media server, a second router, a hostile host) cannot decide
+   the verdict, nor send us elsewhere.
 2. The description (section 2.3): the ``controlURL`` of a ``WANIPConnection`` (IGD 1 or 2)
-   or ``WANPPPConnection`` service, relative to the description's URL.
+   or ``WANPPPConnection`` service, relative to the description's URL (or to its
+   ``URLBase``, which some devices send). It is followed only to the host and port the
+   description came from.
 3. The SOAP action (section 3.2.1; WANIPConnection:1 section 2.4.18): ``GetExternalIPAddress``,
    whose answer holds ``NewExternalIPAddress`` (empty when the router has none: miniupnpd
    answers so when its WAN address is not public).
 
 Everything within :data:`TIMEOUT` seconds in all (duckdns.deadline), at most
-:data:`MAX_BODY` bytes read per answer, and no XML with a DOCTYPE parsed.
+:data:`MAX_BODY` bytes read per answer, and no XML with a DTD: expat itself refuses it
+(:func:`parse_xml`), after decoding whatever encoding the answer is in (UTF-16 with or
+without a byte order mark, an encoding declaration), so no entity is ever declared.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from duckdns import deadline, router
+from duckdns import deadline, report, router
 
 TIMEOUT = 3.0
 SSDP = ("239.255.255.250", 1900)
@@ -33,8 +39,10 @@ MAX_BODY = 64 * 1024
 PROTOCOL = "UPnP IGD"
 
 
-def search(timeout: float) -> list[str]:
-    """The LOCATION URLs of the gateways that answer the SSDP search within ``timeout``."""
+def search(gateway: str, timeout: float, to: tuple[str, int] | None = None) -> list[str]:
+    """The LOCATION URL of ``gateway``'s answer to the SSDP search (sent to ``to``, by
+    default :data:`SSDP`) within ``timeout``, or an empty list; another device's answer is
+    ignored (said at -vv)."""
     import _socket
     import time
 
@@ -50,17 +58,22 @@ def search(timeout: float) -> list[str]:
     sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
     try:
         sock.setsockopt(_socket.IPPROTO_IP, _socket.IP_MULTICAST_TTL, 2)
-        sock.sendto(request, SSDP)
+        sock.sendto(request, to or SSDP)
         while (left := end - time.monotonic()) > 0:
             sock.settimeout(left)
             try:
                 packet, (source, _) = sock.recvfrom(MAX_BODY)
             except TimeoutError:
                 break
+            if source != gateway:
+                report.debug(
+                    f"UPnP: ignored an SSDP answer from {source}, not the router {gateway}"
+                )
+                continue
             location = _location(packet, source)
-            if location and location not in found:
+            if location:
                 found.append(location)
-                break  # the first gateway decides
+                break
     finally:
         sock.close()
     return found
@@ -80,8 +93,13 @@ def _location(packet: bytes, source: str) -> str | None:
     return match[1]
 
 
+class Refused(ValueError):
+    """An answer this module will not use; its text says why, and holds nothing of it."""
+
+
 def _get(url: str, body: bytes | None = None, headers: dict | None = None) -> bytes:
-    """One HTTP exchange; at most MAX_BODY bytes of the answer; raises OSError/ValueError."""
+    """One HTTP exchange; at most MAX_BODY bytes of the answer; raises OSError, http.client's
+    exceptions, or Refused."""
     import http.client
     from urllib.parse import urlsplit
 
@@ -92,40 +110,87 @@ def _get(url: str, body: bytes | None = None, headers: dict | None = None) -> by
         resp = conn.getresponse()
         data = resp.read(MAX_BODY + 1)
         if resp.status != 200 or len(data) > MAX_BODY:
-            raise ValueError(f"HTTP {resp.status}" if resp.status != 200 else "oversized answer")
+            raise Refused(
+                f"the router answered HTTP {resp.status}"
+                if resp.status != 200
+                else f"the router's answer is larger than {MAX_BODY // 1024} KiB"
+            )
         return data
     finally:
         conn.close()
 
 
-def _xml(data: bytes):
-    from xml.etree import ElementTree
+def _refuse_dtd(*_) -> None:
+    raise Refused("the answer holds a DTD (refused: it could declare entities)")
 
-    if b"<!DOCTYPE" in data.upper() or b"<!ENTITY" in data.upper():
-        raise ValueError("a DOCTYPE in the answer")
-    return ElementTree.fromstring(data)  # noqa: S314 - no DOCTYPE, hence no entities
+
+def parse_xml(data: bytes):
+    """The answer as an ElementTree element; Refused for a DTD or malformed XML.
+
+    expat detects the encoding and decodes before any handler runs, so the refusal holds
+    for every encoding it reads, unlike a search of the raw bytes. A DTD is refused where
+    it starts (the StartDoctypeDeclHandler), before any of its declarations is read;
+    without one, no entity but XML's five predefined can exist. These are the handlers
+    defusedxml's DefusedXMLParser sets (with forbid_dtd=True), from the standard library:
+    a Depends on python3-defusedxml for one manual command was not worth it.
+    """
+    from xml.etree import ElementTree
+    from xml.parsers import expat
+
+    builder = ElementTree.TreeBuilder()
+    parser = expat.ParserCreate(namespace_separator="}")  # names "namespace}local"
+    parser.StartDoctypeDeclHandler = _refuse_dtd
+    parser.EntityDeclHandler = _refuse_dtd
+    parser.UnparsedEntityDeclHandler = _refuse_dtd
+    parser.ExternalEntityRefHandler = _refuse_dtd
+    parser.StartElementHandler = builder.start
+    parser.EndElementHandler = builder.end
+    parser.CharacterDataHandler = builder.data
+    try:
+        parser.Parse(data, True)
+        return builder.close()
+    except expat.ExpatError as exc:
+        raise Refused(f"malformed XML in the answer ({expat.ErrorString(exc.code)})") from None
 
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+def _origin(url: str) -> tuple[str | None, int | None]:
+    """(host, port) of an http:// URL; (None, None) for one that cannot be read."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return parts.hostname, parts.port or 80
+    except ValueError:  # a bad port or IPv6 literal
+        return None, None
+
+
 def control(location: str) -> tuple[str, str]:
     """(control URL, service type) of the description's WAN connection service."""
     from urllib.parse import urljoin
 
-    tree = _xml(_get(location))
-    base = next((e.text for e in tree.iter() if _local(e.tag) == "URLBase" and e.text), location)
+    tree = parse_xml(_get(location))
+    base = next(
+        (e.text.strip() for e in tree.iter() if _local(e.tag) == "URLBase" and e.text), location
+    )
     for service in tree.iter():
         if _local(service.tag) != "service":
             continue
         fields = {_local(e.tag): (e.text or "").strip() for e in service}
         if SERVICES.fullmatch(fields.get("serviceType", "")) and fields.get("controlURL"):
             url = urljoin(base, fields["controlURL"])
-            if not url.startswith("http://"):
-                break
+            if not url.startswith("http://") or _origin(url) != _origin(location):
+                why = (
+                    "the description's control URL is not on the address that answered "
+                    "(refused: only the router itself is asked)"
+                )
+                report.info(f"UPnP: {why}")
+                raise Refused(why)
             return url, fields["serviceType"]
-    raise ValueError("no WAN connection service in the description")
+    raise Refused("no WAN connection service in the router's description")
 
 
 def external_address(url: str, service: str) -> str:
@@ -140,27 +205,34 @@ def external_address(url: str, service: str) -> str:
         "Content-Type": 'text/xml; charset="utf-8"',
         "SOAPAction": f'"{service}#GetExternalIPAddress"',
     }
-    tree = _xml(_get(url, envelope, headers))
+    tree = parse_xml(_get(url, envelope, headers))
     for element in tree.iter():
         if _local(element.tag) == "NewExternalIPAddress":
             return (element.text or "").strip()
-    raise ValueError("no NewExternalIPAddress in the answer")
+    raise Refused("no NewExternalIPAddress in the router's answer")
 
 
-def ask(timeout: float = TIMEOUT) -> router.Answer:
-    """The UPnP gateway's answer, as a duckdns.router.Answer; never raises for its trouble."""
+def ask(gateway: str, timeout: float = TIMEOUT) -> router.Answer:
+    """The UPnP answer of ``gateway`` (the router), as a duckdns.router.Answer; never
+    raises for its trouble."""
     try:
         with deadline.bound(timeout) as mine:
-            locations = search(min(timeout, 1.5))
+            locations = search(gateway, min(timeout, 1.5))
             if not locations:
-                return router.Answer(None, PROTOCOL, why="no UPnP IGD answered the search")
+                return router.Answer(None, PROTOCOL, why="the router did not answer UPnP's search")
             text = external_address(*control(locations[0]))
     except deadline.Expired as exc:
         if exc is not mine:
             raise
         return router.Answer(None, PROTOCOL, why=f"UPnP IGD gave no answer within {timeout:g} s")
+    except Refused as exc:
+        return router.Answer(None, PROTOCOL, why=f"UPnP IGD: {exc}")
     except Exception as exc:  # noqa: BLE001 - a router's any failure is only "no answer"
-        return router.Answer(None, PROTOCOL, why=f"UPnP IGD failed: {type(exc).__name__}")
+        from duckdns import failure
+
+        return router.Answer(
+            None, PROTOCOL, why=f"UPnP IGD: {failure.explain(exc, 'the router', timeout)[0]}"
+        )
     try:
         address = str(ipaddress.IPv4Address(text))
     except ValueError:
@@ -184,10 +256,16 @@ def reachability(cfg, gateway: str | None, duckdns_ipv4: str, host_ipv6: str | N
     if not asks_router(cfg):
         return NOT_ASKED
     address, port = cfg.router or (gateway, router.PORT)
-    answer = router.ask(address, port) if address else None
-    if router.external(answer) is None:
-        upnp = ask()
-        if router.external(upnp) is not None or answer is None:
+    if not address:  # nobody else may decide: any device can answer a multicast search
+        answer = router.Answer(
+            None,
+            why="no default gateway in the kernel's routing table: set 'router = ADDRESS'",
+        )
+    else:
+        answer = router.ask(address, port)
+    if address and router.external(answer) is None:
+        upnp = ask(address)
+        if router.external(upnp) is not None:
             answer = upnp
         else:
             no_public = answer.no_public or upnp.no_public

@@ -345,3 +345,134 @@ def test_a_flapping_probe_stays_under_12_requests_an_hour_and_is_said_once(duck,
     assert len(duck.requests) - 1 <= 3 * 12, len(duck.requests)
     assert len(said) == 1 and "address probe answered" in said[0], said
     assert CANARY not in "".join(said)
+
+
+# -- a probe or router that answers only now and then: said once while it flaps ----------------
+
+GLOBAL = "81.2.69.160"  # a global address: a router's answer decides only with one
+
+
+def test_the_damper_says_one_change_at_once_and_a_flap_once():
+    """decide.damp's rules, minute by minute (the pipeline tests below count real lines)."""
+    fields: tuple = ("", None, 0)  # left, changed, flaps: a fresh state
+    said, before = [], ""
+    for minute, value in enumerate(["ok", "ok", "no", "ok", "no", "ok", "no"] + ["no"] * 12):
+        say, *fields = decide.damp(before, value, *fields, minute * 60)
+        said.append(say)
+        before = value
+    assert said[:3] == ["change", "", "change"]  # the first value, then one change: at once
+    assert said[3:7] == ["", "flapping", "", ""]  # back and forth: one line
+    # the value holds 10 minutes (decide.SETTLE) after its last change: said once
+    assert said[7:].count("settled") == 1 and said[6 + decide.SETTLE // 60] == "settled", said
+    assert set(said[7:]) == {"", "settled"} and fields[2] == 0
+
+
+def test_the_damper_says_a_sequence_of_new_values_at_once():
+    """Changes that do not go back (direct, carrier-grade NAT, double NAT, unknown) are
+    not a flap, however close: each is said (the booted test_miniupnpd runs seconds apart)."""
+    fields: tuple = ("", None, 0)
+    said, before = [], ""
+    for second, value in enumerate(["a", "a", "b", "b", "c", "c", "d"]):
+        say, *fields = decide.damp(before, value, *fields, second)
+        said.append(say)
+        before = value
+    assert said == ["change", "", "change", "", "change", "", "change"]
+
+
+def test_the_damper_is_not_fooled_by_a_clock_gone_backwards():
+    say, *fields = decide.damp("a", "b", "", None, 0, 10_000)
+    assert say == "change"
+    say, *_ = decide.damp("b", "a", *fields, 5_000)  # an hour and more back: not recent
+    assert say == "change"
+
+
+def flapping_lines(run, flip, minutes: int) -> list[str]:
+    """Run ``minutes`` timer runs a minute apart, ``flip(minute)`` before each."""
+    said = []
+    for minute in range(minutes):
+        flip(minute)
+        code, _, err = run()
+        assert code in (0, 75), err
+        said += err.splitlines()
+        run.later(60)
+    return said
+
+
+def test_a_router_that_answers_every_other_minute_is_said_once(duck, conf, runner):
+    """The RFC 6886/6887 responder answers one minute and is silent the next (probe =
+    router, the router alone): at most 6 journal lines in 30 minutes (59 before the damper),
+    DuckDNS asked no more than a dead probe costs; once it answers steadily, one line each."""
+    from support.natpmp_responder import Responder
+
+    duck.client_ip = GLOBAL
+    with Responder("ok", GLOBAL) as r:
+        run = runner(conf(probe="router", router=f"{r.address[0]}:{r.address[1]}"))
+
+        def flip(minute: int) -> None:
+            r.mode = "ok" if minute % 2 == 0 else "silent"
+
+        said = flapping_lines(run, flip, 30)
+        assert [line.split(" (")[0] for line in said] == [
+            f"piserver: IPv4 {GLOBAL}, IPv6 -",  # the first update
+            "reachability: direct: port forwarding on this router can reach the Pi",
+            "address probe failed",  # one change: said at once
+            "reachability: unknown",
+            "address probe keeps changing between ok and failing",
+            "reachability: the verdict keeps changing between direct and unknown",
+        ], said
+        assert len(duck.requests) <= 1 + 30 // 5, len(duck.requests)  # 5-minute cadence
+        assert [line for line in said if "keeps changing" in line] == [
+            "address probe keeps changing between ok and failing (router@127.0.0.1:"
+            f"{r.address[1]}: no answer from 127.0.0.1:{r.address[1]} within 1 s): asking "
+            "DuckDNS at most every 5 minutes while it cannot decide; said again once it has "
+            "held for 10 minutes",
+            "reachability: the verdict keeps changing between direct and unknown (does the "
+            "router answer only now and then?): said again once it has held for 10 minutes",
+        ]
+        # It settles: one line for the probe, one for the verdict, then nothing.
+        settled = flapping_lines(run, lambda minute: setattr(r, "mode", "ok"), 20)
+        assert len(settled) == 2, settled
+        assert settled[0].startswith("address probe works again (it says 81.2.69.160) (steady")
+        assert settled[1].startswith("reachability: direct: port forwarding on this router")
+        assert settled[1].endswith("(steady again for 10 minutes)")
+    assert CANARY not in "".join(said + settled)
+
+
+def test_a_router_that_flips_once_and_stays_is_said_at_once(duck, conf, runner):
+    from support.natpmp_responder import Responder
+
+    duck.client_ip = GLOBAL
+    with Responder("ok", GLOBAL) as r:
+        run = runner(conf(probe="router", router=f"{r.address[0]}:{r.address[1]}"))
+        first = flapping_lines(run, lambda minute: None, 15)
+        assert [line.split(":")[0] for line in first] == ["piserver", "reachability"], first
+        r.mode = "silent"  # the router's NAT-PMP/PCP turned off for good
+        code, _, err = run()
+        lines = err.splitlines()
+        assert [line.split(" (")[0] for line in lines] == [
+            "address probe failed",
+            "reachability: unknown",
+        ], lines
+        run.later(60)
+        assert flapping_lines(run, lambda minute: None, 20) == []
+
+
+def test_a_dns_probe_that_answers_every_other_minute_is_said_once(duck, dns, probed_run):
+    run = probed_run
+
+    def flip(minute: int) -> None:
+        dns.behaviour = "normal" if minute % 2 == 0 else "silent"
+
+    said = flapping_lines(run, flip, 30)
+    assert [line.split(" (")[0] for line in said] == [
+        "piserver: IPv4 203.0.113.7, IPv6 -",  # the first update
+        "address probe failed",
+        "address probe keeps changing between ok and failing",
+    ], said
+    assert len(duck.requests) <= 1 + 30 // 5, len(duck.requests)
+    dns.behaviour = "normal"  # minute 29 was silent
+    code, _, err = run("-vv", "update")  # each unsaid change is told at -vv
+    assert "address probe ok: not said while it keeps changing" in err
+    run.later(60)
+    said = flapping_lines(run, lambda minute: setattr(dns, "behaviour", "normal"), 20)
+    assert [line.split(" (")[0] for line in said] == ["address probe works again"], said

@@ -8,14 +8,22 @@ exchange ends within router.TIMEOUT whatever the responder does.
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
+import subprocess
 import time
 
 import pytest
-from support.helpers import CANARY, state_of
+from support.helpers import (
+    CANARY,
+    CLEAN_ENV,
+    DEBIAN_PYTHON,
+    ROOT,
+    assert_no_canary,
+    skip_or_fail,
+    state_of,
+)
 from support.natpmp_responder import Responder
+from support.upnp_device import ENCODINGS, IGD, SSDP
 
 from duckdns import config, router, upnp
 
@@ -313,56 +321,13 @@ def test_check_asks_only_a_configured_router(conf, runner):
     assert out.splitlines()[-1].startswith(f"reachability: {router.VERDICTS['cgnat']}")
 
 
-class IGD(http.server.BaseHTTPRequestHandler):
-    """UPnP IGD's description (UPnP Device Architecture 1.1 section 2.3) and the SOAP
-    answer of GetExternalIPAddress (WANIPConnection:1 section 2.4.18)."""
-
-    external = GLOBAL
-    description = (
-        '<?xml version="1.0"?><root xmlns="urn:schemas-upnp-org:device-1-0"><device>'
-        "<deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:1</deviceType>"
-        "<deviceList><device><deviceList><device><serviceList><service>"
-        "<serviceType>urn:schemas-upnp-org:service:WANIPConnection:1</serviceType>"
-        "<controlURL>/ctl/IPConn</controlURL></service></serviceList></device></deviceList>"
-        "</device></deviceList></device></root>"
-    )
-
-    def do_GET(self):  # noqa: N802
-        self._send(self.description)
-
-    def do_POST(self):  # noqa: N802
-        self.rfile.read(int(self.headers["Content-Length"]))
-        assert self.headers["SOAPAction"].endswith('#GetExternalIPAddress"')
-        self._send(
-            '<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
-            '<s:Body><u:GetExternalIPAddressResponse xmlns:u="urn:schemas-upnp-org:service:'
-            f'WANIPConnection:1"><NewExternalIPAddress>{self.external}</NewExternalIPAddress>'
-            "</u:GetExternalIPAddressResponse></s:Body></s:Envelope>"
-        )
-
-    def _send(self, text: str) -> None:
-        data = text.encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.mark.parametrize(("external", "expected"), [(GLOBAL, GLOBAL), ("", "")])
 def test_upnp_igd_description_and_soap(external, expected):
-    IGD.external = external
-    server = http.server.HTTPServer(("127.0.0.1", 0), IGD)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        location = f"http://127.0.0.1:{server.server_port}/rootDesc.xml"
-        url, service = upnp.control(location)
-        assert url == f"http://127.0.0.1:{server.server_port}/ctl/IPConn"
+    with IGD() as igd:
+        igd.external = external
+        url, service = upnp.control(igd.location)
+        assert url == f"http://127.0.0.1:{igd.port}/ctl/IPConn"
         assert upnp.external_address(url, service) == expected
-    finally:
-        server.shutdown()
 
 
 def test_ssdp_locations_are_followed_only_to_the_responder():
@@ -371,5 +336,163 @@ def test_ssdp_locations_are_followed_only_to_the_responder():
     assert upnp._location(ok, "192.168.1.66") is None
     assert upnp._location(ok.replace(b"http:", b"file:"), "192.168.1.1") is None
     assert upnp._location(b"NOTIFY * HTTP/1.1\r\n\r\n", "192.168.1.1") is None
-    with pytest.raises(ValueError, match="DOCTYPE"):
-        upnp._xml(b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>')
+
+
+# -- UPnP's answers: read in any encoding, never with a DTD ------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_upnp_answers_are_read_in_every_encoding(encoding):
+    """The other side of the refusal below: the same answers without a DTD are read."""
+    with IGD() as igd:
+        igd.encoding = encoding
+        assert upnp.external_address(*upnp.control(igd.location)) == GLOBAL
+
+
+@pytest.mark.parametrize("where", ["description", "soap"])
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_a_dtd_is_refused_whatever_the_encoding(encoding, where):
+    with IGD() as igd:
+        igd.encoding, igd.entity = encoding, where
+        with pytest.raises(upnp.Refused, match="holds a DTD"):
+            upnp.external_address(*upnp.control(igd.location))
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>',
+        b'<!DOCTYPE x SYSTEM "file:///etc/passwd"><x/>',
+        b"<!DOCTYPE x><x/>",  # no declaration at all: still refused where it starts
+        b'\xef\xbb\xbf<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>',
+    ],
+)
+def test_parse_xml_refuses_any_dtd(xml):
+    with pytest.raises(upnp.Refused, match="holds a DTD"):
+        upnp.parse_xml(xml)
+
+
+def test_parse_xml_refuses_an_undeclared_entity_and_broken_xml():
+    with pytest.raises(upnp.Refused, match="malformed XML"):
+        upnp.parse_xml(b"<x>&ip;</x>")
+    with pytest.raises(upnp.Refused, match="malformed XML"):
+        upnp.parse_xml(b"<x><y></x>")
+    assert upnp.parse_xml(b"<x>&amp;&#56;</x>").text == "&8"  # XML's own entities only
+
+
+# -- UPnP through `duckdns check`: only the router decides, only on its own address ------------
+
+
+@pytest.fixture
+def igd_check(conf, runner, monkeypatch):
+    """``duckdns check ARGS`` with the router at 127.0.0.1 (NAT-PMP/PCP silent, so UPnP is
+    asked), the SSDP search sent to ``ssdp`` instead of the multicast group."""
+
+    def check(ssdp: SSDP, *args: str) -> tuple[str, str]:
+        monkeypatch.setattr(upnp, "SSDP", ssdp.address)
+        with Responder("silent") as r:
+            code, out, err = runner(conf(router=f"127.0.0.1:{r.address[1]}"))(*args, "check")
+        assert code == 0, err
+        return out.splitlines()[-1], err
+
+    return check
+
+
+def test_check_asks_the_router_over_upnp(igd_check):
+    with IGD() as igd, SSDP([("127.0.0.1", igd.location)]) as ssdp:
+        line, _ = igd_check(ssdp)
+    assert line == f"reachability: {router.VERDICTS['direct']} (router: {GLOBAL}; DuckDNS: -)"
+    assert igd.connections == 2 and len(ssdp.searches) == 1
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le-no-bom", "utf-8"])
+def test_check_takes_no_verdict_from_an_answer_with_an_entity(igd_check, encoding):
+    """The entity would say 8.8.8.8: "direct (router: 8.8.8.8)" before the refusal."""
+    with IGD() as igd, SSDP([("127.0.0.1", igd.location)]) as ssdp:
+        igd.encoding, igd.entity = encoding, "soap"
+        line, _ = igd_check(ssdp)
+    assert line.startswith(f"reachability: {router.VERDICTS['unknown']} ("), line
+    assert "UPnP IGD: the answer holds a DTD (refused" in line
+    assert "8.8.8.8" not in line
+
+
+@pytest.mark.parametrize("how", ["controlURL", "URLBase", "same host, another port"])
+def test_a_control_url_elsewhere_is_not_followed(igd_check, how):
+    with IGD() as igd, IGD("127.0.0.2") as other, IGD() as neighbour:
+        if how == "controlURL":
+            igd.control = f"http://127.0.0.2:{other.port}/ctl/IPConn"
+        elif how == "URLBase":
+            igd.urlbase = f"http://127.0.0.2:{other.port}/"
+        else:
+            igd.control = f"http://127.0.0.1:{neighbour.port}/ctl/IPConn"
+        with SSDP([("127.0.0.1", igd.location)]) as ssdp:
+            line, err = igd_check(ssdp, "-v")
+    assert (other.connections, neighbour.connections, igd.connections) == (0, 0, 1)
+    assert line.startswith(f"reachability: {router.VERDICTS['unknown']} ("), line
+    why = "the description's control URL is not on the address that answered"
+    assert why in line and f"UPnP: {why}" in err
+
+
+def test_a_urlbase_on_the_devices_own_address_is_followed(igd_check):
+    with IGD() as igd, SSDP([("127.0.0.1", igd.location)]) as ssdp:
+        igd.urlbase = f"http://127.0.0.1:{igd.port}/"
+        line, _ = igd_check(ssdp)
+    assert line.startswith(f"reachability: {router.VERDICTS['direct']} (router: {GLOBAL};")
+
+
+def test_an_ssdp_answer_from_another_device_is_ignored(igd_check):
+    with IGD() as igd, IGD("127.0.0.2") as other:
+        other.external = GLOBAL2
+        # the other device answers first, and its LOCATION is on its own address
+        with SSDP([("127.0.0.2", other.location), ("127.0.0.1", igd.location)]) as ssdp:
+            line, err = igd_check(ssdp, "-vv")
+        assert line.startswith(f"reachability: {router.VERDICTS['direct']} (router: {GLOBAL};")
+        assert "UPnP: ignored an SSDP answer from 127.0.0.2, not the router 127.0.0.1" in err
+        with SSDP([("127.0.0.2", other.location)]) as ssdp:  # the router itself is silent
+            line, _ = igd_check(ssdp)
+        assert line.startswith(f"reachability: {router.VERDICTS['unknown']} ("), line
+        assert "the router did not answer UPnP's search" in line
+    assert other.connections == 0
+
+
+def test_without_a_router_address_no_device_is_asked(conf, monkeypatch):
+    """No 'router' setting and no default gateway: nobody may decide."""
+    with IGD() as igd, SSDP([("127.0.0.1", igd.location)]) as ssdp:
+        monkeypatch.setattr(upnp, "SSDP", ssdp.address)
+        line = upnp.reachability(config.load(conf(probe="router")), None, "", None)
+    assert line.startswith(f"reachability: {router.VERDICTS['unknown']} (no default gateway")
+    assert (ssdp.searches, igd.connections) == ([], 0)
+
+
+def test_an_unreachable_router_is_said_in_words_with_what_to_check(conf):
+    """A Pi whose network is down: the real ``duckdns check`` in a network namespace of its
+    own, with no link but a loopback that is down. Each failure says the errno's words
+    (ENETUNREACH is a bare OSError) and the verdict what to check."""
+    cfg = conf(router="192.168.1.1")
+    proc = subprocess.run(
+        ["unshare", "--net", DEBIAN_PYTHON, "-m", "duckdns", "--config", str(cfg), "check"],
+        capture_output=True,
+        text=True,
+        env={**CLEAN_ENV, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    if "unshare failed" in proc.stderr or "Operation not permitted" in proc.stderr:
+        skip_or_fail(f"cannot make a network namespace: {proc.stderr.strip()}")
+    assert_no_canary(proc.stdout, proc.stderr)
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.splitlines()[-1]
+    assert line == (
+        f"reachability: {router.VERDICTS['unknown']} (cannot ask 192.168.1.1:5351: Network is "
+        "unreachable; UPnP IGD: cannot connect to the router: network unreachable); "
+        f"what to do: {router.ADVICE['unknown']}"
+    )
+
+
+def test_other_socket_errors_are_said_in_the_errnos_words(conf, runner, monkeypatch):
+    """A search that cannot be sent for another reason (here EACCES: a broadcast address
+    without SO_BROADCAST) is said in the errno's words, through duckdns.failure."""
+    monkeypatch.setattr(upnp, "SSDP", ("255.255.255.255", 1900))
+    monkeypatch.setattr(router, "ask", lambda *a, **k: router.Answer(None, why="silence"))
+    code, out, _ = runner(conf(router="127.0.0.1"))("check")
+    assert code == 0
+    assert "(silence; UPnP IGD: cannot connect to the router: permission denied)" in out
