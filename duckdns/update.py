@@ -200,6 +200,9 @@ def _report(cfg, plan: Plan, outcome: Outcome, before: dict, after: dict, bare: 
             f"{', '.join(cfg.domains)}: IPv4 {new[0] or '-'}, IPv6 {new[1] or '-'}"
             f" (was {old[0] or '-'}, {old[1] or '-'})"
         )
+        from duckdns import changed  # here only: a run with nothing changed imports nothing
+
+        changed.record(state.path_for(cfg.path), cfg.domains, old, new)
 
 
 def _say_probe(before: str, after: str, plan: Plan, duckdns_ipv4: str) -> None:
