@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 
-from duckdns import report
+from duckdns import EXIT_OK, EXIT_USAGE, report
 
 QUEUE = "changes"  # the queue's name, in the state directory
 STATE_DIR = "/var/lib/private/duckdns"  # the packaged state directory (duckdns.service's)
@@ -245,12 +245,23 @@ def run(queue: str, hook_dir: str, timeout: float = HOOK_TIMEOUT) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python3 -m duckdns.changed [QUEUE [HOOK_DIR]]``: what duckdns-changed.service runs."""
-    args = sys.argv[1:] if argv is None else argv
+    """``python3 -m duckdns.changed [--timeout SECONDS] [QUEUE [HOOK_DIR]]``: what
+    duckdns-changed.service runs (an admin's drop-in may give another time limit)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    timeout = HOOK_TIMEOUT
+    if args[:1] == ["--timeout"]:
+        try:
+            timeout = float(args[1])
+            if not 0 < timeout <= 24 * 3600:
+                raise ValueError
+        except (IndexError, ValueError):
+            report.error("--timeout takes a number of seconds, at most a day (86400)")
+            return EXIT_USAGE
+        del args[:2]
     queue = args[0] if args else os.path.join(STATE_DIR, QUEUE)
     hook_dir = args[1] if len(args) > 1 else HOOK_DIR
-    run(queue, hook_dir)
-    return 0
+    run(queue, hook_dir, timeout)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

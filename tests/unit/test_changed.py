@@ -215,3 +215,16 @@ def test_the_update_queues_a_change_only_when_duckdns_took_a_new_address(
     events = [json.loads(p.read_text()) for p in queued(cfg.parent)]
     assert [(e["old_ipv4"], e["ipv4"]) for e in events] == [("", OLD[0]), (OLD[0], NEW[0])]
     assert all(CANARY not in p.read_text() for p in queued(cfg.parent))
+
+
+def test_main_takes_a_time_limit_and_refuses_a_bad_one(tmp_path, capsys):
+    log = tmp_path / "log"
+    hook(tmp_path / "changed.d", "hook", f"echo ran >> {log}")
+    changed.record(str(tmp_path / "state.json"), ("piserver",), OLD, NEW)
+    args = [str(tmp_path / changed.QUEUE), str(tmp_path / "changed.d")]
+    assert changed.main(["--timeout", "0", *args]) == 2
+    assert changed.main(["--timeout", "ten", *args]) == 2
+    assert "--timeout takes a number of seconds" in capsys.readouterr().err
+    assert not log.exists()
+    assert changed.main(["--timeout", "5", *args]) == 0
+    assert log.read_text() == "ran\n"
