@@ -10,6 +10,7 @@ the hooks. Nothing leaves the container: the server is on its loopback.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -170,3 +171,134 @@ def test_hooks_run_once_per_change_as_root_outside_the_sandbox(container, duckdn
         assert not (c.root / path).exists(), path
     assert (c.root / HOOKS.lstrip("/") / "10-record").exists()
     assert c.unit_property("duckdns-changed.path", "LoadState") == "not-found"
+
+
+# --------------------------------------------------------------------------------------
+# Network triggers: Debian's NetworkManager managing a link in the container's own network
+# --------------------------------------------------------------------------------------
+
+ADDR1, ADDR2 = "2d00:10:20:30::7", "2d00:10:20:31::7"  # global space IANA has not allocated
+DISPATCHER = "/usr/lib/NetworkManager/dispatcher.d/90-duckdns"
+# Only the test's connection: no "Wired connection 1" on a link NetworkManager finds.
+NM_CONF = "[main]\nno-auto-default=*\n"
+
+
+@pytest.fixture
+def nm_container(system_env, request):
+    """A booted container whose root has NetworkManager (roots.NETWORKMANAGER_PACKAGES)."""
+    tarball = harness.base_tarball("networkmanager")
+    c = harness.Container(name="dd-networkmanager", tarball=tarball)
+    try:
+        c.prepare()
+        c.write("/etc/NetworkManager/conf.d/90-duckdns-test.conf", NM_CONF)
+        c.boot()
+        yield c
+    finally:
+        c.close()
+
+
+def run_starts(c) -> list[float]:
+    """When each duckdns.service run started (Unix time, from PID 1's journal)."""
+    out = c.exec(
+        ["journalctl", "--no-pager", "-o", "json", "_PID=1", "-u", "duckdns.service"]
+    ).stdout
+    return [
+        int(entry["__REALTIME_TIMESTAMP"]) / 1e6
+        for entry in map(json.loads, out.splitlines())
+        if entry.get("MESSAGE", "").startswith("Starting duckdns.service")
+    ]
+
+
+def settle(c, seconds: float = 4) -> None:
+    """Past the network timer's 2 s and the run it started."""
+    time.sleep(seconds)
+    c.wait_for(
+        lambda: c.unit_property("duckdns.service", "ActiveState") != "activating",
+        60,
+        what="the update started by the network timer to finish",
+    )
+
+
+def test_networkmanager_events_start_the_hardened_update(nm_container, deb):
+    c = nm_container
+    duckdns = harness.DuckDNS(c, token=TOKEN, domains=["piserver"]).start()
+    harness.preseed(c, domains="piserver", token=TOKEN, ipv6=True)
+    c.install_deb(deb)
+    c.exec(["systemctl", "stop", "duckdns.timer"])  # only the network's events start runs
+    c.sh(f"printf 'ipv4 = off\\n' >> {CONF}")  # the AAAA record only: it follows the link
+    # A link NetworkManager manages: a veth named eth1 (Debian's 85-nm-unmanaged.rules leaves
+    # other veths alone), its peer in a namespace of its own, so it has a carrier.
+    c.sh(
+        "ip netns add lan && ip link add eth1 type veth peer name lan0 && "
+        "ip link set lan0 netns lan && ip -n lan link set lan0 up && "
+        "sysctl -q -w net.ipv6.conf.eth1.accept_dad=0"
+    )
+    c.wait_for(
+        lambda: "eth1:disconnected" in c.exec(["nmcli", "-t", "-f", "DEVICE,STATE", "d"]).stdout,
+        30,
+        what="NetworkManager to manage eth1",
+    )
+    c.exec(
+        ["nmcli", "con", "add", "type", "ethernet", "ifname", "eth1", "con-name", "lan"]
+        + ["autoconnect", "no", "ipv4.method", "disabled", "ipv6.method", "manual"]
+        + ["ipv6.addresses", f"{ADDR1}/64"]
+    )
+    assert run_starts(c) == [] and duckdns.updates() == []
+
+    # 1. The link comes up: NetworkManager's dispatcher starts duckdns.service within 5 s,
+    #    which publishes the link's address.
+    began = time.time()
+    c.exec(["nmcli", "con", "up", "lan"], timeout=60)
+    c.wait_for(lambda: run_starts(c), 10, what="an update after the link came up")
+    assert run_starts(c)[0] - began <= 5, run_starts(c)[0] - began
+    duckdns.wait_requests(1, 10)
+    settle(c)
+    assert [r["query"].get("ipv6") for r in duckdns.updates()] == [ADDR1]
+
+    # 2. The prefix changes (the connection's address, reactivated): AAAA follows in 10 s.
+    began = time.time()
+    c.exec(["nmcli", "con", "mod", "lan", "ipv6.addresses", f"{ADDR2}/64"])
+    c.exec(["nmcli", "con", "up", "lan"], timeout=60)
+    duckdns.wait_requests(2, 10)
+    assert time.time() - began <= 10
+    assert [r["query"].get("ipv6") for r in duckdns.updates()] == [ADDR1, ADDR2]
+    settle(c)
+
+    # 3. The dispatcher script by hand, as NetworkManager runs it: one run, and with nothing
+    #    changed, no request.
+    runs = len(run_starts(c))
+    began = time.time()
+    c.exec([DISPATCHER, "eth1", "up"])
+    c.wait_for(lambda: len(run_starts(c)) > runs, 5, what="an update after 'eth1 up'")
+    assert run_starts(c)[-1] - began <= 5
+    settle(c)
+    assert len(run_starts(c)) == runs + 1 and len(duckdns.updates()) == 2
+
+    # 4. Ten events in a burst: at most two runs; actions it ignores start none.
+    runs = len(run_starts(c))
+    c.sh(f"for i in 1 2 3 4 5 6 7 8 9 10; do {DISPATCHER} eth1 dhcp6-change; done")
+    settle(c)
+    burst = len(run_starts(c)) - runs
+    assert 1 <= burst <= 2, burst
+    runs = len(run_starts(c))
+    for action in ("down", "pre-up", "hostname"):
+        c.exec([DISPATCHER, "eth1", action])
+    settle(c)
+    assert len(run_starts(c)) == runs
+
+    # 5. Ten real reactivations in a row (each a down and an up): the runs they make.
+    runs = len(run_starts(c))
+    began = time.time()
+    for _ in range(10):
+        c.exec(["nmcli", "con", "up", "lan"], timeout=60)
+    took = time.time() - began
+    settle(c)
+    made = len(run_starts(c)) - runs
+    harness.log(f"10 NetworkManager reactivations in {took:.1f} s made {made} runs")
+    # The network timer makes at most one run per 2 s window it is armed for.
+    assert 1 <= made <= took / 2 + 1, (made, took)
+
+    assert len(duckdns.updates()) == 2  # nothing changed since step 2: nothing sent
+    result = harness.service_show(c, "duckdns.service", "Result")
+    assert result == {"Result": "success"}, result
+    assert harness.token_leaks(c, TOKEN) == []

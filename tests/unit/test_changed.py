@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import stat
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from support.helpers import CANARY
+from support.helpers import CANARY, ROOT
 
 from duckdns import changed
 
@@ -228,3 +231,20 @@ def test_main_takes_a_time_limit_and_refuses_a_bad_one(tmp_path, capsys):
     assert not log.exists()
     assert changed.main(["--timeout", "5", *args]) == 0
     assert log.read_text() == "ran\n"
+
+
+def test_the_worked_examples_in_the_man_page_are_hooks_that_would_run(tmp_path):
+    """Each example of duckdns(1) is a shell script whose name run-parts (and the runner)
+    accepts, that dash parses and shellcheck finds nothing in."""
+    page = (ROOT / "man/duckdns.1").read_text()
+    blocks = re.findall(r'^\.SS "Example: [^"]*"\n.*?^\.EX\n(.*?)^\.EE', page, re.M | re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        text = block.replace("\\-", "-").replace("\\e", "\\").replace("\\(aq", "'")
+        name = re.search(r"^# /etc/duckdns/changed\.d/(\S+)", text, re.M).group(1)
+        assert changed.HOOK_NAME.match(name), name
+        script = tmp_path / name
+        script.write_text(text)
+        subprocess.run(["dash", "-n", str(script)], check=True)
+        if shutil.which("shellcheck"):
+            subprocess.run(["shellcheck", "-s", "sh", str(script)], check=True)
