@@ -39,11 +39,26 @@ def runs(c) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+# systemd 252 under this host's cgroup v1 now and then fails a start of duckdns.service
+# before running anything: "Failed to attach to cgroup /system.slice/duckdns.service: No such
+# file or directory", status 219/CGROUP (harness.FAST_TIMER says the same of back-to-back
+# runs; seen here 6 s after a run whose cgroup systemd could not remove, EIO). It is the
+# host's, not the package's: a step that meets it is repeated once.
+CGROUP_FAILURE = "status=219/CGROUP"
+
+
+def pid1_log(c, unit: str = "duckdns.service") -> str:
+    return c.exec(["journalctl", "--no-pager", "-o", "cat", "_PID=1", "-u", unit]).stdout
+
+
 def update(c, duckdns, client_ip: str) -> None:
     """One run of the hardened unit, DuckDNS seeing ``client_ip``; it must succeed."""
     duckdns.set_mode("ok", client_ip=client_ip)
-    c.exec(["systemctl", "start", "duckdns.service"], timeout=120)
-    result = harness.service_show(c, "duckdns.service", "Result", "ExecMainStatus")
+    for _ in range(2):
+        c.exec(["systemctl", "start", "duckdns.service"], timeout=120, check=False)
+        result = harness.service_show(c, "duckdns.service", "Result", "ExecMainStatus")
+        if result.get("ExecMainStatus") != "219":
+            break
     assert result == {"Result": "success", "ExecMainStatus": "0"}, result
 
 
@@ -209,6 +224,26 @@ def run_starts(c) -> list[float]:
     ]
 
 
+def after_event(c, action, done, timeout: float, what: str) -> float:
+    """Run ``action`` (a network event) and wait until ``done()``; when it started. A run of
+    duckdns.service that failed at systemd's CGROUP step meanwhile (above) repeats the event
+    once, timed afresh."""
+    for _ in range(2):
+        failures = pid1_log(c).count(CGROUP_FAILURE)
+        began = time.time()
+        action()
+        c.wait_for(
+            lambda f=failures: done() or pid1_log(c).count(CGROUP_FAILURE) > f,
+            timeout,
+            what=what,
+        )
+        if pid1_log(c).count(CGROUP_FAILURE) == failures:
+            return began
+        harness.log(f"{what}: a start failed at systemd's CGROUP step (the host's): again")
+        settle(c)
+    raise AssertionError(f"{what}: systemd failed to start duckdns.service twice (CGROUP)")
+
+
 def settle(c, seconds: float = 4) -> None:
     """Past the network timer's 2 s and the run it started."""
     time.sleep(seconds)
@@ -247,32 +282,47 @@ def test_networkmanager_events_start_the_hardened_update(nm_container, deb):
 
     # 1. The link comes up: NetworkManager's dispatcher starts duckdns.service within 5 s,
     #    which publishes the link's address.
-    began = time.time()
-    c.exec(["nmcli", "con", "up", "lan"], timeout=60)
-    c.wait_for(lambda: run_starts(c), 10, what="an update after the link came up")
-    assert run_starts(c)[0] - began <= 5, run_starts(c)[0] - began
-    duckdns.wait_requests(1, 10)
+    began = after_event(
+        c,
+        lambda: c.exec(["nmcli", "con", "up", "lan"], timeout=60),
+        lambda: duckdns.updates(),
+        10,
+        "an update after the link came up",
+    )
+    harness.log(f"link up -> duckdns.service started: {run_starts(c)[-1] - began:.2f} s")
+    assert run_starts(c)[-1] - began <= 5, run_starts(c)[-1] - began
     settle(c)
     assert [r["query"].get("ipv6") for r in duckdns.updates()] == [ADDR1]
 
     # 2. The prefix changes (the connection's address, reactivated): AAAA follows in 10 s.
-    began = time.time()
     c.exec(["nmcli", "con", "mod", "lan", "ipv6.addresses", f"{ADDR2}/64"])
-    c.exec(["nmcli", "con", "up", "lan"], timeout=60)
-    duckdns.wait_requests(2, 10)
+    began = after_event(
+        c,
+        lambda: c.exec(["nmcli", "con", "up", "lan"], timeout=60),
+        lambda: len(duckdns.updates()) >= 2,
+        10,
+        "the AAAA request after the prefix changed",
+    )
+    harness.log(f"prefix changed -> AAAA request at DuckDNS: {time.time() - began:.2f} s")
     assert time.time() - began <= 10
     assert [r["query"].get("ipv6") for r in duckdns.updates()] == [ADDR1, ADDR2]
     settle(c)
 
     # 3. The dispatcher script by hand, as NetworkManager runs it: one run, and with nothing
     #    changed, no request.
+    finished = harness.service_finished_count(c)
     runs = len(run_starts(c))
-    began = time.time()
-    c.exec([DISPATCHER, "eth1", "up"])
-    c.wait_for(lambda: len(run_starts(c)) > runs, 5, what="an update after 'eth1 up'")
+    began = after_event(
+        c,
+        lambda: c.exec([DISPATCHER, "eth1", "up"]),
+        lambda: harness.service_finished_count(c) > finished,
+        8,
+        "an update after 'eth1 up' by hand",
+    )
     assert run_starts(c)[-1] - began <= 5
     settle(c)
-    assert len(run_starts(c)) == runs + 1 and len(duckdns.updates()) == 2
+    assert len(run_starts(c)) - runs in (1, 2)  # 2: the host's CGROUP failure, repeated
+    assert len(duckdns.updates()) == 2
 
     # 4. Ten events in a burst: at most two runs; actions it ignores start none.
     runs = len(run_starts(c))
@@ -299,6 +349,11 @@ def test_networkmanager_events_start_the_hardened_update(nm_container, deb):
     assert 1 <= made <= took / 2 + 1, (made, took)
 
     assert len(duckdns.updates()) == 2  # nothing changed since step 2: nothing sent
-    result = harness.service_show(c, "duckdns.service", "Result")
-    assert result == {"Result": "success"}, result
+    # Every run that started succeeded: no error from the updater, no failure but the host's.
+    errors = c.exec(
+        ["journalctl", "--no-pager", "-o", "cat", "-p", "err", "SYSLOG_IDENTIFIER=duckdns"]
+    ).stdout
+    assert errors.strip() == "", errors
+    exits = re.findall(r"Main process exited, code=\S+, status=\S+", pid1_log(c))
+    assert all(CGROUP_FAILURE in e for e in exits), exits
     assert harness.token_leaks(c, TOKEN) == []
