@@ -76,7 +76,11 @@ def record(state_path: str, domains, old: tuple[str, str], new: tuple[str, str])
     name = f"{time.time_ns():020d}.json"  # queue order is name order
     staged = os.path.join(directory, "change.json")
     try:
-        os.makedirs(queue, mode=0o700, exist_ok=True)
+        if not os.path.isdir(queue):
+            os.mkdir(queue, 0o700)
+            if os.geteuid() == 0:  # root by hand: the service's user must write here too
+                st = os.stat(directory)
+                os.chown(queue, st.st_uid, st.st_gid)
         state.atomic_write(staged, (json.dumps(event, sort_keys=True) + "\n").encode())
         os.replace(staged, os.path.join(queue, name))
         pending = sorted(n for n in os.listdir(queue) if not n.startswith("."))

@@ -248,3 +248,14 @@ def test_the_worked_examples_in_the_man_page_are_hooks_that_would_run(tmp_path):
         subprocess.run(["dash", "-n", str(script)], check=True)
         if shutil.which("shellcheck"):
             subprocess.run(["shellcheck", "-s", "sh", str(script)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand files to another user")
+def test_a_queue_made_by_root_belongs_to_the_services_user(tmp_path):
+    """Run by hand as root, record leaves the queue and its file to the state directory's
+    owner (the service's dynamic user), as state.atomic_write does for state.json."""
+    os.chown(tmp_path, 61234, 61234)
+    changed.record(str(tmp_path / "state.json"), ("piserver",), OLD, NEW)
+    (event,) = queued(tmp_path)
+    assert (tmp_path / changed.QUEUE).stat().st_uid == 61234
+    assert event.stat().st_uid == 61234
