@@ -28,6 +28,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -134,9 +135,11 @@ def parse(data: bytes) -> dict[str, str]:
 
 
 def take(queue_fd: int, skipped: set[str]) -> tuple[str, bytes] | None:
-    """Remove the oldest queued event and return its name and content; None when empty.
-    An entry that cannot be removed (only another user's doing) is put in ``skipped``."""
-    for name in sorted(n for n in os.listdir(queue_fd) if not n.startswith(".")):
+    """Remove the oldest queued entry and return its name and content (b"" for what is not
+    a regular file); None when the queue is empty. Every entry goes, dot files and
+    directories too: systemd counts them for DirectoryNotEmpty=, and one left behind would
+    start the service again and again. One that cannot be removed is put in ``skipped``."""
+    for name in sorted(os.listdir(queue_fd)):
         if name in skipped:
             continue
         try:
@@ -144,10 +147,17 @@ def take(queue_fd: int, skipped: set[str]) -> tuple[str, bytes] | None:
         except OSError:
             data = b""  # a symbolic link or a name gone meanwhile: not an event
         else:
-            with os.fdopen(fd, "rb") as f:
-                data = f.read(MAX_EVENT + 1) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                with os.fdopen(fd, "rb") as f:
+                    data = f.read(MAX_EVENT + 1)
+            else:
+                os.close(fd)
+                data = b""
         try:
-            os.unlink(name, dir_fd=queue_fd)
+            if stat.S_ISDIR(os.lstat(name, dir_fd=queue_fd).st_mode):
+                shutil.rmtree(name, dir_fd=queue_fd)  # never follows a link out of it
+            else:
+                os.unlink(name, dir_fd=queue_fd)
         except FileNotFoundError:
             continue
         except OSError:

@@ -188,12 +188,20 @@ def test_the_runner_follows_no_link_and_quotes_nothing_it_read(tmp_path, capsys)
     secret.write_text(json.dumps({"domains": "piserver", "ipv4": "1.2.3.4"}) + CANARY)
     (queue / "1.json").symlink_to(secret)
     (queue / "2.json").write_text(f'{{"domains": "{CANARY}"}}')
+    # Whatever else is there goes too (systemd's DirectoryNotEmpty= counts it): a dot file,
+    # a directory holding a link to a directory that must survive.
+    (queue / ".hidden").write_text("x")
+    (queue / "3.d").mkdir()
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "file").write_text("x")
+    (queue / "3.d" / "link").symlink_to(keep)
     assert run_once(tmp_path) == 0
     assert not ran.exists()
-    assert os.listdir(queue) == [] and secret.exists()
+    assert os.listdir(queue) == [] and secret.exists() and (keep / "file").exists()
     err = capsys.readouterr().err
     assert CANARY not in err
-    assert err.count("ignored and removed") == 2, err
+    assert err.count("ignored and removed") == 4, err
 
 
 def test_no_queue_no_run(tmp_path):
