@@ -217,8 +217,12 @@ def _start_background(config) -> None:
         ]
     if "test_piuparts.py" in late and shutil.which("piuparts"):
         other += [(harness.piuparts_tarball, s) for s in suites]
-    if "test_events.py" in late and not harness.cached("networkmanager"):
-        other.append((harness.base_tarball, "networkmanager", None, None, harness.SUITE))
+    if "test_events.py" in late:
+        other += [
+            (harness.base_tarball, "networkmanager", None, None, s)
+            for s in suites
+            if not harness.cached("networkmanager", suite=s)
+        ]
     if other:
         jobs.append((_in_order, *other))
     if "test_vm.py" in late and vm.environment_problem() is None:

@@ -199,9 +199,9 @@ NM_CONF = "[main]\nno-auto-default=*\n"
 
 
 @pytest.fixture
-def nm_container(system_env, request):
+def nm_container(system_env, suite):
     """A booted container whose root has NetworkManager (roots.NETWORKMANAGER_PACKAGES)."""
-    tarball = harness.base_tarball("networkmanager")
+    tarball = harness.base_tarball("networkmanager", suite=suite)
     c = harness.Container(name="dd-networkmanager", tarball=tarball)
     try:
         c.prepare()
@@ -254,6 +254,7 @@ def settle(c, seconds: float = 4) -> None:
     )
 
 
+@pytest.mark.both_suites
 def test_networkmanager_events_start_the_hardened_update(nm_container, deb):
     c = nm_container
     duckdns = harness.DuckDNS(c, token=TOKEN, domains=["piserver"]).start()
