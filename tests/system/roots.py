@@ -129,7 +129,8 @@ DEVROOT_PACKAGES = [
     "tar",
 ]
 # A bootable root with Debian's own NetworkManager managing a link, as Raspberry Pi OS 12
-# and 13 have it (test_events.py: its dispatcher runs the package's trigger). A kind of its
+# and 13 have it, and networkd-dispatcher for a link systemd-networkd manages, as Debian
+# servers may have it (test_events.py: each runs the package's trigger). A kind of its
 # own, so the other roots' keys stay as they are.
 NETWORKMANAGER_PACKAGES = [
     "systemd",
@@ -146,6 +147,7 @@ NETWORKMANAGER_PACKAGES = [
     "procps",
     "iproute2",
     "network-manager",
+    "networkd-dispatcher",  # systemd-networkd's hooks (its daemon runs only once one exists)
 ]
 # The kinds of root that boot with systemd-nspawn (the others are only chrooted into).
 BOOTABLE = ("rootfs", "networkmanager")

@@ -194,8 +194,22 @@ def test_hooks_run_once_per_change_as_root_outside_the_sandbox(container, duckdn
 
 ADDR1, ADDR2 = "2d00:10:20:30::7", "2d00:10:20:31::7"  # global space IANA has not allocated
 DISPATCHER = "/usr/lib/NetworkManager/dispatcher.d/90-duckdns"
-# Only the test's connection: no "Wired connection 1" on a link NetworkManager finds.
-NM_CONF = "[main]\nno-auto-default=*\n"
+# Only the test's connection: no "Wired connection 1" on a link NetworkManager finds; eth2
+# is systemd-networkd's.
+NM_CONF = "[main]\nno-auto-default=*\n[keyfile]\nunmanaged-devices=interface-name:eth2\n"
+ROUTABLE = "/usr/lib/networkd-dispatcher/routable.d/90-duckdns"
+# systemd.network(5): a static global address, no duplicate address detection (its wait
+# would only delay "routable"), no router advertisements (nothing sends any here).
+NETWORKD_ETH2 = """[Match]
+Name=eth2
+
+[Network]
+IPv6AcceptRA=no
+
+[Address]
+Address={address}/64
+DuplicateAddressDetection=none
+"""
 
 
 @pytest.fixture
@@ -357,4 +371,52 @@ def test_networkmanager_events_start_the_hardened_update(nm_container, deb):
     assert errors.strip() == "", errors
     exits = re.findall(r"Main process exited, code=\S+, status=\S+", pid1_log(c))
     assert all(CGROUP_FAILURE in e for e in exits), exits
+    assert harness.token_leaks(c, TOKEN) == []
+
+
+@pytest.mark.both_suites
+def test_networkd_dispatcher_starts_the_hardened_update(nm_container, deb):
+    """A link systemd-networkd manages becomes routable: networkd-dispatcher runs the
+    package's routable.d script, which starts duckdns.service through the network timer."""
+    c = nm_container
+    duckdns = harness.DuckDNS(c, token=TOKEN, domains=["piserver"]).start()
+    harness.preseed(c, domains="piserver", token=TOKEN, ipv6=True)
+    c.install_deb(deb)
+    c.exec(["systemctl", "stop", "duckdns.timer"])  # only the network's events start runs
+    c.sh(f"printf 'ipv4 = off\\n' >> {CONF}")
+    assert (c.root / ROUTABLE.lstrip("/")).stat().st_mode & 0o777 == 0o755
+    # networkd-dispatcher's unit runs only once a script exists
+    # (ConditionPathExistsGlob=|/usr/lib/networkd-dispatcher/*/*): at boot it was skipped, and
+    # the package's install does not start it, so the admin (or the next boot) does.
+    assert c.unit_property("networkd-dispatcher.service", "ActiveState") == "inactive"
+    # NetworkManager stopped: only networkd-dispatcher can start a run here.
+    c.exec(["systemctl", "stop", "NetworkManager.service", "NetworkManager-dispatcher.service"])
+    c.exec(["systemctl", "start", "systemd-networkd.service", "networkd-dispatcher.service"])
+    c.write("/etc/systemd/network/50-eth2.network", NETWORKD_ETH2.format(address=ADDR1))
+    c.exec(["networkctl", "reload"])
+    assert run_starts(c) == []
+
+    began = after_event(
+        c,
+        lambda: c.sh(
+            "ip netns add lan2 && ip link add eth2 type veth peer name lan2 && "
+            "ip link set lan2 netns lan2 && ip -n lan2 link set lan2 up"
+        ),
+        lambda: duckdns.updates(),
+        15,
+        "an update after eth2 became routable",
+    )
+    state = c.exec(["networkctl", "status", "eth2"], check=False).stdout
+    assert re.search(r"State: routable", state), state
+    harness.log(f"eth2 routable -> duckdns.service started: {run_starts(c)[-1] - began:.2f} s")
+    assert run_starts(c)[-1] - began <= 5, run_starts(c)[-1] - began
+    settle(c)
+    assert [r["query"].get("ipv6") for r in duckdns.updates()] == [ADDR1]
+    dispatched = c.exec(
+        ["journalctl", "--no-pager", "-o", "cat", "-u", "networkd-dispatcher.service"]
+    ).stdout
+    errors = c.exec(
+        ["journalctl", "--no-pager", "-o", "cat", "-p", "err", "SYSLOG_IDENTIFIER=duckdns"]
+    ).stdout
+    assert errors.strip() == "", errors + dispatched
     assert harness.token_leaks(c, TOKEN) == []
