@@ -1,4 +1,3 @@
-
 # Appended by the Makefile to the debian/rules stdeb generates (stdeb has no key
 # for it; see docs/packaging.md). dh_installsystemd handles the timer only: it
 # enables it, starts it on install, restarts it on upgrade and stops it on
@@ -7,5 +6,13 @@
 # start it and printed "duckdns.service is a disabled or a static unit, not
 # starting it." on every install. Its stop on remove and its restart (if
 # running) on upgrade come through PartOf=duckdns.timer in the unit.
+#
+# The hooks' units are named after what they do, not the package: --name makes
+# dh_installsystemd install debian/duckdns.NAME.{path,service,timer} as NAME.*.
+# duckdns-changed.path is enabled and started like the timer; its service is static
+# (started by the path unit). duckdns-network.timer is static too (started by the
+# network triggers): installed, never enabled nor started by the package.
 override_dh_installsystemd:
 	dh_installsystemd duckdns.timer
+	dh_installsystemd --name=duckdns-changed duckdns-changed.path
+	dh_installsystemd --name=duckdns-network --no-enable --no-start --no-stop-on-upgrade duckdns-network.timer

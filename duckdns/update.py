@@ -226,6 +226,9 @@ def _report(
             f"{', '.join(cfg.domains)}: IPv4 {new[0] or '-'}, IPv6 {new[1] or '-'}"
             f" (was {old[0] or '-'}, {old[1] or '-'})"
         )
+        from duckdns import changed  # here only: a run with nothing changed imports nothing
+
+        changed.record(state.path_for(cfg.path), cfg.domains, old, new)
 
 
 # The probe's states that have lines; "off" and "unused" follow the configuration, not

@@ -150,8 +150,12 @@ def test_timer_enabled_and_service_not_by_dh_installsystemd(built):
     postinst = (built.ctrl / "postinst").read_text()
     # Only the timer is started or restarted: deb-systemd-invoke cannot start the static
     # service and said so ("... is a disabled or a static unit, not starting it.").
+    # (And the hooks' path unit, tests/package/test_units.py.)
     invokes = re.findall(r"deb-systemd-invoke .*", postinst)
-    assert invokes == ["deb-systemd-invoke $_dh_action 'duckdns.timer' >/dev/null || true"]
+    assert invokes == [
+        f"deb-systemd-invoke $_dh_action '{unit}' >/dev/null || true"
+        for unit in ("duckdns.timer", "duckdns-changed.path")
+    ]
     assert "deb-systemd-helper enable 'duckdns.timer'" in postinst
     assert "was-enabled 'duckdns.timer'" in postinst  # an admin's disable survives upgrades
     assert not re.search(r"deb-systemd-helper\s+enable\s+'?duckdns\.service", postinst)

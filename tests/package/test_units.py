@@ -172,6 +172,15 @@ def test_security_exposure(built):
     run(["systemd-analyze", "security", "--offline=true", "--threshold=11", unit])
 
 
+UNITS = (
+    "duckdns.service",
+    "duckdns.timer",
+    "duckdns-changed.path",
+    "duckdns-changed.service",
+    "duckdns-network.timer",
+)
+
+
 def test_systemd_analyze_verify_is_silent(built, tmp_path):
     """verify loads the units from a root holding the .deb's files plus systemd's own
     units (for the targets) and finds /usr/bin/duckdns and the man page there."""
@@ -186,9 +195,11 @@ def test_systemd_analyze_verify_is_silent(built, tmp_path):
                 dest.symlink_to(src.readlink())
             elif src.is_file():
                 shutil.copy2(src, dest)
+    # The hooks' runner is python3, a dependency: the host's stands in for it.
+    shutil.copy2(Path("/usr/bin/python3").resolve(), root / "usr/bin/python3")
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "MANPATH": str(root / "usr/share/man")}
     proc = run(
-        ["systemd-analyze", "verify", f"--root={root}", "duckdns.service", "duckdns.timer"],
+        ["systemd-analyze", "verify", f"--root={root}", *UNITS],
         check=False,
         env=env,
         cwd=tmp_path,
@@ -196,3 +207,113 @@ def test_systemd_analyze_verify_is_silent(built, tmp_path):
     assert proc.returncode == 0 and not proc.stdout.strip() and not proc.stderr.strip(), (
         proc.stdout + proc.stderr
     )
+
+
+# --------------------------------------------------------------------------------------
+# The hooks' units and the network triggers (duckdns.changed; docs/design.md, "Hooks and
+# network triggers")
+# --------------------------------------------------------------------------------------
+
+
+def _package_module(name: str):
+    import importlib
+    import sys
+
+    from support.helpers import ROOT
+
+    sys.path.insert(0, str(ROOT))
+    return importlib.import_module(f"duckdns.{name}")
+
+
+def test_the_path_unit_watches_the_queue_the_updater_writes(built):
+    changed = _package_module("changed")
+    path = parse_unit(built.unit("duckdns-changed.path"))
+    # DirectoryNotEmpty= is checked again whenever the service stops: a change queued while
+    # the hooks run is not lost, as an event of PathChanged= would be (systemd.path(5)).
+    assert path["Path"]["DirectoryNotEmpty"] == [f"{changed.STATE_DIR}/{changed.QUEUE}"]
+    assert path["Path"]["Unit"] == ["duckdns-changed.service"]
+    assert path["Install"]["WantedBy"] == ["paths.target"]
+    postinst = (built.ctrl / "postinst").read_text()
+    assert "deb-systemd-helper enable 'duckdns-changed.path'" in postinst
+    assert re.search(
+        r"deb-systemd-invoke stop .*'duckdns-changed\.path'", (built.ctrl / "prerm").read_text()
+    )
+    assert "deb-systemd-helper purge 'duckdns-changed.path'" in (built.ctrl / "postrm").read_text()
+
+
+def test_the_hooks_run_as_root_outside_the_sandbox_through_the_runner_only(built):
+    service = parse_unit(built.unit("duckdns-changed.service"))
+    assert "Install" not in service  # started by the path unit only
+    settings = service["Service"]
+    assert settings["ExecStart"] == ["/usr/bin/python3 -I -m duckdns.changed"]
+    assert settings["Type"] == ["oneshot"]
+    for key in ("DynamicUser", "User", "PrivateTmp", "ProtectSystem", "NoNewPrivileges"):
+        assert key not in settings, f"{key}= would stop an admin's hook from working"
+    assert _seconds(settings["TimeoutStartSec"][0]) <= 3600
+
+
+def test_the_network_timer_coalesces_a_burst_into_one_run_of_the_hardened_unit(built):
+    timer = parse_unit(built.unit("duckdns-network.timer"))
+    assert "Install" not in timer  # started by the triggers only, never enabled
+    assert timer["Timer"]["Unit"] == ["duckdns.service"]
+    assert timer["Timer"]["RemainAfterElapse"] == ["no"]  # the next event arms it again
+    assert _seconds(timer["Timer"]["OnActiveSec"][0]) <= 3  # a change is published in seconds
+    assert timer["Timer"]["AccuracySec"] == ["100ms"]
+    for name in ("postinst", "prerm", "postrm"):
+        assert "duckdns-network" not in (built.ctrl / name).read_text(), name
+
+
+TRIGGERS = {
+    "usr/lib/NetworkManager/dispatcher.d/90-duckdns": {
+        # NetworkManager-dispatcher(8): $1 the interface, $2 the action.
+        (("eth0", action), action in ("up", "dhcp4-change", "dhcp6-change", "connectivity-change"))
+        for action in (
+            "up",
+            "dhcp4-change",
+            "dhcp6-change",
+            "connectivity-change",
+            "down",
+            "pre-up",
+            "pre-down",
+            "vpn-up",
+            "hostname",
+            "reapply",
+        )
+    },
+    # networkd-dispatcher(8) runs routable.d's scripts with the state in the environment.
+    "usr/lib/networkd-dispatcher/routable.d/90-duckdns": {((), True)},
+}
+
+
+@pytest.mark.parametrize("script", sorted(TRIGGERS))
+def test_a_trigger_only_asks_systemd_to_start_the_network_timer(built, script, tmp_path):
+    path = built.root / script
+    assert path.stat().st_mode & 0o777 == 0o755
+    assert "duckdns update" not in path.read_text() and "/usr/bin/duckdns" not in path.read_text()
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemctl").write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    (fake / "systemctl").chmod(0o755)
+    for args, starts in TRIGGERS[script]:
+        calls.unlink(missing_ok=True)
+        env = {"PATH": f"{fake}:/usr/bin:/bin", "IFACE": "eth0", "STATE": "routable"}
+        run([path, *args], env=env)
+        got = calls.read_text().splitlines() if calls.exists() else []
+        assert got == (["start --no-block duckdns-network.timer"] if starts else []), args
+
+
+def test_only_duckdns_service_runs_the_updater(built):
+    """The hooks' runner, the triggers and every other unit start units or the runner,
+    never ``duckdns update`` outside the hardened unit (the certbot hooks run ``duckdns
+    txt``, the ACME commands, by design)."""
+    runs_it = sorted(
+        str(p.relative_to(built.root))
+        for p in built.root.rglob("*")
+        if p.is_file()
+        and "usr/lib/python3" not in str(p)
+        and "usr/share/man" not in str(p)
+        and "usr/share/doc" not in str(p)
+        and re.search(rb"duckdns\s+(?:-\S+\s+)*update\b", p.read_bytes())
+    )
+    assert [Path(p).name for p in runs_it] == ["duckdns.service"], runs_it
