@@ -23,24 +23,32 @@ HISTORY = re.compile(r"\b" + "issue" + r"s?\s*#?\s*\d", re.IGNORECASE)
 NOT_SOURCE = {"dist", "deb_dist", "build", "__pycache__"}
 
 
-def test_no_issue_numbers_in_the_tree():
-    """Code, docs, man pages, tests and scripts say what matters now, not which issue brought
-    it: the history of a change belongs in debian/changelog."""
-    offenders = []
+def text_lines(skip: tuple[str, ...] = ()):
+    """(place, line) for every line of every text file of the tree (not its build output,
+    hidden directories, or the files in ``skip``)."""
     for path in sorted(ROOT.rglob("*")):
         parts = path.relative_to(ROOT).parts
         if (
             not path.is_file()
             or any(p.startswith(".") or p in NOT_SOURCE or p.endswith(".egg-info") for p in parts)
-            or parts == ("debian", "changelog")
+            or "/".join(parts) in skip
         ):
             continue
         data = path.read_bytes()
         if b"\0" in data:
             continue
         for number, line in enumerate(data.decode(errors="replace").splitlines(), 1):
-            if HISTORY.search(line):
-                offenders.append(f"{'/'.join(parts)}:{number}: {line.strip()}")
+            yield f"{'/'.join(parts)}:{number}", line
+
+
+def test_no_issue_numbers_in_the_tree():
+    """Code, docs, man pages, tests and scripts say what matters now, not which issue brought
+    it: the history of a change belongs in debian/changelog."""
+    offenders = [
+        f"{place}: {line.strip()}"
+        for place, line in text_lines(skip=("debian/changelog",))
+        if HISTORY.search(line)
+    ]
     assert offenders == []
 
 
@@ -60,15 +68,5 @@ OUTSIDE = re.compile("shared" + r"/duckdns-api|\.\./" + "shared")
 def test_nothing_cites_a_file_outside_the_repository():
     """The facts the code relies on live in docs/duckdns-api.md, in the project's own words
     with their sources: a clone must hold every page its code and tests cite."""
-    offenders = []
-    for path in sorted(ROOT.rglob("*")):
-        parts = path.relative_to(ROOT).parts
-        if not path.is_file() or any(p.startswith(".") or p in NOT_SOURCE for p in parts):
-            continue
-        data = path.read_bytes()
-        if b"\0" in data:
-            continue
-        for number, line in enumerate(data.decode(errors="replace").splitlines(), 1):
-            if OUTSIDE.search(line):
-                offenders.append(f"{'/'.join(parts)}:{number}: {line.strip()}")
+    offenders = [f"{place}: {line.strip()}" for place, line in text_lines() if OUTSIDE.search(line)]
     assert offenders == []
