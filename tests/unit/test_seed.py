@@ -115,3 +115,70 @@ def test_check_is_quiet_with_a_root_only_seed(boot, conf, runner, monkeypatch):
     monkeypatch.setattr(seed, "SEEDS", (str(seedfile),))
     code, _, err = runner(conf())("check")
     assert code == 0 and "holds the DuckDNS token" not in err, err
+
+
+# -- the token in cloud-init's log, masked by the postinst ----------------------------------
+
+# What Debian 13's cloud-init 25.1 logs (cc_apt_configure, "handling apt config"), cut.
+LOG_LINE = (
+    "2026-12-06 11:15:56,331 - cc_apt_configure.py[DEBUG]: handling apt config: "
+    "{'debconf_selections': {'duckdns': 'duckdns duckdns/domains string kitchen\\n"
+    f"duckdns duckdns/token password {CANARY}\\nduckdns duckdns/ipv6 boolean false\\n'}}}}\n"
+)
+
+
+def test_the_token_is_masked_in_place_and_nothing_else_changes(tmp_path):
+    log = tmp_path / "cloud-init.log"
+    before = "line one\n" + LOG_LINE + "a last line\n"
+    log.write_text(before)
+    inode = log.stat().st_ino
+    assert seed.mask_logs(CANARY, (str(log),)) == 1
+    after = log.read_text()
+    assert after == before.replace(CANARY, "*" * len(CANARY))
+    assert log.stat().st_ino == inode and len(after) == len(before)
+    assert seed.mask_logs(CANARY, (str(log),)) == 0  # idempotent
+
+
+def test_a_writer_appending_meanwhile_loses_nothing(tmp_path):
+    """cloud-init keeps its log open (append mode) while it installs the package."""
+    log = tmp_path / "cloud-init.log"
+    with open(log, "a") as writer:
+        writer.write(LOG_LINE)
+        writer.flush()
+        seed.mask_logs(CANARY, (str(log),))
+        writer.write("written after\n")
+    assert log.read_text() == LOG_LINE.replace(CANARY, "*" * len(CANARY)) + "written after\n"
+
+
+def test_every_occurrence_in_any_case_and_across_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(seed, "CHUNK", 50)  # the token (36) straddles chunk borders
+    log = tmp_path / "cloud-init.log"
+    text = "".join(f"{'x' * n}{CANARY if n % 2 else CANARY.upper()}\n" for n in range(1, 60, 7))
+    log.write_text(text)
+    assert seed.mask_logs(CANARY, (str(log),)) == text.lower().count(CANARY)
+    assert CANARY not in log.read_text().lower()
+
+
+def test_a_symlink_or_a_missing_log_is_left_alone(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_text(LOG_LINE)
+    (tmp_path / "cloud-init.log").symlink_to(target)
+    logs = (str(tmp_path / "cloud-init.log"), str(tmp_path / "missing.log"))
+    assert seed.mask_logs(CANARY, logs) == 0
+    assert target.read_text() == LOG_LINE
+
+
+def test_main_reads_the_token_from_the_config(tmp_path, conf, monkeypatch, capsys):
+    log = tmp_path / "cloud-init.log"
+    log.write_text(LOG_LINE)
+    monkeypatch.setattr(seed, "LOGS", (str(log),))
+    assert seed.main([str(conf())]) == 0
+    assert CANARY not in log.read_text()
+    out, err = capsys.readouterr()
+    assert "masked in cloud-init's log" in err and CANARY not in out + err
+
+
+def test_main_with_a_bad_config_or_no_argument_says_so(tmp_path, capsys):
+    assert seed.main([]) == 2
+    assert seed.main([str(tmp_path / "nope.conf")]) == 78
+    assert "nope.conf" in capsys.readouterr().err
