@@ -128,6 +128,30 @@ DEVROOT_PACKAGES = [
     "borgbackup",
     "tar",
 ]
+# A bootable root with Debian's own cloud-init, as a card's image has it
+# (test_cloudinit.py: first boot from a NoCloud seed; `cloud-init schema` of the
+# documented user-data). A kind of its own, so the other roots' keys stay as they are.
+# gpg: cloud-init's apt module needs it to store a source's inline key (both releases'
+# images carry it; Debian's cloud-init only recommends it).
+CLOUDINIT_PACKAGES = [
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "libpam-systemd",
+    "python3",
+    "python3-requests",
+    "python3-dnspython",
+    "debconf",
+    "apt-utils",
+    "ca-certificates",
+    "curl",
+    "procps",
+    "iproute2",
+    "gpg",
+    "cloud-init",
+]
+# The kinds of root that boot with systemd-nspawn (the others are only chrooted into).
+BOOTABLE = ("rootfs", "cloudinit")
 # Bump when the recipe below changes in a way the package lists do not show.
 RECIPE_VERSION = "3"
 
@@ -320,7 +344,7 @@ def _build_root(
         # debootstrap resolves the dependencies of --include itself; the rest goes in
         # through apt so that Recommends stay out and the apt lists stay in the root
         # (apt install ./duckdns.deb inside needs them, offline).
-        core = ["systemd", "systemd-sysv", "dbus"] if kind == "rootfs" else ["ca-certificates"]
+        core = ["systemd", "systemd-sysv", "dbus"] if kind in BOOTABLE else ["ca-certificates"]
         cmd = [
             "debootstrap",
             "--variant=minbase",
@@ -340,7 +364,7 @@ def _build_root(
             _chroot_apt(root, "update")
             _chroot_apt(root, "install", *packages)
             _chroot_apt(root, "clean")
-        if kind == "rootfs":
+        if kind in BOOTABLE:
             _prepare_bootable(root)
         unmount_all_under(root)
         with phase(f"pack {tarball.name}"):
@@ -374,7 +398,12 @@ def _prepare_bootable(root: Path) -> None:
 
 
 def _packages(kind: str) -> list[str]:
-    return {"rootfs": BASE_PACKAGES, "devroot": DEVROOT_PACKAGES}.get(kind, CHROOT_PACKAGES)
+    packages = {
+        "rootfs": BASE_PACKAGES,
+        "devroot": DEVROOT_PACKAGES,
+        "cloudinit": CLOUDINIT_PACKAGES,
+    }
+    return packages.get(kind, CHROOT_PACKAGES)
 
 
 def base_tarball(
@@ -384,7 +413,8 @@ def base_tarball(
     suite: str = SUITE,
 ) -> Path:
     """The cached tarball for ``kind`` of release ``suite`` ("rootfs": bootable,
-    "chroot": foreign arch, "devroot": unit tests and `make deb` of that release)."""
+    "cloudinit": bootable with cloud-init, "chroot": foreign arch, "devroot": unit tests
+    and `make deb` of that release)."""
     arch = arch or host_arch()
     if packages is None:
         packages = _packages(kind)
