@@ -93,13 +93,14 @@ def key_asc(tmp_path_factory) -> tuple[Path, str]:
     return secret, public
 
 
-def test_documented_user_data_passes_cloud_init_schema(system_env, key_asc):
-    """Both documented blocks, stamped, pass Debian 13's `cloud-init schema`; the token
+@pytest.mark.parametrize("suite", harness.SUITES)
+def test_documented_user_data_passes_cloud_init_schema(system_env, key_asc, suite):
+    """Both documented blocks, stamped, pass the release's `cloud-init schema`; the token
     sits only in debconf_selections (no runcmd, bootcmd or write_files carries it); and
     a broken key is refused (so the check can fail)."""
     blocks = [stamp(block, key_asc[1]) for block in documented_user_data()]
     broken = blocks[0].replace("debconf_selections:", "debconf_selection:")
-    with harness.Chroot(host_arch(), kind="cloudinit", suite=SUITE) as root:
+    with harness.Chroot(host_arch(), kind="cloudinit", suite=suite) as root:
         for i, text in enumerate([*blocks, broken]):
             (root.root / f"tmp/user-data-{i}").write_text(text)
         for i in range(len(blocks)):
@@ -239,27 +240,30 @@ def cloud_init_done(c: harness.Container) -> str:
 
 
 @pytest.fixture
-def card(system_env, deb, key_asc):
-    """A fresh copy of the cloud-init root, not booted yet, with the repository in it
-    and the DuckDNS look-alike and the repository's server enabled at boot."""
-    tarball = harness.base_tarball("cloudinit", suite=SUITE)
-    c = harness.Container(name=f"dd-cloudinit-{SUITE}", tarball=tarball)
+def card(system_env, deb, key_asc, request):
+    """A fresh copy of the cloud-init root of a release (the test's parameter), not
+    booted yet, with the repository in it and the DuckDNS look-alike and the
+    repository's server enabled at boot."""
+    suite = request.param
+    tarball = harness.base_tarball("cloudinit", suite=suite)
+    c = harness.Container(name=f"dd-cloudinit-{suite}", tarball=tarball)
     try:
         c.prepare()
         # The container reaches nothing outside: only the duckdns repository is a source.
         for path in ("etc/apt/sources.list", "etc/apt/sources.list.d/debian.sources"):
             (c.root / path).unlink(missing_ok=True)
-        repo = Repo(c, key_asc[0], SUITE)
+        repo = Repo(c, key_asc[0], suite)
         repo.publish(deb)
         c.enable_at_boot(
             Repo.UNIT,
             ["python3", "-m", "http.server", "8080", "--bind", "127.0.0.1",
              "--directory", REPO_IN_CONTAINER],
             before=("cloud-config.service", "cloud-final.service"),
-            ready=f"curl -fsS -o /dev/null {REPO_URL}dists/{SUITE}/InRelease",
+            ready=f"curl -fsS -o /dev/null {REPO_URL}dists/{suite}/InRelease",
         )  # fmt: skip
         server = harness.DuckDNS(c, token=TOKEN, domains=[NAME]).start_at_boot()
-        yield types.SimpleNamespace(container=c, server=server)  # .container: diagnostics
+        # .container: the journal is attached to a failure's report
+        yield types.SimpleNamespace(container=c, server=server, suite=suite)
     finally:
         c.close()
 
@@ -270,9 +274,11 @@ def write_seed(c: harness.Container, user_data: str) -> None:
     c.write(f"{SEED_DIR}/meta-data", f"instance-id: {INSTANCE_ID}\n", mode=0o644)
 
 
-def test_a_card_comes_up_updating_its_name_with_no_login(card, deb, key_asc):
+def first_boot(card, deb) -> dict[str, str]:
+    """Boots the card with its seed in place; nobody logs in. The first update reaches
+    DuckDNS in time, the package is configured and healthy, the token is on no command
+    line, and every file holding it is root-only or documented. Returns those files."""
     c, server = card.container, card.server
-    write_seed(c, stamp(documented_user_data()[0], key_asc[1]))
     with ArgvWatch(c) as watch:
         start = time.monotonic()
         c.boot(timeout=300)
@@ -280,8 +286,9 @@ def test_a_card_comes_up_updating_its_name_with_no_login(card, deb, key_asc):
         within = FIRST_RUN_DUE + accuracy + SLACK
         server.wait_requests(1, max(1, within - (time.monotonic() - start)))
         first_update = time.monotonic() - start
-        status = cloud_init_done(c)
-    harness.log(f"[system] cloud-init card: first update {first_update:.1f}s after boot")
+        cloud_init_done(c)
+    version = c.exec(["cloud-init", "--version"]).stdout.strip()
+    harness.log(f"[system] {version} ({card.suite}): first update {first_update:.1f}s after boot")
     request = server.updates()[0]
     assert request["query"]["token"] == TOKEN and request["query"]["domains"] == NAME
     assert installed_version(c) == deb_version(deb)
@@ -295,7 +302,7 @@ def test_a_card_comes_up_updating_its_name_with_no_login(card, deb, key_asc):
     assert not watch.hits, f"the token on a command line or in an environment: {watch.hits}"
     assert watch.samples > 100
     found = token_files(c)
-    harness.log(f"[system] cloud-init card: the token is in {found}")
+    harness.log(f"[system] {version} ({card.suite}): the token is in {found}")
     debconf = run(["grep", "-r", "-l", "-F", TOKEN, str(c.root / "var/cache/debconf")], check=False)
     assert not debconf.stdout, "the token left in the debconf database"
     assert "journalctl" not in found
@@ -304,27 +311,35 @@ def test_a_card_comes_up_updating_its_name_with_no_login(card, deb, key_asc):
     undocumented = [p for p in found if not documented(p)]
     assert not undocumented, f"holds the token, not in docs/fleet.md: {undocumented} ({found})"
     assert f"{SEED_DIR}/user-data" in found and CONF in found
+    # cloud-init logged the selections (cc_apt_configure's "handling apt config"); the
+    # postinst masked the token there, in place.
+    log = c.read("/var/log/cloud-init.log")
+    assert f"duckdns/token password {'*' * len(TOKEN)}" in log
+    assert log.count("Running command ['debconf-set-selections']") == 1
     # check names the readable seed, and the documented command removes the token from it.
     check = c.exec(["duckdns", "check"], check=False)
     assert f"{SEED_DIR}/user-data holds the DuckDNS token" in check.stderr, check.stderr
     assert TOKEN not in check.stdout + check.stderr
     c.exec(["sed", "-i", r"/duckdns\/token/d", f"{SEED_DIR}/user-data"])
     assert "holds the DuckDNS token" not in c.exec(["duckdns", "check"], check=False).stderr
+    return found
 
-    # A second boot: nothing installed or preseeded again, the timer still updates.
-    log_before = c.read("/var/log/cloud-init.log")
-    # cloud-init logged the selections (cc_apt_configure's "handling apt config"); the
-    # postinst masked the token there, in place.
-    assert f"duckdns/token password {'*' * len(TOKEN)}" in log_before
-    assert log_before.count("Running command ['debconf-set-selections']") == 1, status
+
+@pytest.mark.parametrize("card", harness.SUITES, indirect=True)
+def test_a_card_comes_up_updating_its_name_with_no_login(card, deb, key_asc):
+    """The fleet's user-data (signed repository, debconf_selections, packages); then a
+    second boot installs and preseeds nothing again."""
+    c = card.container
+    write_seed(c, stamp(documented_user_data()[0], key_asc[1]))
+    found = first_boot(card, deb)
+
     runs = harness.service_finished_count(c)  # every boot's, from the persistent journal
     c.poweroff()
     (c.hostdir / "server.ready").unlink(missing_ok=True)
     c.boot(timeout=300)
     cloud_init_done(c)
-    assert (
-        c.read("/var/log/cloud-init.log").count("Running command ['debconf-set-selections']") == 1
-    )
+    log = c.read("/var/log/cloud-init.log")
+    assert log.count("Running command ['debconf-set-selections']") == 1
     installs = re.findall(r" install duckdns:all ", c.read("/var/log/dpkg.log"))
     assert len(installs) == 1, c.read("/var/log/dpkg.log")
     # The boot's first run (OnBootSec=30) succeeds; with nothing changed it sends nothing.
@@ -333,3 +348,16 @@ def test_a_card_comes_up_updating_its_name_with_no_login(card, deb, key_asc):
     after = token_files(c)
     harness.log(f"[system] cloud-init card: after the second boot, the token is in {after}")
     assert set(after) <= set(found) - {f"{SEED_DIR}/user-data"}, (after, found)
+
+
+# Debian 13 only: what differs from the fleet's is cloud-init's package handling, and
+# Debian 13's is the one that refuses a file name in packages: (docs/fleet.md).
+@pytest.mark.parametrize("card", [SUITE], indirect=True)
+def test_one_pi_with_the_deb_on_the_boot_partition(card, deb, key_asc):
+    """The single Pi's user-data: the .deb copied to the boot partition, installed by
+    runcmd (no secret on it), the answers through debconf_selections."""
+    c = card.container
+    c.copy_in(deb, f"/boot/firmware/{deb.name}")
+    write_seed(c, stamp(documented_user_data()[1], key_asc[1]))
+    first_boot(card, deb)
+    assert "/boot/firmware/duckdns_" in c.read("/var/log/cloud-init-output.log")
