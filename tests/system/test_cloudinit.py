@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import tempfile
 import threading
 import time
 import types
@@ -60,17 +61,36 @@ def documented_user_data() -> list[str]:
     return blocks
 
 
+def documented_commands() -> tuple[str, str]:
+    """docs/fleet.md's shell lines: the fleet's values filled in once, a card's stamp."""
+    text = FLEET_DOC.read_text()
+    blocks = re.findall(r"^```sh\n(.*?)^```$", text, re.M | re.S)
+    fleet = next(b for b in blocks if "@KEY@" in b)
+    card = next(b for b in blocks if "@NAME@" in b)
+    return fleet, card
+
+
 def stamp(template: str, key_asc: str, name: str = NAME) -> str:
-    """The per-fleet and per-card values filled in as docs/fleet.md says: the key's lines
-    indented like ``@KEY@``, then the sed substitutions."""
-    indent = re.search(r"^( *)@KEY@$", template, re.M)
-    if indent:
-        key = "\n".join(indent[1] + line for line in key_asc.strip().splitlines())
-        template = template.replace(indent[0], key)
-    for placeholder, value in (("@REPO_URL@", REPO_URL), ("@TOKEN@", TOKEN), ("@NAME@", name)):
-        template = template.replace(placeholder, value)
-    assert "@" not in re.sub(r"-----.*?-----", "", template), "a placeholder left unstamped"
-    return template
+    """The user-data as docs/fleet.md has one make it: its own shell lines run (the key
+    and the repository's URL, this test's, filled in once; the token put in by hand,
+    here in Python; then the card's name stamped in)."""
+    fleet, card = documented_commands()
+    example_url = re.search(r"@REPO_URL@\|([^|]+)\|", fleet)[1]
+    fleet = fleet.replace(example_url, REPO_URL)
+    card = re.sub(r"> \S+/bootfs/user-data", "> user-data", card)
+    assert "> user-data" in card, card
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "dist/repo").mkdir(parents=True)
+        (work / "dist/repo/duckdns-archive-keyring.asc").write_text(key_asc)
+        (work / "user-data.in").write_text(template)
+        run(["sh", "-e", "-c", fleet], cwd=work)
+        template_in = (work / "user-data.in").read_text().replace("@TOKEN@", TOKEN)
+        (work / "user-data.in").write_text(template_in)
+        run(["sh", "-e", "-c", card.replace("kitchen", name)], cwd=work)
+        stamped = (work / "user-data").read_text()
+    assert "@" not in re.sub(r"-----.*?-----", "", stamped), "a placeholder left unstamped"
+    return stamped
 
 
 # -- cloud-init schema ---------------------------------------------------------------------
@@ -106,7 +126,9 @@ def test_documented_user_data_passes_cloud_init_schema(system_env, key_asc, suit
         for i in range(len(blocks)):
             proc = root.exec(["cloud-init", "schema", "-c", f"/tmp/user-data-{i}"], check=False)
             out = proc.stdout + proc.stderr
-            assert proc.returncode == 0 and "Valid schema" in out, f"block {i}:\n{out}"
+            # "Valid schema user-data" (25.1), "Valid cloud-config: FILE" (22.4)
+            valid = re.search(r"^Valid (schema|cloud-config)", out, re.M)
+            assert proc.returncode == 0 and valid, f"block {i}:\n{out}"
         proc = root.exec(
             ["cloud-init", "schema", "-c", f"/tmp/user-data-{len(blocks)}"], check=False
         )
@@ -229,11 +251,12 @@ NOT_A_CARD = re.compile(r"Failed generating key type \w+ to file /etc/ssh/")
 
 def cloud_init_done(c: harness.Container) -> str:
     """Waits for cloud-init to finish; its status says done, with no error and no
-    warning but NOT_A_CARD's (exit 2 is "recoverable errors", cloud-init status(1))."""
+    warning but NOT_A_CARD's (exit 2 is "recoverable errors" in 25.1)."""
     proc = c.exec(["cloud-init", "status", "--wait", "--long"], check=False, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode in (0, 2) and re.search(r"^status: done", out, re.M), out
-    assert re.search(r"^errors: \[\]", out, re.M), out
+    # 25.1 lists errors (none here) and warnings; 22.4 says "status: error" on an error
+    assert not re.search(r"^errors:", out, re.M) or re.search(r"^errors: \[\]", out, re.M), out
     warnings = re.findall(r"^\t- (.*)$", out, re.M)
     assert all(NOT_A_CARD.search(w) for w in warnings), out
     return out
@@ -252,6 +275,14 @@ def card(system_env, deb, key_asc, request):
         # The container reaches nothing outside: only the duckdns repository is a source.
         for path in ("etc/apt/sources.list", "etc/apt/sources.list.d/debian.sources"):
             (c.root / path).unlink(missing_ok=True)
+        if suite == "bookworm":
+            # As Debian 12's images have it: en_US.UTF-8 generated. Its cloud-init (22.4)
+            # sets that locale with `locale-gen en_US.UTF-8`, which Debian's locale-gen
+            # ignores (it reads /etc/locale.gen only), so on a bare root its locale
+            # module fails (measured); Debian 13's cloud-init enables the line itself.
+            locale_gen = c.root / "etc/locale.gen"
+            locale_gen.write_text(locale_gen.read_text() + "en_US.UTF-8 UTF-8\n")
+            run(["chroot", str(c.root), "locale-gen"])
         repo = Repo(c, key_asc[0], suite)
         repo.publish(deb)
         c.enable_at_boot(
@@ -315,7 +346,7 @@ def first_boot(card, deb) -> dict[str, str]:
     # postinst masked the token there, in place.
     log = c.read("/var/log/cloud-init.log")
     assert f"duckdns/token password {'*' * len(TOKEN)}" in log
-    assert log.count("Running command ['debconf-set-selections']") == 1
+    assert log.count("handling apt config") == 1  # apt_configure ran once
     # check names the readable seed, and the documented command removes the token from it.
     check = c.exec(["duckdns", "check"], check=False)
     assert f"{SEED_DIR}/user-data holds the DuckDNS token" in check.stderr, check.stderr
@@ -339,7 +370,7 @@ def test_a_card_comes_up_updating_its_name_with_no_login(card, deb, key_asc):
     c.boot(timeout=300)
     cloud_init_done(c)
     log = c.read("/var/log/cloud-init.log")
-    assert log.count("Running command ['debconf-set-selections']") == 1
+    assert log.count("handling apt config") == 1  # apt_configure ran once
     installs = re.findall(r" install duckdns:all ", c.read("/var/log/dpkg.log"))
     assert len(installs) == 1, c.read("/var/log/dpkg.log")
     # The boot's first run (OnBootSec=30) succeeds; with nothing changed it sends nothing.
