@@ -32,7 +32,12 @@ def _in_system_dir(item) -> bool:
 # overlaps the container tests (which mostly wait for timers). test_vm.py last of all:
 # its VMs boot in the background too (vm_scenario), and the tests before it leave them
 # time to finish.
-LATE_FILES = {"test_piuparts.py": 1, "test_releases.py": 1, "test_vm.py": 2}
+LATE_FILES = {
+    "test_piuparts.py": 1,
+    "test_releases.py": 1,
+    "test_cloudinit.py": 1,
+    "test_vm.py": 2,
+}
 
 
 def _late(item) -> int:
@@ -212,6 +217,12 @@ def _start_background(config) -> None:
         ]
     if "test_piuparts.py" in late and shutil.which("piuparts"):
         other += [(harness.piuparts_tarball, s) for s in suites]
+    if "test_cloudinit.py" in late:
+        other += [
+            (harness.base_tarball, "cloudinit", None, None, s)
+            for s in harness.SUITES
+            if not harness.cached("cloudinit", suite=s)
+        ]
     if other:
         jobs.append((_in_order, *other))
     if "test_vm.py" in late and vm.environment_problem() is None:
