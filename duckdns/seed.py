@@ -9,7 +9,7 @@ those (:func:`warn_readable`): they are the admin's files.
 cloud-init also logs the ``apt`` config it applies, the ``debconf_selections`` and so
 the token with it, to /var/log/cloud-init.log, readable by group adm (Debian 13's
 cloud-init 25.1: ``cc_apt_configure``'s "handling apt config" debug line). The
-package's postinst masks it there in place (:func:`mask_logs`, run as
+package's postinst masks it there in place (:func:`mask_in_place`, run as
 ``python3 -m duckdns.seed CONFIG``). cloud-init's other copies (under
 /var/lib/cloud/instances/ and /run/cloud-init/) are root-only: measured by
 tests/system/test_cloudinit.py.
@@ -127,12 +127,6 @@ def mask_in_place(path: str, token: str) -> int:
             pos += len(data) - len(needle) + 1  # a token across two chunks is found too
 
 
-def mask_logs(token: str, logs: tuple[str, ...] | None = None) -> int:
-    """Mask the token in ``logs`` (default :data:`LOGS`, cloud-init's); how many
-    occurrences were masked."""
-    return sum(mask_in_place(path, token) for path in (LOGS if logs is None else logs))
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python3 -m duckdns.seed CONFIG``: the postinst's call, with the config it has
     just written (the token is read from there, never passed on a command line)."""
@@ -145,8 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         report.error(str(exc))
         return EXIT_CONFIG
-    if mask_logs(token):
-        report.notice("the DuckDNS token was masked in cloud-init's log (docs/fleet.md)")
+    for path in LOGS:
+        if mask_in_place(path, token):
+            report.notice(
+                f"{path}: the DuckDNS token masked there (cloud-init logs the "
+                "debconf_selections of the user-data it applies)"
+            )
     return EXIT_OK
 
 
