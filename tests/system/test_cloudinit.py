@@ -1,15 +1,18 @@
 """Flash and forget: a card set up at first boot by Debian's own cloud-init from the
-user-data docs/fleet.md documents (its ``#cloud-config`` blocks are read from the page,
-so a change to the docs that breaks them fails here).
+user-data docs/fleet.md documents (its ``#cloud-config`` blocks and its shell lines are
+read from the page, so a change to the docs that breaks them fails here).
 
-* ``cloud-init schema`` of every documented block, in a chroot of the cloud-init root.
-* A booted Debian 13 container (the ``cloudinit`` root: Debian's cloud-init 25.1) with a
-  NoCloud seed holding exactly the documented user-data, the per-card values stamped in,
-  the signed repository (scripts/make-repo) served on its loopback and the DuckDNS
-  look-alike up at boot: nobody logs in; the first update must reach the look-alike
-  within 60 s of boot. Then every file holding the token is listed with its mode, and
-  each must be root-only or in docs/fleet.md's table. A second boot installs and
-  preseeds nothing again.
+* ``cloud-init schema`` of every documented block, in a chroot of each release's
+  cloud-init root.
+* A booted container of that root (Debian 13: cloud-init 25.1, seeded from
+  /boot/firmware as Raspberry Pi OS 13 is; Debian 12: cloud-init 22.4, seeded from
+  /var/lib/cloud/seed/nocloud) holding exactly the documented user-data with the
+  per-card values stamped in, the signed repository (scripts/make-repo) served on its
+  loopback and the DuckDNS look-alike up at boot: nobody logs in; the first update
+  reaches the look-alike within the shipped timer's schedule (the time is logged).
+  Then every file holding the token is listed with its mode, and each must be
+  root-only or in docs/fleet.md's table. A second boot installs and preseeds nothing
+  again. The single Pi's variant (the .deb on the boot partition), on Debian 13.
 """
 
 from __future__ import annotations
@@ -35,7 +38,18 @@ FLEET_DOC = REPO / "docs/fleet.md"
 SUITE = "trixie"  # Raspberry Pi OS 13's base, the main target
 NAME = "kitchen"  # the card's per-card value
 REPO_URL = "http://127.0.0.1:8080/"
-SEED_DIR = "/var/lib/cloud/seed/nocloud"
+# Where each release's card keeps its seed: Raspberry Pi OS 13's layout on Debian 13
+# (the boot partition, read through NoCloud's seedfrom: RPI_OS_CLOUD_CFG), cloud-init's
+# own NoCloud seed directory on Debian 12, as Debian's images and image builders use it.
+SEEDS = {"trixie": "/boot/firmware", "bookworm": "/var/lib/cloud/seed/nocloud"}
+# Raspberry Pi OS's cloud-init configuration (pi-gen, stage2/04-cloud-init,
+# files/99_raspberry-pi.cfg): NoCloud, seeded from the boot partition.
+RPI_OS_CLOUD_CFG = """\
+datasource_list: [ NoCloud, None ]
+datasource:
+  NoCloud:
+    seedfrom: file:///boot/firmware
+"""
 INSTANCE_ID = "iid-duckdns-card-kitchen"
 # The first update reaches DuckDNS within the shipped timer's schedule after boot: its
 # first run is due 30 s after boot (OnBootSec=30; OnActiveSec=30 after the package
@@ -249,6 +263,15 @@ def others_can_read(c: harness.Container, path: str) -> bool:
 NOT_A_CARD = re.compile(r"Failed generating key type \w+ to file /etc/ssh/")
 
 
+def root_only_or_documented(c: harness.Container, found: dict[str, str]) -> None:
+    """Each place holding the token is in docs/fleet.md's table, and none that others
+    can read is missing a row saying so."""
+    readable = {p for p in found if p.startswith("/") and others_can_read(c, p)}
+    assert readable <= documented_readable(), (readable, found)
+    undocumented = [p for p in found if not documented(p)]
+    assert not undocumented, f"holds the token, not in docs/fleet.md: {undocumented} ({found})"
+
+
 def cloud_init_done(c: harness.Container) -> str:
     """Waits for cloud-init to finish; its status says done, with no error and no
     warning but NOT_A_CARD's (exit 2 is "recoverable errors" in 25.1)."""
@@ -294,15 +317,22 @@ def card(system_env, deb, key_asc, request):
         )  # fmt: skip
         server = harness.DuckDNS(c, token=TOKEN, domains=[NAME]).start_at_boot()
         # .container: the journal is attached to a failure's report
-        yield types.SimpleNamespace(container=c, server=server, suite=suite)
+        yield types.SimpleNamespace(container=c, server=server, suite=suite, seed=SEEDS[suite])
     finally:
         c.close()
 
 
-def write_seed(c: harness.Container, user_data: str) -> None:
-    """The NoCloud seed, world-readable like the FAT boot partition of a running Pi."""
-    c.write(f"{SEED_DIR}/user-data", user_data, mode=0o644)
-    c.write(f"{SEED_DIR}/meta-data", f"instance-id: {INSTANCE_ID}\n", mode=0o644)
+def write_seed(card, user_data: str) -> None:
+    """The card's seed, readable by every user: pi-gen installs the boot partition's
+    files 0755, and Raspberry Pi OS mounts that FAT partition with `defaults`, so every
+    file shows 0755 (vfat's umask= defaults to the mounting process's, 022). A 0644
+    seed directory on Debian 12, as an image builder writing it with umask 022 leaves it."""
+    c, seed = card.container, card.seed
+    if seed == "/boot/firmware":
+        c.write("/etc/cloud/cloud.cfg.d/99_raspberry-pi.cfg", RPI_OS_CLOUD_CFG)
+    mode = 0o755 if seed == "/boot/firmware" else 0o644
+    c.write(f"{seed}/user-data", user_data, mode=mode)
+    c.write(f"{seed}/meta-data", f"instance-id: {INSTANCE_ID}\n", mode=mode)
 
 
 def first_boot(card, deb) -> dict[str, str]:
@@ -337,11 +367,9 @@ def first_boot(card, deb) -> dict[str, str]:
     debconf = run(["grep", "-r", "-l", "-F", TOKEN, str(c.root / "var/cache/debconf")], check=False)
     assert not debconf.stdout, "the token left in the debconf database"
     assert "journalctl" not in found
-    readable = {p for p in found if p.startswith("/") and others_can_read(c, p)}
-    assert readable <= documented_readable(), (readable, found)
-    undocumented = [p for p in found if not documented(p)]
-    assert not undocumented, f"holds the token, not in docs/fleet.md: {undocumented} ({found})"
-    assert f"{SEED_DIR}/user-data" in found and CONF in found
+    root_only_or_documented(c, found)
+    seed = f"{card.seed}/user-data"
+    assert seed in found and CONF in found
     # cloud-init logged the selections (cc_apt_configure's "handling apt config"); the
     # postinst masked the token there, in place.
     log = c.read("/var/log/cloud-init.log")
@@ -349,9 +377,9 @@ def first_boot(card, deb) -> dict[str, str]:
     assert log.count("handling apt config") == 1  # apt_configure ran once
     # check names the readable seed, and the documented command removes the token from it.
     check = c.exec(["duckdns", "check"], check=False)
-    assert f"{SEED_DIR}/user-data holds the DuckDNS token" in check.stderr, check.stderr
+    assert f"{seed} holds the DuckDNS token" in check.stderr, check.stderr
     assert TOKEN not in check.stdout + check.stderr
-    c.exec(["sed", "-i", r"/duckdns\/token/d", f"{SEED_DIR}/user-data"])
+    c.exec(["sed", "-i", r"/duckdns\/token/d", seed])
     assert "holds the DuckDNS token" not in c.exec(["duckdns", "check"], check=False).stderr
     return found
 
@@ -361,7 +389,7 @@ def test_a_card_comes_up_updating_its_name_with_no_login(card, deb, key_asc):
     """The fleet's user-data (signed repository, debconf_selections, packages); then a
     second boot installs and preseeds nothing again."""
     c = card.container
-    write_seed(c, stamp(documented_user_data()[0], key_asc[1]))
+    write_seed(card, stamp(documented_user_data()[0], key_asc[1]))
     found = first_boot(card, deb)
 
     runs = harness.service_finished_count(c)  # every boot's, from the persistent journal
@@ -378,7 +406,8 @@ def test_a_card_comes_up_updating_its_name_with_no_login(card, deb, key_asc):
     assert result["Result"] == "success", result
     after = token_files(c)
     harness.log(f"[system] cloud-init card: after the second boot, the token is in {after}")
-    assert set(after) <= set(found) - {f"{SEED_DIR}/user-data"}, (after, found)
+    assert f"{card.seed}/user-data" not in after and "journalctl" not in after
+    root_only_or_documented(c, after)
 
 
 # Debian 13 only: what differs from the fleet's is cloud-init's package handling, and
@@ -389,6 +418,6 @@ def test_one_pi_with_the_deb_on_the_boot_partition(card, deb, key_asc):
     runcmd (no secret on it), the answers through debconf_selections."""
     c = card.container
     c.copy_in(deb, f"/boot/firmware/{deb.name}")
-    write_seed(c, stamp(documented_user_data()[1], key_asc[1]))
+    write_seed(card, stamp(documented_user_data()[1], key_asc[1]))
     first_boot(card, deb)
     assert "/boot/firmware/duckdns_" in c.read("/var/log/cloud-init-output.log")
