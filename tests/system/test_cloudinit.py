@@ -390,7 +390,7 @@ def test_a_card_comes_up_updating_its_name_with_no_login(card, deb, key_asc):
     second boot installs and preseeds nothing again."""
     c = card.container
     write_seed(card, stamp(documented_user_data()[0], key_asc[1]))
-    found = first_boot(card, deb)
+    first_boot(card, deb)
 
     runs = harness.service_finished_count(c)  # every boot's, from the persistent journal
     c.poweroff()
