@@ -248,8 +248,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{cfg.path}: OK (domains {', '.join(cfg.domains)}; ipv4 {cfg.ipv4}; ipv6 {cfg.ipv6}; "
         f"server {cfg.server}{'; recipe curl-config form' if cfg.legacy else ''}{told})"
     )
-    from duckdns import localaddr, router, state, upnp
+    from duckdns import localaddr, router, seed, state, upnp
 
+    seed.warn_readable(cfg.token)  # a card's cloud-init user-data left readable
     if not upnp.asks_router(cfg):
         report.out(upnp.NOT_ASKED)
         return EXIT_OK

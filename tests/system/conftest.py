@@ -36,6 +36,7 @@ LATE_FILES = {
     "test_piuparts.py": 1,
     "test_releases.py": 1,
     "test_events.py": 1,  # its NetworkManager root (roots.NETWORKMANAGER_PACKAGES)
+    "test_cloudinit.py": 1,  # its cloud-init roots
     "test_vm.py": 2,
 }
 
@@ -222,6 +223,12 @@ def _start_background(config) -> None:
             (harness.base_tarball, "networkmanager", None, None, s)
             for s in suites
             if not harness.cached("networkmanager", suite=s)
+        ]
+    if "test_cloudinit.py" in late:
+        other += [
+            (harness.base_tarball, "cloudinit", None, None, s)
+            for s in harness.SUITES
+            if not harness.cached("cloudinit", suite=s)
         ]
     if other:
         jobs.append((_in_order, *other))

@@ -374,6 +374,33 @@ class Container:
                 raise RuntimeError(f"{what} did not start ({active}):\n{text}")
             time.sleep(0.05)
 
+    def enable_at_boot(
+        self, unit: str, argv: list[str], before: tuple[str, ...] = (), ready: str = ""
+    ) -> None:
+        """Before the first boot: ``argv`` as a service of the root, started at every
+        boot before the units in ``before``, its output in ``<unit>.log`` of
+        :attr:`hostdir`; with ``ready`` (a shell condition), the unit counts as started
+        only once it holds. For what a first boot needs up before it (cloud-init's
+        stages install from a repository, the timer's first run)."""
+        log = f"{TEST_DIR_IN_CONTAINER}/{unit}.log"
+        lines = ["[Unit]", f"Description=test server {unit}"]
+        lines += [f"Before={' '.join(before)}"] if before else []
+        lines += [
+            "[Service]",
+            f"ExecStart={shlex.join(argv)}",
+            f"StandardOutput=file:{log}",
+            f"StandardError=file:{log}",
+        ]
+        if ready:
+            lines.append(
+                f"ExecStartPost=/bin/sh -c {shlex.quote(f'until {ready}; do sleep 0.1; done')}"
+            )
+        lines += ["[Install]", "WantedBy=multi-user.target", ""]
+        self.write(f"/etc/systemd/system/{unit}", "\n".join(lines))
+        wants = self.root / "etc/systemd/system/multi-user.target.wants"
+        wants.mkdir(parents=True, exist_ok=True)
+        (wants / unit).symlink_to(f"/etc/systemd/system/{unit}")
+
     # -- the updater's unit --------------------------------------------------------------
 
     def unit_property(self, unit: str, prop: str) -> str:

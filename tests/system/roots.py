@@ -128,11 +128,8 @@ DEVROOT_PACKAGES = [
     "borgbackup",
     "tar",
 ]
-# A bootable root with Debian's own NetworkManager managing a link, as Raspberry Pi OS 12
-# and 13 have it, and networkd-dispatcher for a link systemd-networkd manages, as Debian
-# servers may have it (test_events.py: each runs the package's trigger). A kind of its
-# own, so the other roots' keys stay as they are.
-NETWORKMANAGER_PACKAGES = [
+# What a small bootable root with a network stack holds besides it (the kinds below).
+_BOOTABLE_BASE = [
     "systemd",
     "systemd-sysv",
     "dbus",
@@ -146,11 +143,24 @@ NETWORKMANAGER_PACKAGES = [
     "curl",
     "procps",
     "iproute2",
+]
+# A bootable root with Debian's own NetworkManager managing a link, as Raspberry Pi OS 12
+# and 13 have it, and networkd-dispatcher for a link systemd-networkd manages, as Debian
+# servers may have it (test_events.py: each runs the package's trigger). A kind of its
+# own, so the other roots' keys stay as they are.
+NETWORKMANAGER_PACKAGES = [
+    *_BOOTABLE_BASE,
     "network-manager",
     "networkd-dispatcher",  # systemd-networkd's hooks (its daemon runs only once one exists)
 ]
+# A bootable root with Debian's own cloud-init, as a card's image has it
+# (test_cloudinit.py: first boot from a NoCloud seed; `cloud-init schema` of the
+# documented user-data). A kind of its own, so the other roots' keys stay as they are.
+# gpg: cloud-init's apt module needs it to store a source's inline key (both releases'
+# images carry it; Debian's cloud-init only recommends it).
+CLOUDINIT_PACKAGES = [*_BOOTABLE_BASE, "gpg", "cloud-init"]
 # The kinds of root that boot with systemd-nspawn (the others are only chrooted into).
-BOOTABLE = ("rootfs", "networkmanager")
+BOOTABLE = ("rootfs", "networkmanager", "cloudinit")
 # Bump when the recipe below changes in a way the package lists do not show.
 RECIPE_VERSION = "3"
 
@@ -401,6 +411,7 @@ def _packages(kind: str) -> list[str]:
         "rootfs": BASE_PACKAGES,
         "devroot": DEVROOT_PACKAGES,
         "networkmanager": NETWORKMANAGER_PACKAGES,
+        "cloudinit": CLOUDINIT_PACKAGES,
     }
     return packages.get(kind, CHROOT_PACKAGES)
 
@@ -412,8 +423,8 @@ def base_tarball(
     suite: str = SUITE,
 ) -> Path:
     """The cached tarball for ``kind`` of release ``suite`` ("rootfs": bootable,
-    "networkmanager": bootable with NetworkManager, "chroot": foreign arch, "devroot":
-    unit tests and `make deb` of that release)."""
+    "networkmanager": bootable with NetworkManager, "cloudinit": bootable with cloud-init,
+    "chroot": foreign arch, "devroot": unit tests and `make deb` of that release)."""
     arch = arch or host_arch()
     if packages is None:
         packages = _packages(kind)

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from containers import TEST_DIR_IN_CONTAINER, Container
-from support.helpers import TESTS
+from support.helpers import TESTS, run
 from support.testca import make_ca
 
 
@@ -47,22 +47,17 @@ class DuckDNS:
         text = hosts.read_text()
         if "www.duckdns.org" not in text:
             hosts.write_text(text + "127.0.0.1 www.duckdns.org\n")
-        self.c.exec(["update-ca-certificates"])
+        if self.c.running:
+            self.c.exec(["update-ca-certificates"])
+        else:  # before the first boot (start_at_boot): the root as a chroot, offline
+            run(["chroot", str(self.c.root), "update-ca-certificates"])
         # The key and certificate are read via the bind mount. The CA's key never reaches
         # the disk (tests/support/testca.py keeps it in memory), so nothing inside can sign.
 
     def _inside(self, path: Path) -> str:
         return f"{TEST_DIR_IN_CONTAINER}/{path.relative_to(self.c.hostdir)}"
 
-    def start(self, token: str | None = None, domains: list[str] | None = None) -> DuckDNS:
-        """(Re)start the server; with a token (and domains) it answers KO to others."""
-        self.stop()
-        if token is not None:
-            self.token = token
-        if domains is not None:
-            self.domains = domains
-        ready = self.c.hostdir / "server.ready"
-        ready.unlink(missing_ok=True)
+    def _argv(self, ready: Path) -> list[str]:
         args = [
             "python3",
             f"{TEST_DIR_IN_CONTAINER}/duckdns_server.py",
@@ -87,6 +82,31 @@ class DuckDNS:
             args += ["--token-file", self._inside(tokfile)]
         if self.domains:
             args += ["--domains", ",".join(self.domains)]
+        return args
+
+    def start_at_boot(self) -> DuckDNS:
+        """Before the container's first boot: the server as a unit of the root, up before
+        cloud-init's last stage (which installs the package) at every boot."""
+        ready = self.c.hostdir / "server.ready"
+        self.c.enable_at_boot(
+            self.UNIT,
+            self._argv(ready),
+            before=("cloud-final.service",),
+            ready=f"test -e {self._inside(ready)}",
+        )
+        self.unit, self.starts, self.running = self.UNIT, 1, True
+        return self
+
+    def start(self, token: str | None = None, domains: list[str] | None = None) -> DuckDNS:
+        """(Re)start the server; with a token (and domains) it answers KO to others."""
+        self.stop()
+        if token is not None:
+            self.token = token
+        if domains is not None:
+            self.domains = domains
+        ready = self.c.hostdir / "server.ready"
+        ready.unlink(missing_ok=True)
+        args = self._argv(ready)
         # A transient service inside the container: systemd there starts, reaps and stops
         # it (a process nsenter'd in and orphaned would be a zombie nobody reaps).
         # A new unit name per start: a stopped --collect unit may not be unloaded yet.
