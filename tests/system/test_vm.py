@@ -234,3 +234,15 @@ def test_purge_leaves_nothing(booted):
     assert (out / "debconf-after").read_text().strip() == ""
     assert (out / "debconf-dbs-after").read_text().strip() == ""
     assert (out / "leaks-after-purge").read_text().split() == []
+
+
+def test_a_run_killed_by_its_memory_limit_is_counted_by_the_next(booted):
+    """MemoryMax= enforced by the kernel (cgroup v2 in the VM): a run in flight, waiting
+    on a DuckDNS that does not answer, is killed when the unit's memory limit drops below
+    what it uses; the next run says so once and counts it, like a run the time limit
+    stopped (test_hung.py)."""
+    arch, out, r = booted
+    assert r["oom_in_flight"] == "1", r
+    assert r["oom_result"] == "oom-kill", r
+    assert r["after_oom_result"] == "success", r
+    assert r["after_oom_counted"] == "1", (r, _journal(out)[-3000:])

@@ -56,7 +56,8 @@ systemd-run --unit=duckdns-test-server --quiet \
     -p StandardOutput=file:$out/server.log -p StandardError=file:$out/server.log \
     python3 $T/duckdns_server.py --certfile $T/srv.crt --keyfile $T/srv.key \
     --host 127.0.0.1 --port 443 --record $out/requests.jsonl \
-    --token-file $T/token --domains piserver --ready-file $out/server.ready
+    --token-file $T/token --domains piserver --ready-file $out/server.ready \
+    --control $T/control.json
 n=0; while [ ! -e $out/server.ready ] && [ $n -lt 600 ]; do sleep 0.2; n=$((n + 1)); done
 res server_ready "$([ -e $out/server.ready ] && echo yes || echo no)"
 
@@ -132,7 +133,34 @@ for u in duckdns-probe-shipped duckdns-probe-noexecpaths-removed; do
     systemctl cat $u.service > "$out/$u.service" 2>&1
 done
 
-systemctl stop duckdns-force.service duckdns-probe-shipped.service \
+# MemoryMax= as the kernel enforces it (cgroup v2 here; the test containers' v1 hierarchy
+# cannot): a run in flight, waiting on a DuckDNS that does not answer, is killed when its
+# unit's memory limit drops below what it uses, and the next run counts it like a run the
+# time limit stopped.
+copy_unit duckdns-oom "/usr/bin/duckdns update --force"
+systemctl daemon-reload
+echo '{"mode": "stall:120"}' > $T/control.json
+systemctl start --no-block duckdns-oom.service
+STATE=/var/lib/private/duckdns/state.json
+n=0
+until grep -q '"in_flight": [0-9]' $STATE 2>/dev/null || [ $n -ge 600 ]; do
+    sleep 0.5; n=$((n + 1))
+done
+res oom_in_flight "$(grep -c '"in_flight": [0-9]' $STATE)"
+systemctl set-property --runtime duckdns-oom.service MemoryMax=1M MemorySwapMax=0
+n=0
+while [ "$(show duckdns-oom.service ActiveState)" != failed ] && [ $n -lt 240 ]; do
+    sleep 0.5; n=$((n + 1))
+done
+res oom_result "$(show duckdns-oom.service Result)"
+rm -f $T/control.json
+since=$(date '+%Y-%m-%d %H:%M:%S')
+systemctl restart duckdns-force.service
+res after_oom_result "$(show duckdns-force.service Result)"
+res after_oom_counted "$(journalctl -b --since "$since" -o cat SYSLOG_IDENTIFIER=duckdns-force \
+    | grep -c 'the previous run was stopped before DuckDNS answered')"
+
+systemctl stop duckdns-oom.service duckdns-force.service duckdns-probe-shipped.service \
     duckdns-probe-noexecpaths-removed.service
 
 # The token: only in the config file (and the server's record on the second disk).
