@@ -28,8 +28,10 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 MIB = 1024 * 1024
-# The data (heap) a child may hold, Apprise and its imports included (about 30 MiB on
-# Debian 12's Apprise 1.2); the unit's MemoryMax= is sized above it.
+# The data (heap) a child may add to what it holds at the fork, Apprise and its imports
+# included (about 30 MiB on Debian 12's Apprise 1.2); the unit's MemoryMax= is sized
+# above it. Added, not absolute: a child starts with its parent's heap (a run's is about
+# 10 MiB; a test process holding a whole suite's can pass 96 MiB by itself).
 MEMORY = 96 * MIB
 VERDICT_MAX = 64  # bytes: a verdict is a word and a number
 # A verdict: lower-case words and digits (never text from the other side).
@@ -137,7 +139,7 @@ def _limit(seconds: float) -> None:
 
     cpu = int(seconds) + 1
     # CPU: SIGXCPU at the soft limit, SIGKILL a second later.
-    for which, soft in ((resource.RLIMIT_DATA, MEMORY), (resource.RLIMIT_CPU, cpu)):
+    for which, soft in ((resource.RLIMIT_DATA, _data() + MEMORY), (resource.RLIMIT_CPU, cpu)):
         hard = soft if which == resource.RLIMIT_DATA else soft + 1
         _, current = resource.getrlimit(which)
         if current != resource.RLIM_INFINITY:
@@ -148,6 +150,18 @@ def _limit(seconds: float) -> None:
             pass
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     signal.alarm(cpu + 1)
+
+
+def _data() -> int:
+    """The data this process holds now (VmData, what RLIMIT_DATA counts), 0 if unknown."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmData:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _errno_word(exc: OSError) -> bytes:

@@ -9,6 +9,17 @@ from support.dnsserver import DNSServer
 from support.helpers import CANARY, PUBLIC, assert_no_canary, assert_no_canary_in_tree, write_config
 
 
+@pytest.fixture(autouse=True)
+def own_secrets(monkeypatch):
+    """Each test starts with no secret registered for redaction and the default verbosity:
+    the tests run the updater in this process, and a secret an earlier test's config
+    registered (a notify URL's host, say 127.0.0.1) would mask text in a later one."""
+    from duckdns import report
+
+    monkeypatch.setattr(report, "_secrets", set())
+    monkeypatch.setattr(report, "threshold", report.NOTICE)
+
+
 @pytest.fixture
 def conf(tmp_path: Path, duck, test_ca):
     """A factory for a valid config aimed at ``duck``; keyword arguments override keys.
