@@ -140,7 +140,8 @@ def test_a_receiver_that_fails_is_retried_every_15_minutes_and_warned_once(
     hook.mode = "error"
     duck.client_ip = "198.51.100.9"
     results = minutes(run, 31)
-    assert len(hook.requests) == 3, results  # at 0, 15 and 30 min: never more often than the heartbeat
+    # At 0, 15 and 30 min: never more often than the heartbeat.
+    assert len(hook.requests) == 3, results
     warned = [err for _, err in results if "notification" in err]
     assert (
         len(warned) == 1
