@@ -10,7 +10,7 @@ class _Described(IntEnum):
 
     meaning: str
 
-    def __new__(cls, value: int, meaning: str):
+    def __new__(cls, value: int, meaning: str) -> "_Described":
         member = int.__new__(cls, value)
         member._value_ = value
         member.meaning = meaning

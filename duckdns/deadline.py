@@ -25,6 +25,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+TYPE_CHECKING = False  # for the annotations only, without importing typing
+if TYPE_CHECKING:
+    from types import FrameType
+
 
 class Expired(BaseException):
     """The bound of :func:`bound` ran out. ``seconds``: that bound."""
@@ -38,7 +42,7 @@ class Expired(BaseException):
 _active: list[tuple[float, Expired]] = []
 
 
-def _on_alarm(signum, frame) -> None:
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
     now = time.monotonic()
     for expiry, exc in _active:  # the outermost bound that ran out wins
         if now >= expiry - 0.001:

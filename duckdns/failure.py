@@ -17,6 +17,16 @@ import os
 import sys
 import time
 
+TYPE_CHECKING = False  # for the annotations only, without importing typing
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class Find(Protocol):
+        """explain's search of the chain: the first exception of one of ``types``, or None."""
+
+        def __call__(self, *types: type) -> BaseException | None: ...
+
+
 # OpenSSL's X509_V_ERR_* codes, as ssl.SSLCertVerificationError.verify_code gives them.
 _CLOCK_CODES = {9: "not yet valid", 10: "expired"}
 _VERIFY_REASONS = {
@@ -43,7 +53,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
     """``exc`` and every exception behind it: causes, contexts, urllib3's ``reason`` and
     exceptions passed as arguments (requests wraps urllib3's error that way)."""
     seen: list[BaseException] = []
-    todo = [exc]
+    todo: list[object] = [exc]
     while todo and len(seen) < 32:
         item = todo.pop(0)
         if not isinstance(item, BaseException) or any(item is s for s in seen):
@@ -53,7 +63,9 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def explain(exc: BaseException, who: str, timeout: float, ca_bundle: str = "") -> tuple[str, bool]:
+def explain(
+    exc: BaseException, who: str, timeout: float, ca_bundle: str | None = None
+) -> tuple[str, bool]:
     """What failed, in words holding ``who``, and whether another try may help.
 
     ``ca_bundle`` is the config's, when the request trusted it instead of the system's CA
@@ -112,7 +124,7 @@ def explain(exc: BaseException, who: str, timeout: float, ca_bundle: str = "") -
     return f"request to {who} failed ({type(exc).__name__})", False
 
 
-def _dns(find, who: str) -> tuple[str, bool] | None:
+def _dns(find: Find, who: str) -> tuple[str, bool] | None:
     """dnspython's failures (a DNS-level answer or a broken reply), or None."""
     if find(*_classes("dns.resolver", "NXDOMAIN")):
         return f"the name does not exist (NXDOMAIN at {who})", False
@@ -131,7 +143,7 @@ def _dns(find, who: str) -> tuple[str, bool] | None:
     return None
 
 
-def _tls(find, who: str, ca_bundle: str) -> tuple[str, bool] | None:
+def _tls(find: Find, who: str, ca_bundle: str | None) -> tuple[str, bool] | None:
     """TLS failures (only possible once ``ssl`` is loaded), or None."""
     ssl = sys.modules.get("ssl")
     if ssl is None:

@@ -44,7 +44,7 @@ def candidates(text: str) -> list[str]:
     return [addr for _, addr in found]
 
 
-def global_ipv6(path: str | os.PathLike = IF_INET6) -> str | None:
+def global_ipv6(path: str | os.PathLike[str] = IF_INET6) -> str | None:
     """The best address of this host, or None if it has none."""
     try:
         with open(path) as f:

@@ -18,6 +18,10 @@ import os
 import re
 import sys
 
+TYPE_CHECKING = False  # for the annotations only, without importing typing
+if TYPE_CHECKING:
+    from typing import TextIO
+
 ERROR, WARNING, NOTICE, INFO, DEBUG = 3, 4, 5, 6, 7
 MASK = "***"
 # A DuckDNS token: 8-4-4-4-12 hexadecimal digits (duckdns.config.TOKEN is this pattern).
@@ -69,13 +73,13 @@ MAX_SHOWN = 200  # characters of a remote or stored value shown by default
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def _escape(match) -> str:
+def _escape(match: re.Match[str]) -> str:
     char = match.group()
     code = ord(char)
     return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
-def safe(text, limit: int = MAX_SHOWN) -> str:
+def safe(text: object, limit: int = MAX_SHOWN) -> str:
     """``text`` from outside (DuckDNS, a router, DNS, a receiver, certbot's environment, an
     old state file) made safe to print inside one of our lines.
 
@@ -108,7 +112,7 @@ def _lines(text: str, *, several: bool) -> list[str]:
     return safe_lines
 
 
-def _emit(priority: int, message: str, stream=None) -> None:
+def _emit(priority: int, message: str, stream: TextIO | None = None) -> None:
     """One message: one line, except at debug (a traceback spans lines, each escaped)."""
     if priority > threshold:
         return
