@@ -15,11 +15,48 @@ Every failure (network error, timeout, malformed or mismatched reply, error RCOD
 bad server address) raises :class:`DNSError` with a message meant for a log line.
 """
 
+from __future__ import annotations
+
 import _socket
 import os
 import struct
 import time
 from collections import namedtuple
+
+# Named tuples from collections, not typing.NamedTuple: importing typing would cost the timer's
+# run 3 ms. The type checker reads their fields' types from the typing.NamedTuple twins here
+# (this module's own TYPE_CHECKING: typing.TYPE_CHECKING would import typing too).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+
+    # A socket address: (host, port) for IPv4, (host, port, flowinfo, scope_id) for IPv6.
+    SockAddr = tuple[str, int] | tuple[str, int, int, int]
+
+    class Record(NamedTuple):
+        name: str
+        rtype: int
+        rclass: int
+        ttl: int
+        value: str
+        strings: tuple[bytes, ...] = ()
+
+    class _Query(NamedTuple):
+        id: int
+        name: str
+        qtype: int
+        qclass: int
+        wire: bytes
+
+    class _Response(NamedTuple):
+        id: int
+        flags: int
+        answers: tuple[Record, ...]
+
+else:
+    Record = namedtuple("Record", "name rtype rclass ttl value strings", defaults=((),))
+    _Query = namedtuple("Query", "id name qtype qclass wire")
+    _Response = namedtuple("Response", "id flags answers")
 
 TYPE_A = 1
 TYPE_TXT = 16
@@ -73,13 +110,11 @@ def _rcode_name(rcode: int) -> str:
     return RCODE_NAMES.get(rcode, f"RCODE{rcode}")
 
 
-# Named tuples, not typing.NamedTuple: importing typing would cost the timer's run 3 ms.
-Record = namedtuple("Record", "name rtype rclass ttl value strings", defaults=((),))
 Record.__doc__ = """One answer record. ``name``: the owner, lower-case, no trailing dot; ``value``:
 the address in canonical text (A) or the character-strings joined (TXT; each in ``strings``)."""
 
 
-class Query(namedtuple("Query", "id name qtype qclass wire")):
+class Query(_Query):
     """A query as sent: its ID, normalised name, type, class and wire form."""
 
     __slots__ = ()
@@ -89,7 +124,7 @@ class Query(namedtuple("Query", "id name qtype qclass wire")):
         return f"{self.name} {_class_name(self.qclass)} {_type_name(self.qtype)}"
 
 
-class Response(namedtuple("Response", "id flags answers")):
+class Response(_Response):
     """A validated reply: it answers exactly our question, RCODE NOERROR, not truncated."""
 
     __slots__ = ()
@@ -280,7 +315,7 @@ def parse_response(packet: bytes, query: Query) -> Response:
 # -- the network -------------------------------------------------------------------------------
 
 
-def sockaddr(server: str, port: int) -> tuple[int, tuple]:
+def sockaddr(server: str, port: int) -> tuple[int, SockAddr]:
     """Family and socket address for a numeric server address. Never asks DNS.
 
     Built by hand rather than with getaddrinfo: glibc's first getaddrinfo call in a process
@@ -304,7 +339,7 @@ def sockaddr(server: str, port: int) -> tuple[int, tuple]:
     return family, (host, port, 0, scope_id)
 
 
-def _same_peer(addr: tuple, expected: tuple, family: int) -> bool:
+def _same_peer(addr: SockAddr, expected: SockAddr, family: int) -> bool:
     try:
         a = _socket.inet_pton(family, addr[0].split("%", 1)[0])
         b = _socket.inet_pton(family, expected[0].split("%", 1)[0])

@@ -82,10 +82,23 @@ class CannotDecide(Exception):
 # What asking the targets found: the first valid ``address`` (None if every target failed),
 # each failed target with why (``failures``), and the router's answer when it was asked
 # (``router``, a duckdns.router.Answer: the reachability verdict needs it whatever it is).
-Probed = namedtuple("Probed", "address failures router")
+# Its fields' types are for the type checker only (typing.TYPE_CHECKING would import typing).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+
+    from duckdns.router import Answer
+
+    class Probed(NamedTuple):
+        address: str | None
+        failures: list[tuple[ProbeTarget, str]]
+        router: Answer | None
+
+else:
+    Probed = namedtuple("Probed", "address failures router")
 
 
-def ask_router(answer) -> str:
+def ask_router(answer: Answer) -> str:
     """The address a router's answer (duckdns.router.Answer) decides with; CannotDecide."""
     from duckdns import router
 
@@ -95,7 +108,7 @@ def ask_router(answer) -> str:
     return address
 
 
-def _router_answer(target: ProbeTarget):
+def _router_answer(target: ProbeTarget) -> Answer:
     from duckdns import router
 
     if not target.address:

@@ -101,10 +101,26 @@ UDP = 17  # the MAP's protocol (section 11.1: IANA protocol numbers)
 V4_MAPPED = b"\0" * 10 + b"\xff\xff"  # section 5: IPv4 addresses as IPv4-mapped IPv6
 
 
-# A named tuple from collections: typing.NamedTuple would cost every timer run 3 ms of imports.
-class Answer(
-    namedtuple("Answer", "address protocol no_public why hint", defaults=("", False, "", None))
-):
+# A named tuple from collections: typing.NamedTuple would cost every timer run 3 ms of imports
+# (the type checker reads its fields' types from the twin; TYPE_CHECKING is always false here).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+
+    class _Answer(NamedTuple):
+        address: str | None
+        protocol: str = ""
+        no_public: bool = False
+        why: str = ""
+        hint: str | None = None
+
+else:
+    _Answer = namedtuple(
+        "Answer", "address protocol no_public why hint", defaults=("", False, "", None)
+    )
+
+
+class Answer(_Answer):
     """What the router said: ``address``, the external IPv4 address a successful answer gave
     (any range; None: none), the ``protocol`` that gave it, ``no_public`` when it said it
     has no external address of its own (NAT-PMP result 3, PCP NETWORK_FAILURE), ``why`` it
@@ -117,7 +133,7 @@ class Answer(
 # -- the default gateway -------------------------------------------------------------------------
 
 
-def default_gateway(path: str | os.PathLike = ROUTE) -> str | None:
+def default_gateway(path: str | os.PathLike[str] = ROUTE) -> str | None:
     """The IPv4 default gateway of the kernel's main routing table (lowest metric), or None.
 
     /proc/net/route's lines: Iface Destination Gateway Flags RefCnt Use Metric Mask …, the
