@@ -26,6 +26,36 @@ from urllib.parse import parse_qs, urlsplit
 
 from duckdns import dnswire, report
 
+# For the type checker only: typing.TYPE_CHECKING would import typing, which a timer run
+# does not pay for. The named tuples' fields are typed here, over the collections ones the
+# run uses (the same names, in the same order).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ssl
+    from typing import Any, NamedTuple
+
+    class _NotifyURL(NamedTuple):
+        url: str
+        where: str
+        position: int
+
+    class Line(NamedTuple):
+        number: int
+        key: str
+        value: str
+
+    class _ProbeTarget(NamedTuple):
+        kind: str
+        address: str
+        port: int
+
+else:
+    _NotifyURL = namedtuple("NotifyURL", "url where position")
+    # A line that is not blank nor a comment: its key (lower case) and value (quotes
+    # removed), or, when it cannot be read, the key "" and why (never a byte of it).
+    Line = namedtuple("Line", "number key value")
+    _ProbeTarget = namedtuple("ProbeTarget", "kind address port")
+
 DEFAULT_PATH = "/var/lib/private/duckdns/duckdns.conf"
 DEFAULT_SERVER = "https://www.duckdns.org"
 DEFAULT_REFRESH = 24 * 3600
@@ -272,7 +302,7 @@ _NOTIFY_FORM = (
 )
 
 
-class NotifyURL(namedtuple("NotifyURL", "url where position")):
+class NotifyURL(_NotifyURL):
     """One Apprise URL of the ``notify`` setting: ``where`` its line, ``position`` its rank."""
 
     __slots__ = ()
@@ -344,8 +374,22 @@ class Config:
     """
 
     __slots__ = ("path", *KEYS, "legacy", "server_host")
+    path: str
+    domains: tuple[str, ...]
+    token: str
+    ipv4: str  # "auto", "off" or an address
+    ipv6: str
+    server: str
+    ca_bundle: str | None
+    probe: list[ProbeTarget]
+    router: tuple[str, int] | None
+    refresh: int
+    healthcheck: str
+    notify: tuple[NotifyURL, ...]
+    legacy: bool
+    server_host: str
 
-    def __init__(self, **values) -> None:
+    def __init__(self, **values: object) -> None:
         for key in self.__slots__:
             setattr(self, key, values[key])
 
@@ -361,10 +405,6 @@ class Config:
 
 
 # -- the three steps: read lines, translate keys, validate ------------------------------------
-
-# A line that is not blank nor a comment: its key (lower case) and value (quotes removed),
-# or, when it cannot be read, the key "" and the description of why (never a byte of it).
-Line = namedtuple("Line", "number key value")
 
 
 def read_lines(text: str) -> list[Line]:
@@ -554,7 +594,7 @@ def _from_recipe(curl: dict[str, tuple[str, int]], path: str) -> dict[str, tuple
 def validate(values: dict[str, tuple[str, int]], path: str, legacy: bool = False) -> Config:
     """The Config ``values`` mean: every key's validator (:data:`FIELDS`) applied to its
     value, or to its default where no line sets it."""
-    typed = {}
+    typed: dict[str, Any] = {}  # each key's value as its validator made it (Config says which)
     for key, (default, validator) in FIELDS.items():
         value, number = values.get(key, (default, 0))
         typed[key] = validator(value, f"{path}, line {number}" if number else path)
@@ -706,7 +746,7 @@ def _check_ca_file(path: str, prefix: str) -> None:
         )
 
 
-def tls_context(cafile: str, where: str = ""):
+def tls_context(cafile: str, where: str = "") -> ssl.SSLContext:
     """The TLS client context of every request: TLS 1.2 or newer, a certificate required,
     trusting the CAs of ``cafile`` only (the config's ca_bundle, or the system's store).
 
@@ -748,7 +788,7 @@ def _describe_not_regular(mode: int) -> str:
     )
 
 
-def load(path: str | os.PathLike) -> Config:
+def load(path: str | os.PathLike[str]) -> Config:
     """Read ``path`` after checking that only its owner can read or write it."""
     path = os.fspath(path)
     return parse(read_text(path), path)
@@ -984,7 +1024,7 @@ def replace_file(path: str, text: str) -> None:
 # -- probe targets and numeric addresses -------------------------------------------------------
 
 
-class ProbeTarget(namedtuple("ProbeTarget", "kind address port")):
+class ProbeTarget(_ProbeTarget):
     """One ``KIND@ADDRESS[:PORT]`` entry of the ``probe`` setting: ``kind`` says what is
     asked (:data:`PROBE_KINDS`), ``address`` and ``port`` whom."""
 
