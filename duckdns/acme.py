@@ -88,7 +88,7 @@ def _server(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_arguments(parser, *, wait: bool = False) -> None:
+def add_arguments(parser: argparse.ArgumentParser, *, wait: bool = False) -> None:
     """The options of ``txt set``, ``txt clear`` and (``wait=True``) ``txt wait``."""
     parser.add_argument(
         "--for",
@@ -117,12 +117,13 @@ def add_arguments(parser, *, wait: bool = False) -> None:
         )
 
 
-def _resolver(args) -> tuple[str, int] | None:
+def _resolver(args: argparse.Namespace) -> tuple[str, int] | None:
     """The DNS server to ask (--nameserver), or None: the system's resolver."""
-    return args.nameserver
+    nameserver: tuple[str, int] | None = args.nameserver  # made by _server
+    return nameserver
 
 
-def config_for(args, path: str) -> config.Config:
+def config_for(args: argparse.Namespace, path: str) -> config.Config:
     """The configuration, narrowed to the DuckDNS name ``--for`` maps to (if given)."""
     cfg = config.load(path)
     if not args.for_name:
@@ -133,7 +134,7 @@ def config_for(args, path: str) -> config.Config:
     return config.Config(**values)
 
 
-def cmd_wait(args, path: str) -> int:
+def cmd_wait(args: argparse.Namespace, path: str) -> int:
     """``duckdns txt wait``: exit 0 whether or not the value showed up in time."""
     cfg = config.load(path)
     if args.for_name:
@@ -162,7 +163,7 @@ def _subname(name: str) -> str:
     return name[: -len(ZONE) - 1].rsplit(".", 1)[-1]
 
 
-def target_for(domain: str, cfg, resolver: tuple[str, int] | None) -> Target:
+def target_for(domain: str, cfg: config.Config, resolver: tuple[str, int] | None) -> Target:
     """The configured DuckDNS name that answers the DNS-01 challenge of ``domain``.
 
     Raises ConfigError (the name maps to no configured DuckDNS name: nothing may be sent)

@@ -30,6 +30,10 @@ from requests.adapters import HTTPAdapter
 from duckdns import __version__, config, deadline, report
 from duckdns.failure import explain
 
+TYPE_CHECKING = False  # for the annotations only, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
 TRY_TIMEOUT = 10.0
 TOTAL_BUDGET = 30.0
 MAX_RETRIES = 5
@@ -72,7 +76,7 @@ class Reply:
 
 
 def build_query(
-    cfg,
+    cfg: config.Config,
     *,
     ipv4: str | None,
     ipv6: str | None,
@@ -94,7 +98,7 @@ def build_query(
     return "&".join(f"{k}={quote(v, safe=',:')}" for k, v in params)
 
 
-def describe(cfg, query: str) -> str:
+def describe(cfg: config.Config, query: str) -> str:
     """The request line, for --dry-run; the token is masked by report.redact."""
     return f"GET {cfg.server}/update?{query}"
 
@@ -116,19 +120,22 @@ class _StrictTLS(HTTPAdapter):
     whenever the context does not, on both releases (tests/unit/test_update.py).
     """
 
-    def __init__(self, cafile: str, **kwargs):
+    def __init__(self, cafile: str, max_retries: int) -> None:
         self._cafile = cafile
-        super().__init__(**kwargs)
+        super().__init__(max_retries=max_retries)
 
-    def init_poolmanager(self, *args, **kwargs):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         ctx = config.tls_context(self._cafile)  # the one CA loader: ConfigError if unusable
         ctx.check_hostname = False  # urllib3 matches the host name or IP (see above)
         kwargs["ssl_context"] = ctx
-        return super().init_poolmanager(*args, **kwargs)
+        # Untyped in types-requests (python3-typeshed of Debian 12 and 13): its stub's gap.
+        super().init_poolmanager(*args, **kwargs)  # type: ignore[no-untyped-call]
 
 
-def _session(cfg) -> requests.Session:
-    cafile = cfg.ca_bundle or requests.certs.where()
+def _session(cfg: config.Config) -> requests.Session:
+    # types-requests' requests/certs.pyi declares nothing ("no public data", Debian 12 and 13),
+    # though requests.certs.where is certifi's, as requests documents.
+    cafile = cfg.ca_bundle or requests.certs.where()  # type: ignore[attr-defined]
     session = requests.Session()
     session.trust_env = False  # no proxies, CA bundles or .netrc from the environment
     session.verify = cafile
@@ -199,7 +206,7 @@ def _inflate(data: bytes, *, gzip: bool, host: str) -> bytes:
 
 
 def _once(
-    session: requests.Session, url: str, host: str, timeout: float, ca_bundle: str = ""
+    session: requests.Session, url: str, host: str, timeout: float, ca_bundle: str | None = None
 ) -> bytes:
     """One request, bounded by ``timeout`` s of wall-clock time in all (deadline.bound):
     connecting, the TLS handshake, the headers and the body, however slowly they come."""
@@ -313,7 +320,7 @@ def _is_ip(value: str, version: int) -> bool:
         return False
 
 
-def send(cfg, query: str, txt: bool = False, retries: bool = True) -> Reply:
+def send(cfg: config.Config, query: str, txt: bool = False, retries: bool = True) -> Reply:
     """Send one update with the retry policy above; raise Rejected or TemporaryFailure.
 
     TOTAL_BUDGET is a hard bound on the whole call, retries included (deadline.bound),
@@ -359,7 +366,7 @@ def send(cfg, query: str, txt: bool = False, retries: bool = True) -> Reply:
             ) from None
 
 
-def _parse(cfg, body: bytes, txt: bool) -> Reply:
+def _parse(cfg: config.Config, body: bytes, txt: bool) -> Reply:
     try:
         return parse_answer(body, txt=txt)
     except Rejected:

@@ -37,6 +37,10 @@ import time
 
 from duckdns import EXIT_OK, EXIT_USAGE, report
 
+TYPE_CHECKING = False  # for the annotations only, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 QUEUE = "changes"  # the queue's name, in the state directory
 STATE_DIR = "/var/lib/private/duckdns"  # the packaged state directory (duckdns.service's)
 HOOK_DIR = "/etc/duckdns/changed.d"
@@ -59,7 +63,9 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # --------------------------------------------------------------------------------------
 
 
-def record(state_path: str, domains, old: tuple[str, str], new: tuple[str, str]) -> None:
+def record(
+    state_path: str, domains: Iterable[str], old: tuple[str, str], new: tuple[str, str]
+) -> None:
     """Queue one change (IPv4, IPv6 pairs; "" for none) for the hooks. Never raises: a
     change that cannot be queued is one warning, and the update itself is unaffected."""
     from duckdns import state  # atomic_write: the one definition of a whole-file write
@@ -99,7 +105,7 @@ def record(state_path: str, domains, old: tuple[str, str], new: tuple[str, str])
 # --------------------------------------------------------------------------------------
 
 
-def _address(value, version: int) -> str:
+def _address(value: object, version: int) -> str:
     if value == "":
         return ""
     if not isinstance(value, str) or len(value) > 45:
@@ -218,7 +224,7 @@ def run_hook(path: str, env: dict[str, str], timeout: float = HOOK_TIMEOUT) -> s
     return ""
 
 
-def _kill_group(proc: subprocess.Popen, sig: int) -> None:
+def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)
     except ProcessLookupError:
@@ -232,7 +238,8 @@ def run(queue: str, hook_dir: str, timeout: float = HOOK_TIMEOUT) -> int:
         queue_fd = os.open(queue, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except FileNotFoundError:
         return 0
-    handled, skipped = 0, set()
+    handled = 0
+    skipped: set[str] = set()
     try:
         while (taken := take(queue_fd, skipped)) is not None:
             name, data = taken
@@ -262,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python3 -m duckdns.changed [--timeout SECONDS] [QUEUE [HOOK_DIR]]``: what
     duckdns-changed.service runs (an admin's drop-in may give another time limit)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    timeout = HOOK_TIMEOUT
+    timeout: float = HOOK_TIMEOUT
     if args[:1] == ["--timeout"]:
         try:
             timeout = float(args[1])

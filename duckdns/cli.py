@@ -31,6 +31,14 @@ from duckdns import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable, Iterable
+
+    Namespace = argparse.Namespace
+else:
+    # What parse_args makes without argparse (the timer's and the maintainer scripts'
+    # command lines), read by the commands as argparse's own: both are attributes set
+    # from keyword arguments, and the commands only read attributes (getattr, vars).
+    Namespace = types.SimpleNamespace
 
 __all__ = ["EXIT_CONFIG", "EXIT_KO", "EXIT_OK", "EXIT_SOFTWARE", "EXIT_TEMPFAIL", "EXIT_USAGE"]
 
@@ -39,7 +47,7 @@ def exit_table() -> str:
     """The exit statuses for --help, from their one definition (duckdns.ExitStatus)."""
     import textwrap
 
-    def rows(statuses) -> str:
+    def rows(statuses: Iterable[ExitStatus | CheckStatus]) -> str:
         return "\n".join(
             textwrap.fill(
                 status.meaning,
@@ -201,14 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv: list[str]):
+def parse_args(argv: list[str]) -> argparse.Namespace:
     """argparse's namespace; the timer's own command line without importing argparse."""
     if argv == TIMER_ARGV:
-        return types.SimpleNamespace(command="update", force=False, dry_run=False)
+        return Namespace(command="update", force=False, dry_run=False)
     if argv[-1:] in ([DEBCONF_READ], [DEBCONF_WRITE]) and len(argv) in (1, 3):
         path = argv[1] if len(argv) == 3 and argv[0] == "--config" else None
         if len(argv) == 1 or path:
-            return types.SimpleNamespace(command=argv[-1], config=path)
+            return Namespace(command=argv[-1], config=path)
     return build_parser().parse_args(argv)
 
 
@@ -344,13 +352,13 @@ def cmd_backup_paths(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_debconf_read(args: types.SimpleNamespace) -> int:
+def cmd_debconf_read(args: argparse.Namespace) -> int:
     """The config's domains, ipv6 and whether it has a token, for debian/config."""
     report.out(config.current_answers(config_path(args)))
     return EXIT_OK
 
 
-def cmd_debconf_write(args: types.SimpleNamespace) -> int:
+def cmd_debconf_write(args: argparse.Namespace) -> int:
     """The debconf answers into the config (debian/postinst): ``key = value`` lines on
     stdin, never argv or the environment (the token is among them). Exit 78: nothing was
     written, and the message says why and what to do."""
@@ -373,7 +381,7 @@ def cmd_debconf_write(args: types.SimpleNamespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "update": cmd_update,
     "check": cmd_check,
     "status": cmd_status,

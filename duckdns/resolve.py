@@ -58,7 +58,9 @@ def resolver(address: tuple[str, int] | None = None) -> dns.resolver.Resolver:
 
 def where(res: dns.resolver.Resolver) -> str:
     """ADDR:PORT of the resolver's first server, for messages."""
-    server = res.nameservers[0]
+    # A str: set so above, or read from /etc/resolv.conf (dnspython 2.7 also types them as
+    # its Nameserver objects, which this module never gives it).
+    server = str(res.nameservers[0])
     return f"[{server}]:{res.port}" if ":" in server else f"{server}:{res.port}"
 
 
@@ -86,7 +88,10 @@ def walk(res: dns.resolver.Resolver, name: str, rdtype: str, *, stop_at: str = "
                 answer = res.resolve(current, rdtype, search=False, raise_on_no_answer=False)
                 response, records = answer.response, tuple(answer.rrset or ())
             except dns.resolver.NXDOMAIN as exc:
-                response, records = exc.responses().get(current), None
+                # Unannotated in dnspython 2.3 and 2.7 (Debian 12 and 13): a dict of
+                # dns.name.Name to dns.message.Message, as its docstring says.
+                responses = exc.responses()  # type: ignore[no-untyped-call]
+                response, records = responses.get(current), None
             cnames = response.resolve_chaining().cnames if response is not None else []
         except FAILURES as exc:
             said = failure.explain(exc, f"the DNS server {where(res)}", res.lifetime)[0]

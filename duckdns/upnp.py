@@ -31,6 +31,13 @@ import re
 
 from duckdns import deadline, report, router
 
+TYPE_CHECKING = False  # for the annotations only, without importing typing
+if TYPE_CHECKING:
+    from typing import NoReturn
+    from xml.etree.ElementTree import Element
+
+    from duckdns.config import Config
+
 TIMEOUT = 3.0
 SSDP = ("239.255.255.250", 1900)
 SEARCH_TARGET = "urn:schemas-upnp-org:device:InternetGatewayDevice:1"
@@ -97,13 +104,15 @@ class Refused(ValueError):
     """An answer this module will not use; its text says why, and holds nothing of it."""
 
 
-def _get(url: str, body: bytes | None = None, headers: dict | None = None) -> bytes:
+def _get(url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> bytes:
     """One HTTP exchange; at most MAX_BODY bytes of the answer; raises OSError, http.client's
     exceptions, or Refused."""
     import http.client
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
+    if parts.hostname is None:  # not from this module: its URLs are the router's, by address
+        raise Refused("the URL names no host")
     conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=TIMEOUT)
     try:
         conn.request("POST" if body else "GET", parts.path or "/", body, headers or {})
@@ -120,11 +129,11 @@ def _get(url: str, body: bytes | None = None, headers: dict | None = None) -> by
         conn.close()
 
 
-def _refuse_dtd(*_) -> None:
+def _refuse_dtd(*_: object) -> NoReturn:
     raise Refused("the answer holds a DTD (refused: it could declare entities)")
 
 
-def parse_xml(data: bytes):
+def parse_xml(data: bytes) -> Element:
     """The answer as an ElementTree element; Refused for a DTD or malformed XML.
 
     expat detects the encoding and decodes before any handler runs, so the refusal holds
@@ -246,12 +255,12 @@ NOT_ASKED = (
 )
 
 
-def asks_router(cfg) -> bool:
+def asks_router(cfg: Config) -> bool:
     """Whether the configuration asks the router: ``probe = router, …`` or ``router =``."""
     return cfg.router is not None or bool(cfg.probe and cfg.probe[0].kind == "router")
 
 
-def reachability(cfg, gateway: str | None, duckdns_ipv4: str, host_ipv6: str | None) -> str:
+def reachability(cfg: Config, gateway: str | None, duckdns_ipv4: str, host_ipv6: str | None) -> str:
     """``duckdns check``'s verdict line: NAT-PMP/PCP, then UPnP IGD if they gave no address."""
     if not asks_router(cfg):
         return NOT_ASKED

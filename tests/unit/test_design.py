@@ -15,13 +15,27 @@ from support.helpers import ROOT
 PACKAGE = ROOT / "duckdns"
 
 
+def run_time_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` but the body of an ``if TYPE_CHECKING:``: what is imported there
+    is for the type checker only (mypy.ini), never at run time, so it is no arrow of the map."""
+    nodes, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            todo.extend(node.orelse)
+        else:
+            todo.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
 def imports_in_code() -> dict[str, set[str]]:
-    """module -> the package modules it imports, anywhere in it."""
+    """module -> the package modules it imports at run time, anywhere in it."""
     modules = {path.stem: path for path in PACKAGE.glob("*.py")}
     found: dict[str, set[str]] = {}
     for name, path in modules.items():
         used: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in run_time_nodes(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module == "duckdns":
                 used.update(alias.name for alias in node.names if alias.name in modules)
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("duckdns."):
