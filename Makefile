@@ -20,11 +20,15 @@ export SOURCE_DATE_EPOCH
 # tests/system/test_releases.py builds with it in a Debian 13 root).
 BUILD_DEPS := python3 python3-setuptools python3-stdeb python3-all python3-requests \
 	debhelper dh-python po-debconf fakeroot dpkg-dev build-essential
+# The type checker (mypy.ini) and the stubs it reads requests' types from (python3-typeshed's
+# types-requests; dnspython and Apprise ship their own). tests/unit/test_pep484.py runs it too.
+TYPE_DEPS := mypy python3-typeshed
 # What `make test` needs on top of that.
 TEST_DEPS := python3-pytest python3-pytest-xdist python3-hypothesis python3-debian python3-dnspython python3-trustme python3-prometheus-client openssl ca-certificates lintian systemd \
 	debootstrap systemd-container qemu-user-static binfmt-support piuparts tmux \
 	faketime reprepro gnupg iproute2 curl util-linux zstd rsync restic borgbackup \
-	mmdebstrap arch-test qemu-system-arm e2fsprogs cpio time apprise python3-aiosmtpd
+	mmdebstrap arch-test qemu-system-arm e2fsprogs cpio time apprise python3-aiosmtpd \
+	$(TYPE_DEPS)
 
 .PHONY: all deb repo test unit deps build-deps test-deps lint clean
 
@@ -63,7 +67,8 @@ unit: test-deps
 	$(call run_pytest,-n 2 tests/unit)
 
 # ruff is not packaged in Debian 12 (it is in 13): a pinned copy from PyPI in a
-# venv of Debian's Python, made on first use. shellcheck is Debian's.
+# venv of Debian's Python, made on first use. shellcheck and mypy are Debian's; mypy
+# reads mypy.ini (strict on duckdns/) and runs under Debian's Python, whose modules it checks.
 RUFF_VERSION := 0.17.6
 LINT_VENV := .venv-lint
 RUFF := $(LINT_VENV)/bin/ruff
@@ -79,10 +84,11 @@ $(RUFF):
 	$(LINT_VENV)/bin/pip install -q ruff==$(RUFF_VERSION)
 
 lint: $(RUFF)
-	$(call apt_ensure,shellcheck)
+	$(call apt_ensure,shellcheck $(TYPE_DEPS))
 	$(RUFF) check $(PY_SOURCES)
 	$(RUFF) format --check $(PY_SOURCES)
 	shellcheck -e SC1091 $(SH_SOURCES)
+	$(PY) -m mypy
 
 # The Debian package, built by stdeb from setup.py (options in stdeb.cfg, the
 # rest of debian/ from the repository; see docs/packaging.md). PATH is reset so
@@ -133,4 +139,4 @@ repo: deb
 	REPO_KEY_ID="$(REPO_KEY_ID)" REPO_KEY_FILE="$(REPO_KEY_FILE)" scripts/make-repo $(DEB)
 
 clean:
-	rm -rf build deb_dist dist *.egg-info .pytest_cache .venv-lint
+	rm -rf build deb_dist dist *.egg-info .pytest_cache .venv-lint .mypy_cache

@@ -102,6 +102,8 @@ DEVROOT_PACKAGES = [
     "python3-prometheus-client",  # the metrics test parses with its parser
     "apprise",  # tests/unit/test_notify.py: the release's own Apprise
     "python3-aiosmtpd",  # tests/support/notify_receiver.py's SMTP server
+    "mypy",  # tests/unit/test_pep484.py: the release's own mypy, strict on duckdns/
+    "python3-typeshed",  # ... and the stubs it reads requests' types from
     "python3-setuptools",
     "python3-stdeb",
     "python3-all",
