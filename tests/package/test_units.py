@@ -160,6 +160,15 @@ def test_timer(timer):
     # service has ever run: OnBootSec= counts only at the first start.
     assert timer["Timer"]["OnActiveSec"] == ["30"]
     assert timer["Install"]["WantedBy"] == ["timers.target"]
+    # systemd's default AccuracySec= (1 min) would let the first run slip past a minute
+    # after boot; the random delay spreads hosts that booted together. The latest first
+    # run (30 + 15 + 1 s) leaves the run itself time within a minute (test_cloudinit
+    # proves it booted).
+    assert timer["Timer"]["AccuracySec"] == ["1s"]
+    delay = _seconds(timer["Timer"]["RandomizedDelaySec"][0])
+    assert delay >= 5 and 30 + delay + 1 <= 50
+    # A new random delay each run: hosts drift apart instead of keeping a shared phase.
+    assert "FixedRandomDelay" not in timer["Timer"]
 
 
 def test_security_exposure(built):
