@@ -342,9 +342,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def backup_paths(path: str) -> list[str]:
-    """What a restore needs: the config (with the token) and the admin's unit choices."""
+    """What a restore needs: the config (with the token), the admin's unit choices and,
+    where the package made it, the directory of the admin's hooks."""
+    from duckdns import changed
+
     directory, name = os.path.split(path)
-    return [os.path.join(os.path.realpath(directory), name), *BACKUP_UNIT_PATHS]
+    paths = [os.path.join(os.path.realpath(directory), name), *BACKUP_UNIT_PATHS]
+    if os.path.isdir(changed.HOOK_DIR):
+        paths.append(changed.HOOK_DIR)
+    return paths
 
 
 def cmd_backup_paths(args: argparse.Namespace) -> int:

@@ -141,7 +141,9 @@ def test_preseeded_install_writes_0600_config_and_forgets_the_token(root):
         "/" + TIMER_LINK,
         "/etc/systemd/system/duckdns.service.d",
         "/etc/systemd/system/duckdns.timer.d",
+        "/etc/duckdns/changed.d",
     ]
+    assert (root / "etc/duckdns/changed.d").is_dir()  # the hooks directory it lists
     assert mode(root / BACKUP_LIST) == 0o644
     assert os.readlink(root / TIMER_LINK).endswith("/systemd/system/duckdns.timer")
     assert not (root / "etc/systemd/system/timers.target.wants/duckdns.service").exists()

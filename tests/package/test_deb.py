@@ -79,19 +79,22 @@ def test_program_and_module_installed(built):
 
 APT_SNIPPET = "etc/apt/apt.conf.d/51duckdns-unattended-upgrades"
 BACKUP_LIST = "etc/backup-paths.d/duckdns.list"
+IFUP_TRIGGER = "etc/network/if-up.d/duckdns"
 
 
-def test_conffiles_are_the_two_fixed_files(built):
-    """Nothing an admin is expected to edit ships in /etc. The two conffiles are
+def test_conffiles_are_the_three_fixed_files(built):
+    """Nothing an admin is expected to edit ships in /etc. The three conffiles are
     constant files installed by dh_install: the apt snippet that lets unattended-upgrades
-    take duckdns from its own repository and the backup paths list (an older
-    build's postinst wrote it)."""
+    take duckdns from its own repository, the backup paths list (an older build's
+    postinst wrote it) and the ifupdown trigger (ifupdown looks only in /etc)."""
     conffiles = (built.ctrl / "conffiles").read_text().split()
-    assert sorted(conffiles) == ["/" + APT_SNIPPET, "/" + BACKUP_LIST]
+    assert sorted(conffiles) == ["/" + APT_SNIPPET, "/" + BACKUP_LIST, "/" + IFUP_TRIGGER]
     shipped = sorted(
         str(p.relative_to(built.root)) for p in (built.root / "etc").rglob("*") if p.is_file()
     )
-    assert shipped == [APT_SNIPPET, BACKUP_LIST]
+    assert shipped == [APT_SNIPPET, BACKUP_LIST, IFUP_TRIGGER]
+    trigger = (built.root / IFUP_TRIGGER).read_text()
+    assert trigger == (REPO / "debian/network/ifupdown/duckdns").read_text()
     listed = (built.root / BACKUP_LIST).read_text()
     assert listed == (REPO / "debian/backup-paths.d/duckdns.list").read_text()
     assert stat.S_IMODE((built.root / BACKUP_LIST).stat().st_mode) == 0o644

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 
@@ -160,6 +161,15 @@ def test_timer(timer):
     # service has ever run: OnBootSec= counts only at the first start.
     assert timer["Timer"]["OnActiveSec"] == ["30"]
     assert timer["Install"]["WantedBy"] == ["timers.target"]
+    # systemd's default AccuracySec= (1 min) would let the first run slip past a minute
+    # after boot; the random delay spreads hosts that booted together. The latest first
+    # run (30 + 15 + 1 s) leaves the run itself time within a minute (test_cloudinit
+    # proves it booted).
+    assert timer["Timer"]["AccuracySec"] == ["1s"]
+    delay = _seconds(timer["Timer"]["RandomizedDelaySec"][0])
+    assert delay >= 5 and 30 + delay + 1 <= 50
+    # A new random delay each run: hosts drift apart instead of keeping a shared phase.
+    assert "FixedRandomDelay" not in timer["Timer"]
 
 
 def test_security_exposure(built):
@@ -301,6 +311,52 @@ def test_a_trigger_only_asks_systemd_to_start_the_network_timer(built, script, t
         run([path, *args], env=env)
         got = calls.read_text().splitlines() if calls.exists() else []
         assert got == (["start --no-block duckdns-network.timer"] if starts else []), args
+
+
+# interfaces(5) (ifupdown 0.8): ifup runs /etc/network/if-up.d/* with IFACE, ADDRFAM,
+# METHOD, MODE=start and PHASE=post-up, once per address family of the interface, and
+# with IFACE=--all (ADDRFAM=meta) at the end of "ifup -a".
+IFUPDOWN_EVENTS = [
+    ({"IFACE": "eth0", "ADDRFAM": "inet", "METHOD": "dhcp"}, True),
+    ({"IFACE": "eth0", "ADDRFAM": "inet6", "METHOD": "auto"}, True),
+    ({"IFACE": "wlan0", "ADDRFAM": "inet", "METHOD": "static"}, True),
+    ({"IFACE": "lo", "ADDRFAM": "inet", "METHOD": "loopback"}, False),
+    ({"IFACE": "lo0", "ADDRFAM": "inet", "METHOD": "loopback"}, False),
+    ({"IFACE": "--all", "ADDRFAM": "meta", "METHOD": "none"}, False),
+    ({"IFACE": "eth0", "ADDRFAM": "inet", "METHOD": "dhcp", "MODE": "stop"}, False),
+]
+
+
+def test_the_ifupdown_trigger_starts_the_network_timer_for_a_real_interface_only(built, tmp_path):
+    """A conffile (in /etc, where ifupdown looks): it does nothing once the package is
+    removed, and it never fails ifup, even when systemctl does."""
+    path = built.root / "etc/network/if-up.d/duckdns"
+    assert path.stat().st_mode & 0o777 == 0o755
+    assert "/etc/network/if-up.d/duckdns" in (built.ctrl / "conffiles").read_text().split()
+    assert "duckdns update" not in path.read_text()
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "duckdns").write_text("#!/bin/sh\nexit 70\n")  # present, never run
+    (fake / "duckdns").chmod(0o755)
+    for env, starts in IFUPDOWN_EVENTS:
+        for systemctl_status in (0, 1):
+            (fake / "systemctl").write_text(
+                f'#!/bin/sh\necho "$*" >> {calls}\nexit {systemctl_status}\n'
+            )
+            (fake / "systemctl").chmod(0o755)
+            calls.unlink(missing_ok=True)
+            full = {"PATH": str(fake), "MODE": "start", "PHASE": "post-up", **env}
+            proc = subprocess.run([path], env=full, capture_output=True, text=True)
+            assert proc.returncode == 0, (env, proc.stderr)
+            got = calls.read_text().splitlines() if calls.exists() else []
+            assert got == (["start --no-block duckdns-network.timer"] if starts else []), env
+    # Removed, not purged: the conffile stays, duckdns is gone; nothing is started.
+    (fake / "duckdns").unlink()
+    calls.unlink(missing_ok=True)
+    env = {"PATH": str(fake), "MODE": "start", "IFACE": "eth0", "METHOD": "dhcp"}
+    assert subprocess.run([path], env=env).returncode == 0
+    assert not calls.exists()
 
 
 def test_only_duckdns_service_runs_the_updater(built):

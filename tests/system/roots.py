@@ -161,8 +161,12 @@ NETWORKMANAGER_PACKAGES = [
 # gpg: cloud-init's apt module needs it to store a source's inline key (both releases'
 # images carry it; Debian's cloud-init only recommends it).
 CLOUDINIT_PACKAGES = [*_BOOTABLE_BASE, "gpg", "cloud-init"]
+# A bootable root with Debian's own ifupdown, as Debian servers without NetworkManager
+# have it (test_ifupdown.py: ifup runs the package's /etc/network/if-up.d trigger). A
+# kind of its own, so the other roots' keys stay as they are.
+IFUPDOWN_PACKAGES = [*_BOOTABLE_BASE, "ifupdown"]
 # The kinds of root that boot with systemd-nspawn (the others are only chrooted into).
-BOOTABLE = ("rootfs", "networkmanager", "cloudinit")
+BOOTABLE = ("rootfs", "networkmanager", "cloudinit", "ifupdown")
 # Bump when the recipe below changes in a way the package lists do not show.
 RECIPE_VERSION = "3"
 
@@ -414,6 +418,7 @@ def _packages(kind: str) -> list[str]:
         "devroot": DEVROOT_PACKAGES,
         "networkmanager": NETWORKMANAGER_PACKAGES,
         "cloudinit": CLOUDINIT_PACKAGES,
+        "ifupdown": IFUPDOWN_PACKAGES,
     }
     return packages.get(kind, CHROOT_PACKAGES)
 
@@ -426,7 +431,8 @@ def base_tarball(
 ) -> Path:
     """The cached tarball for ``kind`` of release ``suite`` ("rootfs": bootable,
     "networkmanager": bootable with NetworkManager, "cloudinit": bootable with cloud-init,
-    "chroot": foreign arch, "devroot": unit tests and `make deb` of that release)."""
+    "ifupdown": bootable with ifupdown, "chroot": foreign arch, "devroot": unit tests and
+    `make deb` of that release)."""
     arch = arch or host_arch()
     if packages is None:
         packages = _packages(kind)

@@ -9,7 +9,8 @@ read from the page, so a change to the docs that breaks them fails here).
   /var/lib/cloud/seed/nocloud) holding exactly the documented user-data with the
   per-card values stamped in, the signed repository (scripts/make-repo) served on its
   loopback and the DuckDNS look-alike up at boot: nobody logs in; the first update
-  reaches the look-alike within the shipped timer's schedule (the time is logged).
+  reaches the look-alike within a minute of boot, on the shipped timer's schedule (the
+  time is logged).
   Then every file holding the token is listed with its mode, and each must be
   root-only or in docs/fleet.md's table. A second boot installs and preseeds nothing
   again. The single Pi's variant (the .deb on the boot partition), on Debian 13.
@@ -51,21 +52,47 @@ datasource:
     seedfrom: file:///boot/firmware
 """
 INSTANCE_ID = "iid-duckdns-card-kitchen"
-# The first update reaches DuckDNS within the shipped timer's schedule after boot: its
-# first run is due 30 s after boot (OnBootSec=30; OnActiveSec=30 after the package
-# starts it, a few seconds into the boot here) and systemd may defer it by up to the
-# timer's AccuracySec (default 1 min, systemd.timer(5)), read from the unit; plus slack
-# for a loaded machine. The time measured is logged.
-FIRST_RUN_DUE = 30
-SLACK = 15
+# The first update reaches DuckDNS within a minute of boot, whatever the shipped timer's
+# random delay: its latest first run (OnBootSec= + RandomizedDelaySec= + AccuracySec=,
+# systemd.timer(5); read from the installed unit) leaves RUN_BUDGET s for the run itself
+# (the look-alike answers at once), then the bound is held from the container's start.
+# The package starts the timer a few seconds into the boot, before OnBootSec= is due;
+# its OnActiveSec= run, if later, is a steady one (no request).
+FIRST_UPDATE_BOUND = 60
+RUN_BUDGET = 10
 
 
-def seconds(timespan: str) -> int:
-    """systemctl's time span ("1min", "1min 30s", "45s") in seconds."""
-    units = {"min": 60, "s": 1}
-    parts = re.findall(r"(\d+)(min|s)\b", timespan)
+def seconds(timespan: str) -> float:
+    """systemctl's time span ("1min", "1min 30s", "45s", "100ms") in seconds."""
+    units = {"min": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+)(min|ms|s)\b", timespan)
     assert parts, f"unexpected time span {timespan!r}"
     return sum(int(n) * units[u] for n, u in parts)
+
+
+def latest_first_run(c) -> float:
+    """Seconds after boot by which the shipped timer has started its first run."""
+    unit = c.read("/lib/systemd/system/duckdns.timer")
+    on_boot = re.search(r"^OnBootSec=(\S+)$", unit, re.M)
+    assert on_boot, "duckdns.timer has no OnBootSec="
+    delays = (
+        c.unit_property("duckdns.timer", "RandomizedDelayUSec"),
+        c.unit_property("duckdns.timer", "AccuracyUSec"),
+    )
+    return int(on_boot[1]) + sum(seconds(d) for d in delays)
+
+
+def schedule_so_far(c) -> str:
+    """When, after systemd started, the package started the timer and the timer started
+    each run (PID 1's journal, monotonic clock), for the log."""
+    userspace = int(c.exec(["systemctl", "show", "-P", "UserspaceTimestampMonotonic"]).stdout)
+    timer = int(c.unit_property("duckdns.timer", "ActiveEnterTimestampMonotonic"))
+    journal = c.exec(
+        ["journalctl", "--no-pager", "-o", "short-monotonic", "_PID=1", "-u", "duckdns.service"]
+    ).stdout
+    runs = re.findall(r"^\[\s*(\d+\.\d+)\] \S+ \S+: Starting duckdns\.service", journal, re.M)
+    starts = ", ".join(f"{float(r) - userspace / 1e6:.1f}" for r in runs)
+    return f"timer started at {(timer - userspace) / 1e6:.1f}s, runs started at {starts}s"
 
 
 def documented_user_data() -> list[str]:
@@ -343,13 +370,17 @@ def first_boot(card, deb) -> None:
     with ArgvWatch(c) as watch:
         start = time.monotonic()
         c.boot(timeout=300)
-        accuracy = seconds(c.unit_property("duckdns.timer", "AccuracyUSec"))
-        within = FIRST_RUN_DUE + accuracy + SLACK
-        server.wait_requests(1, max(1, within - (time.monotonic() - start)))
+        server.wait_requests(1, max(1, FIRST_UPDATE_BOUND - (time.monotonic() - start)))
         first_update = time.monotonic() - start
+        assert first_update <= FIRST_UPDATE_BOUND
         cloud_init_done(c)
+        schedule = latest_first_run(c)
+        assert schedule + RUN_BUDGET <= FIRST_UPDATE_BOUND, f"first run due by {schedule} s"
     version = c.exec(["cloud-init", "--version"]).stdout.strip()
-    harness.log(f"[system] {version} ({card.suite}): first update {first_update:.1f}s after boot")
+    harness.log(
+        f"[system] {version} ({card.suite}): first update {first_update:.1f}s after boot; "
+        f"{schedule_so_far(c)}"
+    )
     request = server.updates()[0]
     assert request["query"]["token"] == TOKEN and request["query"]["domains"] == NAME
     assert installed_version(c) == deb_version(deb)

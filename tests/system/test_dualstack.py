@@ -27,7 +27,7 @@ NEW_PUBLIC = "198.51.100.20"
 ADDR1 = "2d00:10:20:30::7"
 ADDR2 = "2d00:10:20:31::7"
 PROBE_PORT = 5353
-FAST_TIMER = "[Timer]\nOnActiveSec=1s\nOnUnitActiveSec=3s\nAccuracySec=1s\n"
+FAST_TIMER = "[Timer]\nOnActiveSec=1s\nOnUnitActiveSec=3s\nAccuracySec=1s\nRandomizedDelaySec=0\n"
 
 
 class Whoami:

@@ -420,3 +420,141 @@ def test_networkd_dispatcher_starts_the_hardened_update(nm_container, deb):
     ).stdout
     assert errors.strip() == "", errors + dispatched
     assert harness.token_leaks(c, TOKEN) == []
+
+
+# --------------------------------------------------------------------------------------
+# Network triggers: Debian's ifupdown, as Debian servers without NetworkManager have it
+# --------------------------------------------------------------------------------------
+
+IF_UP = "/etc/network/if-up.d/duckdns"
+A_LAN = "192.0.2.7"  # TEST-NET-1 (RFC 5737): the link's IPv4 stanza, never published here
+# interfaces(5): two stanzas, so one ifup runs the if-up.d scripts twice (once per address
+# family); no duplicate address detection (its wait would only delay ifup).
+IFUPDOWN_ETH1 = """iface eth1 inet static
+    address {ipv4}/24
+
+iface eth1 inet6 static
+    address {ipv6}/64
+    dad-attempts 0
+"""
+
+
+@pytest.fixture
+def ifupdown_container(system_env, suite):
+    """A booted container whose root has ifupdown (roots.IFUPDOWN_PACKAGES), with a veth
+    eth1 it does not bring up by itself (no "auto" line), its peer in a namespace of its
+    own so it has a carrier."""
+    tarball = harness.base_tarball("ifupdown", suite=suite)
+    c = harness.Container(name="dd-ifupdown", tarball=tarball)
+    try:
+        c.prepare()
+        c.boot()
+        c.sh(
+            "ip netns add lan && ip link add eth1 type veth peer name lan0 && "
+            "ip link set lan0 netns lan && ip -n lan link set lan0 up"
+        )
+        yield c
+    finally:
+        c.close()
+
+
+def ifup(c) -> None:
+    """ifup eth1 as an admin runs it: it must succeed and say nothing on stderr."""
+    proc = c.exec(["ifup", "eth1"], timeout=60, check=False)
+    assert proc.returncode == 0 and proc.stderr == "", (proc.stdout, proc.stderr)
+
+
+def ifdown(c) -> None:
+    """ifdown eth1 (its stderr is ifupdown's own: the inet stanza's flush takes the inet6
+    address too, so the inet6 one says "address not found")."""
+    c.exec(["ifdown", "eth1"], timeout=60)
+
+
+@pytest.mark.both_suites
+def test_ifup_starts_the_hardened_update(ifupdown_container, deb):
+    """ifup runs the package's /etc/network/if-up.d script, which starts duckdns.service
+    through the network timer: one run for the stanzas of one ifup; ifdown starts none; a
+    failing systemctl never fails ifup; once the package is removed the conffile stays and
+    does nothing, and purge removes it."""
+    c = ifupdown_container
+    duckdns = harness.DuckDNS(c, token=TOKEN, domains=["piserver"]).start()
+    harness.preseed(c, domains="piserver", token=TOKEN, ipv6=True)
+    c.install_deb(deb)
+    c.exec(["systemctl", "stop", "duckdns.timer"])  # only the network's events start runs
+    c.sh(f"printf 'ipv4 = off\\n' >> {CONF}")  # the AAAA record only: it follows the link
+    assert (c.root / IF_UP.lstrip("/")).stat().st_mode & 0o777 == 0o755
+    assert IF_UP in c.read("/var/lib/dpkg/info/duckdns.conffiles").split()
+    stanza = "/etc/network/interfaces.d/eth1"
+    c.write(stanza, IFUPDOWN_ETH1.format(ipv4=A_LAN, ipv6=ADDR1))
+    assert run_starts(c) == [] and duckdns.updates() == []
+
+    # 1. ifup eth1 (two address families, the hook run twice): one run within 5 s, which
+    #    publishes the link's address.
+    began = after_event(c, lambda: ifup(c), lambda: duckdns.updates(), 10, "an update after ifup")
+    harness.log(f"ifup eth1 -> duckdns.service started: {run_starts(c)[-1] - began:.2f} s")
+    assert run_starts(c)[-1] - began <= 5, run_starts(c)[-1] - began
+    settle(c)
+    assert len(run_starts(c)) in (1, 2)  # 2: the host's CGROUP failure, repeated
+    assert [r["query"].get("ipv6") for r in duckdns.updates()] == [ADDR1]
+
+    # 2. ifdown starts nothing; a new prefix, ifup: the AAAA record follows within 10 s.
+    runs = len(run_starts(c))
+    ifdown(c)
+    settle(c)
+    assert len(run_starts(c)) == runs
+    c.write(stanza, IFUPDOWN_ETH1.format(ipv4=A_LAN, ipv6=ADDR2))
+    began = after_event(
+        c,
+        lambda: ifup(c),
+        lambda: len(duckdns.updates()) >= 2,
+        10,
+        "the AAAA request after the prefix changed",
+    )
+    harness.log(f"ifup with a new prefix -> AAAA request at DuckDNS: {time.time() - began:.2f} s")
+    assert time.time() - began <= 10
+    assert [r["query"].get("ipv6") for r in duckdns.updates()] == [ADDR1, ADDR2]
+    settle(c)
+
+    # 3. Up again with nothing changed: one run, no request.
+    ifdown(c)
+    runs = len(run_starts(c))
+    finished = harness.service_finished_count(c)
+    after_event(
+        c,
+        lambda: ifup(c),
+        lambda: harness.service_finished_count(c) > finished,
+        10,
+        "a run after ifup with nothing changed",
+    )
+    settle(c)
+    assert len(run_starts(c)) - runs in (1, 2)
+    assert len(duckdns.updates()) == 2
+
+    # 4. systemctl failing (the network timer masked) does not fail ifup; no run.
+    ifdown(c)
+    c.exec(["systemctl", "mask", "--runtime", "duckdns-network.timer"])
+    runs = len(run_starts(c))
+    proc = c.exec(["ifup", "eth1"], timeout=60, check=False)
+    assert proc.returncode == 0 and "duckdns-network.timer is masked" in proc.stderr, proc.stderr
+    assert "eth1" in c.exec(["ifquery", "--state"]).stdout  # marked configured
+    settle(c)
+    assert len(run_starts(c)) == runs
+    c.exec(["systemctl", "unmask", "--runtime", "duckdns-network.timer"])
+
+    errors = c.exec(
+        ["journalctl", "--no-pager", "-o", "cat", "-p", "err", "SYSLOG_IDENTIFIER=duckdns"]
+    ).stdout
+    assert errors.strip() == "", errors
+    assert harness.token_leaks(c, TOKEN) == []
+
+    # 5. Removed, not purged: the conffile stays and does nothing; ifup is as quiet as
+    #    before. Purged: it is gone.
+    ifdown(c)
+    c.exec(["apt-get", "remove", "-y", "duckdns"], timeout=300)
+    assert (c.root / IF_UP.lstrip("/")).exists()
+    runs = len(run_starts(c))
+    ifup(c)
+    settle(c, 3)
+    assert len(run_starts(c)) == runs
+    c.exec(["apt-get", "purge", "-y", "duckdns"], timeout=300)
+    assert not (c.root / IF_UP.lstrip("/")).exists()

@@ -36,7 +36,7 @@ Signed-By: {keyring}
 """
 # Added to the shipped schedule, not replacing it: an empty "OnActiveSec=" in a drop-in
 # would reset every On*Sec= setting of the timer, OnBootSec= included (systemd.timer(5)).
-FAST_TIMER = "[Timer]\nOnActiveSec=1s\nOnUnitActiveSec=5s\nAccuracySec=1s\n"
+FAST_TIMER = "[Timer]\nOnActiveSec=1s\nOnUnitActiveSec=5s\nAccuracySec=1s\nRandomizedDelaySec=0\n"
 
 
 # -- building versions and keys (once per session) ------------------------------------

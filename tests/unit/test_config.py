@@ -111,15 +111,31 @@ def test_backup_paths_lists_the_config_in_use(conf):
     assert "/etc/systemd/system/duckdns.service.d" in lines
 
 
-def test_shipped_backup_list_is_what_backup_paths_prints_for_the_packaged_config():
+def test_backup_paths_lists_the_hooks_directory_when_it_exists(tmp_path, monkeypatch):
+    """The admin's hooks (/etc/duckdns/changed.d, which the package makes) are listed
+    when the directory exists; without it (a run from a source tree) they are not."""
+    from duckdns import changed, cli
+
+    hooks = tmp_path / "changed.d"
+    monkeypatch.setattr(changed, "HOOK_DIR", str(hooks))
+    cfg = str(tmp_path / "duckdns.conf")
+    assert str(hooks) not in cli.backup_paths(cfg)
+    hooks.mkdir()
+    assert cli.backup_paths(cfg) == [cfg, *cli.BACKUP_UNIT_PATHS, str(hooks)]
+
+
+def test_shipped_backup_list_is_what_backup_paths_prints_for_the_packaged_config(monkeypatch):
     """One list: debian/backup-paths.d/duckdns.list (the conffile) holds, below its
-    comments, exactly what `duckdns backup-paths` prints for the packaged config path."""
-    from duckdns import cli, config
+    comments, exactly what `duckdns backup-paths` prints for the packaged config path on
+    an installed system (where debian/duckdns.dirs made the hooks directory)."""
+    from duckdns import changed, cli, config
 
     shipped = (ROOT / "debian/backup-paths.d/duckdns.list").read_text().splitlines()
     paths = [line for line in shipped if line and not line.startswith("#")]
-    assert paths == [config.DEFAULT_PATH, *cli.BACKUP_UNIT_PATHS]
+    assert paths == [config.DEFAULT_PATH, *cli.BACKUP_UNIT_PATHS, changed.HOOK_DIR]
+    assert changed.HOOK_DIR.lstrip("/") in (ROOT / "debian/duckdns.dirs").read_text().split()
     # What the command prints: the config path with its directory resolved.
+    monkeypatch.setattr(os.path, "isdir", lambda p: p == changed.HOOK_DIR)
     assert cli.backup_paths(config.DEFAULT_PATH)[1:] == paths[1:]
     assert all(line.startswith("# ") for line in shipped if line.startswith("#"))
 
