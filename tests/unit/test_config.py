@@ -462,7 +462,7 @@ def test_more_probe_entries_than_the_time_bound_counts_are_refused():
 NEW = "c0ffee00-dead-beef-0000-123456789abd"  # the owner's new token; CANARY the revoked one
 HEADER = (
     "# duckdns configuration; see duckdns.conf(5).\n"
-    '# "dpkg-reconfigure duckdns" rewrites the domains, token and ipv6 lines;\n'
+    '# "dpkg-reconfigure duckdns" rewrites the domains, token, ipv4 and ipv6 lines;\n'
     "# every other line is kept as it is.\n"
 )
 
@@ -633,8 +633,11 @@ def test_a_result_the_updater_would_refuse_leaves_the_file_intact(tmp_path, extr
         # What no debconf answer holds: a control character, a key it does not ask.
         (f"token = {NEW}\x1b[2J\n", "the value of token holds a control character"),
         (f"token = {NEW}\rrefresh = 1s\n", "the value of token holds a control character"),
-        (f"token = {NEW}\nrefresh = 1s\n", "line 2: only domains, token and ipv6 are answered"),
-        (f"token = {NEW}\nserver = https://evil\n", "only domains, token and ipv6 are"),
+        (
+            f"token = {NEW}\nrefresh = 1s\n",
+            "line 2: only domains, token, ipv4 and ipv6 are answered",
+        ),
+        (f"token = {NEW}\nserver = https://evil\n", "only domains, token, ipv4 and ipv6 are"),
         (f"{NEW}\n", "a token without 'token = ' in front"),
         (f"token = {NEW}\ntoken = {NEW}\n", "token is set a second time"),
     ],
@@ -682,19 +685,19 @@ def debconf_read(cfg) -> subprocess.CompletedProcess:
     [
         (
             f"\ufeffDomains = PI,,cloud.duckdns.org.\r\nToKen = {CANARY.upper()}\r\nIPV6=Auto\r\n",
-            "domains = pi,cloud\nipv6 = auto\ntoken = yes\n",
+            "domains = pi,cloud\nipv4 = auto\nipv6 = auto\ntoken = yes\n",
         ),
         # The recipe's curl config: its url line gives the domains and the token.
         (
             f'url = "https://www.duckdns.org/update?domains=old&token={CANARY}&ip="\n-k\n',
-            "domains = old\nipv6 = off\ntoken = yes\n",
+            "domains = old\nipv4 = auto\nipv6 = off\ntoken = yes\n",
         ),
         # A line the updater refuses elsewhere hides nothing; a bad value gives no default.
         (
             f"colour = blue\ndomains = pi_server\ntoken = {CANARY}x\nipv6 = 2001:DB8::1\n",
-            "domains = \nipv6 = 2001:db8::1\ntoken = no\n",
+            "domains = \nipv4 = auto\nipv6 = 2001:db8::1\ntoken = no\n",
         ),
-        ("# empty\n", "domains = \nipv6 = off\ntoken = no\n"),
+        ("# empty\n", "domains = \nipv4 = auto\nipv6 = off\ntoken = no\n"),
     ],
     ids=["bom-case-crlf", "recipe", "refused", "empty"],
 )
@@ -725,9 +728,10 @@ def test_debconf_write_keeps_every_other_line_of_any_file_the_updater_reads(tmp_
         )
 
     spaces = st.sampled_from(["", " ", "  ", "\t"])
-    # Any text a UTF-8 file can hold: no line break, no lone surrogate (not encodable).
+    # Any text a UTF-8 file can hold: no line break, no lone surrogate (not encodable), no NUL
+    # (read_text refuses a file holding one: it is not a text file).
     comment = st.text(
-        st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=20
+        st.characters(blacklist_characters="\n\r\0", blacklist_categories=("Cs",)), max_size=20
     ).map(lambda t: "#" + t)
     other = st.sampled_from(["refresh = 12h", "Probe = off", "IPV4 = auto", "router = 10.0.0.1"])
 
