@@ -827,6 +827,9 @@ def read_text(path: str, private: bool = True) -> str:
 
 # What debconf asks (debian/templates) and postinst hands to `duckdns debconf-write`.
 ANSWERED = ("domains", "token", "ipv4", "ipv6")
+# debconf's "Addresses to publish" (duckdns/publish, its Choices-C) as the ipv4 and ipv6
+# keys: "auto" keeps an address a line names (:func:`rewrite`).
+PUBLISH = {"ipv4": ("auto", "off"), "both": ("auto", "auto"), "ipv6": ("off", "auto")}
 NEW_FILE_HEADER = (
     "# duckdns configuration; see duckdns.conf(5).\n"
     '# "dpkg-reconfigure duckdns" rewrites the domains, token, ipv4 and ipv6 lines;\n'
@@ -836,15 +839,23 @@ NEW_FILE_HEADER = (
 
 def read_answers(text: str) -> dict[str, str]:
     """The debconf answers postinst passes, ``key = value`` lines of :data:`ANSWERED` keys
-    in the file's own grammar, each made what the file will hold. An empty value (an empty
+    or ``publish`` (see :data:`PUBLISH`) in the file's own grammar, each made what the file
+    will hold. An empty value (an empty
     answer in dpkg-reconfigure) is left out: the file's line is kept."""
     lines = read_lines(text)
+    publish = [line for line in lines if line.key == "publish"]
+    lines = [line for line in lines if line.key != "publish"]
     for number, key, _ in lines:
         if key and key not in ANSWERED:  # not quoted: it may be the start of a secret
             raise ConfigError(
-                f"the answers, line {number}: only domains, token, ipv4 and ipv6 are answered"
+                f"the answers, line {number}: only domains, token, publish, ipv4 and ipv6 "
+                "are answered"
             )
     values, _ = translate(lines, "the answers")  # registers the token before any refusal
+    for number, _, value in publish[:1]:
+        if value not in PUBLISH:
+            raise ConfigError(f"the answers, line {number}: publish is one of {', '.join(PUBLISH)}")
+        values.update(zip(("ipv4", "ipv6"), ((v, number) for v in PUBLISH[value]), strict=True))
     return {
         key: _answer(key, value, f"the {key} answer")
         for key, (value, _) in values.items()
@@ -864,9 +875,10 @@ def _answer(key: str, value: str, where: str) -> str:
 def current_answers(path: str) -> str:
     """What the config ``path`` says of the keys debconf asks, as dpkg-reconfigure's
     defaults (``key = value`` lines): the domains in normal form ('' if the updater would
-    refuse them), ipv4 and ipv6 (their defaults, 'auto' and 'off', when unset) and whether
-    the token is one ('yes' or 'no'), never the token itself. A refusal elsewhere in the
-    file does not hide them."""
+    refuse them), ipv4 and ipv6 (their defaults, 'auto' and 'off', when unset), what
+    debconf's publish question answers for them (:data:`PUBLISH`) and whether the token is
+    one ('yes' or 'no'), never the token itself. A refusal elsewhere in the file does not
+    hide them."""
     lines = read_lines(read_text(path, private=False))
     try:
         values, _ = translate(lines, path)  # a recipe's url line gives its keys
@@ -882,9 +894,11 @@ def current_answers(path: str) -> str:
             return ""
 
     token = "yes" if valid("token") else "no"
+    ipv4, ipv6 = valid("ipv4") or "auto", valid("ipv6") or "off"
+    publish = "ipv4" if ipv6 == "off" else "ipv6" if ipv4 == "off" else "both"
     return (
-        f"domains = {valid('domains')}\nipv4 = {valid('ipv4') or 'auto'}\n"
-        f"ipv6 = {valid('ipv6') or 'off'}\ntoken = {token}\n"
+        f"domains = {valid('domains')}\nipv4 = {ipv4}\nipv6 = {ipv6}\n"
+        f"publish = {publish}\ntoken = {token}\n"
     )
 
 
