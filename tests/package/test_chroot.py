@@ -449,9 +449,13 @@ def place_cron_recipe(root) -> tuple[bytes, bytes]:
     return (root / SPOOL_PI).read_bytes(), (root / "home/pi/duckdns/duck.sh").read_bytes()
 
 
-def test_noninteractive_install_takes_the_recipe_and_says_what_to_remove(root):
+@pytest.mark.parametrize("tool", ["dpkg -i", "apt-get install -y"])
+def test_noninteractive_install_takes_the_recipe_and_says_what_to_remove(root, tool):
+    """apt-get runs the config script twice (dpkg-preconfigure before unpacking, when there
+    is no updater yet, and from postinst), dpkg -i once."""
     crontab, script = place_cron_recipe(root)
-    proc = root.install()  # DEBIAN_FRONTEND=noninteractive, nothing preseeded
+    # DEBIAN_FRONTEND=noninteractive, nothing preseeded; no network (all is installed).
+    proc = root.sh(f"{tool} {root.deb}")
     out = proc.stdout + proc.stderr
     assert CANARY not in out and CANARY.upper() not in out
     assert conf_keys(root / CONF) == {
@@ -542,3 +546,16 @@ def test_upgrade_from_the_yes_no_ipv6_question_keeps_the_choice(root, previous_d
     keys = conf_keys(root / CONF)
     assert (keys["token"], keys["ipv4"], keys["ipv6"]) == (CANARY, "auto", "auto")
     assert root.sh("debconf-show duckdns").stdout.count("duckdns/publish: both") == 1
+
+
+def test_interactive_install_offers_the_recipe_as_the_defaults(root):
+    """teletype: Enter at the subdomains (the recipe's are the default) and at the token
+    (empty: the recipe's), 1 (IPv4 only); the check finds no network and goes on."""
+    place_cron_recipe(root)
+    proc = root.sh(f"dpkg -i {root.deb}", stdin="\n\n1\n", DEBIAN_FRONTEND="teletype")
+    assert "DuckDNS recipe found in cron" in proc.stdout
+    assert "Could not reach DuckDNS" in proc.stdout
+    out = proc.stdout + proc.stderr
+    assert CANARY not in out and "crontab -u pi -e" in proc.stderr
+    keys = conf_keys(root / CONF)
+    assert (keys["domains"], keys["token"], keys["ipv6"]) == ("piserver", CANARY, "off")
