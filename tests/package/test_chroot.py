@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from pkgtools import REPO
-from support.helpers import CANARY, run
+from support.helpers import CANARY, run, skip_or_fail
 
 REPO_DEBIAN = REPO / "debian"
 
@@ -49,6 +49,7 @@ class Root:
         stdin: str | None = None,
         check: bool = True,
         host_net: bool = False,
+        wrap: tuple[str, ...] = (),
         **env,
     ):
         """``script`` run in the root, with no network unless ``host_net`` (the host's,
@@ -61,7 +62,7 @@ class Root:
             **env,
         }
         return run(
-            [*([] if host_net else ["unshare", "--net"]), "chroot", self.path]
+            [*wrap, *([] if host_net else ["unshare", "--net"]), "chroot", self.path]
             + ["/bin/sh", "-ec", script],
             check=check,
             input=stdin if stdin is not None else "",
@@ -508,6 +509,27 @@ def test_reconfigure_with_a_token_duckdns_refuses_says_ko_and_asks_again(root, l
     out = proc.stdout + proc.stderr
     assert CANARY not in out and OTHER not in out
     assert root.holders_of(OTHER) == []
+
+
+def test_the_token_checked_at_setup_is_in_no_argv_or_environment(root, lookalike, tmp_path):
+    """Every program started by dpkg-reconfigure (debconf, the scripts, the updater), its
+    argv and environment as strace's execve lines show them: no token, right or wrong."""
+    import shutil
+
+    if shutil.which("strace") is None:
+        skip_or_fail("strace is not installed")
+    trace = tmp_path / "execve.trace"
+    root.sh(
+        "dpkg-reconfigure duckdns",
+        stdin=f"\n{OTHER}\n1\n\n{CANARY}\n1\n",
+        host_net=True,
+        wrap=("strace", "-f", "-qq", "-v", "-s", "65536", "-e", "trace=execve", "-o", str(trace)),
+        DEBIAN_FRONTEND="teletype",
+    )
+    text = trace.read_text()
+    assert "debconf-check" in text and "debconf-write" in text  # the trace saw them
+    assert len(lookalike.requests) == 2
+    assert CANARY not in text and OTHER not in text
 
 
 def test_reconfigure_with_a_good_token_sends_one_update_and_goes_on(root, lookalike):
