@@ -581,3 +581,16 @@ def test_interactive_install_offers_the_recipe_as_the_defaults(root):
     assert CANARY not in out and "crontab -u pi -e" in proc.stderr
     keys = conf_keys(root / CONF)
     assert (keys["domains"], keys["token"], keys["ipv6"]) == ("piserver", CANARY, "off")
+
+
+def test_preseeded_ipv6_only_wins_over_the_older_boolean(root):
+    """A fleet behind CGNAT preseeds the new question; an old boolean beside it is ignored."""
+    root.preseed(
+        token=("password", CANARY),
+        domains=("string", "home"),
+        publish=("select", "ipv6"),
+        ipv6=("boolean", "false"),
+    )
+    root.install()
+    keys = conf_keys(root / CONF)
+    assert (keys["ipv4"], keys["ipv6"]) == ("off", "auto")
