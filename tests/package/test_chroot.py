@@ -552,16 +552,17 @@ def test_a_noninteractive_reconfigure_sends_nothing(root, lookalike):
     assert lookalike.requests == []
 
 
-def test_upgrade_from_the_yes_no_ipv6_question_keeps_the_choice(root, previous_deb):
-    """An older build asked "IPv6 too?" (a boolean): an owner who said yes keeps "IPv4 and
-    IPv6" through the upgrade and through a dpkg-reconfigure that takes the defaults (the
+def test_upgrade_from_the_yes_no_ipv6_question_keeps_the_choice(root, release_1_0_0_deb):
+    """1.0.0 asked "IPv6 too?" (a boolean): an owner who said yes keeps "IPv4 and IPv6"
+    through the upgrade and through a dpkg-reconfigure that takes the defaults (the
     teletype frontend has no default for a select, so debconf's noninteractive one takes
     them: the answers dpkg-reconfigure would show)."""
-    old = root.place(previous_deb, "previous.deb")
+    old = root.place(release_1_0_0_deb, "release-1.0.0.deb")
     root.preseed(token=("password", CANARY), domains=("string", "home"), ipv6=("boolean", "true"))
     root.sh(f"dpkg -i {old}")
     before = (root / CONF).read_bytes()
     assert conf_keys(root / CONF)["ipv6"] == "auto"
+    assert root.sh("dpkg-query -W -f '${Version}' duckdns").stdout == "1.0.0-1"
     root.install(DEBIAN_FRONTEND="teletype")  # asks nothing (no input to answer with)
     assert (root / CONF).read_bytes() == before
     root.sh("dpkg-reconfigure duckdns", DEBIAN_FRONTEND="noninteractive")
