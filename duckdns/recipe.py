@@ -143,7 +143,7 @@ def _job(path: str, number: int, raw: str, user: str | None) -> Job | None:
         script = _script_path(word, home)
         if script is None:
             continue
-        domains, token = _read_script(script)
+        domains, token = _read_script(script, user)
         return Job(path, number, raw, user, script, domains, token)
     return None
 
@@ -183,14 +183,18 @@ def _script_path(word: str, home: str) -> str | None:
     return None
 
 
-def _read_script(path: str) -> tuple[tuple[str, ...], str]:
-    """The names and token of the update URL in the script ``path``, or ((), "")."""
+def _read_script(path: str, user: str) -> tuple[tuple[str, ...], str]:
+    """The names and token of the update URL in the script ``path`` that cron runs as
+    ``user``, or ((), ""). A job of a user other than root is read only from that user's
+    own home: a crontab line cannot make root's file (or another user's) the answers."""
     root, homes = HOMES
     user_home = "/".join(path.split("/")[: homes.count("/") + 2])  # /home/USER
     home = root if path.startswith(root + "/") else user_home
     try:
         owner = os.stat(home).st_uid  # /root and /home/USER: root made them
     except OSError:
+        return (), ""
+    if _uid(user) not in (0, owner):
         return (), ""
     text = _read(path, MAX_SCRIPT_SIZE, owner=owner, below=home)
     for match in UPDATE_URL.finditer(text or ""):

@@ -224,3 +224,17 @@ def test_the_recipe_pasted_into_the_config_is_named_and_the_fix_said(line, said)
     assert message.startswith("duckdns.conf, line 2: ") and said in message
     assert "'domains = NAMES' and 'token = TOKEN'" in message
     assert CANARY not in message and "home" not in message
+
+
+def test_a_users_job_is_read_only_from_that_users_home(tree):
+    """pi's crontab naming root's duck.sh (or anyone else's) does not make it the answers."""
+    import pwd
+
+    user = next(p for p in pwd.getpwall() if p.pw_uid not in (0,) and p.pw_uid < 65534)
+    other = tree / "root/duck.sh"
+    other.write_text(DUCK_SH.format(names="rootname", token=CANARY))
+    tab = tree / "spool" / user.pw_name
+    tab.write_text(CRON_LINE.format(path=other) + "\n")
+    os.chown(tab, user.pw_uid, user.pw_gid)
+    [job] = recipe.find()
+    assert job.user == user.pw_name and (job.domains, job.token) == ((), "")
