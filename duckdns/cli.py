@@ -86,8 +86,9 @@ TIMER_ARGV = ["update"]
 # The maintainer scripts' own commands (not in --help: not for people), `duckdns --config
 # FILE COMMAND`: debian/config's debconf-read prints the file's answers (never the token)
 # as dpkg-reconfigure's defaults; postinst's debconf-write reads the answers from stdin
-# and rewrites the keys they set.
+# and rewrites the keys they set; debian/config's debconf-check sends one update with them.
 DEBCONF_READ, DEBCONF_WRITE = "debconf-read", "debconf-write"
+DEBCONF_CHECK = "debconf-check"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,7 +214,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     """argparse's namespace; the timer's own command line without importing argparse."""
     if argv == TIMER_ARGV:
         return Namespace(command="update", force=False, dry_run=False)
-    if argv[-1:] in ([DEBCONF_READ], [DEBCONF_WRITE]) and len(argv) in (1, 3):
+    if argv[-1:] in ([DEBCONF_READ], [DEBCONF_WRITE], [DEBCONF_CHECK]) and len(argv) in (1, 3):
         path = argv[1] if len(argv) == 3 and argv[0] == "--config" else None
         if len(argv) == 1 or path:
             return Namespace(command=argv[-1], config=path)
@@ -259,6 +260,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from duckdns import localaddr, router, seed, state, upnp
 
     seed.warn_readable(cfg.token)  # a card's cloud-init user-data left readable
+    from duckdns import recipe
+
+    recipe.warn_running(cfg.domains)  # duckdns.org's cron recipe, still updating them
     if not upnp.asks_router(cfg):
         report.out(upnp.NOT_ASKED)
         return EXIT_OK
@@ -364,20 +368,24 @@ def cmd_debconf_read(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _stdin_answers() -> dict[str, str]:
+    """The debconf answers on stdin (never argv or the environment: the token is among them)."""
+    data = sys.stdin.buffer.read(config.MAX_SIZE + 1)
+    if len(data) > config.MAX_SIZE:
+        raise config.ConfigError("the answers are too long")
+    try:
+        return config.read_answers(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise config.ConfigError("the answers are not UTF-8 text") from None
+
+
 def cmd_debconf_write(args: argparse.Namespace) -> int:
     """The debconf answers into the config (debian/postinst): ``key = value`` lines on
     stdin, never argv or the environment (the token is among them). Exit 78: nothing was
     written, and the message says why and what to do."""
     path = config_path(args)
-    data = sys.stdin.buffer.read(config.MAX_SIZE + 1)
     try:
-        if len(data) > config.MAX_SIZE:
-            raise config.ConfigError("the answers are too long")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise config.ConfigError("the answers are not UTF-8 text") from None
-        config.rewrite(path, config.read_answers(text))
+        config.rewrite(path, _stdin_answers())
     except config.ConfigError as exc:
         kept = f"{path} is left unchanged" if os.path.lexists(path) else "nothing was written"
         raise config.ConfigError(f"{exc}; {kept}") from None
@@ -385,6 +393,13 @@ def cmd_debconf_write(args: argparse.Namespace) -> int:
         report.error(f"{path} cannot be written ({exc.strerror}); it is left unchanged")
         return EXIT_TEMPFAIL
     return EXIT_OK
+
+
+def cmd_debconf_check(args: argparse.Namespace) -> int:
+    """One bounded update with the debconf answers on stdin (debian/config, interactive)."""
+    from duckdns import tokencheck
+
+    return tokencheck.check(config_path(args), _stdin_answers())
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -398,6 +413,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "notify": cmd_notify,
     DEBCONF_READ: cmd_debconf_read,
     DEBCONF_WRITE: cmd_debconf_write,
+    DEBCONF_CHECK: cmd_debconf_check,
 }
 
 

@@ -78,6 +78,10 @@ NATIVE_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")
 # curl config also allows "key: value", "key value" and "--key".
 CURL_LINE = re.compile(r"(?:--)?([A-Za-z0-9_.-]+)\s*(?:[=:]\s*|\s+|$)(.*)")
 CURL_KEYS = ("url", "cacert")  # what is read of the recipe's curl config
+# A DuckDNS update URL as duckdns.org's recipe writes it (duckdns.recipe finds it in duck.sh);
+# group 1 is the query, up to a quote, a blank or a shell metacharacter.
+UPDATE_URL = re.compile(r"https?://(?:www\.)?duckdns\.org/update\?([^\s\"'|;<>`]*)", re.IGNORECASE)
+_NATIVE_FIX = "write 'domains = NAMES' and 'token = TOKEN' lines with the URL's values instead"
 # What may be quoted back: short, the characters of addresses, ports, durations and probe
 # entries only, and no run of 8 hexadecimal digits (a token's first group, a check's UUID).
 _SHOWABLE = re.compile(r"[A-Za-z0-9 ._:@\[\]%,+-]{0,64}")
@@ -445,6 +449,13 @@ def _unquote(value: str) -> str:
 
 def _unparsable(line: str) -> str:
     """Why ``line`` is not ``key = value``, without a byte of it."""
+    if UPDATE_URL.search(line):
+        if re.match(r"echo\s", line):
+            return (
+                "the whole command line of duckdns.org's recipe (duck.sh's 'echo url=… | "
+                f"curl …'), which is not a config line: {_NATIVE_FIX}"
+            )
+        return f"a DuckDNS update URL without a key in front: {_NATIVE_FIX}"
     if TOKEN.search(line):
         return "a token without 'token = ' in front: write 'token = …'"
     if "://" in line:
@@ -855,25 +866,36 @@ def read_text(path: str, private: bool = True) -> str:
 # -- the keys dpkg-reconfigure answers ----------------------------------------------------------
 
 # What debconf asks (debian/templates) and postinst hands to `duckdns debconf-write`.
-ANSWERED = ("domains", "token", "ipv6")
+ANSWERED = ("domains", "token", "ipv4", "ipv6")
+# debconf's "Addresses to publish" (duckdns/publish, its Choices-C) as the ipv4 and ipv6
+# keys: "auto" keeps an address a line names (:func:`rewrite`).
+PUBLISH = {"ipv4": ("auto", "off"), "both": ("auto", "auto"), "ipv6": ("off", "auto")}
 NEW_FILE_HEADER = (
     "# duckdns configuration; see duckdns.conf(5).\n"
-    '# "dpkg-reconfigure duckdns" rewrites the domains, token and ipv6 lines;\n'
+    '# "dpkg-reconfigure duckdns" rewrites the domains, token, ipv4 and ipv6 lines;\n'
     "# every other line is kept as it is.\n"
 )
 
 
 def read_answers(text: str) -> dict[str, str]:
     """The debconf answers postinst passes, ``key = value`` lines of :data:`ANSWERED` keys
-    in the file's own grammar, each made what the file will hold. An empty value (an empty
+    or ``publish`` (see :data:`PUBLISH`) in the file's own grammar, each made what the file
+    will hold. An empty value (an empty
     answer in dpkg-reconfigure) is left out: the file's line is kept."""
     lines = read_lines(text)
+    publish = [line for line in lines if line.key == "publish"]
+    lines = [line for line in lines if line.key != "publish"]
     for number, key, _ in lines:
         if key and key not in ANSWERED:  # not quoted: it may be the start of a secret
             raise ConfigError(
-                f"the answers, line {number}: only domains, token and ipv6 are answered"
+                f"the answers, line {number}: only domains, token, publish, ipv4 and ipv6 "
+                "are answered"
             )
     values, _ = translate(lines, "the answers")  # registers the token before any refusal
+    for number, _, value in publish[:1]:
+        if value not in PUBLISH:
+            raise ConfigError(f"the answers, line {number}: publish is one of {', '.join(PUBLISH)}")
+        values.update(zip(("ipv4", "ipv6"), ((v, number) for v in PUBLISH[value]), strict=True))
     return {
         key: _answer(key, value, f"the {key} answer")
         for key, (value, _) in values.items()
@@ -887,14 +909,16 @@ def _answer(key: str, value: str, where: str) -> str:
         return ",".join(parse_domains(value, where))
     if key == "token":
         return check_token(value, where)
-    return _address(value, 6, where)
+    return _address(value, 4 if key == "ipv4" else 6, where)
 
 
 def current_answers(path: str) -> str:
     """What the config ``path`` says of the keys debconf asks, as dpkg-reconfigure's
     defaults (``key = value`` lines): the domains in normal form ('' if the updater would
-    refuse them), ipv6 ('off' when unset) and whether the token is one ('yes' or 'no'),
-    never the token itself. A refusal elsewhere in the file does not hide them."""
+    refuse them), ipv4 and ipv6 (their defaults, 'auto' and 'off', when unset), what
+    debconf's publish question answers for them (:data:`PUBLISH`) and whether the token is
+    one ('yes' or 'no'), never the token itself. A refusal elsewhere in the file does not
+    hide them."""
     lines = read_lines(read_text(path, private=False))
     try:
         values, _ = translate(lines, path)  # a recipe's url line gives its keys
@@ -910,7 +934,12 @@ def current_answers(path: str) -> str:
             return ""
 
     token = "yes" if valid("token") else "no"
-    return f"domains = {valid('domains')}\nipv6 = {valid('ipv6') or 'off'}\ntoken = {token}\n"
+    ipv4, ipv6 = valid("ipv4") or "auto", valid("ipv6") or "off"
+    publish = "ipv4" if ipv6 == "off" else "ipv6" if ipv4 == "off" else "both"
+    return (
+        f"domains = {valid('domains')}\nipv4 = {ipv4}\nipv6 = {ipv6}\n"
+        f"publish = {publish}\ntoken = {token}\n"
+    )
 
 
 def rewrite(path: str, answers: dict[str, str]) -> None:
@@ -919,21 +948,27 @@ def rewrite(path: str, answers: dict[str, str]) -> None:
     A native file keeps every byte but the answered keys' lines (found as :func:`read_lines`
     finds them: any case, a byte order mark, CRLF, quotes): the first line of each is
     replaced by ``key = value`` (its line ending kept), a second one dropped (the updater
-    refuses a key set twice), a missing one appended. ``ipv6 = auto`` keeps an address the
-    line names (debconf asks yes or no). A missing file, or the recipe's curl config (whose
-    url line and curl options mean nothing in the native form), becomes a new native file;
-    an empty answer keeps the recipe's domains or token.
+    refuses a key set twice), a missing one appended. ``ipv4 = auto`` or ``ipv6 = auto``
+    keeps an address the line names (debconf asks only which families to publish). A
+    missing file, or the recipe's curl config (whose url line and curl options mean nothing
+    in the native form), becomes a new native file; an empty answer keeps the recipe's
+    domains or token.
 
     The result must pass :func:`parse`, the updater's own reading, before it replaces the
     old file; else ConfigError and the old file is untouched. Then :func:`replace_file`.
     """
+    replace_file(path, rewritten(path, answers))
+
+
+def rewritten(path: str, answers: dict[str, str]) -> str:
+    """The text :func:`rewrite` would write, checked by :func:`parse`, nothing written."""
     old = read_text(path, private=False) if os.path.lexists(path) else None
     if old is None or any(line.key == "url" for line in read_lines(old)):
         text = _new_file(path, old, answers)
     else:
         text = _with_answers(old, answers)
     parse(text, path)
-    replace_file(path, text)
+    return text
 
 
 def _new_file(path: str, recipe: str | None, answers: dict[str, str]) -> str:
@@ -954,7 +989,9 @@ def _new_file(path: str, recipe: str | None, answers: dict[str, str]) -> str:
             f"{path}: no {' and no '.join(missing)} given, so there is no configuration to "
             "write: run 'dpkg-reconfigure duckdns' and answer every question"
         )
-    return NEW_FILE_HEADER + "".join(f"{key} = {values[key]}\n" for key in ANSWERED)
+    return NEW_FILE_HEADER + "".join(
+        f"{key} = {values[key]}\n" for key in ANSWERED if key in values
+    )
 
 
 def _with_answers(old: str, answers: dict[str, str]) -> str:
@@ -969,7 +1006,7 @@ def _with_answers(old: str, answers: dict[str, str]) -> str:
             kept.append(raw)
         elif line.key in todo:
             value = todo.pop(line.key)
-            if line.key == "ipv6" and value == "auto" and _names_address(line.value):
+            if value == "auto" and _names_address(line.key, line.value):
                 kept.append(raw)
             else:
                 cr = "\r" if raw.endswith("\r") else ""
@@ -983,9 +1020,11 @@ def _with_answers(old: str, answers: dict[str, str]) -> str:
     return text
 
 
-def _names_address(value: str) -> bool:
+def _names_address(key: str, value: str) -> bool:
+    if key not in ("ipv4", "ipv6"):
+        return False
     try:
-        return _address(value, 6, "") not in ("auto", "off")
+        return _address(value, 4 if key == "ipv4" else 6, "") not in ("auto", "off")
     except ConfigError:
         return False
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from pkgtools import (
     OLD_POSTINST_COMMIT,
+    RELEASE_1_0_0_COMMIT,
     REPO,
     build_commit,
     build_inputs,
@@ -74,6 +75,12 @@ def built(tmp_path_factory) -> Built:
 def previous_deb(tmp_path_factory) -> Path:
     """The .deb of the last build whose postinst wrote the backup paths list."""
     return build_commit(OLD_POSTINST_COMMIT, tmp_path_factory.mktemp("previous") / "tree")
+
+
+@pytest.fixture(scope="session")
+def release_1_0_0_deb(tmp_path_factory) -> Path:
+    """The .deb of release 1.0.0-1, built from its commit."""
+    return build_commit(RELEASE_1_0_0_COMMIT, tmp_path_factory.mktemp("release-1.0.0") / "tree")
 
 
 @pytest.fixture(scope="session")

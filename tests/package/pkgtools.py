@@ -36,6 +36,9 @@ def build_inputs() -> list[Path]:
 # The last commit whose debian/postinst wrote /etc/backup-paths.d/duckdns.list (the
 # package ships it as a conffile since): the "previous build" the upgrade tests start from.
 OLD_POSTINST_COMMIT = "333b9f9"
+# Release 1.0.0-1 (the commit before "Version 1.1.0 begins"): its debconf asked the yes/no
+# "IPv6 too?" (duckdns/ipv6) that 1.1.0's "Addresses to publish" replaces.
+RELEASE_1_0_0_COMMIT = "0dc2192c97a886adc5960539b38eee0c7899d068"
 
 
 def build_commit(commit: str, dest: Path) -> Path:

@@ -15,7 +15,11 @@ from debian import deb822
 EXPECTED_TYPES = {
     "duckdns/token": "password",
     "duckdns/domains": "string",
-    "duckdns/ipv6": "boolean",
+    "duckdns/publish": "select",
+    "duckdns/ipv6": "boolean",  # older versions' question: still read (preseeds)
+    "duckdns/recipe_found": "note",
+    "duckdns/token_rejected": "error",
+    "duckdns/unreachable": "note",
     "duckdns/invalid_token": "error",
     "duckdns/invalid_domains": "error",
     "duckdns/unconfigured": "note",
@@ -34,6 +38,16 @@ def test_template_types(built):
 
 def test_token_has_no_default(built):
     assert "Default" not in shipped_templates(built)["duckdns/token"]
+
+
+def test_publish_choices_are_the_config_families(built):
+    """The select's C values are the ones the updater maps to its ipv4 and ipv6 keys."""
+    from duckdns import config
+
+    publish = shipped_templates(built)["duckdns/publish"]
+    assert publish["Choices-C"].split(", ") == list(config.PUBLISH)
+    assert publish["Default"] == "ipv4"
+    assert publish["Choices"] == "IPv4 only, IPv4 and IPv6, IPv6 only"
 
 
 def test_unconfigured_note_names_the_command(built):

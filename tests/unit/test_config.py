@@ -478,7 +478,7 @@ def test_more_probe_entries_than_the_time_bound_counts_are_refused():
 NEW = "c0ffee00-dead-beef-0000-123456789abd"  # the owner's new token; CANARY the revoked one
 HEADER = (
     "# duckdns configuration; see duckdns.conf(5).\n"
-    '# "dpkg-reconfigure duckdns" rewrites the domains, token and ipv6 lines;\n'
+    '# "dpkg-reconfigure duckdns" rewrites the domains, token, ipv4 and ipv6 lines;\n'
     "# every other line is kept as it is.\n"
 )
 
@@ -649,8 +649,14 @@ def test_a_result_the_updater_would_refuse_leaves_the_file_intact(tmp_path, extr
         # What no debconf answer holds: a control character, a key it does not ask.
         (f"token = {NEW}\x1b[2J\n", "the value of token holds a control character"),
         (f"token = {NEW}\rrefresh = 1s\n", "the value of token holds a control character"),
-        (f"token = {NEW}\nrefresh = 1s\n", "line 2: only domains, token and ipv6 are answered"),
-        (f"token = {NEW}\nserver = https://evil\n", "only domains, token and ipv6 are"),
+        (
+            f"token = {NEW}\nrefresh = 1s\n",
+            "line 2: only domains, token, publish, ipv4 and ipv6",
+        ),
+        (
+            f"token = {NEW}\nserver = https://evil\n",
+            "only domains, token, publish, ipv4 and ipv6 are",
+        ),
         (f"{NEW}\n", "a token without 'token = ' in front"),
         (f"token = {NEW}\ntoken = {NEW}\n", "token is set a second time"),
     ],
@@ -698,19 +704,19 @@ def debconf_read(cfg) -> subprocess.CompletedProcess:
     [
         (
             f"\ufeffDomains = PI,,cloud.duckdns.org.\r\nToKen = {CANARY.upper()}\r\nIPV6=Auto\r\n",
-            "domains = pi,cloud\nipv6 = auto\ntoken = yes\n",
+            "domains = pi,cloud\nipv4 = auto\nipv6 = auto\npublish = both\ntoken = yes\n",
         ),
         # The recipe's curl config: its url line gives the domains and the token.
         (
             f'url = "https://www.duckdns.org/update?domains=old&token={CANARY}&ip="\n-k\n',
-            "domains = old\nipv6 = off\ntoken = yes\n",
+            "domains = old\nipv4 = auto\nipv6 = off\npublish = ipv4\ntoken = yes\n",
         ),
         # A line the updater refuses elsewhere hides nothing; a bad value gives no default.
         (
             f"colour = blue\ndomains = pi_server\ntoken = {CANARY}x\nipv6 = 2001:DB8::1\n",
-            "domains = \nipv6 = 2001:db8::1\ntoken = no\n",
+            "domains = \nipv4 = auto\nipv6 = 2001:db8::1\npublish = both\ntoken = no\n",
         ),
-        ("# empty\n", "domains = \nipv6 = off\ntoken = no\n"),
+        ("# empty\n", "domains = \nipv4 = auto\nipv6 = off\npublish = ipv4\ntoken = no\n"),
     ],
     ids=["bom-case-crlf", "recipe", "refused", "empty"],
 )
@@ -741,9 +747,10 @@ def test_debconf_write_keeps_every_other_line_of_any_file_the_updater_reads(tmp_
         )
 
     spaces = st.sampled_from(["", " ", "  ", "\t"])
-    # Any text a UTF-8 file can hold: no line break, no lone surrogate (not encodable).
+    # Any text a UTF-8 file can hold: no line break, no lone surrogate (not encodable), no NUL
+    # (read_text refuses a file holding one: it is not a text file).
     comment = st.text(
-        st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=20
+        st.characters(blacklist_characters="\n\r\0", blacklist_categories=("Cs",)), max_size=20
     ).map(lambda t: "#" + t)
     other = st.sampled_from(["refresh = 12h", "Probe = off", "IPV4 = auto", "router = 10.0.0.1"])
 
@@ -788,3 +795,26 @@ def test_debconf_write_keeps_every_other_line_of_any_file_the_updater_reads(tmp_
         assert CANARY not in after.lower()
 
     check()
+
+
+@pytest.mark.parametrize(
+    ("publish", "ipv4", "ipv6"),
+    [("ipv4", "auto", "off"), ("both", "auto", "auto"), ("ipv6", "off", "auto")],
+)
+def test_debconf_publish_answer_sets_ipv4_and_ipv6(tmp_path, publish, ipv4, ipv6):
+    """debconf's "Addresses to publish" (its Choices-C values) as the two keys; "auto"
+    keeps an address the file's line names."""
+    from duckdns import config
+
+    cfg = _raw(tmp_path / "duckdns.conf", f"domains = pi\ntoken = {CANARY}\nipv4 = 192.0.2.1\n")
+    proc = debconf_write(cfg, f"domains =\ntoken =\npublish = {publish}\n")
+    assert proc.returncode == 0, proc.stderr
+    made = config.load(str(cfg))
+    assert (made.ipv4, made.ipv6) == ("192.0.2.1" if ipv4 == "auto" else ipv4, ipv6)
+    assert debconf_read(cfg).stdout.splitlines()[3] == f"publish = {publish}"
+
+
+def test_debconf_publish_answer_outside_the_choices_is_refused(tmp_path):
+    cfg = _raw(tmp_path / "duckdns.conf", f"domains = pi\ntoken = {CANARY}\n")
+    proc = debconf_write(cfg, "domains =\ntoken =\npublish = true\n")
+    assert proc.returncode == 78 and "publish is one of ipv4, both, ipv6" in proc.stderr
