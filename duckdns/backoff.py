@@ -2,7 +2,7 @@
 
 The timer starts the updater every minute; without this, a revoked token would be sent
 1,440 times a day and a DuckDNS outage would cost up to six requests a run. What is kept
-(in state.json, see :data:`FIELDS`): when the failures started, how many attempts in a row
+(duckdns.records.Streak): when the failures started, how many attempts in a row
 failed, the last kind of failure and when the next attempt may be made.
 
 * A temporary failure (network, TLS, clock, HTTP status, timeout, unexpected answer) waits
@@ -15,11 +15,13 @@ failed, the last kind of failure and when the next attempt may be made.
 
 The updater's own lines: one error at the first failure, a reminder at most every
 :data:`REMINDER` seconds while the failures last (each attempt's error only at ``-v``), and
-one notice on recovery. This module only computes: duckdns.state records the fields it hands
-back, duckdns.update does the talking.
+one notice on recovery. This module keeps the rules: duckdns.transition applies them to a
+run's records and says the lines.
 """
 
 from __future__ import annotations
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing costs a timer run a tenth of its CPU
 
 TEMP_FIRST, TEMP_MAX = 60, 15 * 60
 KO_FIRST, KO_MAX = 5 * 60, 3600
@@ -33,17 +35,8 @@ ALERT_REMINDER = 86400
 UNRECORDED_PERIOD = 1800
 UNRECORDED_WINDOW = 120
 
-FIELDS = {
-    "failing_since": None,  # Unix time of the first failed attempt of the current streak
-    "failures": 0,  # failed attempts in a row
-    "failure_kind": "",  # "ko" or "error": the last failed attempt's
-    "next_attempt": None,  # Unix time before which no run sends (None: no wait)
-    "reminded": None,  # Unix time of the last error line about this streak
-}
-# The last alert (for the README's mail recipe, ``duckdns status --alert``): "down" at the
-# first failure, "reminder" at most once a day while it lasts, "up" on recovery. Kept after
-# the streak ends, so each alert can be told once.
-ALERT_FIELDS = {"alert": "", "alert_at": None, "alert_text": ""}
+if TYPE_CHECKING:
+    from duckdns.records import Streak
 
 
 def delay(kind: str, failures: int) -> int:
@@ -52,63 +45,55 @@ def delay(kind: str, failures: int) -> int:
     return min(cap, first * 2 ** min(max(failures, 1) - 1, 16))
 
 
-def failing(state: dict) -> bool:
-    return bool(state["failures"])
-
-
-def waiting(state: dict, now: float, force: bool, config_changed: bool) -> bool:
+def waiting(streak: Streak, now: float, force: bool, config_changed: bool) -> bool:
     """True when this run must send nothing: inside the wait after a failed attempt.
 
     A clock that went backwards past the last attempt ends the wait (the stored time
     cannot be trusted then).
     """
-    if force or config_changed or not failing(state):
+    due = streak.next_attempt
+    if force or config_changed or not streak.failures or due is None:
         return False
-    due = state["next_attempt"]
-    if due is None:
-        return False
-    started = due - delay(state["failure_kind"], state["failures"])
+    started = due - delay(streak.kind, streak.failures)
     return started <= now < due
 
 
-def after_failure(state: dict, kind: str, message: str, now: int) -> tuple[dict, bool]:
-    """The fields a failed attempt changes, and whether it must be reported as an error now.
-
-    That is the first failure of a streak, and then at most every :data:`REMINDER` seconds.
-    ``message`` (already redacted) becomes the alert's text when this attempt raises one.
-    """
-    first = not failing(state)
-    failures = state["failures"] + 1
-    updates = {
-        "failures": failures,
-        "failure_kind": kind,
-        "next_attempt": now + delay(kind, failures),
-    }
+def fail(streak: Streak, kind: str, message: str, now: int) -> bool:
+    """Record a failed attempt made at ``now`` in ``streak``; whether it must be reported as
+    an error now: the first failure of a streak, and then at most every :data:`REMINDER`
+    seconds. ``message`` (already redacted) becomes the alert's text when this attempt
+    raises one."""
+    first = not streak.failures
+    streak.failures += 1
+    streak.kind, streak.next_attempt = kind, now + delay(kind, streak.failures)
     if first:
-        updates["failing_since"] = now
-    reminded = state["reminded"]
+        streak.since = now
+    reminded = streak.reminded
     loud = first or reminded is None or not 0 <= now - reminded < REMINDER
     if loud:
-        updates["reminded"] = now
-    alerted = state["alert_at"]
-    if first or state["alert"] == "up" or alerted is None:
-        updates.update(alert="down", alert_at=now, alert_text=message)
+        streak.reminded = now
+    alerted = streak.alert_at
+    if first or streak.alert == "up" or alerted is None:
+        streak.alert, streak.alert_at, streak.alert_text = "down", now, message
     elif not 0 <= now - alerted < ALERT_REMINDER:
-        updates.update(alert="reminder", alert_at=now, alert_text=message)
-    return updates, loud
+        streak.alert, streak.alert_at, streak.alert_text = "reminder", now, message
+    return loud
 
 
-def after_success(state: dict, now: int) -> tuple[dict, str]:
-    """The fields a success changes, and the recovery notice ('' if nothing was failing)."""
-    if not failing(state):
-        return {}, ""
-    since, failures = state["failing_since"], state["failures"]
+def succeed(streak: Streak, now: int) -> str:
+    """Record a success in ``streak`` (it ends the failure streak); the recovery notice, ''
+    if nothing was failing."""
+    if not streak.failures:
+        return ""
+    since, failures = streak.since, streak.failures
     attempts = "attempt" if failures == 1 else "attempts"
     if since is not None:
         text = f"updates work again after {duration(now - since)}, {failures} failed {attempts}"
     else:
         text = f"updates work again after {failures} failed {attempts}"
-    return {**FIELDS, "alert": "up", "alert_at": now, "alert_text": text}, text
+    streak.end()
+    streak.alert, streak.alert_at, streak.alert_text = "up", now, text
+    return text
 
 
 def duration(seconds: float) -> str:
@@ -136,10 +121,10 @@ def unrecorded_turn(now: int, salt: str) -> bool:
     return (now - offset) % UNRECORDED_PERIOD < UNRECORDED_WINDOW
 
 
-def waiting_message(state: dict, now: float) -> str:
+def waiting_message(streak: Streak, now: float) -> str:
     """What a run inside the wait says (at ``-v``)."""
-    due = state["next_attempt"] or now
-    failures = state["failures"]
+    due = streak.next_attempt or now
+    failures = streak.failures
     return (
         f"{failures} failed {'attempt' if failures == 1 else 'attempts'} in a row: next attempt in "
         f"{duration(due - now)} (nothing sent; 'duckdns update --force' tries now)"

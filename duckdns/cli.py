@@ -269,7 +269,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     saved = state.load(state.path_for(cfg.path))  # what DuckDNS recorded, read only
     gateway, ipv6 = router.default_gateway(), localaddr.global_ipv6()
     # One line, whatever the router or the state file holds.
-    report.out(report.safe(upnp.reachability(cfg, gateway, saved["ipv4"], ipv6), 1024))
+    report.out(report.safe(upnp.reachability(cfg, gateway, saved.ipv4.value, ipv6), 1024))
     return EXIT_OK
 
 

@@ -38,6 +38,12 @@ import enum
 
 from duckdns import __version__
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing costs a timer run a tenth of its CPU
+if TYPE_CHECKING:
+    from duckdns.api import Reply
+    from duckdns.config import Config
+    from duckdns.records import State
+
 UNDECIDED_INTERVAL = 300  # DuckDNS's install page runs its cron job every 5 minutes
 # How long a probe answer is believed without DuckDNS seeing the same address: a probe that
 # keeps repeating an old address (a stale cache on the way) delays a change by at most this.
@@ -53,20 +59,6 @@ class Family(enum.Enum):
     @property
     def record(self) -> str:
         return "A" if self is Family.IPV4 else "AAAA"
-
-    # Its fields in state.json besides its own name (what DuckDNS holds): what was last sent,
-    # when an answer confirmed it, when it was last asked for.
-    @property
-    def sent(self) -> str:
-        return "sent_" + self.value
-
-    @property
-    def confirmed(self) -> str:
-        return self.value + "_confirmed"
-
-    @property
-    def tried(self) -> str:
-        return self.value + "_tried"
 
 
 # Probe states kept in state.json ("probe_state"); "" before the first run.
@@ -122,8 +114,8 @@ class Inputs:
 
     def __init__(
         self,
-        cfg,
-        state: dict,
+        cfg: Config,
+        state: State,
         now: int,
         *,
         force: bool,
@@ -158,9 +150,12 @@ class Plan:
         "fingerprint",
         "new_config",
         "missing",
+        "expect",
     )
 
-    def __init__(self, want: dict[Family, str | None], fingerprint: str, new_config: bool):
+    def __init__(
+        self, want: dict[Family, str | None], fingerprint: str, new_config: bool
+    ) -> None:
         # IPV4: "auto" | literal | None (off); IPV6: literal | None (off or no address)
         self.want = want
         self.reasons: dict[Family, str] = {}  # family -> why it needs a request
@@ -175,16 +170,20 @@ class Plan:
         # a host without a global IPv6 address. A failure of this host's own, recorded and
         # backed off like one of DuckDNS's, so it is said once, not every minute.
         self.missing = ""
+        # What each record should show before this run's answers (None: nothing known):
+        # an answer showing otherwise for a record its request did not set is drift.
+        self.expect: dict[Family, str | None] = dict.fromkeys(Family)
 
     @property
     def reason(self) -> str:
         return "; ".join(f"{f.record}: {r}" for f, r in self.reasons.items())
 
 
-def fingerprint(cfg) -> str:
-    """The configuration's fingerprint and this updater's version: either changing re-sends
-    every record (a new version may build its requests differently; this one does)."""
-    return f"{cfg.fingerprint()}|{__version__}"
+def fingerprint(identity: str) -> str:
+    """The configuration's identity (config.Config.fingerprint) and this updater's version:
+    either changing re-sends every record (a new version may build its requests
+    differently; this one does)."""
+    return f"{identity}|{__version__}"
 
 
 NO_ADDRESS = (
@@ -193,7 +192,7 @@ NO_ADDRESS = (
 )
 
 
-def wanted(cfg, host_ipv6: str | None) -> dict[Family, str | None]:
+def wanted(cfg: Config, host_ipv6: str | None) -> dict[Family, str | None]:
     """What each record should hold, from the config (and the host's address for auto)."""
     ipv4 = None if cfg.ipv4 == "off" else cfg.ipv4
     ipv6 = host_ipv6 if cfg.ipv6 == "auto" else None if cfg.ipv6 == "off" else cfg.ipv6
@@ -221,7 +220,7 @@ def plan(inputs: Inputs) -> Plan:
     result = Plan(
         wanted(cfg, inputs.host_ipv6),
         inputs.fingerprint,
-        state["fingerprint"] != inputs.fingerprint,
+        state.run.fingerprint != inputs.fingerprint,
     )
     _judge_probe_before(inputs, result)
     if not any(result.want.values()):
@@ -234,19 +233,26 @@ def plan(inputs: Inputs) -> Plan:
         if inputs.force:
             reason = "forced"
         elif result.new_config:
-            reason = "configuration or updater changed" if state["fingerprint"] else "first update"
+            reason = "configuration or updater changed" if state.run.fingerprint else "first update"
         else:
             reason = _due(state, family, want, now, cfg.refresh)
             if not reason and family is Family.IPV4 and want == "auto":
                 reason = _ipv4_signal(cfg, state, result, now)
         if reason:
             result.reasons[family] = reason
-    if state["failures"] and not result.reasons:
+    if state.streak.failures and not result.reasons:
         # The backoff's wait is over (duckdns.update checked): only DuckDNS's answer ends a
         # failure streak, so ask it even if nothing else is due; else a failed one-off
         # request (--force) would leave status "failing" until the next refresh.
         family = Family.IPV4 if result.want[Family.IPV4] else Family.IPV6
         result.reasons[family] = "retrying after the failed attempt"
+    if not result.new_config:
+        result.expect = {
+            f: (state.published(f.value).value if want == "auto" else want)
+            if want is not None and state.published(f.value).sent
+            else None
+            for f, want in result.want.items()
+        }
     covered: set[Family] = set()
     for family in result.reasons:
         if family not in covered:
@@ -264,13 +270,13 @@ def _judge_probe_before(inputs: Inputs, result: Plan) -> None:
     elif not cfg.probe:
         result.probe_state = PROBE_OFF
     elif inputs.probe is None:  # --dry-run: no traffic at all
-        result.probe_state = state["probe_state"]
+        result.probe_state = state.probe.state
     else:
         result.probe_answer, result.probe_errors = inputs.probe
-        result.disputed_lately = _recent(state["probe_disputed"], inputs.now, PROBE_TRUST)
+        result.disputed_lately = _recent(state.probe.disputed, inputs.now, PROBE_TRUST)
         if result.probe_answer is None:
             result.probe_state = PROBE_FAILING
-        elif state["probe_state"] == PROBE_DISTRUSTED:
+        elif state.probe.state == PROBE_DISTRUSTED:
             # Until DuckDNS's answer to a request shows the address it answered, an hour after
             # it last did not (assess): a probe whose answers alternate stays distrusted.
             result.probe_state = PROBE_DISTRUSTED
@@ -278,10 +284,10 @@ def _judge_probe_before(inputs: Inputs, result: Plan) -> None:
             result.probe_state = PROBE_OK
 
 
-def _due(state: dict, family: Family, want: str, now: float, refresh: int) -> str:
+def _due(state: State, family: Family, want: str, now: float, refresh: int) -> str:
     """Why ``family`` needs a request whatever the probe says, or ''."""
-    sent = state[family.sent]
-    confirmed = state[family.confirmed]
+    record = state.published(family.value)
+    sent, confirmed = record.sent, record.confirmed
     if not sent:
         return "no update confirmed yet"
     if sent != want:
@@ -291,7 +297,7 @@ def _due(state: dict, family: Family, want: str, now: float, refresh: int) -> st
             else "configuration changed"
         )
     if confirmed is None:  # sent, but the answer confirmed nothing (a bare "OK")
-        if _recent(state[family.tried], now, UNDECIDED_INTERVAL):
+        if _recent(record.tried, now, UNDECIDED_INTERVAL):
             return ""
         return "DuckDNS's last answer confirmed nothing: asking again (at most every 5 minutes)"
     if not _recent(confirmed, now, refresh):
@@ -299,19 +305,19 @@ def _due(state: dict, family: Family, want: str, now: float, refresh: int) -> st
     return ""
 
 
-def _ipv4_signal(cfg, state: dict, result: Plan, now: float) -> str:
+def _ipv4_signal(cfg: Config, state: State, result: Plan, now: float) -> str:
     """For ipv4 = auto with nothing else due: what the probe says (or the 5-minute cadence)."""
     if not cfg.probe:
         return "probe off: updating every run"
-    if state["ipv4_confirmed"] is None:  # sent, unconfirmed: _due's 5-minute cadence decides
+    if state.ipv4.confirmed is None:  # sent, unconfirmed: _due's 5-minute cadence decides
         return ""
     if result.probe_state != PROBE_OK:
-        if _recent(state["ipv4_tried"], now, UNDECIDED_INTERVAL):
+        if _recent(state.ipv4.tried, now, UNDECIDED_INTERVAL):
             return ""
         return "the address probe cannot decide: asking DuckDNS (at most every 5 minutes)"
-    if result.probe_answer != state["ipv4"]:
+    if result.probe_answer != state.ipv4.value:
         return f"IPv4 address changed (the probe says {result.probe_answer})"
-    if not _recent(state["probe_confirmed"], now, PROBE_TRUST):
+    if not _recent(state.probe.confirmed, now, PROBE_TRUST):
         return "checking the address probe against DuckDNS (at least every hour)"
     return ""
 
@@ -325,38 +331,49 @@ class Answer:
 
     __slots__ = ("request", "reply", "failure")
 
-    def __init__(self, request: Request, reply=None, failure: tuple[str, str] | None = None):
+    def __init__(
+        self, request: Request, reply: Reply | None = None, failure: tuple[str, str] | None = None
+    ) -> None:
         self.request, self.reply, self.failure = request, reply, failure
 
 
-def expected(state: dict, want: dict[Family, str | None]) -> dict[Family, str | None]:
-    """What each record should show before this run's answers (None: nothing known)."""
-    return {
-        f: (state[f.value] if want[f] == "auto" else want[f])
-        if want[f] is not None and state[f.sent]
-        else None
-        for f in Family
-    }
+def _replay(plan: Plan, answers: list[Answer]) -> tuple[list[list[Family]], list[Request]]:
+    """The families each answer shows drifted (changed behind our back: not what was last
+    confirmed, and not set by its request), and the requests still to send after them:
+    the plan's, then one for each drifted family not sent nor waiting, in this run."""
+    expect, queue, sent, drifts = dict(plan.expect), list(plan.requests), set(), []
+    for answer in answers:  # each answers the first request then waiting (next_request)
+        if queue:
+            queue.pop(0)
+        sent.update(answer.request.sets)
+        drift: list[Family] = []
+        reply = answer.reply
+        if reply is not None and reply.verbose:
+            shown = {Family.IPV4: reply.ipv4, Family.IPV6: reply.ipv6}
+            for family in Family:
+                if family in answer.request.sets:
+                    expect[family] = shown[family]
+                elif expect[family] is not None and shown[family] != expect[family]:
+                    drift.append(family)
+                    expect[family] = None
+        drifts.append(drift)
+        waiting = {family for request in queue for family in request.sets}
+        for family in drift:
+            if family not in sent and family not in waiting:
+                queue.append(request_for(plan.want, family))
+                waiting.add(family)
+    return drifts, queue
 
 
-def drifted(plan: Plan, expect: dict[Family, str | None], answer: Answer) -> list[Family]:
-    """The families a verbose answer shows changed behind our back (not what was last
-    confirmed, and not set by this request): they are sent too, in this run.
-
-    ``expect`` is updated with what the answer confirmed, for the next answer of the run.
-    """
-    reply = answer.reply
-    if reply is None or not reply.verbose:
-        return []
-    shown = {Family.IPV4: reply.ipv4, Family.IPV6: reply.ipv6}
-    out = []
-    for family in Family:
-        if family in answer.request.sets:
-            expect[family] = shown[family]
-        elif expect[family] is not None and shown[family] != expect[family]:
-            out.append(family)
-            expect[family] = None
-    return out
+def next_request(plan: Plan, answers: list[Answer]) -> Request | None:
+    """The request to send after ``answers`` (None: the run is done): the plan's in order,
+    then the request for a record an answer showed changed behind our back, so an ``ip=``
+    request that emptied AAAA is repaired at once; none after a failure (a KO or a
+    temporary failure would only repeat)."""
+    if answers and answers[-1].failure is not None:
+        return None
+    queue = _replay(plan, answers)[1]
+    return queue[0] if queue else None
 
 
 class Outcome:
@@ -394,10 +411,10 @@ class Outcome:
         self.probe_agreed: bool | None = None
 
 
-def assess(plan: Plan, state: dict, answers: list[Answer]) -> Outcome:
+def assess(plan: Plan, answers: list[Answer]) -> Outcome:
     """What the answers of this run, in order, mean; the first failure ends the run."""
     out = Outcome(plan.probe_state)
-    expect = expected(state, plan.want)
+    drifts = _replay(plan, answers)[0]
     for number, answer in enumerate(answers):
         request, reply = answer.request, answer.reply
         out.tried.update(request.sets)
@@ -410,6 +427,7 @@ def assess(plan: Plan, state: dict, answers: list[Answer]) -> Outcome:
                     "and domains a moment before: it refused that address (not retried)"
                 )
             break
+        assert reply is not None  # an answer holds a reply or a failure
         out.updated |= reply.updated
         if not reply.verbose:  # a bare "OK": accepted, but it confirms nothing
             out.bare = True
@@ -421,7 +439,7 @@ def assess(plan: Plan, state: dict, answers: list[Answer]) -> Outcome:
         if problem:
             out.kind, out.message = "error", problem
             break
-        for family in drifted(plan, expect, answer):  # its confirmation no longer holds
+        for family in drifts[number]:  # its confirmation no longer holds
             out.confirmed.pop(family, None)
             out.unconfirmed.add(family)
         for family in Family:

@@ -13,6 +13,10 @@ import time
 
 from duckdns.decide import Family
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing is not loaded to print metrics
+if TYPE_CHECKING:
+    from duckdns.records import State
+
 PREFIX = "duckdns_"
 
 
@@ -24,7 +28,7 @@ def _number(value) -> str:
     return repr(float(value)) if isinstance(value, float) else str(int(value))
 
 
-def render(state: dict, domains: tuple[str, ...] = ()) -> str:
+def render(state: State, domains: tuple[str, ...] = ()) -> str:
     """The metrics for ``state`` (and the config's ``domains``, for the records' labels)."""
     lines: list[str] = []
 
@@ -37,46 +41,43 @@ def render(state: dict, domains: tuple[str, ...] = ()) -> str:
         for labels, value in samples:
             lines.append(f"{PREFIX}{name}{labels} {_number(value)}")
 
-    def stamp(key: str):
-        return state[key]  # a time or None: duckdns.state checked it on load
-
     metric(
         "last_success_timestamp_seconds",
         "gauge",
         "When DuckDNS last answered OK.",
-        [("", stamp("last_success"))],
+        [("", state.run.last_success)],
     )
     metric(
         "last_change_timestamp_seconds",
         "gauge",
         "When DuckDNS last reported a record UPDATED.",
-        [("", stamp("last_change"))],
+        [("", state.run.last_change)],
     )
     metric(
         "last_request_timestamp_seconds",
         "gauge",
         "When a request was last sent to DuckDNS.",
-        [("", stamp("last_run"))],
+        [("", state.run.last_run)],
     )
     metric(
         "consecutive_failures",
         "gauge",
         "Failed attempts in a row (0: the last attempt worked).",
-        [("", state["failures"])],
+        [("", state.streak.failures)],
     )
     metric(
         "failing_since_timestamp_seconds",
         "gauge",
         "When the current run of failures started.",
-        [("", stamp("failing_since") if state["failures"] else None)],
+        [("", state.streak.since if state.streak.failures else None)],
     )
     metric(
         "next_attempt_timestamp_seconds",
         "gauge",
         "No request is sent before this time (backoff after a failure).",
-        [("", stamp("next_attempt") if state["failures"] else None)],
+        [("", state.streak.next_attempt if state.streak.failures else None)],
     )
-    probe = state["probe_state"]
+    probe = state.probe.state
     metric(
         "probe_trusted",
         "gauge",
@@ -88,11 +89,11 @@ def render(state: dict, domains: tuple[str, ...] = ()) -> str:
         "gauge",
         "1 for the last verdict from the router's answer (direct, cgnat, double-nat, "
         "no-public, upstream, unknown).",
-        [(f'{{verdict="{_escape(state["reach"])}"}}', 1 if state["reach"] else None)],
+        [(f'{{verdict="{_escape(state.reach.verdict)}"}}', 1 if state.reach.verdict else None)],
     )
     records = []
     for family in Family:
-        address = state[family.value]
+        address = state.published(family.value).value
         if not address:
             continue
         for domain in domains or ("",):
@@ -109,10 +110,10 @@ def render(state: dict, domains: tuple[str, ...] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def alert_line(state: dict) -> str:
+def alert_line(state: State) -> str:
     """The last alert in one line (``down|reminder|up at TIME: TEXT``), or ''."""
-    kind, at = state["alert"], state["alert_at"]
+    kind, at = state.streak.alert, state.streak.alert_at
     if not kind or at is None:
         return ""
     when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(at))
-    return f"{kind} at {when}: {state['alert_text'] or '-'}"
+    return f"{kind} at {when}: {state.streak.alert_text or '-'}"

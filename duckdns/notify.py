@@ -24,7 +24,7 @@ Contained, not trusted: each URL is sent from a child process (duckdns.contain) 
 own data and CPU limits, which the updater kills at :data:`PER_URL` seconds (all of them:
 :data:`BUDGET`); Apprise's plugins read whole answers into memory and, interrupted, wait
 again in their own ``finally:`` blocks, so no bound inside this process would hold. The
-attempt is saved before the child starts (duckdns.update), so a send the unit's limits kill
+attempt is saved before the child starts (duckdns.transition records it), so a send the unit's limits kill
 still waits :data:`RETRY`. In the child each URL's Apprise plugin is called directly:
 ``Apprise.notify()`` would start an asyncio loop (its self-pipe is an AF_UNIX socket pair,
 which the unit's ``RestrictAddressFamilies=`` refuses). No persistent storage: Apprise 1.9
@@ -43,6 +43,10 @@ from collections import namedtuple
 
 from duckdns import backoff, config, heartbeat, report
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing costs a timer run a tenth of its CPU
+if TYPE_CHECKING:
+    from duckdns.records import Outbox, State
+
 PER_URL = 10.0
 BUDGET = 20.0
 RETRY = heartbeat.RETRY
@@ -52,52 +56,42 @@ KO_FIX = (
     "'sudo dpkg-reconfigure duckdns' to enter them again."
 )
 
-FIELDS = {
-    "notified_at": None,  # Unix time a notification was last taken (or notify first seen)
-    "notified_ipv4": "",  # the addresses it told
-    "notified_ipv6": "",
-    "notified_alert": None,  # the alert_at of the last alert told
-    # Unix time of the last attempt no URL took (None once one took it). Saved before the
-    # first byte is sent, so a killed send counts; never inferred from notified_at (a
-    # failed attempt in the same second as the last one taken would pass for taken).
-    "notify_tried": None,
-}
-
 # kind: "address", "down", "reminder", "up" or "test" (Apprise's type: failure, success, info).
 Message = namedtuple("Message", "kind title body")
 _TYPES = {"down": "failure", "reminder": "failure", "up": "success"}
 
 
-def due(cfg, state: dict, now: int) -> tuple[Message | None, dict]:
-    """What to tell after this run (None: nothing) and the fields to record once it is
-    taken; fields without a message (the first run with ``notify``) are recorded at once."""
-    tried, told = state["notify_tried"], state["notified_at"]
-    if tried is not None and 0 <= now - tried < RETRY:
-        return None, {}  # the last one failed a moment ago
-    base = {key: state[key] for key in FIELDS if key != "notify_tried"}
-    if told is None:  # notify was just set: the past is not news
-        base.update(notified_at=now, notified_ipv4=state["ipv4"], notified_ipv6=state["ipv6"])
-        if state["alert"] in ("", "up"):
-            base["notified_alert"] = state["alert_at"]
+def due(cfg: config.Config, state: State, now: int) -> tuple[Message | None, Outbox]:
+    """What to tell after this run (None: nothing), and the outbox to keep: once the
+    message is taken, or at once without one (the first run with ``notify`` takes the
+    published addresses as told: the past is not news)."""
+    box = state.outbox.copy()
+    if box.tried is not None and 0 <= now - box.tried < RETRY:
+        return None, box  # the last one failed a moment ago
+    streak, new = state.streak, (state.ipv4.value, state.ipv6.value)
+    if box.at is None:  # notify was just set
+        box.at, (box.ipv4, box.ipv6) = now, new
+        if streak.alert in ("", "up"):
+            box.alert = streak.alert_at
     parts = []
-    alert = state["alert"]
-    if alert and state["alert_at"] is not None and state["alert_at"] != base["notified_alert"]:
+    if streak.alert and streak.alert_at is not None and streak.alert_at != box.alert:
         parts.append(_alert(cfg, state, now))
-    new = (state["ipv4"], state["ipv6"])
-    if new != (base["notified_ipv4"], base["notified_ipv6"]):
-        parts.append(_address(cfg, (base["notified_ipv4"], base["notified_ipv6"]), new))
-    fields = dict(base, notified_ipv4=new[0], notified_ipv6=new[1])
-    fields["notified_alert"] = state["alert_at"] if alert else base["notified_alert"]
+    if new != (box.ipv4, box.ipv6):
+        parts.append(_address(cfg, (box.ipv4, box.ipv6), new))
     if not parts:
-        return None, (base if told is None else {})
+        return None, box
+    told = box.copy()
+    told.at, told.tried, (told.ipv4, told.ipv6) = now, None, new
+    if streak.alert:
+        told.alert = streak.alert_at
     body = "\n\n".join(part.body for part in parts)
-    return Message(parts[0].kind, parts[0].title, body), fields
+    return Message(parts[0].kind, parts[0].title, body), told
 
 
-def deliver(cfg, state: dict, message: Message, fields: dict, now: int) -> dict:
-    """Send ``message`` to every URL; the fields to record: ``fields`` if one took it."""
+def deliver(cfg: config.Config, message: Message, first: bool) -> bool:
+    """Send ``message`` to every URL; True if one took it. ``first``: the first attempt at
+    this news (a failure is then a warning; at ``-v`` after that)."""
     whys = send(cfg, message)
-    first = state["notify_tried"] is None or state["notify_tried"] == state["notified_at"]
     say = report.warning if first else report.info  # once per event, then at -v
     again = "; tried again in 15 min at the earliest" if all(whys) else ""
     for target, why in zip(cfg.notify, whys, strict=True):
@@ -105,9 +99,7 @@ def deliver(cfg, state: dict, message: Message, fields: dict, now: int) -> dict:
             say(f"notification ({message.kind}) to {target.shown} failed: {why}{again}")
         else:
             report.debug(f"notification ({message.kind}) to {target.shown} taken")
-    if all(whys):
-        return {"notify_tried": now}
-    return {**fields, "notified_at": now, "notify_tried": None}
+    return not all(whys)
 
 
 # -- the texts ---------------------------------------------------------------------------
@@ -133,11 +125,12 @@ def _address(cfg, old: tuple[str, str], new: tuple[str, str]) -> Message:
     return Message("address", title, "\n".join(lines))
 
 
-def _alert(cfg, state: dict, now: int) -> Message:
-    kind, text, names = state["alert"], state["alert_text"] or "-", ", ".join(cfg.domains)
+def _alert(cfg: config.Config, state: State, now: int) -> Message:
+    streak, names = state.streak, ", ".join(cfg.domains)
+    kind, text = streak.alert, streak.alert_text or "-"
     if kind == "up":
         return Message("up", f"DuckDNS updates work again: {names}", f"{_fqdns(cfg)}: {text}.")
-    since, failures = state["failing_since"], state["failures"]
+    since, failures = streak.since, streak.failures
     if kind == "down":
         title = f"DuckDNS updates failing: {names}"
         head = f"Updates of {_fqdns(cfg)} have failed since {_clock(since or now)}: {text}"
@@ -148,13 +141,14 @@ def _alert(cfg, state: dict, now: int) -> Message:
             f"({failures} failed attempts in a row): {text}"
         )
     lines = [head]
-    if state["failure_kind"] == "ko":
+    if streak.kind == "ko":
         lines.append(KO_FIX)
-    after = state["next_attempt"]
+    after = streak.next_attempt
     if after is not None and after > now:
         lines.append(f"Next attempt: {_clock(after)} (in {backoff.duration(after - now)}).")
     lines.append(
-        f"DuckDNS still holds IPv4 {state['ipv4'] or 'none'}, IPv6 {state['ipv6'] or 'none'}."
+        f"DuckDNS still holds IPv4 {state.ipv4.value or 'none'}, "
+        f"IPv6 {state.ipv6.value or 'none'}."
     )
     return Message(kind, title, "\n".join(lines))
 

@@ -24,8 +24,8 @@ opcode, an error result, a datagram from another address, silence) is no answer,
 :data:`TIMEOUT` seconds in all, never an exception.
 
 The verdict (:func:`verdict`) compares the router's external address with the address DuckDNS
-recorded; ``duckdns check`` also asks UPnP IGD (duckdns.upnp). ``FIELDS`` are the state fields
-of the verdict, written by duckdns.state.record_reach only.
+recorded; ``duckdns check`` also asks UPnP IGD (duckdns.upnp). The run records it
+(duckdns.records.Reach) through duckdns.transition.
 """
 
 from __future__ import annotations
@@ -46,18 +46,6 @@ MAX_DATAGRAM = 1100  # RFC 6887 section 7: no PCP message is longer
 ROUTE = "/proc/self/net/route"  # /proc/self/net: readable under the unit's ProcSubset=pid
 CGNAT = ipaddress.IPv4Network("100.64.0.0/10")  # RFC 6598 Shared Address Space
 ZERO = "0.0.0.0"  # noqa: S104 - an address compared with, never bound
-
-# State fields (merged into duckdns.state.FIELDS): the last verdict, since when, the
-# external address the router gave ("" for none), and the verdict's flapping
-# (duckdns.decide.damp: the verdict its last change left, when, its unsaid changes).
-FIELDS = {
-    "reach": "",
-    "reach_since": None,
-    "router_ipv4": "",
-    "reach_left": "",
-    "reach_changed": None,
-    "reach_flaps": 0,
-}
 
 # -- NAT-PMP, RFC 6886 ---------------------------------------------------------------------------
 NATPMP_VERSION = 0  # section 3.2

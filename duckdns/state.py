@@ -5,9 +5,9 @@ number of runs. It holds no secret: addresses, times, results, and the
 configuration fingerprint (which is derived from the file's identity, not its
 contents).
 
-Fields are written by this module's helpers (the update pipeline in duckdns.update records
-each answer through them); a field an older release wrote and this one no longer knows is
-dropped on the next write.
+This module turns the file into typed records (duckdns.records) and back, validating every
+field once on the way in; nothing else reads the file or spells its keys. A field an older
+release wrote and this one no longer knows is dropped on the next write.
 """
 
 from __future__ import annotations
@@ -16,45 +16,8 @@ import json
 import os
 import stat
 
-from duckdns import backoff, heartbeat, notify, report, router
-
-FIELDS = {
-    "last_run": None,  # Unix time of the last run that talked to DuckDNS
-    "last_result": "",  # "updated", "nochange", "ko", "error", "cleared"
-    "last_success": None,  # Unix time of the last OK from DuckDNS
-    "last_change": None,  # Unix time DuckDNS last reported UPDATED
-    "last_error": "",
-    # Per record (family): what DuckDNS holds as its last answer showed it, what we asked
-    # for ("auto" or a literal; "" = nothing sent since the last change, so the next run
-    # sends), and when DuckDNS's answer confirmed it (None with a sent value: an answer
-    # that confirmed nothing, asked again at most every 5 minutes). Each family is retried
-    # on its own.
-    "ipv4": "",
-    "ipv6": "",
-    "sent_ipv4": "",
-    "sent_ipv6": "",
-    "ipv4_confirmed": None,
-    "ipv6_confirmed": None,
-    "ipv4_tried": None,  # Unix time of the last request for A (the 5-minute cadence)
-    "ipv6_tried": None,  # the same for AAAA
-    "bare_since": None,  # since when DuckDNS's answers confirm nothing (a bare "OK")
-    "in_flight": None,  # a request was sent at this time and its answer not yet recorded
-    "fingerprint": "",  # the configuration's identity and the updater's version
-    # The address probe: "" (not yet checked), "ok", "failing", "distrusted", "off", "unused"
-    "probe_state": "",
-    "probe_since": None,  # when it entered that state
-    "probe_ipv4": "",  # its last answer
-    "probe_confirmed": None,  # when DuckDNS last saw the address the probe answered
-    "probe_disputed": None,  # when DuckDNS last saw another address than the probe answered
-    # Its flapping (duckdns.decide.damp): the state its last change left, when, unsaid changes
-    "probe_left": "",
-    "probe_changed": None,
-    "probe_flaps": 0,
-    "txt": "",
-}
-FIELDS.update(
-    backoff.FIELDS, **backoff.ALERT_FIELDS, **heartbeat.FIELDS, **notify.FIELDS, **router.FIELDS
-)
+from duckdns import records, report
+from duckdns.records import State
 
 # Larger is not a state this updater wrote (it writes about 1 KiB).
 MAX_SIZE = 64 * 1024
@@ -132,44 +95,36 @@ def path_for(config_path: str) -> str:
     return os.path.join(os.path.dirname(config_path), "state.json")
 
 
-def load(path: str) -> dict:
+def load(path: str) -> State:
     """The saved state, or a fresh one; see :func:`read`."""
     return read(path)[0]
 
 
-def read(path: str) -> tuple[dict, bool]:
+def read(path: str) -> tuple[State, bool]:
     """The saved state and whether it needs rewriting. No file content can make this fail.
 
     A field of the wrong type or out of range (a hand edit, a damaged disk) is dropped to
     its default, with one warning naming the fields; an unreadable or corrupt file is one
     warning and a fresh state. Either way the caller saves the state again.
     """
-    state = dict(FIELDS)
     try:
         raw = _read_file(path)
     except FileNotFoundError:
-        return state, False  # the first run
+        return State(), False  # the first run
     except OSError as exc:
         report.warning(f"cannot read {path} ({exc.strerror}); starting with an empty state")
-        return state, True
+        return State(), True
     except ValueError as exc:
         report.warning(f"{path} {exc}; starting with an empty state, it will be rewritten")
-        return state, True
+        return State(), True
     try:
         saved = json.loads(raw)
         if not isinstance(saved, dict):
             raise ValueError("not an object")
     except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         report.warning(f"{path} is corrupt and was ignored; it will be rewritten")
-        return state, True
-    saved.update(_upgrade(saved))
-    dropped = []
-    for key, default in FIELDS.items():
-        value = saved.get(key, default)
-        if _valid_field(key, value):
-            state[key] = value
-        else:
-            dropped.append(key)
+        return State(), True
+    state, dropped = parse(saved)
     if dropped:
         report.warning(
             f"{path}: dropped {len(dropped)} damaged "
@@ -177,6 +132,19 @@ def read(path: str) -> tuple[dict, bool]:
             "it will be rewritten"
         )
     return state, bool(dropped)
+
+
+def parse(saved: dict[str, object]) -> tuple[State, list[str]]:
+    """The records ``saved`` (a decoded state.json) holds, and the keys dropped as damaged."""
+    saved = {**saved, **_upgrade(saved)}
+    state, dropped = State(), []
+    for key, (record, name) in records.KEYS.items():
+        value = saved.get(key, FIELDS[key])
+        if _valid_field(key, value):
+            setattr(getattr(state, record), name, value)
+        else:
+            dropped.append(key)
+    return state, dropped
 
 
 def _read_file(path: str) -> bytes:
@@ -205,9 +173,18 @@ def _upgrade(saved: dict) -> dict:
     return {}
 
 
-def save(path: str, state: dict) -> str:
+def as_dict(state: State) -> dict[str, object]:
+    """The records as state.json holds them."""
+    return {key: getattr(getattr(state, record), name) for key, (record, name) in records.KEYS.items()}
+
+
+# Each key of state.json and its default (a fresh State's value).
+FIELDS = as_dict(State())
+
+
+def save(path: str, state: State) -> str:
     """Write the state; '' when done, else why it could not be (the caller says it)."""
-    data = {key: state.get(key, default) for key, default in FIELDS.items()}
+    data = as_dict(state)
     try:
         atomic_write(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
     except OSError as exc:
@@ -244,138 +221,3 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
         except FileNotFoundError:
             pass
         raise
-
-
-# -- writing fields: every change to the state goes through one of these -------------------------
-
-
-def forget_records(state: dict) -> None:
-    """Nothing is known to be published any more: the next update sends every record."""
-    state.update(sent_ipv4="", sent_ipv6="", ipv4_confirmed=None, ipv6_confirmed=None)
-
-
-def begin_attempt(state: dict, fingerprint: str | None, now: int, sending: bool = True) -> None:
-    """Requests are about to be sent: until :func:`record_outcome`, the run is in flight.
-
-    Saved before the first request, so that a run stopped before DuckDNS answered (the
-    unit's time limit, a power cut) still counts as a failed attempt for the backoff.
-    ``fingerprint``: a first run, a changed configuration or a new updater, for which
-    nothing counts as confirmed any more (None: the same configuration). ``sending=False``:
-    an attempt that fails before any request (nothing to publish), never in flight.
-    """
-    if fingerprint is not None:
-        forget_records(state)
-        state["fingerprint"] = fingerprint
-    state.update(last_run=now, in_flight=now if sending else None)
-
-
-def interrupted(state: dict) -> int | None:
-    """When the attempt of a run that never recorded its end began (None: there is none);
-    clears it."""
-    began, state["in_flight"] = state["in_flight"], None
-    return began
-
-
-def record_outcome(state: dict, outcome, probe_answer: str | None, now: int) -> str:
-    """What the run's answers meant (a duckdns.decide.Outcome); the run is no longer in
-    flight. Returns "started" or "ended" when answers that confirm nothing (a bare "OK")
-    begin or end, else ''.
-    """
-    state["in_flight"] = None
-    for family in outcome.tried:
-        state[family.tried] = now  # the 5-minute cadences
-    for family, value in outcome.shown.items():
-        state[family.value] = value  # what DuckDNS holds now, for status
-    for family, (want, shown) in outcome.confirmed.items():
-        state[family.sent] = want
-        state[family.confirmed] = None if shown is None else now
-        if shown is not None:
-            state[family.value] = shown
-    for family in outcome.unconfirmed:  # no longer what was last confirmed: sent next run
-        state[family.sent] = ""
-    if outcome.kind == "ok":
-        result = "updated" if outcome.updated else "nochange"
-        state.update(last_result=result, last_success=now, last_error="")
-    else:
-        state.update(last_result=outcome.kind, last_error=report.redact(outcome.message))
-    if outcome.updated:
-        state["last_change"] = now
-    record_probe(state, outcome.probe_state, probe_answer, outcome.probe_agreed, now)
-    news = ""
-    if outcome.bare is True and state["bare_since"] is None:
-        state["bare_since"], news = now, "started"
-    elif outcome.bare is False and state["bare_since"] is not None:
-        state["bare_since"], news = None, "ended"
-    return news
-
-
-def record_failure(state: dict, kind: str, message: str, at: int) -> bool:
-    """A failed attempt made at ``at``, in the backoff; True when it must be said now."""
-    updates, loud = backoff.after_failure(state, kind, message, at)
-    state.update(updates)
-    return loud
-
-
-def record_success(state: dict, now: int) -> str:
-    """A success ends the failure streak; the recovery notice, or '' if none was on."""
-    updates, news = backoff.after_success(state, now)
-    state.update(updates)
-    return news
-
-
-def record_ping(state: dict, status: str, taken: bool, now: int) -> None:
-    """A heartbeat ping ``status`` was sent; ``taken``: the monitor took it."""
-    state["ping_tried"] = now
-    if taken:
-        state.update(ping_state=status, ping_at=now)
-
-
-def record_notification(state: dict, fields: dict) -> None:
-    """What duckdns.notify hands back after telling (or trying to tell) this run's news."""
-    state.update({key: value for key, value in fields.items() if key in notify.FIELDS})
-
-
-def record_probe(
-    state: dict, probe_state: str, answer: str | None, agreed: bool | None, now: int
-) -> bool:
-    """The probe's state after a run, its answer (None: not asked) and whether DuckDNS's
-    answer showed the same address (None: not compared); True if the state changed."""
-    if answer is not None:
-        state["probe_ipv4"] = answer
-    if agreed is not None:
-        state["probe_confirmed" if agreed else "probe_disputed"] = now
-    if probe_state == state["probe_state"]:
-        return False
-    state.update(probe_state=probe_state, probe_since=now)
-    return True
-
-
-def record_reach(state: dict, verdict: str, router_ipv4: str, now: int) -> bool:
-    """The reachability verdict (duckdns.router.verdict) and the router's external address
-    ('' for none); True if either changed."""
-    if (verdict, router_ipv4) == (state["reach"], state["router_ipv4"]):
-        return False
-    if verdict != state["reach"]:
-        state.update(reach=verdict, reach_since=now)
-    state["router_ipv4"] = router_ipv4
-    return True
-
-
-def record_damper(state: dict, subject: str, left: str, changed, flaps: int) -> bool:
-    """The flapping fields of ``subject`` ("probe" or "reach", duckdns.decide.damp's answer);
-    True if any changed."""
-    fields = {f"{subject}_left": left, f"{subject}_changed": changed, f"{subject}_flaps": flaps}
-    if all(state[key] == value for key, value in fields.items()):
-        return False
-    state.update(fields)
-    return True
-
-
-def record_cleared(state: dict, ipv4: str, ipv6: str) -> None:
-    """After ``clear``: nothing published now, so the next update sends again."""
-    forget_records(state)
-    state.update(ipv4=ipv4, ipv6=ipv6, last_success=None, last_result="cleared")
-
-
-def record_txt(state: dict, txt: str) -> None:
-    state["txt"] = txt

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from duckdns import EXIT_OK, CheckStatus, backoff, config, report, state
+from duckdns.records import State
 
 # status --check: temporary failures turn CRITICAL after this long; no success for longer
 # than the config's refresh plus this is stale (a healthy updater succeeds at least once
@@ -55,7 +56,7 @@ def run(args, path: str) -> int:
     if args.json:
         report.out(
             json.dumps(
-                {"config": str(path), "state_file": str(state_path), **saved},
+                {"config": str(path), "state_file": str(state_path), **state.as_dict(saved)},
                 indent=2,
                 sort_keys=True,
             )
@@ -63,18 +64,18 @@ def run(args, path: str) -> int:
         return EXIT_OK
     rows = [
         ("Config", str(path) + ("" if Path(path).exists() else " (missing)")),
-        ("Last request", _when(saved["last_run"])),
-        ("Last result", saved["last_result"] or "-"),
-        ("Last success", _when(saved["last_success"])),
-        ("Last change", _when(saved["last_change"])),
-        ("IPv4 at DuckDNS", saved["ipv4"] or "-"),
-        ("IPv6 at DuckDNS", saved["ipv6"] or "-"),
-        ("TXT", saved["txt"] or "-"),
-        ("IPv4 confirmed", _when(saved["ipv4_confirmed"])),
-        ("IPv6 confirmed", _when(saved["ipv6_confirmed"])),
+        ("Last request", _when(saved.run.last_run)),
+        ("Last result", saved.run.last_result or "-"),
+        ("Last success", _when(saved.run.last_success)),
+        ("Last change", _when(saved.run.last_change)),
+        ("IPv4 at DuckDNS", saved.ipv4.value or "-"),
+        ("IPv6 at DuckDNS", saved.ipv6.value or "-"),
+        ("TXT", saved.run.txt or "-"),
+        ("IPv4 confirmed", _when(saved.ipv4.confirmed)),
+        ("IPv6 confirmed", _when(saved.ipv6.confirmed)),
         ("Address probe", _probe_status(saved)),
         ("Reachability", _reach_status(saved)),
-        ("Last error", saved["last_error"] or "-"),
+        ("Last error", saved.run.last_error or "-"),
         *_failure_rows(saved),
     ]
     # Values come from the state file (and through it from DuckDNS, the probe, the router):
@@ -84,23 +85,23 @@ def run(args, path: str) -> int:
     return EXIT_OK
 
 
-def _failure_rows(saved: dict) -> list[tuple[str, str]]:
+def _failure_rows(saved: State) -> list[tuple[str, str]]:
     """The failure streak and the heartbeat, for ``duckdns status``."""
-    if backoff.failing(saved):
-        due, failures = saved["next_attempt"], saved["failures"]
+    if saved.streak.failures:
+        due, failures = saved.streak.next_attempt, saved.streak.failures
         rows = [
-            ("Failing since", _when(saved["failing_since"])),
+            ("Failing since", _when(saved.streak.since)),
             (
                 "Failures",
                 f"{failures} {'attempt' if failures == 1 else 'attempts'} in a row "
-                f"({saved['failure_kind']})",
+                f"({saved.streak.kind})",
             ),
             ("Next attempt", _at(due) if due else "next run"),
         ]
     else:
         rows = [("Failing since", "-")]
-    if saved["ping_tried"]:
-        rows.append(("Heartbeat", f"{saved['ping_state'] or '-'}, {_when(saved['ping_at'])}"))
+    if saved.ping.tried:
+        rows.append(("Heartbeat", f"{saved.ping.state or '-'}, {_when(saved.ping.at)}"))
     return rows
 
 
@@ -121,29 +122,29 @@ def _domains(path: str) -> tuple[str, ...]:
         return ()
 
 
-def _reach_status(saved: dict) -> str:
+def _reach_status(saved: State) -> str:
     """The last reachability verdict (duckdns.router), as ``probe = router`` runs left it."""
     from duckdns import router
 
-    key = saved["reach"]
+    key = saved.reach.verdict
     if key not in router.VERDICTS:
         return "not recorded (runs with 'probe = router' record it; 'duckdns check' asks now)"
-    said = f" (router: {saved['router_ipv4']})" if saved["router_ipv4"] else ""
-    return f"{router.VERDICTS[key]}{said}, since {_when(saved['reach_since'])}"
+    said = f" (router: {saved.reach.router_ipv4})" if saved.reach.router_ipv4 else ""
+    return f"{router.VERDICTS[key]}{said}, since {_when(saved.reach.since)}"
 
 
-def _probe_status(saved: dict) -> str:
+def _probe_status(saved: State) -> str:
     """The probe's state as the last run left it, in words."""
-    kind, since = saved["probe_state"], _when(saved["probe_since"])
+    kind, since = saved.probe.state, _when(saved.probe.since)
     slow = "DuckDNS is asked at most every 5 minutes"
     if kind == "ok":
-        return f"working (last answer {saved['probe_ipv4'] or '-'})"
+        return f"working (last answer {saved.probe.answer or '-'})"
     if kind == "failing":
         return f"failing since {since}: {slow}"
     if kind == "distrusted":
         return (
-            f"not trusted since {since} (it answered {saved['probe_ipv4'] or '-'}, "
-            f"DuckDNS saw {saved['ipv4'] or '-'}): {slow}"
+            f"not trusted since {since} (it answered {saved.probe.answer or '-'}, "
+            f"DuckDNS saw {saved.ipv4.value or '-'}): {slow}"
         )
     if kind == "off":
         return "off (probe = off): DuckDNS is asked every run"
@@ -169,20 +170,20 @@ def check(path: str) -> int:
     now = time.time()
     verdict, text = judge(saved, cfg.refresh, now)
     names = ", ".join(cfg.domains)
-    perf = [f"failures={saved['failures']};;;0"]
-    if saved["last_success"]:
-        age = max(0, int(now - saved["last_success"]))
+    perf = [f"failures={saved.streak.failures};;;0"]
+    if saved.run.last_success:
+        age = max(0, int(now - saved.run.last_success))
         perf.insert(0, f"last_success={age}s;{cfg.refresh + STALE_MARGIN};;0")
     return _verdict(verdict, f"{names}: {text}", " ".join(perf))
 
 
-def judge(saved: dict, refresh: int, now: float) -> tuple[CheckStatus, str]:
+def judge(saved: State, refresh: int, now: float) -> tuple[CheckStatus, str]:
     """The monitoring state of a saved state, and why (CheckStatus says when each holds)."""
-    if backoff.failing(saved):
-        since = saved["failing_since"]
+    if saved.streak.failures:
+        since = saved.streak.since
         lasted = backoff.duration(now - since) if since else "a while"
-        error = saved["last_error"] or "no details recorded"
-        if saved["failure_kind"] == "ko":
+        error = saved.run.last_error or "no details recorded"
+        if saved.streak.kind == "ko":
             return CheckStatus.CRITICAL, (
                 f"DuckDNS answers KO for {lasted}: the token or a name is wrong "
                 "('sudo dpkg-reconfigure duckdns')"
@@ -190,21 +191,21 @@ def judge(saved: dict, refresh: int, now: float) -> tuple[CheckStatus, str]:
         long = since is not None and now - since >= CRITICAL_AFTER
         return (
             CheckStatus.CRITICAL if long else CheckStatus.WARNING,
-            f"updates failing for {lasted} ({saved['failures']} attempts): {error}",
+            f"updates failing for {lasted} ({saved.streak.failures} attempts): {error}",
         )
-    if not saved["last_success"]:
+    if not saved.run.last_success:
         return CheckStatus.UNKNOWN, (
             "no update yet (see 'systemctl list-timers duckdns.timer' and 'duckdns status')"
         )
-    age = now - saved["last_success"]
+    age = now - saved.run.last_success
     if age > refresh + STALE_MARGIN:
         return CheckStatus.WARNING, (
             f"no success for {backoff.duration(age)}, longer than refresh "
             f"({backoff.duration(refresh)}): is duckdns.timer running?"
         )
-    if saved["probe_state"] in ("failing", "distrusted"):
+    if saved.probe.state in ("failing", "distrusted"):
         return CheckStatus.WARNING, f"address probe {_probe_status(saved)}"
-    addresses = f"IPv4 {saved['ipv4'] or '-'}, IPv6 {saved['ipv6'] or '-'}"
+    addresses = f"IPv4 {saved.ipv4.value or '-'}, IPv6 {saved.ipv6.value or '-'}"
     return CheckStatus.OK, f"{addresses}, last success {backoff.duration(age)} ago"
 
 

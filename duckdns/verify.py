@@ -22,7 +22,7 @@ def run(args, path: str) -> int:
         except ValueError as exc:
             raise config.ConfigError(f"--resolver {exc}") from None
     res = resolve.resolver(address)
-    expected4, expected6 = saved["ipv4"], saved["ipv6"]
+    expected4, expected6 = saved.ipv4.value, saved.ipv6.value
     if not (expected4 or expected6):
         report.warning("no address recorded yet: run 'duckdns update' first")
     names = [f"{d}.duckdns.org" for d in cfg.domains] + list(args.names)

@@ -150,7 +150,7 @@ def test_the_plugin_line_holds_one_bar_only(duck, conf):
     """A "|" in the text would start the performance data early."""
     saved = {**_fresh(), "failures": 2, "failing_since": 1000, "failure_kind": "error"}
     saved["last_error"] = "answer 'a|b'"
-    verdict, text = status.judge(saved, 86400, 1100)
+    verdict, text = _judge(saved, 86400, 1100)
     assert verdict == CheckStatus.WARNING and "a|b" in text
     cfg = conf()
     (cfg.parent / "state.json").write_text(json.dumps(saved))
@@ -165,24 +165,30 @@ def _fresh() -> dict:
     return dict(state.FIELDS)
 
 
+def _judge(saved: dict, refresh: int, now: float):
+    from duckdns import state
+
+    return status.judge(state.parse(saved)[0], refresh, now)
+
+
 def test_judge_thresholds():
     """The boundaries of each state, on the pure function (the times the process cannot
     reach without waiting)."""
     t0, refresh = 1_000_000, 86400
     ok = {**_fresh(), "last_success": t0, "ipv4": PUBLIC}
     stale = t0 + refresh + status.STALE_MARGIN
-    assert status.judge(ok, refresh, stale)[0] == CheckStatus.OK
-    assert status.judge(ok, refresh, stale + 1)[0] == CheckStatus.WARNING
+    assert _judge(ok, refresh, stale)[0] == CheckStatus.OK
+    assert _judge(ok, refresh, stale + 1)[0] == CheckStatus.WARNING
     failing = {**ok, "failures": 3, "failing_since": t0, "failure_kind": "error"}
     hour = t0 + status.CRITICAL_AFTER
-    assert status.judge(failing, refresh, hour - 1)[0] == CheckStatus.WARNING
-    assert status.judge(failing, refresh, hour)[0] == CheckStatus.CRITICAL
+    assert _judge(failing, refresh, hour - 1)[0] == CheckStatus.WARNING
+    assert _judge(failing, refresh, hour)[0] == CheckStatus.CRITICAL
     ko = {**failing, "failure_kind": "ko"}
-    assert status.judge(ko, refresh, t0 + 1)[0] == CheckStatus.CRITICAL
+    assert _judge(ko, refresh, t0 + 1)[0] == CheckStatus.CRITICAL
     for probe in ("failing", "distrusted"):
         probed = {**ok, "probe_state": probe}
-        assert status.judge(probed, refresh, t0 + 60)[0] == CheckStatus.WARNING
-    assert status.judge(_fresh(), refresh, t0)[0] == CheckStatus.UNKNOWN
+        assert _judge(probed, refresh, t0 + 60)[0] == CheckStatus.WARNING
+    assert _judge(_fresh(), refresh, t0)[0] == CheckStatus.UNKNOWN
 
 
 # -- a closed pipe --------------------------------------------------------------------
