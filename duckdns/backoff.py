@@ -29,9 +29,11 @@ REMINDER = 3600
 ALERT_REMINDER = 86400
 # A run that cannot record its outcome (state.json cannot be written: a full or read-only
 # disk) would look like the first run every minute. Such runs send only in the first
-# UNRECORDED_WINDOW seconds of every UNRECORDED_PERIOD: the timer starts a run every 1 to 2
-# minutes (OnUnitActiveSec=1min, systemd's default AccuracySec=1min), so at most two runs a
-# half hour, each a single try: 4 attempts an hour at most, as the 15-minute cap allows.
+# UNRECORDED_WINDOW seconds of every UNRECORDED_PERIOD: the timer starts a run every 60 to
+# 76 s (debian/duckdns.timer: OnUnitActiveSec=1min, RandomizedDelaySec=15s, AccuracySec=1s),
+# so at most two timer runs a half hour, each a single try: 4 attempts an hour at most, as
+# the 15-minute cap allows. A link that flaps inside the window can add runs through the
+# network triggers (duckdns-network.timer: at most one every 2 s).
 UNRECORDED_PERIOD = 1800
 UNRECORDED_WINDOW = 120
 
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
 def delay(kind: str, failures: int) -> int:
     """Seconds to wait after the ``failures``-th failed attempt in a row (1 = the first)."""
     first, cap = (KO_FIRST, KO_MAX) if kind == "ko" else (TEMP_FIRST, TEMP_MAX)
-    return min(cap, first * 2 ** min(max(failures, 1) - 1, 16))
+    return min(cap, first << min(max(failures, 1) - 1, 16))  # doubled after each failure
 
 
 def waiting(streak: Streak, now: float, force: bool, config_changed: bool) -> bool:
@@ -101,7 +103,7 @@ def duration(seconds: float) -> str:
     seconds = max(0, int(seconds))
     if seconds < 60:
         return f"{seconds} s"
-    parts = []
+    parts: list[tuple[int, str]] = []
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size or parts:
             parts.append((seconds // size, unit))

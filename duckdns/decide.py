@@ -24,7 +24,7 @@ The requests, as DuckDNS documents them (docs/duckdns-api.md, docs/design.md):
 Nothing here depends on what DuckDNS does with an empty ``ipv6=`` or with ``ipv6=`` and no
 ``ip=``: those are never sent. Every verbose answer is checked: the family a request carried
 must show the value asked for (else exit 75), and a family it did not carry must still show
-what was last confirmed, else that family is sent too, in the same run (:func:`drifted`), so
+what was last confirmed, else that family is sent too, in the same run (:func:`next_request`), so
 an ``ip=`` request that emptied AAAA would be repaired at once instead of trusted.
 
 The probe: while it cannot decide (no answer, or DuckDNS contradicted it within the hour),
@@ -76,8 +76,8 @@ SAY_CHANGE, SAY_FLAPPING, SAY_SETTLED = "change", "flapping", "settled"
 
 
 def damp(
-    before: str, after: str, left: str, changed: float | None, flaps: int, now: float
-) -> tuple[str, str, float | None, int]:
+    before: str, after: str, left: str, changed: int | None, flaps: int, now: int
+) -> tuple[str, str, int | None, int]:
     """What to say about a subject this run, and its new damper fields.
 
     ``before``/``after``: its value at the last run and now ('' before, for the first
@@ -153,9 +153,7 @@ class Plan:
         "expect",
     )
 
-    def __init__(
-        self, want: dict[Family, str | None], fingerprint: str, new_config: bool
-    ) -> None:
+    def __init__(self, want: dict[Family, str | None], fingerprint: str, new_config: bool) -> None:
         # IPV4: "auto" | literal | None (off); IPV6: literal | None (off or no address)
         self.want = want
         self.reasons: dict[Family, str] = {}  # family -> why it needs a request
@@ -341,7 +339,9 @@ def _replay(plan: Plan, answers: list[Answer]) -> tuple[list[list[Family]], list
     """The families each answer shows drifted (changed behind our back: not what was last
     confirmed, and not set by its request), and the requests still to send after them:
     the plan's, then one for each drifted family not sent nor waiting, in this run."""
-    expect, queue, sent, drifts = dict(plan.expect), list(plan.requests), set(), []
+    expect, queue = dict(plan.expect), list(plan.requests)
+    sent: set[Family] = set()
+    drifts: list[list[Family]] = []
     for answer in answers:  # each answers the first request then waiting (next_request)
         if queue:
             queue.pop(0)
@@ -402,7 +402,7 @@ class Outcome:
 
     def __init__(self, probe_state: str) -> None:
         self.tried: set[Family] = set()
-        self.confirmed: dict[Family, tuple[str, str | None]] = {}
+        self.confirmed: dict[Family, tuple[str | None, str | None]] = {}
         self.unconfirmed: set[Family] = set()
         self.shown: dict[Family, str] = {}
         self.kind, self.message, self.updated = "ok", "", False

@@ -24,7 +24,7 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _number(value) -> str:
+def _number(value: float) -> str:
     return repr(float(value)) if isinstance(value, float) else str(int(value))
 
 
@@ -32,13 +32,15 @@ def render(state: State, domains: tuple[str, ...] = ()) -> str:
     """The metrics for ``state`` (and the config's ``domains``, for the records' labels)."""
     lines: list[str] = []
 
-    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, object]]) -> None:
-        samples = [(labels, value) for labels, value in samples if value is not None]
-        if not samples:
+    def metric(
+        name: str, kind: str, help_text: str, samples: list[tuple[str, float | None]]
+    ) -> None:
+        given = [(labels, value) for labels, value in samples if value is not None]
+        if not given:
             return
         lines.append(f"# HELP {PREFIX}{name} {help_text}")
         lines.append(f"# TYPE {PREFIX}{name} {kind}")
-        for labels, value in samples:
+        for labels, value in given:
             lines.append(f"{PREFIX}{name}{labels} {_number(value)}")
 
     metric(
@@ -91,7 +93,7 @@ def render(state: State, domains: tuple[str, ...] = ()) -> str:
         "no-public, upstream, unknown).",
         [(f'{{verdict="{_escape(state.reach.verdict)}"}}', 1 if state.reach.verdict else None)],
     )
-    records = []
+    records: list[tuple[str, float | None]] = []
     for family in Family:
         address = state.published(family.value).value
         if not address:

@@ -20,20 +20,19 @@ tried again no sooner than :data:`RETRY` seconds later (the heartbeat's retry). 
 run with ``notify`` set tells nothing of the past: it takes the published addresses as told
 (a failure streak in progress is still told).
 
-Contained, not trusted: each URL is sent from a child process (duckdns.contain) with its
-own data and CPU limits, which the updater kills at :data:`PER_URL` seconds (all of them:
+Contained, not trusted: each URL is sent from a child process (duckdns.contain) with its own
+data and CPU limits, which the updater kills at :data:`PER_URL` seconds (all of them:
 :data:`BUDGET`); Apprise's plugins read whole answers into memory and, interrupted, wait
 again in their own ``finally:`` blocks, so no bound inside this process would hold. The
-attempt is saved before the child starts (duckdns.transition records it), so a send the unit's limits kill
-still waits :data:`RETRY`. In the child each URL's Apprise plugin is called directly:
-``Apprise.notify()`` would start an asyncio loop (its self-pipe is an AF_UNIX socket pair,
-which the unit's ``RestrictAddressFamilies=`` refuses). No persistent storage: Apprise 1.9
-is asked for its memory mode, 1.2 has none, so nothing is written under ``$HOME``.
-Apprise's log lines are never shown, at any verbosity: they quote URL parts re-encoded
-(``+`` as ``%2B``, a space as ``+``) where redaction cannot know them; the child draws a
-verdict from them (an HTTP status, an SMTP reply code, an errno, a timeout) and only that
-is said. Apprise is imported only to send or to check.
-"""
+attempt is saved before the child starts (duckdns.transition records it), so a send the
+unit's limits kill still waits :data:`RETRY`. In the child each URL's Apprise plugin is
+called directly: ``Apprise.notify()`` would start an asyncio loop (its self-pipe is an
+AF_UNIX socket pair, which the unit's ``RestrictAddressFamilies=`` refuses). No persistent
+storage: Apprise 1.9 is asked for its memory mode, 1.2 has none, so nothing is written under
+``$HOME``. Apprise's log lines are never shown, at any verbosity: they quote URL parts
+re-encoded (``+`` as ``%2B``, a space as ``+``) where redaction cannot know them; the child
+draws a verdict from them (an HTTP status, an SMTP reply code, an errno, a timeout) and only
+that is said. Apprise is imported only to send or to check."""
 
 from __future__ import annotations
 
@@ -45,6 +44,12 @@ from duckdns import backoff, config, heartbeat, report
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing costs a timer run a tenth of its CPU
 if TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable
+    from types import ModuleType
+    from typing import NamedTuple
+
+    from duckdns.contain import Outcome
     from duckdns.records import Outbox, State
 
 PER_URL = 10.0
@@ -57,7 +62,15 @@ KO_FIX = (
 )
 
 # kind: "address", "down", "reminder", "up" or "test" (Apprise's type: failure, success, info).
-Message = namedtuple("Message", "kind title body")
+if TYPE_CHECKING:
+
+    class Message(NamedTuple):
+        kind: str
+        title: str
+        body: str
+
+else:
+    Message = namedtuple("Message", "kind title body")
 _TYPES = {"down": "failure", "reminder": "failure", "up": "success"}
 
 
@@ -109,11 +122,11 @@ def _clock(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(at))
 
 
-def _fqdns(cfg) -> str:
+def _fqdns(cfg: config.Config) -> str:
     return ", ".join(f"{name}.duckdns.org" for name in cfg.domains)
 
 
-def _address(cfg, old: tuple[str, str], new: tuple[str, str]) -> Message:
+def _address(cfg: config.Config, old: tuple[str, str], new: tuple[str, str]) -> Message:
     lines = [f"{_fqdns(cfg)} now {'point' if len(cfg.domains) > 1 else 'points'} at:"]
     for record, was, now in zip(("IPv4 (A record)", "IPv6 (AAAA record)"), old, new, strict=True):
         if was == now:
@@ -147,13 +160,12 @@ def _alert(cfg: config.Config, state: State, now: int) -> Message:
     if after is not None and after > now:
         lines.append(f"Next attempt: {_clock(after)} (in {backoff.duration(after - now)}).")
     lines.append(
-        f"DuckDNS still holds IPv4 {state.ipv4.value or 'none'}, "
-        f"IPv6 {state.ipv6.value or 'none'}."
+        f"DuckDNS still holds IPv4 {state.ipv4.value or 'none'}, IPv6 {state.ipv6.value or 'none'}."
     )
     return Message(kind, title, "\n".join(lines))
 
 
-def test_message(cfg) -> Message:
+def test_message(cfg: config.Config) -> Message:
     """``duckdns notify --test``'s message."""
     names = ", ".join(cfg.domains)
     return Message(
@@ -167,7 +179,7 @@ def test_message(cfg) -> Message:
 # -- Apprise --------------------------------------------------------------------------------
 
 
-def send(cfg, message: Message) -> list[str]:
+def send(cfg: config.Config, message: Message) -> list[str]:
     """Send ``message`` to each URL of ``cfg.notify`` in turn; per URL, why it was not
     taken ('' = taken). Never raises; bounded by PER_URL per URL and BUDGET in all."""
     try:
@@ -190,14 +202,14 @@ def send(cfg, message: Message) -> list[str]:
     return whys
 
 
-def _send_one(apprise, target, message: Message) -> bytes:
+def _send_one(apprise: ModuleType, target: config.NotifyURL, message: Message) -> bytes:
     """In the child (duckdns.contain): send, and say how it went as a verdict of
     :data:`_WHYS`'s words, never a byte of what Apprise or the other side said."""
     import logging
 
-    heard = _Classify()
+    handler, heard = _listen()
     logger = logging.getLogger("apprise")
-    logger.handlers[:] = [heard]
+    logger.handlers[:] = [handler]
     logger.propagate = False
     logger.setLevel(logging.DEBUG)  # setLevel, not .level: it clears the logger's cache
     plugin = apprise.Apprise.instantiate(target.url, asset=_asset(apprise))
@@ -210,11 +222,11 @@ def _send_one(apprise, target, message: Message) -> bytes:
         notify_type=_TYPES.get(message.kind, "info"),
         body_format=plugin.notify_format,
     )
-    return b"ok" if taken else heard.verdict or b"refused"
+    return b"ok" if taken else heard[0] if heard else b"refused"
 
 
 # What a child's verdict means: Apprise's log lines are never shown (they re-encode and
-# quote URL parts), only the numbers and facts :class:`_Classify` draws from them.
+# quote URL parts), only the numbers and facts :func:`_listen` draws from them.
 _WHYS = {
     "ok": "",
     "http": "not accepted (HTTP status {})",
@@ -228,7 +240,7 @@ _WHYS = {
 }
 
 
-def _why(outcome, seconds: float) -> str:
+def _why(outcome: Outcome, seconds: float) -> str:
     """The text of a child's :class:`duckdns.contain.Outcome`."""
     from duckdns import contain
 
@@ -248,44 +260,41 @@ def _why(outcome, seconds: float) -> str:
     return _WHYS[word].format(number, mib=contain.MEMORY // contain.MIB)
 
 
-class _Classify:
-    """A logging handler for the child: of Apprise's log lines keeps only what is safe to
-    show, the first of: an HTTP status, an SMTP reply code, an errno, a timeout.
+# Each needs what a URL part cannot hold as Apprise and requests show it: a space (they show
+# URLs %- or +-encoded), or the end of the line ("…error=404.").
+_PATTERNS = (
+    ("http", r"\berror=([1-5][0-9][0-9])\.?\Z"),  # Apprise 1.2's "…, error=NNN."
+    ("smtp", r"\. Reason: \(([2-5][0-9][0-9]),"),  # smtplib's (code, text) tuple
+    ("errno", r"\[Errno ([0-9]{1,3})\] "),  # OSError's own form
+    ("timeout", r"\btimed out\b()"),  # socket's and requests' "Read timed out."
+)
 
-    A class made on use: ``logging`` is imported only in the child."""
 
-    # Each needs what a URL part cannot hold as Apprise and requests show it: a space
-    # (they show URLs %- or +-encoded), or the end of the line ("…error=404.").
-    PATTERNS = (
-        ("http", r"\berror=([1-5][0-9][0-9])\.?\Z"),  # Apprise 1.2's "…, error=NNN."
-        ("smtp", r"\. Reason: \(([2-5][0-9][0-9]),"),  # smtplib's (code, text) tuple
-        ("errno", r"\[Errno ([0-9]{1,3})\] "),  # OSError's own form
-        ("timeout", r"\btimed out\b()"),  # socket's and requests' "Read timed out."
-    )
+def _listen() -> tuple[logging.Handler, list[bytes]]:
+    """A logging handler for the child, and the verdict it draws: of Apprise's log lines it
+    keeps only what is safe to show, the first of: an HTTP status, an SMTP reply code, an
+    errno, a timeout. Made on use: ``logging`` is imported only in the child."""
+    import logging
+    import re
 
-    def __new__(cls):
-        import logging
-        import re
+    patterns = [(word, re.compile(pattern)) for word, pattern in _PATTERNS]
+    heard: list[bytes] = []
 
-        patterns = [(word, re.compile(pattern)) for word, pattern in cls.PATTERNS]
-
-        class Handler(logging.Handler):
-            verdict = b""
-
-            def emit(self, record: logging.LogRecord) -> None:
-                if self.verdict or record.levelno < logging.DEBUG:
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if heard or record.levelno < logging.DEBUG:
+                return
+            try:
+                text = record.getMessage()[:4096]
+            except Exception:  # a malformed log call in a plugin
+                return
+            for word, pattern in patterns:
+                found = pattern.search(text)
+                if found:
+                    heard.append(f"{word} {found.group(1)}".strip().encode())
                     return
-                try:
-                    text = record.getMessage()[:4096]
-                except Exception:  # a malformed log call in a plugin
-                    return
-                for word, pattern in patterns:
-                    found = pattern.search(text)
-                    if found:
-                        self.verdict = f"{word} {found.group(1)}".strip().encode()
-                        return
 
-        return Handler()
+    return Handler(), heard
 
 
 def _convert(source: str, target: str, body: str) -> str:
@@ -293,10 +302,11 @@ def _convert(source: str, target: str, body: str) -> str:
     do, which a direct call to the plugin leaves to the caller in Apprise 1.2."""
     from apprise.conversion import convert_between
 
-    return convert_between(source, target, body)
+    convert: Callable[[str, str, str], str] = convert_between  # untyped in Apprise 1.2
+    return convert(source, target, body)
 
 
-def _apprise():
+def _apprise() -> ModuleType:
     import apprise
 
     return apprise
@@ -309,7 +319,7 @@ def available() -> bool:
     return find_spec("apprise") is not None
 
 
-def _asset(apprise):
+def _asset(apprise: ModuleType) -> object:
     """Apprise's settings: no persistent storage (1.9's memory mode; 1.2 has none)."""
     try:
         return apprise.AppriseAsset(storage_mode="memory")
@@ -317,7 +327,7 @@ def _asset(apprise):
         return apprise.AppriseAsset()
 
 
-def check(cfg) -> str:
+def check(cfg: config.Config) -> str:
     """``duckdns check``'s word on notify ('' when unset). Raises ConfigError for a URL
     Apprise cannot use (naming its line, never the URL); says when Apprise is missing."""
     if not cfg.notify:

@@ -19,6 +19,10 @@ import stat
 from duckdns import records, report
 from duckdns.records import State
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing costs a timer run a tenth of its CPU
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 # Larger is not a state this updater wrote (it writes about 1 KiB).
 MAX_SIZE = 64 * 1024
 MAX_TEXT = 512  # longest text field kept (an error message is the longest written)
@@ -32,7 +36,7 @@ MAX_TIME = 2**40
 MAX_COUNT = 10**9
 
 
-def _valid(default, value) -> bool:
+def _valid(default: object, value: object) -> bool:
     """Whether ``value`` is of the field's type: text, a count, or a time (None allowed)."""
     if isinstance(default, str):
         return isinstance(value, str) and len(value) <= MAX_TEXT
@@ -57,7 +61,7 @@ def txt_problem(value: str) -> str:
     return ""
 
 
-def _address(version: int):
+def _address(version: int) -> Callable[[str], bool]:
     """The rule of a record's address: empty, or an address of ``version`` without a zone
     (what DuckDNS's answers show, duckdns.api). Anything else was not written here, and
     would reach status and the metrics' labels."""
@@ -83,7 +87,7 @@ _FIELD_RULES = {
 }
 
 
-def _valid_field(key: str, value) -> bool:
+def _valid_field(key: str, value: object) -> bool:
     """Whether ``value`` may be kept as the field ``key``."""
     if not _valid(FIELDS[key], value):
         return False
@@ -161,7 +165,7 @@ def _read_file(path: str) -> bytes:
     return raw
 
 
-def _upgrade(saved: dict) -> dict:
+def _upgrade(saved: dict[str, object]) -> dict[str, object]:
     """The fields a state.json from before per-record state (duckdns 0.1.0) means, to be
     checked like every other field (the caller does): keep what still holds.
 
@@ -175,7 +179,9 @@ def _upgrade(saved: dict) -> dict:
 
 def as_dict(state: State) -> dict[str, object]:
     """The records as state.json holds them."""
-    return {key: getattr(getattr(state, record), name) for key, (record, name) in records.KEYS.items()}
+    return {
+        key: getattr(getattr(state, record), name) for key, (record, name) in records.KEYS.items()
+    }
 
 
 # Each key of state.json and its default (a fresh State's value).

@@ -15,6 +15,10 @@ from pathlib import Path
 from duckdns import EXIT_OK, CheckStatus, backoff, config, report, state
 from duckdns.records import State
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing is not loaded to print a status
+if TYPE_CHECKING:
+    import argparse
+
 # status --check: temporary failures turn CRITICAL after this long; no success for longer
 # than the config's refresh plus this is stale (a healthy updater succeeds at least once
 # a refresh period: the A record hourly while a probe answers, each record at refresh).
@@ -22,7 +26,7 @@ CRITICAL_AFTER = 3600
 STALE_MARGIN = 3600
 
 
-def _when(timestamp) -> str:
+def _when(timestamp: float | None) -> str:
     if not timestamp:
         return "never"
     ago = max(0, int(time.time() - timestamp))
@@ -33,7 +37,7 @@ def _when(timestamp) -> str:
     return f"{text} ({ago} s ago)"
 
 
-def run(args, path: str) -> int:
+def run(args: argparse.Namespace, path: str) -> int:
     """Print the state as ``args`` asks: rows, --json, --prometheus, --alert or --check."""
     if args.check:
         return check(path)
@@ -105,7 +109,7 @@ def _failure_rows(saved: State) -> list[tuple[str, str]]:
     return rows
 
 
-def _at(timestamp) -> str:
+def _at(timestamp: float) -> str:
     """A time to come: ``2026-12-01 08:15:00 UTC (in 4 min)``; past: the next run."""
     ahead = int(timestamp - time.time())
     if ahead <= 0:

@@ -140,7 +140,9 @@ def _begin(state: State, plan: decide.Plan, now: int) -> None:
 
 def _unchanged(state: State, events: Events, cfg: Config, plan: decide.Plan) -> None:
     if cfg.ipv6 == "auto" and plan.want[Family.IPV6] is None:
-        events.say("info", "ipv6 = auto, but this host has no global IPv6 address: AAAA left as it is")
+        events.say(
+            "info", "ipv6 = auto, but this host has no global IPv6 address: AAAA left as it is"
+        )
     events.say(
         "info",
         f"nothing changed (IPv4 {state.ipv4.value or '-'}, IPv6 {state.ipv6.value or '-'}): "

@@ -88,7 +88,9 @@ def _gateway() -> str | None:
     return router.default_gateway()
 
 
-def probe_targets(cfg, gateway) -> list:
+def probe_targets(
+    cfg: config.Config, gateway: Callable[[], str | None]
+) -> list[config.ProbeTarget]:
     """The probe's targets, the router's address filled in: the ``router`` setting, else
     ``gateway()``, the kernel's default gateway (read only when ``router`` is asked)."""
     if not cfg.probe or cfg.probe[0].kind != "router":
@@ -97,7 +99,7 @@ def probe_targets(cfg, gateway) -> list:
     return [cfg.probe[0]._replace(address=address, port=port), *cfg.probe[1:]]
 
 
-def ask_probe(targets) -> probe.Probed:
+def ask_probe(targets: list[config.ProbeTarget]) -> probe.Probed:
     """What the probe's targets say (duckdns.probe.public_ipv4); why each failed, at -vv."""
     probed = probe.public_ipv4(targets)
     for target, why in probed.failures:
@@ -137,7 +139,9 @@ def _finish(
 
         changed.record(state_path, cfg.domains, *events.changed)
     told = False
-    if events.ping is not None and (recorded or backoff.unrecorded_turn(now, ",".join(cfg.domains))):
+    if events.ping is not None and (
+        recorded or backoff.unrecorded_turn(now, ",".join(cfg.domains))
+    ):
         from duckdns import heartbeat
 
         status, text = events.ping
@@ -178,23 +182,25 @@ def _print_requests(cfg: config.Config, plan: Plan) -> ExitStatus:
     return EXIT_OK
 
 
-def send_one(cfg: config.Config, what: str, **query: str | bool) -> ExitStatus:
+def send_one(
+    cfg: config.Config, what: str, *, txt: str | None = None, clear: bool = False
+) -> ExitStatus:
     """``clear``, ``txt set`` and ``txt clear``: one request, recorded and reported."""
     from duckdns import api
 
     state_path = state.path_for(cfg.path)
     saved = state.load(state_path)
-    txt = "txt" in query
+    query = api.build_query(cfg, ipv4=None, ipv6=None, txt=txt, clear=clear)
     try:
-        reply = api.send(cfg, api.build_query(cfg, ipv4=None, ipv6=None, **query), txt=txt)
+        reply = api.send(cfg, query, txt=txt is not None)
     except api.Rejected as exc:
         report.error(str(exc))
         return EXIT_KO
     except api.TemporaryFailure as exc:
         report.error(str(exc))
         return EXIT_TEMPFAIL
-    if txt:
-        sent = "" if query.get("clear") else str(query["txt"])
+    if txt is not None:
+        sent = "" if clear else txt
         problem = api.txt_mismatch(reply, sent)
         if problem:
             report.error(problem)

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from duckdns import EXIT_KO, EXIT_TEMPFAIL, config, report, resolve, state
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING: not loaded for a command that needs none of it
+if TYPE_CHECKING:
+    import argparse
 
-def run(args, path: str) -> int:
+
+def run(args: argparse.Namespace, path: str) -> int:
     cfg = config.load(path)
     saved = state.load(state.path_for(cfg.path))
     address = None

@@ -119,12 +119,23 @@ def test_the_transition_is_pure():
     world = started()
     before = world.state.copy()
     plan = decide.plan(
-        decide.Inputs(world.cfg, world.state, world.now, force=True, fingerprint="f",
-                      probe=(PUBLIC, []), host_ipv6=None)
+        decide.Inputs(
+            world.cfg,
+            world.state,
+            world.now,
+            force=True,
+            fingerprint="f",
+            probe=(PUBLIC, []),
+            host_ipv6=None,
+        )
     )
     answers = [world.duck.answer(plan.requests[0])]
-    first = transition.transition(world.state, transition.Run(world.cfg, True, plan, None), answers, world.now)
-    again = transition.transition(world.state, transition.Run(world.cfg, True, plan, None), answers, world.now)
+    first = transition.transition(
+        world.state, transition.Run(world.cfg, True, plan, None), answers, world.now
+    )
+    again = transition.transition(
+        world.state, transition.Run(world.cfg, True, plan, None), answers, world.now
+    )
     assert world.state == before, "the records read are never changed"
     assert first[0] == again[0] and first[1].lines == again[1].lines
 
@@ -217,9 +228,17 @@ def test_a_run_stopped_before_duckdns_answered_is_a_failed_attempt():
     world = started()
     world.duck.client = NEW_PUBLIC
     world.probe = NEW_PUBLIC
-    plan = decide.plan(decide.Inputs(world.cfg, world.state, world.now, force=False,
-                                     fingerprint=decide.fingerprint("the config's identity"),
-                                     probe=(NEW_PUBLIC, []), host_ipv6=None))
+    plan = decide.plan(
+        decide.Inputs(
+            world.cfg,
+            world.state,
+            world.now,
+            force=False,
+            fingerprint=decide.fingerprint("the config's identity"),
+            probe=(NEW_PUBLIC, []),
+            host_ipv6=None,
+        )
+    )
     world.state = transition.begin(world.state, plan, world.now)  # saved, then the run is killed
     world.now += 30
     assert transition.waiting(world.state, world.now, False, plan.fingerprint)
@@ -232,10 +251,14 @@ def test_a_run_stopped_before_duckdns_answered_is_a_failed_attempt():
 
 
 def test_nothing_to_publish_is_a_failure_backed_off_and_pinged_down():
-    world = World(f"probe = off\nipv4 = off\nipv6 = auto\nhealthcheck = https://hc.example/ping/{TOKEN[:8]}\n")
+    world = World(
+        f"probe = off\nipv4 = off\nipv6 = auto\nhealthcheck = https://hc.example/ping/{TOKEN[:8]}\n"
+    )
     codes = world.minutes(60)
     assert world.duck.requests == []
-    assert codes[0] == EXIT_TEMPFAIL and world.said("error") == [decide.NO_ADDRESS + "; next attempt in 1 min"]
+    assert codes[0] == EXIT_TEMPFAIL and world.said("error") == [
+        decide.NO_ADDRESS + "; next attempt in 1 min"
+    ]
     assert world.state.streak.failures == 7  # minutes 0, 1, 3, 7, 15, 30 and 45
     assert world.state.ping.tried == T0 and world.events.ping is None  # one "down", tried once
     world.host_ipv6 = V6
@@ -292,5 +315,8 @@ def test_drift_is_repaired_in_the_same_run():
     world.now += 60
     world.duck.ipv6 = "2001:db8::dead"  # someone else's update
     world.run()
-    assert [sorted(f.value for f in r.sets) for r in world.duck.requests[-2:]] == [["ipv4"], ["ipv6"]]
+    assert [sorted(f.value for f in r.sets) for r in world.duck.requests[-2:]] == [
+        ["ipv4"],
+        ["ipv6"],
+    ]
     assert world.duck.ipv6 == V6
