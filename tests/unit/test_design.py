@@ -87,6 +87,8 @@ def test_data_flows_one_way():
     circles = [m for m in code if reaches(m, m, {m})]
     assert not circles, f"import circles through {circles}"
     assert code["report"] == set()
+    assert code["records"] == set(), "the run records sit under every module"
+    assert code["state"] <= {"records", "report"}, "the storage layer knows no feature"
     assert not [m for m in code if "cli" in code[m] and m != "__main__"], "only __main__ runs cli"
 
 

@@ -6,7 +6,9 @@ test DuckDNS server (``duck``, which answers OK), probe off:
 
 - Hypothesis writes hostile values into any fields of a valid state (wrong types for each
   field of duckdns.state.FIELDS, booleans, NaN and infinities, 1e308, 10**400, negative
-  times, nested lists and objects) and runs the update in this process (the ``runner``);
+  times, nested lists and objects): hundreds of examples through ``state.parse``, the plan
+  and ``state.save`` directly, and a few through a whole update in this process (the
+  ``runner``);
 - explicit whole-file cases run the real program: absurd nesting, a few MB, invalid UTF-8,
   not an object, truncated, a FIFO, a directory, symlinks, /dev/zero.
 
@@ -30,6 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.helpers import DEBIAN_PYTHON, ROOT, assert_no_canary
 
+from duckdns import decide, state, transition
 from duckdns.state import FIELDS
 
 RUN_BOUND = 20  # seconds: a run that blocks on its state file is killed here (and fails)
@@ -100,14 +103,48 @@ def valid(conf, runner):
     return run, path, json.loads(path.read_text())
 
 
+@settings(max_examples=1000, deadline=None, database=None)
+@given(hostile=HOSTILE_FIELDS)
+def test_any_field_values_are_read_or_dropped(hostile, tmp_path_factory):
+    """state.parse keeps a field only with its type; the plan and the wait take what it
+    gives; state.save writes strict JSON of it."""
+    base = state.as_dict(state.State())
+    records, dropped = state.parse({**base, **hostile})
+    assert set(dropped) <= set(hostile)
+    for key in set(hostile) - set(dropped):
+        record, name = state.records.KEYS[key]
+        assert (
+            getattr(getattr(records, record), name) == hostile[key] or hostile[key] != hostile[key]
+        )
+    from duckdns import config
+
+    cfg = config.parse(
+        "domains = piserver\ntoken = "
+        + "a" * 8
+        + "-aaaa-aaaa-aaaa-"
+        + "a" * 12
+        + "\nprobe = off\n",
+        "/x/duckdns.conf",
+    )
+    now = 1_800_000_000
+    transition.waiting(records, now, False, "f")
+    decide.plan(
+        decide.Inputs(cfg, records, now, force=False, fingerprint="f", probe=None, host_ipv6=None)
+    )
+    path = tmp_path_factory.mktemp("state") / "state.json"
+    assert state.save(str(path), records) == ""
+    assert_sane(path)
+
+
 @settings(
-    max_examples=200,
+    max_examples=15,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(hostile=HOSTILE_FIELDS, force=st.booleans())
 def test_any_field_values(valid, hostile, force):
+    """A few of the same, through a whole update."""
     run, path, base = valid
     path.write_text(json.dumps({**base, **hostile}, allow_nan=True))
     run.later(61)
@@ -130,8 +167,19 @@ WRONG_TIMES = {
 
 @pytest.mark.parametrize("value", list(WRONG_TIMES.values()), ids=list(WRONG_TIMES))
 @pytest.mark.parametrize("field", sorted(k for k, v in FIELDS.items() if v is None))
+def test_time_fields_are_dropped(field, value):
+    """Each time field, each kind of wrong value: dropped to None, one field named."""
+    records, dropped = state.parse({**FIELDS, field: value})
+    assert dropped == [field]
+    record, name = state.records.KEYS[field]
+    assert getattr(getattr(records, record), name) is None
+
+
+@pytest.mark.parametrize("value", list(WRONG_TIMES.values()), ids=list(WRONG_TIMES))
+@pytest.mark.parametrize("field", ["next_attempt", "in_flight"])
 def test_time_fields(valid, field, value):
-    """Each time field, each kind of wrong value: the run goes on, the file is repaired."""
+    """Wrong times where they matter most, through a whole update: the run goes on, the
+    file is repaired."""
     run, path, base = valid
     path.write_text(json.dumps({**base, field: value}, allow_nan=True))
     code, out, err = run("update", "--force")

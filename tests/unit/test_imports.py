@@ -7,6 +7,7 @@ changed never loads them, nor argparse (scripts/bench measures the cost).
 
 from __future__ import annotations
 
+import ast
 import subprocess
 
 import pytest
@@ -120,3 +121,17 @@ def test_reading_a_config_loads_neither_a_dns_library_nor_requests(conf):
     )
     proc = subprocess.run([DEBIAN_PYTHON, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "['duckdns.config', 'duckdns.dnswire', 'duckdns.report']"
+
+
+def test_the_timers_module_loads_no_feature_it_may_not_need():
+    """The update's own imports: the heartbeat, notifications and the router load only when
+    configured (duckdns.transition, duckdns.update import them where they are used), and
+    the state's storage layer knows nothing of any feature."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import duckdns.update, duckdns.state; "
+        "print(sorted(m for m in sys.modules if m.startswith('duckdns.')))"
+    )
+    proc = subprocess.run([DEBIAN_PYTHON, "-c", code], capture_output=True, text=True, check=True)
+    modules = set(ast.literal_eval(proc.stdout))
+    assert not modules & {"duckdns.notify", "duckdns.heartbeat", "duckdns.router"}, modules
+    assert not modules & {"duckdns.api", "duckdns.changed", "duckdns.contain"}, modules
