@@ -17,6 +17,19 @@ from duckdns.api import Reply
 from duckdns.decide import Answer, Family, Request
 from duckdns.records import State
 
+@pytest.fixture(autouse=True)
+def no_sockets_nor_processes(monkeypatch):
+    """The pure core asks no one: a socket or a process here fails the test."""
+    import socket
+    import subprocess
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the pure core opened a socket or started a process")
+
+    monkeypatch.setattr(socket, "socket", refused)
+    monkeypatch.setattr(subprocess, "Popen", refused)
+
+
 PUBLIC, NEW_PUBLIC, STALE = "203.0.113.7", "198.51.100.20", "192.0.2.9"
 V6 = "2001:db8::7"
 T0 = 1_800_000_000
