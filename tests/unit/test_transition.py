@@ -17,6 +17,7 @@ from duckdns.api import Reply
 from duckdns.decide import Answer, Family, Request
 from duckdns.records import State
 
+
 @pytest.fixture(autouse=True)
 def no_sockets_nor_processes(monkeypatch):
     """The pure core asks no one: a socket or a process here fails the test."""
