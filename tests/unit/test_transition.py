@@ -31,11 +31,12 @@ def no_sockets_nor_processes(monkeypatch):
     monkeypatch.setattr(subprocess, "Popen", refused)
 
 
-PUBLIC, NEW_PUBLIC, STALE = "203.0.113.7", "198.51.100.20", "192.0.2.9"
+PUBLIC, NEW_PUBLIC = "203.0.113.7", "198.51.100.20"
 V6 = "2001:db8::7"
 T0 = 1_800_000_000
 HOUR, DAY = 3600, 86400
 TOKEN = "a7c4d0ad-114e-40ef-ba1d-d217904a50f2"
+FINGERPRINT = decide.fingerprint("the config's identity")
 
 
 class Duck:
@@ -81,23 +82,26 @@ class World:
         self.lines: list[tuple[str, str]] = []
         self.events = transition.Events()
 
+    def plan(self, force: bool = False) -> decide.Plan:
+        """The plan of a run now, the probe asked as configured."""
+        asked = None if not self.cfg.probe else (self.probe, [] if self.probe else ["x"])
+        host_ipv6 = self.host_ipv6 if self.cfg.ipv6 == "auto" else None
+        inputs = decide.Inputs(
+            self.cfg,
+            self.state,
+            self.now,
+            force=force,
+            fingerprint=FINGERPRINT,
+            probe=asked,
+            host_ipv6=host_ipv6,
+        )
+        return decide.plan(inputs)
+
     def run(self, force: bool = False) -> int:
         """One run, as duckdns.update.run makes it (no file: the records stay in memory)."""
-        fingerprint = decide.fingerprint("the config's identity")
         plan, answers = None, []
-        if not transition.waiting(self.state, self.now, force, fingerprint):
-            asked = None if not self.cfg.probe else (self.probe, [] if self.probe else ["x"])
-            plan = decide.plan(
-                decide.Inputs(
-                    self.cfg,
-                    self.state,
-                    self.now,
-                    force=force,
-                    fingerprint=fingerprint,
-                    probe=asked,
-                    host_ipv6=self.host_ipv6 if self.cfg.ipv6 == "auto" else None,
-                )
-            )
+        if not transition.waiting(self.state, self.now, force, FINGERPRINT):
+            plan = self.plan(force)
             while (request := decide.next_request(plan, answers)) is not None:
                 answers.append(self.duck.answer(request))
         run = transition.Run(self.cfg, force, plan, None)
@@ -132,17 +136,7 @@ def started() -> World:
 def test_the_transition_is_pure():
     world = started()
     before = world.state.copy()
-    plan = decide.plan(
-        decide.Inputs(
-            world.cfg,
-            world.state,
-            world.now,
-            force=True,
-            fingerprint="f",
-            probe=(PUBLIC, []),
-            host_ipv6=None,
-        )
-    )
+    plan = world.plan(force=True)
     answers = [world.duck.answer(plan.requests[0])]
     first = transition.transition(
         world.state, transition.Run(world.cfg, True, plan, None), answers, world.now
@@ -242,17 +236,7 @@ def test_a_run_stopped_before_duckdns_answered_is_a_failed_attempt():
     world = started()
     world.duck.client = NEW_PUBLIC
     world.probe = NEW_PUBLIC
-    plan = decide.plan(
-        decide.Inputs(
-            world.cfg,
-            world.state,
-            world.now,
-            force=False,
-            fingerprint=decide.fingerprint("the config's identity"),
-            probe=(NEW_PUBLIC, []),
-            host_ipv6=None,
-        )
-    )
+    plan = world.plan()
     world.state = transition.begin(world.state, plan, world.now)  # saved, then the run is killed
     world.now += 30
     assert transition.waiting(world.state, world.now, False, plan.fingerprint)
