@@ -59,58 +59,10 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
             disk, dirty = began, False
         if plan.requests:
             report.info(f"updating {', '.join(cfg.domains)}: {plan.reason}")
-            try:
-                with _StopFromOutside():
-                    answers = talk(cfg, plan, retries=not (began.streak.failures or not writable))
-            except Stopped:
-                return _stopped(cfg, state_path, began, now)
+            answers = talk(cfg, plan, retries=not (began.streak.failures or not writable))
     heard = probed.router if probed is not None else None
     new, events = after.transition(saved, after.Run(cfg, force, plan, heard), answers, now)
     return _finish(cfg, state_path, new, events, now, writable and (dirty or new != disk))
-
-
-# What the run's own deadlines add up to (debian/duckdns.service sizes its time limit from
-# them): a SIGTERM before this comes from outside, a stop or restart (an upgrade restarts
-# the timer, and the service with it: PartOf=), not from the unit's limit on a held run.
-OWN_BOUND = 98.0
-
-
-class Stopped(BaseException):
-    """SIGTERM from outside while the requests are in flight (BaseException: no handler of
-    a request's failures takes it for one)."""
-
-
-class _StopFromOutside:
-    """While the requests are in flight, a SIGTERM from outside raises :class:`Stopped`;
-    one after :data:`OWN_BOUND` is the unit's time limit on a run DuckDNS held, and ends
-    the process where it is, as systemd meant (the next run counts the attempt)."""
-
-    def __enter__(self) -> None:
-        import signal
-
-        started = time.monotonic()
-
-        def stop(signum: int, frame: object) -> None:
-            if time.monotonic() - started < OWN_BOUND:
-                raise Stopped
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.raise_signal(signal.SIGTERM)
-
-        self.previous = signal.signal(signal.SIGTERM, stop)
-
-    def __exit__(self, *exc: object) -> None:
-        import signal
-
-        signal.signal(signal.SIGTERM, self.previous)
-
-
-def _stopped(cfg: config.Config, state_path: str, began: State, now: int) -> ExitStatus:
-    """A run stopped from outside before DuckDNS answered: not a failure of DuckDNS's; the
-    attempt is taken off the record and the next run sends again."""
-    began.run.in_flight = None
-    _save(cfg, state_path, began, now)
-    report.info("stopped before DuckDNS answered (a restart or a shutdown): the next run sends")
-    return EXIT_OK
 
 
 def _inputs(

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +27,7 @@ from support.helpers import (
     state_of,
 )
 
-from duckdns import api, backoff, decide, state, update
+from duckdns import api, backoff, decide, state
 
 NEW_PUBLIC = "198.51.100.20"
 
@@ -214,54 +212,6 @@ def test_a_run_stopped_mid_request_counts_as_a_failed_attempt(duck, conf, runner
 
 class Killed(BaseException):
     """SIGTERM from the unit's time limit: the process ends where it is."""
-
-
-def sigterm_in_flight(*args, **kw):
-    """api.send as it is when systemd stops the run: SIGTERM while DuckDNS has not answered."""
-    os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(5)  # the handler runs here
-    raise AssertionError("SIGTERM was not handled")
-
-
-def test_a_run_stopped_from_outside_is_not_a_failure(duck, conf, runner, monkeypatch):
-    """An upgrade restarts the timer, and with it a run in flight (PartOf=): the run takes
-    its attempt off the record and ends with 0; the next run sends at once, says nothing
-    of a failure, and no alert is raised."""
-    run = runner(conf())
-    assert run()[0] == 0
-    real_send = api.send
-    monkeypatch.setattr(api, "send", sigterm_in_flight)
-    run.later(60)
-    code, _, err = run("-v", "update", "--force")
-    assert code == 0 and "stopped before DuckDNS answered" in err, err
-    saved = state_of(run.cfg)
-    assert (saved["in_flight"], saved["failures"], saved["alert"]) == (None, 0, ""), saved
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "the handler is put back"
-    monkeypatch.setattr(api, "send", real_send)
-    run.later(1)
-    code, _, err = run("update", "--force")
-    assert (code, err) == (0, ""), err
-    assert len(duck.requests) == 2
-
-
-def test_a_run_stopped_by_the_units_time_limit_is_still_counted(duck, conf, runner, monkeypatch):
-    """After the run's own deadlines (update.OWN_BOUND), a SIGTERM is the unit's time limit
-    on a run DuckDNS held: the process ends where it is, the next run counts the attempt."""
-    run = runner(conf())
-    assert run()[0] == 0
-    monkeypatch.setattr(update, "OWN_BOUND", 0.0)
-    monkeypatch.setattr(api, "send", sigterm_in_flight)
-
-    def die(signum):
-        assert signal.getsignal(signum) is signal.SIG_DFL
-        raise Killed
-
-    monkeypatch.setattr(signal, "raise_signal", die)
-    run.later(60)
-    with pytest.raises(Killed):
-        run("update", "--force")
-    assert state_of(run.cfg)["in_flight"] is not None
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # what the process's end would have done
 
 
 @pytest.mark.parametrize("before", ["first run", "config changed"])
