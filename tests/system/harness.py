@@ -102,10 +102,15 @@ def fast_timer(c: Container) -> None:
 
 
 def preseed(
-    c: Container, domains: str | None = None, token: str | None = None, ipv6: bool | None = None
+    c: Container,
+    domains: str | None = None,
+    token: str | None = None,
+    ipv6: bool | None = None,
+    publish: str | None = None,
 ) -> None:
     """debconf-set-selections, as a fleet install does. The answers pass through a file
-    in the host-side test directory, never the container's root tree."""
+    in the host-side test directory, never the container's root tree. ``publish``: ipv4,
+    both or ipv6 (duckdns/publish); ``ipv6``: 1.0.0's yes/no question."""
     lines = []
     if domains is not None:
         lines.append(f"duckdns duckdns/domains string {domains}")
@@ -113,6 +118,8 @@ def preseed(
         lines.append(f"duckdns duckdns/token password {token}")
     if ipv6 is not None:
         lines.append(f"duckdns duckdns/ipv6 boolean {'true' if ipv6 else 'false'}")
+    if publish is not None:
+        lines.append(f"duckdns duckdns/publish select {publish}")
     seed = c.hostdir / "seed"
     seed.write_text("\n".join(lines) + "\n")
     try:

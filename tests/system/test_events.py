@@ -272,10 +272,10 @@ def settle(c, seconds: float = 4) -> None:
 def test_networkmanager_events_start_the_hardened_update(nm_container, deb):
     c = nm_container
     duckdns = harness.DuckDNS(c, token=TOKEN, domains=["piserver"]).start()
-    harness.preseed(c, domains="piserver", token=TOKEN, ipv6=True)
+    # The AAAA record only (debconf's "IPv6 only"): it follows the link.
+    harness.preseed(c, domains="piserver", token=TOKEN, publish="ipv6")
     c.install_deb(deb)
     c.exec(["systemctl", "stop", "duckdns.timer"])  # only the network's events start runs
-    c.sh(f"printf 'ipv4 = off\\n' >> {CONF}")  # the AAAA record only: it follows the link
     # A link NetworkManager manages: a veth named eth1 (Debian's 85-nm-unmanaged.rules leaves
     # other veths alone), its peer in a namespace of its own, so it has a carrier.
     c.sh(
@@ -380,10 +380,10 @@ def test_networkd_dispatcher_starts_the_hardened_update(nm_container, deb):
     package's routable.d script, which starts duckdns.service through the network timer."""
     c = nm_container
     duckdns = harness.DuckDNS(c, token=TOKEN, domains=["piserver"]).start()
-    harness.preseed(c, domains="piserver", token=TOKEN, ipv6=True)
+    # The AAAA record only (debconf's "IPv6 only"): it follows the link.
+    harness.preseed(c, domains="piserver", token=TOKEN, publish="ipv6")
     c.install_deb(deb)
     c.exec(["systemctl", "stop", "duckdns.timer"])  # only the network's events start runs
-    c.sh(f"printf 'ipv4 = off\\n' >> {CONF}")
     assert (c.root / ROUTABLE.lstrip("/")).stat().st_mode & 0o777 == 0o755
     # networkd-dispatcher's unit runs only once a script exists
     # (ConditionPathExistsGlob=|/usr/lib/networkd-dispatcher/*/*): at boot it was skipped, and
@@ -478,10 +478,10 @@ def test_ifup_starts_the_hardened_update(ifupdown_container, deb):
     does nothing, and purge removes it."""
     c = ifupdown_container
     duckdns = harness.DuckDNS(c, token=TOKEN, domains=["piserver"]).start()
-    harness.preseed(c, domains="piserver", token=TOKEN, ipv6=True)
+    # The AAAA record only (debconf's "IPv6 only"): it follows the link.
+    harness.preseed(c, domains="piserver", token=TOKEN, publish="ipv6")
     c.install_deb(deb)
     c.exec(["systemctl", "stop", "duckdns.timer"])  # only the network's events start runs
-    c.sh(f"printf 'ipv4 = off\\n' >> {CONF}")  # the AAAA record only: it follows the link
     assert (c.root / IF_UP.lstrip("/")).stat().st_mode & 0o777 == 0o755
     assert IF_UP in c.read("/var/lib/dpkg/info/duckdns.conffiles").split()
     stanza = "/etc/network/interfaces.d/eth1"

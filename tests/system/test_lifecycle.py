@@ -58,12 +58,13 @@ def test_reconfigure_new_token_is_used_by_next_timer_run(container, duckdns, deb
     harness.answer_whiptail_input(term, r"subdomains? to update", "piserver")
     shown = harness.answer_whiptail_input(term, r"account token", NEW_TOKEN)
     assert NEW_TOKEN[:8] not in shown
-    term.wait_for(r"IPv6", 30)
-    term.key("Tab")  # from <No> (the file's "IPv6 = off" is the default) to <Yes>
+    term.wait_for(r"IPv4 and IPv6", 30)
+    term.key("Down")  # from "IPv4 only" (the file's "IPv6 = off" is the default)
     term.key("Enter")
     assert term.wait_exit(60) == 0, term.screen()
     repaired = ["\ufeff# written by hand", "domains = piserver", f"token = {NEW_TOKEN}"]
-    expected = "\r\n".join([*repaired, "ipv6 = auto", "Refresh = 12h", ""])
+    # What to publish is debconf's now: the ipv4 line the file lacked is added.
+    expected = "\r\n".join([*repaired, "ipv6 = auto", "Refresh = 12h", "ipv4 = auto", ""])
     assert conf.read_bytes() == expected.encode()
     assert set(owners(c).values()) == {dir_owner}, owners(c)
     assert conf.stat().st_mode & 0o777 == 0o600
