@@ -13,27 +13,29 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing costs a timer run a tenth of its CPU
 if TYPE_CHECKING:
-    from typing import Self
+    from typing import ClassVar, Self
 
 
 class Record:
-    """Fields in ``__slots__``, compared and copied by value."""
+    """Fields in ``__slots__``, each starting at its value in ``DEFAULTS`` (which lists them,
+    and their types are annotated); compared and copied by value."""
 
     __slots__: tuple[str, ...] = ()
+    DEFAULTS: ClassVar[dict[str, object]] = {}
 
-    def fields(self) -> list[str]:
-        """Its fields, a base class's too."""
-        return [name for cls in type(self).__mro__ for name in getattr(cls, "__slots__", ())]
+    def __init__(self) -> None:
+        for name, value in self.DEFAULTS.items():
+            setattr(self, name, value)
 
     def copy(self) -> Self:
         new = object.__new__(type(self))
-        for name in self.fields():
+        for name in self.DEFAULTS:
             setattr(new, name, getattr(self, name))
         return new
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and all(
-            getattr(self, name) == getattr(other, name) for name in self.fields()
+            getattr(self, name) == getattr(other, name) for name in self.DEFAULTS
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable: never a dict key
@@ -42,31 +44,19 @@ class Record:
 class Run(Record):
     """The last run that talked to DuckDNS, and what it left."""
 
-    __slots__ = (
-        "last_run",  # Unix time of the last run that talked to DuckDNS
-        "last_result",  # "updated", "nochange", "ko", "error", "cleared"
-        "last_success",  # Unix time of the last OK from DuckDNS
-        "last_change",  # Unix time DuckDNS last reported UPDATED
-        "last_error",
-        "bare_since",  # since when DuckDNS's answers confirm nothing (a bare "OK")
-        "in_flight",  # a request was sent at this time and its answer not yet recorded
-        "fingerprint",  # the configuration's identity and the updater's version
-        "txt",  # the TXT value last set
-    )
-    last_run: int | None
-    last_result: str
-    last_success: int | None
-    last_change: int | None
+    DEFAULTS = {"last_run": None, "last_result": "", "last_success": None, "last_change": None}
+    DEFAULTS |= {"last_error": "", "bare_since": None, "in_flight": None}
+    DEFAULTS |= {"fingerprint": "", "txt": ""}
+    __slots__ = tuple(DEFAULTS)
+    last_run: int | None  # Unix time of the last run that talked to DuckDNS
+    last_result: str  # "updated", "nochange", "ko", "error", "cleared"
+    last_success: int | None  # Unix time of the last OK from DuckDNS
+    last_change: int | None  # Unix time DuckDNS last reported UPDATED
     last_error: str
-    bare_since: int | None
-    in_flight: int | None
-    fingerprint: str
-    txt: str
-
-    def __init__(self) -> None:
-        self.last_run = self.last_success = self.last_change = None
-        self.bare_since = self.in_flight = None
-        self.last_result = self.last_error = self.fingerprint = self.txt = ""
+    bare_since: int | None  # since when DuckDNS's answers confirm nothing (a bare "OK")
+    in_flight: int | None  # a request was sent at this time and its answer not yet recorded
+    fingerprint: str  # the configuration's identity and the updater's version
+    txt: str  # the TXT value last set
 
 
 class Published(Record):
@@ -76,15 +66,12 @@ class Published(Record):
     None with a sent value: an answer that confirmed nothing, asked again at most every
     5 minutes) and when it was last asked for (``tried``, the 5-minute cadence)."""
 
-    __slots__ = ("value", "sent", "confirmed", "tried")
+    DEFAULTS = {"value": "", "sent": "", "confirmed": None, "tried": None}
+    __slots__ = tuple(DEFAULTS)
     value: str
     sent: str
     confirmed: int | None
     tried: int | None
-
-    def __init__(self) -> None:
-        self.value = self.sent = ""
-        self.confirmed = self.tried = None
 
     def forget(self) -> None:
         """Nothing is known to be published any more: the next update sends it."""
@@ -95,13 +82,11 @@ class Damped(Record):
     """A subject whose changes are damped (duckdns.decide.damp): the value its last change
     left, when, and its unsaid changes since."""
 
-    __slots__: tuple[str, ...] = ("left", "changed", "flaps")
+    __slots__ = ()
+    DEFAULTS = {"left": "", "changed": None, "flaps": 0}
     left: str
     changed: int | None
     flaps: int
-
-    def __init__(self) -> None:
-        self.left, self.changed, self.flaps = "", None, 0
 
 
 class Probe(Damped):
@@ -109,32 +94,25 @@ class Probe(Damped):
     "distrusted", "off", "unused") since ``since``, its last ``answer``, and when DuckDNS
     last saw the address it answered (``confirmed``) or another (``disputed``)."""
 
-    __slots__ = ("state", "since", "answer", "confirmed", "disputed")
+    DEFAULTS = {**Damped.DEFAULTS, "state": "", "since": None, "answer": ""}
+    DEFAULTS |= {"confirmed": None, "disputed": None}
+    __slots__ = tuple(DEFAULTS)
     state: str
     since: int | None
     answer: str
     confirmed: int | None
     disputed: int | None
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.state = self.answer = ""
-        self.since = self.confirmed = self.disputed = None
-
 
 class Reach(Damped):
     """The reachability verdict (duckdns.router.verdict, '' before any) since ``since``,
     and the external address the router gave ('' for none)."""
 
-    __slots__ = ("verdict", "since", "router_ipv4")
+    DEFAULTS = {**Damped.DEFAULTS, "verdict": "", "since": None, "router_ipv4": ""}
+    __slots__ = tuple(DEFAULTS)
     verdict: str
     since: int | None
     router_ipv4: str
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.verdict = self.router_ipv4 = ""
-        self.since = None
 
 
 class Streak(Record):
@@ -143,16 +121,9 @@ class Streak(Record):
     and the last alert ("down", "reminder", "up": ``status --alert``), kept after the
     streak ends so that each is told once."""
 
-    __slots__ = (
-        "since",
-        "failures",
-        "kind",
-        "next_attempt",
-        "reminded",
-        "alert",
-        "alert_at",
-        "alert_text",
-    )
+    ENDED = {"since": None, "failures": 0, "kind": "", "next_attempt": None, "reminded": None}
+    DEFAULTS = {**ENDED, "alert": "", "alert_at": None, "alert_text": ""}
+    __slots__ = tuple(DEFAULTS)
     since: int | None
     failures: int
     kind: str
@@ -162,27 +133,21 @@ class Streak(Record):
     alert_at: int | None
     alert_text: str
 
-    def __init__(self) -> None:
-        self.end()
-        self.alert, self.alert_at, self.alert_text = "", None, ""
-
     def end(self) -> None:
         """No failure streak (its alert is kept)."""
-        self.since, self.failures, self.kind = None, 0, ""
-        self.next_attempt = self.reminded = None
+        for name, value in self.ENDED.items():
+            setattr(self, name, value)
 
 
 class Ping(Record):
     """The heartbeat: what the monitor was last told (``state``, "up" or "down") and when
     (``at``), and when a ping was last sent, taken or not (``tried``)."""
 
-    __slots__ = ("state", "at", "tried")
+    DEFAULTS = {"state": "", "at": None, "tried": None}
+    __slots__ = tuple(DEFAULTS)
     state: str
     at: int | None
     tried: int | None
-
-    def __init__(self) -> None:
-        self.state, self.at, self.tried = "", None, None
 
 
 class Outbox(Record):
@@ -190,22 +155,22 @@ class Outbox(Record):
     the alert (its ``alert_at``) it told; ``tried``: the last attempt no URL took (None once
     one took it), saved before the first byte is sent so that a killed send counts."""
 
-    __slots__ = ("at", "ipv4", "ipv6", "alert", "tried")
+    DEFAULTS = {"at": None, "ipv4": "", "ipv6": "", "alert": None, "tried": None}
+    __slots__ = tuple(DEFAULTS)
     at: int | None
     ipv4: str
     ipv6: str
     alert: int | None
     tried: int | None
 
-    def __init__(self) -> None:
-        self.at = self.alert = self.tried = None
-        self.ipv4 = self.ipv6 = ""
-
 
 class State(Record):
     """Every record of a run, as one ``state.json`` holds them."""
 
-    __slots__ = ("run", "ipv4", "ipv6", "probe", "reach", "streak", "ping", "outbox")
+    PARTS = {"run": Run, "ipv4": Published, "ipv6": Published, "probe": Probe}
+    PARTS |= {"reach": Reach, "streak": Streak, "ping": Ping, "outbox": Outbox}
+    DEFAULTS = dict.fromkeys(PARTS)
+    __slots__ = tuple(PARTS)
     run: Run
     ipv4: Published
     ipv6: Published
@@ -216,13 +181,12 @@ class State(Record):
     outbox: Outbox
 
     def __init__(self) -> None:
-        self.run, self.ipv4, self.ipv6 = Run(), Published(), Published()
-        self.probe, self.reach, self.streak = Probe(), Reach(), Streak()
-        self.ping, self.outbox = Ping(), Outbox()
+        for name, part in self.PARTS.items():
+            setattr(self, name, part())
 
     def copy(self) -> Self:
         new = object.__new__(type(self))
-        for name in self.__slots__:
+        for name in self.PARTS:
             setattr(new, name, getattr(self, name).copy())
         return new
 
@@ -239,7 +203,7 @@ class State(Record):
 
 # state.json's keys: key -> (record, attribute). The only place they are spelled.
 KEYS = {
-    **{key: ("run", key) for key in Run.__slots__},
+    **{key: ("run", key) for key in Run.DEFAULTS},
     **{
         f"{pre}{family}{post}": (family, attribute)
         for family in ("ipv4", "ipv6")
@@ -254,7 +218,7 @@ KEYS = {
     **{
         f"{subject}_{name}": (subject, name)
         for subject in ("probe", "reach")
-        for name in Damped.__slots__
+        for name in Damped.DEFAULTS
     },
     "probe_state": ("probe", "state"),
     "probe_ipv4": ("probe", "answer"),
