@@ -955,9 +955,12 @@ def rewrite(path: str, answers: dict[str, str]) -> None:
     domains or token.
 
     The result must pass :func:`parse`, the updater's own reading, before it replaces the
-    old file; else ConfigError and the old file is untouched. Then :func:`replace_file`.
+    old file; else ConfigError and the old file is untouched. Then it replaces the file
+    whole (duckdns.state.atomic_write: 0600, owned like its directory).
     """
-    replace_file(path, rewritten(path, answers))
+    from duckdns import state
+
+    state.atomic_write(path, rewritten(path, answers).encode("utf-8"))
 
 
 def rewritten(path: str, answers: dict[str, str]) -> str:
@@ -1027,37 +1030,6 @@ def _names_address(key: str, value: str) -> bool:
         return _address(value, 4 if key == "ipv4" else 6, "") not in ("auto", "off")
     except ConfigError:
         return False
-
-
-def replace_file(path: str, text: str) -> None:
-    """Replace ``path`` by ``text`` whole or not at all: a temporary file in the same
-    directory (0600 from its first byte), owned like the directory, synced, renamed."""
-    import tempfile
-
-    directory = os.path.dirname(os.path.abspath(path))
-    owner = os.stat(directory)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            # The ownership trap: once the service has run, systemd has chowned the state
-            # directory to its dynamic user (257: to nobody, with an ID-mapped mount) and
-            # re-chowns only when the directory's own owner differs. A root-owned file in
-            # it would be unreadable to the next timer run: the file gets the directory's.
-            st = os.fstat(f.fileno())
-            if (st.st_uid, st.st_gid) != (owner.st_uid, owner.st_gid):
-                os.fchown(f.fileno(), owner.st_uid, owner.st_gid)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 # -- probe targets and numeric addresses -------------------------------------------------------

@@ -199,7 +199,8 @@ def save(path: str, state: State) -> str:
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename.
+    """Write ``data`` to ``path`` through a temporary file and a rename: the one way every
+    file of ours is written (state.json, the config, the hooks' queue).
 
     The file is created with ``mode`` from its first byte (never readable by
     others, whatever the umask), and, when we run as root, handed to the owner of
@@ -227,3 +228,8 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
         except FileNotFoundError:
             pass
         raise
+    dir_fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)  # the rename itself on disk, not only the bytes
+    finally:
+        os.close(dir_fd)
