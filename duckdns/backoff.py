@@ -1,22 +1,11 @@
 """Backoff across runs: after a failed attempt, the next runs wait before trying again.
 
-The timer starts the updater every minute; without this, a revoked token would be sent
-1,440 times a day and a DuckDNS outage would cost up to six requests a run. What is kept
-(duckdns.records.Streak): when the failures started, how many attempts in a row
-failed, the last kind of failure and when the next attempt may be made.
-
-* A temporary failure (network, TLS, clock, HTTP status, timeout, unexpected answer) waits
-  1 minute, doubling to at most 15 minutes; a ``KO`` waits 5 minutes, doubling to at most
-  1 hour (the token or domain is wrong: only the admin can fix it).
-* Once a failure is recorded, an attempt makes a single try (api.send's in-run retries
-  bridge a blip; they must not multiply an outage).
-* A changed configuration (the fingerprint duckdns.decide keeps), ``update --force`` and a
-  success end the wait at once.
-
-The updater's own lines: one error at the first failure, a reminder at most every
-:data:`REMINDER` seconds while the failures last (each attempt's error only at ``-v``), and
-one notice on recovery. This module keeps the rules: duckdns.transition applies them to a
-run's records and says the lines.
+Without it the timer would send a revoked token 1,440 times a day. The rules (docs/design.md,
+"Failing politely"): the wait doubles from 1 minute to 15 after a temporary failure, from 5
+minutes to an hour after a ``KO``; while failures last an attempt makes a single try; a
+changed configuration, ``--force`` and a success end the wait; one error line at the first
+failure, a reminder at most every :data:`REMINDER` seconds, one notice on recovery. This
+module keeps the rules on a duckdns.records.Streak; duckdns.transition applies them.
 """
 
 from __future__ import annotations

@@ -1,35 +1,12 @@
 """Plan a run and assess DuckDNS's answers: pure functions of what the run gathered.
 
-duckdns.update gathers every input first (:class:`Inputs`: the config, the saved state, the
-clock, the probe's answer, this host's IPv6 address), then :func:`plan` says which records
-need a request and why, the requests are sent, and :func:`assess` turns the answers into
-an :class:`Outcome` that duckdns.state records and duckdns.update reports. Nothing here reads
-the system or talks to anyone.
-
-Each record is its own *family* (:class:`Family`) with its own state: the A record and the
-AAAA record. The address DuckDNS records always comes from an authenticated source:
-DuckDNS's own view of the TLS connection (``ip=`` empty) for ``ipv4 = auto``, the kernel for
-``ipv6 = auto``, or the admin's literal. The DNS probe (duckdns.probe) is cheap and
-unauthenticated, so it only decides *whether* the A record needs a request, never *what* to
-set.
-
-The requests, as DuckDNS documents them (docs/duckdns-api.md, docs/design.md):
-
-* ``ipv4 = auto`` and an IPv6 address: **two requests**, because "when ipv6 is given, the
-  autodetection for ip is not used": ``ip=`` (A from the connection) and ``ip=&ipv6=X``
-  (AAAA; A left as it was). Only the one(s) whose family needs it are sent.
-* ``ipv4 = LITERAL``: one request ``ip=LITERAL[&ipv6=X]`` sets both.
-* ``ipv4 = off``: ``ip=&ipv6=X`` (AAAA; A left as it was).
-
-Nothing here depends on what DuckDNS does with an empty ``ipv6=`` or with ``ipv6=`` and no
-``ip=``: those are never sent. Every verbose answer is checked: the family a request carried
-must show the value asked for (else exit 75), and a family it did not carry must still show
-what was last confirmed, else that family is sent too, in the same run (:func:`next_request`), so
-an ``ip=`` request that emptied AAAA would be repaired at once instead of trusted.
-
-The probe: while it cannot decide (no answer, or DuckDNS contradicted it within the hour),
-A is asked for at most every :data:`UNDECIDED_INTERVAL` seconds (DuckDNS's own cadence); an
-answer DuckDNS has not confirmed for :data:`PROBE_TRUST` seconds is checked with a request.
+:func:`plan` says which records (each a :class:`Family`) need a request and why,
+:func:`next_request` which to send next (the plan's, then a record an answer showed drifted),
+:func:`assess` what the answers mean (:class:`Outcome`), :func:`damp` when a flapping subject
+is said. The rules are docs/design.md's "Requests per run": the address always comes from an
+authenticated source (DuckDNS's view of the connection, the kernel, the admin's literal);
+the unauthenticated DNS probe only decides *whether* A needs a request, never *what* to set;
+only documented requests are sent (never an empty ``ipv6=``, nor ``ipv6=`` without ``ip=``).
 """
 
 from __future__ import annotations

@@ -32,63 +32,51 @@ def render(state: State, domains: tuple[str, ...] = ()) -> str:
     """The metrics for ``state`` (and the config's ``domains``, for the records' labels)."""
     lines: list[str] = []
 
-    def metric(
-        name: str, kind: str, help_text: str, samples: list[tuple[str, float | None]]
-    ) -> None:
+    def gauge(name: str, help_text: str, samples: list[tuple[str, float | None]]) -> None:
         given = [(labels, value) for labels, value in samples if value is not None]
-        if not given:
-            return
-        lines.append(f"# HELP {PREFIX}{name} {help_text}")
-        lines.append(f"# TYPE {PREFIX}{name} {kind}")
-        for labels, value in given:
-            lines.append(f"{PREFIX}{name}{labels} {_number(value)}")
+        if given:
+            lines.append(f"# HELP {PREFIX}{name} {help_text}")
+            lines.append(f"# TYPE {PREFIX}{name} gauge")
+            lines.extend(f"{PREFIX}{name}{labels} {_number(value)}" for labels, value in given)
 
-    metric(
-        "last_success_timestamp_seconds",
-        "gauge",
-        "When DuckDNS last answered OK.",
-        [("", state.run.last_success)],
-    )
-    metric(
-        "last_change_timestamp_seconds",
-        "gauge",
-        "When DuckDNS last reported a record UPDATED.",
-        [("", state.run.last_change)],
-    )
-    metric(
-        "last_request_timestamp_seconds",
-        "gauge",
-        "When a request was last sent to DuckDNS.",
-        [("", state.run.last_run)],
-    )
-    metric(
-        "consecutive_failures",
-        "gauge",
-        "Failed attempts in a row (0: the last attempt worked).",
-        [("", state.streak.failures)],
-    )
-    metric(
-        "failing_since_timestamp_seconds",
-        "gauge",
-        "When the current run of failures started.",
-        [("", state.streak.since if state.streak.failures else None)],
-    )
-    metric(
-        "next_attempt_timestamp_seconds",
-        "gauge",
-        "No request is sent before this time (backoff after a failure).",
-        [("", state.streak.next_attempt if state.streak.failures else None)],
-    )
-    probe = state.probe.state
-    metric(
-        "probe_trusted",
-        "gauge",
-        "1 when the address probe works and agrees with DuckDNS, 0 when it fails or disagrees.",
-        [("", {"ok": 1, "failing": 0, "distrusted": 0}.get(probe))],
-    )
-    metric(
+    run, streak = state.run, state.streak
+    failing = streak.failures > 0
+    for name, help_text, value in (
+        ("last_success_timestamp_seconds", "When DuckDNS last answered OK.", run.last_success),
+        (
+            "last_change_timestamp_seconds",
+            "When DuckDNS last reported a record UPDATED.",
+            run.last_change,
+        ),
+        (
+            "last_request_timestamp_seconds",
+            "When a request was last sent to DuckDNS.",
+            run.last_run,
+        ),
+        (
+            "consecutive_failures",
+            "Failed attempts in a row (0: the last attempt worked).",
+            streak.failures,
+        ),
+        (
+            "failing_since_timestamp_seconds",
+            "When the current run of failures started.",
+            streak.since if failing else None,
+        ),
+        (
+            "next_attempt_timestamp_seconds",
+            "No request is sent before this time (backoff after a failure).",
+            streak.next_attempt if failing else None,
+        ),
+        (
+            "probe_trusted",
+            "1 when the address probe works and agrees with DuckDNS, 0 when it fails or disagrees.",
+            {"ok": 1, "failing": 0, "distrusted": 0}.get(state.probe.state),
+        ),
+    ):
+        gauge(name, help_text, [("", value)])
+    gauge(
         "reachability",
-        "gauge",
         "1 for the last verdict from the router's answer (direct, cgnat, double-nat, "
         "no-public, upstream, unknown).",
         [(f'{{verdict="{_escape(state.reach.verdict)}"}}', 1 if state.reach.verdict else None)],
@@ -96,19 +84,12 @@ def render(state: State, domains: tuple[str, ...] = ()) -> str:
     records: list[tuple[str, float | None]] = []
     for family in Family:
         address = state.published(family.value).value
-        if not address:
-            continue
-        for domain in domains or ("",):
+        for domain in (domains or ("",)) if address else ():
             labels = [f'type="{family.record}"', f'address="{_escape(address)}"']
             if domain:
                 labels.insert(0, f'domain="{_escape(domain)}.duckdns.org"')
             records.append(("{" + ",".join(labels) + "}", 1))
-    metric(
-        "record_info",
-        "gauge",
-        "The records DuckDNS holds, as its last answer showed them.",
-        records,
-    )
+    gauge("record_info", "The records DuckDNS holds, as its last answer showed them.", records)
     return "\n".join(lines) + "\n"
 
 

@@ -1,38 +1,23 @@
 """Notifications through Apprise: a message in the admin's own channel, once per event.
 
-Config: ``notify = URL[, URL…]``, Apprise URLs (``mailto://``, ``ntfys://``, ``tgram://``,
-``json://``, …). Each is a secret like the token: duckdns.config registers it and its parts
-for redaction before anything is refused; it is never stored in state.json nor put in a
-message (a URL is named by its rank and service, ``config.NotifyURL.shown``).
-
-What is told comes from what the run already recorded, the same facts the journal's lines
-and the heartbeat come from:
-
-* the published address changed: the state's ``ipv4``/``ipv6`` (what DuckDNS's answers
-  show) differ from the ones the last notification told;
-* the alerts duckdns.backoff raises: ``down`` at the first failed attempt of a streak,
-  ``reminder`` at most once a day while it lasts, ``up`` on recovery (``alert``,
-  ``alert_at``, ``alert_text``: what ``status --alert`` prints).
-
-What is due at the end of a run goes out as one message to every URL, and counts as told
-once one URL took it (a URL that did not is said in the journal). When none took it, it is
-tried again no sooner than :data:`RETRY` seconds later (the heartbeat's retry). The first
-run with ``notify`` set tells nothing of the past: it takes the published addresses as told
-(a failure streak in progress is still told).
+``notify = URL[, URL…]``: each URL is a secret like the token (duckdns.config registers it and
+its parts for redaction; a message names it by rank and service, ``config.NotifyURL.shown``).
+What is told comes from the records the run leaves: the published address changed since the
+last message, or duckdns.backoff raised an alert (``down``, a daily ``reminder``, ``up``). One
+message to every URL, told once one URL took it, else tried again no sooner than
+:data:`RETRY` seconds; the first run with ``notify`` set tells nothing of the past.
 
 Contained, not trusted: each URL is sent from a child process (duckdns.contain) with its own
-data and CPU limits, which the updater kills at :data:`PER_URL` seconds (all of them:
-:data:`BUDGET`); Apprise's plugins read whole answers into memory and, interrupted, wait
-again in their own ``finally:`` blocks, so no bound inside this process would hold. The
-attempt is saved before the child starts (duckdns.transition records it), so a send the
-unit's limits kill still waits :data:`RETRY`. In the child each URL's Apprise plugin is
-called directly: ``Apprise.notify()`` would start an asyncio loop (its self-pipe is an
-AF_UNIX socket pair, which the unit's ``RestrictAddressFamilies=`` refuses). No persistent
-storage: Apprise 1.9 is asked for its memory mode, 1.2 has none, so nothing is written under
-``$HOME``. Apprise's log lines are never shown, at any verbosity: they quote URL parts
-re-encoded (``+`` as ``%2B``, a space as ``+``) where redaction cannot know them; the child
-draws a verdict from them (an HTTP status, an SMTP reply code, an errno, a timeout) and only
-that is said. Apprise is imported only to send or to check."""
+data and CPU limits, killed at :data:`PER_URL` seconds (all of them: :data:`BUDGET`):
+Apprise's plugins read whole answers into memory and, interrupted, wait again in their own
+``finally:`` blocks, so no bound inside this process would hold. The attempt is saved before
+the child starts, so a send the unit's limits kill still waits :data:`RETRY`. Each URL's
+plugin is called directly: ``Apprise.notify()`` would start an asyncio loop, whose AF_UNIX
+self-pipe the unit's ``RestrictAddressFamilies=`` refuses. No persistent storage (Apprise
+1.9's memory mode; 1.2 has none). Apprise's log lines are never shown (they quote URL parts
+re-encoded, where redaction cannot know them): the child draws a verdict from them (an HTTP
+status, an SMTP reply code, an errno, a timeout) and only that is said. Apprise is imported
+only to send or to check."""
 
 from __future__ import annotations
 

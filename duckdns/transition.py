@@ -1,22 +1,10 @@
 """After the requests: one pure transition from the records a run read to the ones it leaves.
 
-duckdns.update gathers (config, records, clock, the probe's answer), plans (duckdns.decide),
-talks to DuckDNS, then calls :func:`transition` once with the answers. Everything that
-follows is decided here, as data: the new records and the :class:`Events` (the lines to
-say, the ping to send, the notification due, the address change for the hooks, the exit
-status). duckdns.update saves the records, says the lines and does what the events ask;
-nothing reads the state after writing it. Nothing here reads the system or talks to anyone.
-
-The runs it knows:
-
-* an attempt the last run began and never finished (stopped by the unit's time limit or a
-  power cut) is a failed attempt, first of all;
-* inside the backoff's wait (``run.plan`` is None): nothing asked, nothing else changes;
-* nothing to publish (``plan.missing``): a failed attempt of this host's own;
-* nothing due: the probe's and the router's verdicts, damped (duckdns.decide.damp);
-* requests sent: what DuckDNS's answers mean (duckdns.decide.assess), recorded and said.
-
-Then, in every run but the wait: the heartbeat's ping and the notification, when due.
+Step 4 of docs/design.md's "The update, one way through": :func:`transition` decides, as
+data, the new records and the :class:`Events` (the lines, the ping, the notification due,
+the address change for the hooks, the exit status) for every kind of run: an attempt left
+in flight (a failed attempt, first of all), the backoff's wait, nothing to publish, nothing
+due, requests answered. Nothing here reads the system or talks to anyone.
 """
 
 from __future__ import annotations

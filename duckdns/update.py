@@ -1,12 +1,6 @@
-"""``duckdns update`` (and the one-request commands), one way through:
-
-gather inputs -> plan -> talk to DuckDNS -> transition -> record -> report.
-
-:func:`run` reads top to bottom in that order. It gathers every input first (config,
-records, clock, the probe's answer, this host's IPv6 address), duckdns.decide plans (a pure
-function), duckdns.api talks to DuckDNS, duckdns.transition decides everything that follows
-(pure too), duckdns.state saves the records it returns, and every line goes through
-duckdns.report. ``requests`` (through duckdns.api) is imported only when a request is
+"""``duckdns update`` (and the one-request commands): gather -> plan -> talk to DuckDNS ->
+transition -> record -> report, in :func:`run`, top to bottom (docs/design.md, "The update,
+one way through"). ``requests`` (through duckdns.api) is imported only when a request is
 really sent; the heartbeat, notifications and the router only when configured.
 """
 
@@ -49,7 +43,7 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
     plan, probed, answers, writable, disk = None, None, [], True, saved
     if not after.waiting(saved, now, force, fingerprint):  # else: send nothing, ask no one
         if cfg.ipv4 == "auto" and cfg.probe:
-            probed = ask_probe(probe_targets(cfg, _gateway))
+            probed = _ask_probe(cfg)
         plan = decide.plan(_inputs(cfg, saved, now, force, fingerprint, probed))
         if plan.requests or plan.missing:  # the attempt on record before the first request
             began = after.begin(saved, plan, now)
@@ -82,25 +76,15 @@ def _inputs(
     )
 
 
-def _gateway() -> str | None:
-    from duckdns import router  # the router is asked: only then
+def _ask_probe(cfg: config.Config) -> probe.Probed:
+    """What the probe's targets say (duckdns.probe.public_ipv4), the router's address filled
+    in (the ``router`` setting, else the kernel's default gateway); why each failed, at -vv."""
+    targets = list(cfg.probe)
+    if targets[0].kind == "router":
+        from duckdns import router  # the router is asked: only then
 
-    return router.default_gateway()
-
-
-def probe_targets(
-    cfg: config.Config, gateway: Callable[[], str | None]
-) -> list[config.ProbeTarget]:
-    """The probe's targets, the router's address filled in: the ``router`` setting, else
-    ``gateway()``, the kernel's default gateway (read only when ``router`` is asked)."""
-    if not cfg.probe or cfg.probe[0].kind != "router":
-        return list(cfg.probe)
-    address, port = cfg.router or (gateway() or "", cfg.probe[0].port)
-    return [cfg.probe[0]._replace(address=address, port=port), *cfg.probe[1:]]
-
-
-def ask_probe(targets: list[config.ProbeTarget]) -> probe.Probed:
-    """What the probe's targets say (duckdns.probe.public_ipv4); why each failed, at -vv."""
+        address, port = cfg.router or (router.default_gateway() or "", targets[0].port)
+        targets[0] = targets[0]._replace(address=address, port=port)
     probed = probe.public_ipv4(targets)
     for target, why in probed.failures:
         report.debug(f"address probe {target} failed: {why}")
