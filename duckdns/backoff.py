@@ -10,6 +10,8 @@ module keeps the rules on a duckdns.records.Streak; duckdns.transition applies t
 
 from __future__ import annotations
 
+from duckdns.records import Result
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing costs a timer run a tenth of its CPU
 
 TEMP_FIRST, TEMP_MAX = 60, 15 * 60
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 
 def delay(kind: str, failures: int) -> int:
     """Seconds to wait after the ``failures``-th failed attempt in a row (1 = the first)."""
-    first, cap = (KO_FIRST, KO_MAX) if kind == "ko" else (TEMP_FIRST, TEMP_MAX)
+    first, cap = (KO_FIRST, KO_MAX) if kind == Result.KO else (TEMP_FIRST, TEMP_MAX)
     return min(cap, first << min(max(failures, 1) - 1, 16))  # doubled after each failure
 
 
@@ -64,10 +66,10 @@ def fail(streak: Streak, kind: str, message: str, now: int) -> bool:
     if loud:
         streak.reminded = now
     alerted = streak.alert_at
-    if first or streak.alert == "up" or alerted is None:
-        streak.alert, streak.alert_at, streak.alert_text = "down", now, message
+    if first or streak.alert == Result.UP or alerted is None:
+        streak.alert, streak.alert_at, streak.alert_text = Result.DOWN, now, message
     elif not 0 <= now - alerted < ALERT_REMINDER:
-        streak.alert, streak.alert_at, streak.alert_text = "reminder", now, message
+        streak.alert, streak.alert_at, streak.alert_text = Result.REMINDER, now, message
     return loud
 
 
@@ -83,7 +85,7 @@ def succeed(streak: Streak, now: int) -> str:
     else:
         text = f"updates work again after {failures} failed {attempts}"
     streak.end()
-    streak.alert, streak.alert_at, streak.alert_text = "up", now, text
+    streak.alert, streak.alert_at, streak.alert_text = Result.UP, now, text
     return text
 
 

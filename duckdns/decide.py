@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 
 from duckdns import __version__
+from duckdns.records import Result
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing costs a timer run a tenth of its CPU
 if TYPE_CHECKING:
@@ -302,12 +303,15 @@ def _ipv4_signal(cfg: Config, state: State, result: Plan, now: float) -> str:
 
 class Answer:
     """One request and what came of it: ``reply`` (an api.Reply) or ``failure``, a
-    (kind, message) pair: kind "ko" (DuckDNS answered KO) or "error"."""
+    (kind, message) pair: kind Result.KO (DuckDNS answered KO) or ERROR."""
 
     __slots__ = ("request", "reply", "failure")
 
     def __init__(
-        self, request: Request, reply: Reply | None = None, failure: tuple[str, str] | None = None
+        self,
+        request: Request,
+        reply: Reply | None = None,
+        failure: tuple[Result, str] | None = None,
     ) -> None:
         self.request, self.reply, self.failure = request, reply, failure
 
@@ -358,8 +362,8 @@ class Outcome:
 
     ``confirmed``: family -> (what was asked, what the answer showed; None for a bare
     "OK", which confirms nothing); ``unconfirmed``: families that drifted; ``shown``: what
-    verbose answers showed of records the requests did not set; ``kind`` "ok", "ko" or
-    "error" with its ``message``; ``bare``: True when answers confirm nothing, False when a
+    verbose answers showed of records the requests did not set; ``kind`` (a Result: OK,
+    KO or ERROR) with its ``message``; ``bare``: True when answers confirm nothing, False when a
     verbose one came, None without any answer; ``probe_agreed``: whether DuckDNS saw the
     address the probe answered (None: not compared); ``probe_state`` after the answers.
     """
@@ -382,7 +386,7 @@ class Outcome:
         self.confirmed: dict[Family, tuple[str | None, str | None]] = {}
         self.unconfirmed: set[Family] = set()
         self.shown: dict[Family, str] = {}
-        self.kind, self.message, self.updated = "ok", "", False
+        self.kind, self.message, self.updated = Result.OK, "", False
         self.bare: bool | None = None
         self.probe_state = probe_state
         self.probe_agreed: bool | None = None
@@ -397,7 +401,7 @@ def assess(plan: Plan, answers: list[Answer]) -> Outcome:
         out.tried.update(request.sets)
         if answer.failure is not None:
             out.kind, out.message = answer.failure
-            if out.kind == "ko" and number:  # an earlier request of this run was accepted
+            if out.kind == Result.KO and number:  # an earlier request of this run was accepted
                 out.message = (
                     f"DuckDNS answered KO to the {request.sets[-1].record} request for "
                     f"{request.ipv6 or request.ip or 'this address'} after accepting the token "
@@ -414,7 +418,7 @@ def assess(plan: Plan, answers: list[Answer]) -> Outcome:
         shown = {Family.IPV4: reply.ipv4, Family.IPV6: reply.ipv6}
         problem = _check(plan, request, shown)
         if problem:
-            out.kind, out.message = "error", problem
+            out.kind, out.message = Result.ERROR, problem
             break
         for family in drifts[number]:  # its confirmation no longer holds
             out.confirmed.pop(family, None)

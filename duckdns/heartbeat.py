@@ -23,6 +23,7 @@ only, never fails the update, and is tried again no sooner than :data:`RETRY` se
 from __future__ import annotations
 
 from duckdns import report
+from duckdns.records import Result
 
 DAILY = 86400
 RETRY = 15 * 60
@@ -46,12 +47,12 @@ def url_for(url: str, status: str, message: str) -> str:
         base = url.split("?", 1)[0]
         return f"{base}?status={status}&msg={quote(message[:200], safe='')}&ping="
     base = url.split("?", 1)[0].rstrip("/")
-    return base + ("/fail" if status == "down" else "")
+    return base + ("/fail" if status == Result.DOWN else "")
 
 
 def due(ping: Ping, healthy: bool, now: float) -> str | None:
     """What to tell the monitor after this run ("up" or "down"), or None."""
-    want = "up" if healthy else "down"
+    want = Result.UP if healthy else Result.DOWN
     if ping.tried is not None and ping.tried != ping.at and 0 <= now - ping.tried < RETRY:
         return None  # the last ping failed a moment ago
     if ping.state != want:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from duckdns.decide import Family
+from duckdns.decide import PROBE_DISTRUSTED, PROBE_FAILING, PROBE_OK, Family
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing is not loaded to print metrics
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def render(state: State, domains: tuple[str, ...] = ()) -> str:
         (
             "probe_trusted",
             "1 when the address probe works and agrees with DuckDNS, 0 when it fails or disagrees.",
-            {"ok": 1, "failing": 0, "distrusted": 0}.get(state.probe.state),
+            {PROBE_OK: 1, PROBE_FAILING: 0, PROBE_DISTRUSTED: 0}.get(state.probe.state),
         ),
     ):
         gauge(name, help_text, [("", value)])

@@ -26,6 +26,7 @@ import time
 from collections import namedtuple
 
 from duckdns import backoff, config, heartbeat, report
+from duckdns.records import Result
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing costs a timer run a tenth of its CPU
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 
 else:
     Message = namedtuple("Message", "kind title body")
-_TYPES = {"down": "failure", "reminder": "failure", "up": "success"}
+_TYPES: dict[str, str] = {Result.DOWN: "failure", Result.REMINDER: "failure", Result.UP: "success"}
 
 
 def due(cfg: config.Config, state: State, now: int) -> tuple[Message | None, Outbox]:
@@ -69,7 +70,7 @@ def due(cfg: config.Config, state: State, now: int) -> tuple[Message | None, Out
     streak, new = state.streak, (state.ipv4.value, state.ipv6.value)
     if box.at is None:  # notify was just set
         box.at, (box.ipv4, box.ipv6) = now, new
-        if streak.alert in ("", "up"):
+        if streak.alert in ("", Result.UP):
             box.alert = streak.alert_at
     parts = []
     if streak.alert and streak.alert_at is not None and streak.alert_at != box.alert:
@@ -126,10 +127,10 @@ def _address(cfg: config.Config, old: tuple[str, str], new: tuple[str, str]) -> 
 def _alert(cfg: config.Config, state: State, now: int) -> Message:
     streak, names = state.streak, ", ".join(cfg.domains)
     kind, text = streak.alert, streak.alert_text or "-"
-    if kind == "up":
-        return Message("up", f"DuckDNS updates work again: {names}", f"{_fqdns(cfg)}: {text}.")
+    if kind == Result.UP:
+        return Message(Result.UP, f"DuckDNS updates work again: {names}", f"{_fqdns(cfg)}: {text}.")
     since, failures = streak.since, streak.failures
-    if kind == "down":
+    if kind == Result.DOWN:
         title = f"DuckDNS updates failing: {names}"
         head = f"Updates of {_fqdns(cfg)} have failed since {_clock(since or now)}: {text}"
     else:
@@ -139,7 +140,7 @@ def _alert(cfg: config.Config, state: State, now: int) -> Message:
             f"({failures} failed attempts in a row): {text}"
         )
     lines = [head]
-    if streak.kind == "ko":
+    if streak.kind == Result.KO:
         lines.append(KO_FIX)
     after = streak.next_attempt
     if after is not None and after > now:

@@ -11,9 +11,30 @@ This module imports nothing of duckdns: it sits under every module that uses a r
 
 from __future__ import annotations
 
+import enum
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing costs a timer run a tenth of its CPU
 if TYPE_CHECKING:
     from typing import ClassVar, Self
+
+
+class Result(enum.StrEnum):
+    """The one vocabulary of how things went, spelled as state.json, ``status`` and the
+    metrics spell it: how an attempt ended (``OK``, ``KO``: DuckDNS refused the token or a
+    name, ``ERROR``: anything temporary), the last run's result (``UPDATED``, ``NOCHANGE``,
+    ``KO``, ``ERROR``, ``CLEARED``), and what the admin and the monitor were last told
+    (``DOWN``, ``REMINDER``, ``UP``). Each member is its text: it compares equal to the
+    text an older state.json holds."""
+
+    OK = "ok"
+    KO = "ko"
+    ERROR = "error"
+    UPDATED = "updated"
+    NOCHANGE = "nochange"
+    CLEARED = "cleared"
+    DOWN = "down"
+    REMINDER = "reminder"
+    UP = "up"
 
 
 class Record:
@@ -49,7 +70,7 @@ class Run(Record):
     DEFAULTS |= {"fingerprint": "", "txt": ""}
     __slots__ = tuple(DEFAULTS)
     last_run: int | None  # Unix time of the last run that talked to DuckDNS
-    last_result: str  # "updated", "nochange", "ko", "error", "cleared"
+    last_result: str  # a Result: UPDATED, NOCHANGE, KO, ERROR or CLEARED
     last_success: int | None  # Unix time of the last OK from DuckDNS
     last_change: int | None  # Unix time DuckDNS last reported UPDATED
     last_error: str
@@ -117,8 +138,8 @@ class Reach(Damped):
 
 class Streak(Record):
     """The backoff (duckdns.backoff): since when attempts fail, how many in a row, the last
-    one's kind ("ko" or "error"), before when no run sends, the last error line about it;
-    and the last alert ("down", "reminder", "up": ``status --alert``), kept after the
+    one's kind (Result.KO or ERROR), before when no run sends, the last error line about it;
+    and the last alert (Result.DOWN, REMINDER or UP: ``status --alert``), kept after the
     streak ends so that each is told once."""
 
     ENDED = {"since": None, "failures": 0, "kind": "", "next_attempt": None, "reminded": None}
@@ -140,7 +161,7 @@ class Streak(Record):
 
 
 class Ping(Record):
-    """The heartbeat: what the monitor was last told (``state``, "up" or "down") and when
+    """The heartbeat: what the monitor was last told (``state``, Result.UP or DOWN) and when
     (``at``), and when a ping was last sent, taken or not (``tried``)."""
 
     DEFAULTS = {"state": "", "at": None, "tried": None}

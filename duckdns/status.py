@@ -12,8 +12,8 @@ import os
 import time
 from pathlib import Path
 
-from duckdns import EXIT_OK, CheckStatus, backoff, config, report, state
-from duckdns.records import State
+from duckdns import EXIT_OK, CheckStatus, backoff, config, decide, report, state
+from duckdns.records import Result, State
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing is not loaded to print a status
 if TYPE_CHECKING:
@@ -141,18 +141,18 @@ def _probe_status(saved: State) -> str:
     """The probe's state as the last run left it, in words."""
     kind, since = saved.probe.state, _when(saved.probe.since)
     slow = "DuckDNS is asked at most every 5 minutes"
-    if kind == "ok":
+    if kind == decide.PROBE_OK:
         return f"working (last answer {saved.probe.answer or '-'})"
-    if kind == "failing":
+    if kind == decide.PROBE_FAILING:
         return f"failing since {since}: {slow}"
-    if kind == "distrusted":
+    if kind == decide.PROBE_DISTRUSTED:
         return (
             f"not trusted since {since} (it answered {saved.probe.answer or '-'}, "
             f"DuckDNS saw {saved.ipv4.value or '-'}): {slow}"
         )
-    if kind == "off":
+    if kind == decide.PROBE_OFF:
         return "off (probe = off): DuckDNS is asked every run"
-    if kind == "unused":
+    if kind == decide.PROBE_UNUSED:
         return "not used (ipv4 is not auto)"
     return "not yet checked"
 
@@ -187,7 +187,7 @@ def judge(saved: State, refresh: int, now: float) -> tuple[CheckStatus, str]:
         since = saved.streak.since
         lasted = backoff.duration(now - since) if since else "a while"
         error = saved.run.last_error or "no details recorded"
-        if saved.streak.kind == "ko":
+        if saved.streak.kind == Result.KO:
             return CheckStatus.CRITICAL, (
                 f"DuckDNS answers KO for {lasted}: the token or a name is wrong "
                 "('sudo dpkg-reconfigure duckdns')"
@@ -207,7 +207,7 @@ def judge(saved: State, refresh: int, now: float) -> tuple[CheckStatus, str]:
             f"no success for {backoff.duration(age)}, longer than refresh "
             f"({backoff.duration(refresh)}): is duckdns.timer running?"
         )
-    if saved.probe.state in ("failing", "distrusted"):
+    if saved.probe.state in (decide.PROBE_FAILING, decide.PROBE_DISTRUSTED):
         return CheckStatus.WARNING, f"address probe {_probe_status(saved)}"
     addresses = f"IPv4 {saved.ipv4.value or '-'}, IPv6 {saved.ipv6.value or '-'}"
     return CheckStatus.OK, f"{addresses}, last success {backoff.duration(age)} ago"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from duckdns import EXIT_KO, EXIT_OK, EXIT_TEMPFAIL, backoff, decide, report
 from duckdns.decide import Family
+from duckdns.records import Result
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing costs a timer run a tenth of its CPU
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ def transition(
     if plan.missing:
         _begin(new, plan, now)
         healthy, message = False, plan.missing
-        events.status = _settle(new, events, "error", message, now, now, run.force)
+        events.status = _settle(new, events, Result.ERROR, message, now, now, run.force)
     elif not plan.requests:
         _unchanged(new, events, run.cfg, plan)
         healthy, message = not new.streak.failures, ""
@@ -105,7 +106,7 @@ def transition(
         _say_probe(new, events, state.probe.state, outcome.probe_state, plan, now)
         _say_change(new, events, run.cfg, old)
         _reach(new, events, run.heard, now)
-        healthy, message = outcome.kind == "ok", outcome.message
+        healthy, message = outcome.kind == Result.OK, outcome.message
         events.status = _settle(new, events, outcome.kind, message, now, now, run.force)
     _tell(new, events, run.cfg, healthy, message, now)
     return new, events
@@ -115,7 +116,7 @@ def _stopped(state: State, events: Events, now: int) -> None:
     """An attempt that began and never recorded its end: a failed attempt at its start."""
     began, state.run.in_flight = state.run.in_flight, None
     if began is not None:
-        _settle(state, events, "error", STOPPED, began, now)
+        _settle(state, events, Result.ERROR, STOPPED, began, now)
 
 
 def _begin(state: State, plan: decide.Plan, now: int) -> None:
@@ -156,8 +157,8 @@ def _record(
             record.value = shown
     for family in outcome.unconfirmed:  # no longer what was last confirmed: sent next run
         _published(state, family).sent = ""
-    if outcome.kind == "ok":
-        run.last_result = "updated" if outcome.updated else "nochange"
+    if outcome.kind == Result.OK:
+        run.last_result = Result.UPDATED if outcome.updated else Result.NOCHANGE
         run.last_success, run.last_error = now, ""
     else:
         run.last_result, run.last_error = outcome.kind, report.redact(outcome.message)
@@ -214,10 +215,10 @@ def _settle(
 ) -> ExitStatus:
     """Record in the backoff how the attempt made at ``at`` ended, say what it calls for.
 
-    ``kind`` is how the requests ended: "ok", "ko" or "error". Returns the exit status.
+    ``kind`` is how the requests ended (Result.OK, KO or ERROR). Returns the exit status.
     """
     streak = state.streak
-    if kind == "ok":
+    if kind == Result.OK:
         news = backoff.succeed(streak, now)
         if news:
             events.say("notice", news)
@@ -235,7 +236,7 @@ def _settle(
         )
     else:
         events.say("info", f"attempt {streak.failures} failed: {message}; {wait}")
-    return EXIT_KO if kind == "ko" else EXIT_TEMPFAIL
+    return EXIT_KO if kind == Result.KO else EXIT_TEMPFAIL
 
 
 def _tell(state: State, events: Events, cfg: Config, healthy: bool, message: str, now: int) -> None:

@@ -22,6 +22,7 @@ from duckdns import (
 )
 from duckdns import transition as after
 from duckdns.decide import Answer, Inputs, Plan
+from duckdns.records import Result
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing costs a timer run a tenth of its CPU
 if TYPE_CHECKING:
@@ -102,9 +103,9 @@ def talk(cfg: config.Config, plan: Plan, retries: bool = True) -> list[Answer]:
         try:
             answers.append(Answer(request, reply=api.send(cfg, query, retries=retries)))
         except api.Rejected as exc:
-            answers.append(Answer(request, failure=("ko", str(exc))))
+            answers.append(Answer(request, failure=(Result.KO, str(exc))))
         except api.TemporaryFailure as exc:
-            answers.append(Answer(request, failure=("error", str(exc))))
+            answers.append(Answer(request, failure=(Result.ERROR, str(exc))))
     return answers
 
 
@@ -195,7 +196,7 @@ def send_one(
     else:
         saved.forget()  # nothing published now: the next update sends again
         saved.ipv4.value, saved.ipv6.value = reply.ipv4, reply.ipv6
-        saved.run.last_success, saved.run.last_result = None, "cleared"
+        saved.run.last_success, saved.run.last_result = None, Result.CLEARED
     problem = state.save(state_path, saved)
     if problem:  # a one-off command: say it now
         report.warning(problem)

@@ -111,3 +111,36 @@ def test_the_exit_status_tables_are_the_code_s():
         {int(s): s.name for s in ExitStatus},
         {int(s): s.name for s in CheckStatus},
     ]
+
+
+def test_outcome_words_are_spelled_only_in_records_result():
+    """How things went has one vocabulary, records.Result: no other module spells its words.
+
+    "ok" and "error" are left out of the search: they are words of other vocabularies too (the
+    probe's state, decide.PROBE_OK; a report level, "error"; a notification child's verdict).
+    A ``__slots__`` entry is an attribute's name, and a docstring is prose.
+    """
+    from duckdns.records import Result
+
+    words = {str(word) for word in Result} - {"ok", "error"}
+    assert words == {"ko", "updated", "nochange", "cleared", "down", "reminder", "up"}
+    spelled = []
+    for path in sorted((ROOT / "duckdns").glob("*.py")):
+        if path.name == "records.py":
+            continue
+        tree = ast.parse(path.read_text())
+        skip = set()
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+                skip.add(id(body[0].value))  # a docstring
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "__slots__" for t in node.targets
+            ):
+                skip.update(id(n) for n in ast.walk(node.value))
+        spelled += [
+            f"{path.name}:{node.lineno}: {node.value!r}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and node.value in words and id(node) not in skip
+        ]
+    assert not spelled, f"use duckdns.records.Result: {spelled}"
