@@ -682,35 +682,45 @@ def parse_https_url(text: str, *, query: bool = False, percent: bool = False) ->
 
 def _authority(authority: str) -> tuple[str, int]:
     """(host name or address, port) of ``HOST[:PORT]``."""
-    port_text = None
-    if authority.startswith("["):
-        close = authority.find("]")
-        if close < 0:
-            raise ValueError("the IPv6 address has no closing ']'")
-        literal, after = authority[1:close], authority[close + 1 :]
-        if "%" in literal:
+    host, port_text = split_host_port(authority)
+    if ":" in host:
+        if "%" in host:
             raise ValueError("an IPv6 %zone is not allowed in a URL")
         try:
-            hostname = str(ipaddress.IPv6Address(literal))
+            host = str(ipaddress.IPv6Address(host))
         except ValueError:
             raise ValueError("the address in brackets is not an IPv6 address") from None
-        if after:
-            if not after.startswith(":"):
-                raise ValueError("unexpected characters after ']'")
-            port_text = after[1:]
     else:
-        if authority.count(":") > 1:
-            raise ValueError("an IPv6 address must be in brackets: https://[ADDRESS]:PORT")
-        name, colon, port = authority.partition(":")
-        port_text = port if colon else None
-        hostname = _hostname(name)
-    if port_text is None:
-        return hostname, 443
-    if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5):
-        raise ValueError("the port is not a number from 1 to 65535")
-    if not 0 < int(port_text) < 65536:
-        raise ValueError("the port is out of range 1-65535")
-    return hostname, int(port_text)
+        host = _hostname(host)
+    return host, 443 if port_text is None else parse_port(port_text, "the port")
+
+
+def split_host_port(text: str) -> tuple[str, str | None]:
+    """``HOST[:PORT]`` or ``[IPV6][:PORT]``: the host, brackets removed, and the port's text
+    (None: no port). The one reading of both forms (the server and heartbeat URLs, probe
+    targets, the router, --resolver); raises ValueError saying what is wrong, quoting nothing."""
+    if text.startswith("["):
+        host, close, rest = text[1:].partition("]")
+        if not close:
+            raise ValueError("the IPv6 address has no closing ']'")
+        if rest and not rest.startswith(":"):
+            raise ValueError("unexpected characters after ']'")
+        if ":" not in host:
+            raise ValueError("brackets are only for IPv6 addresses")
+        return host, rest[1:] if rest else None
+    if text.count(":") > 1:
+        raise ValueError("an IPv6 address must be in brackets: [ADDRESS]:PORT")
+    host, colon, port = text.partition(":")
+    return host, port if colon else None
+
+
+def parse_port(text: str, name: str) -> int:
+    """A port number, 1 to 65535, ASCII digits only; ``name`` says which in a refusal."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 5):
+        raise ValueError(f"{name} is not a number from 1 to 65535")
+    if not 0 < int(text) < 65536:
+        raise ValueError(f"{name} is out of range 1-65535")
+    return int(text)
 
 
 def _hostname(name: str) -> str:
@@ -1115,37 +1125,20 @@ def parse_ip_port(text: str, default_port: int = DNS_PORT) -> tuple[str, int]:
     name up would need DNS, the thing being checked. An IPv6 link-local address may carry a
     zone (``fe80::1%eth0``). Raises ValueError naming the bad part.
     """
-    spec, shown = text.strip(), _shown(text)
+    shown = _shown(text.strip())
     lead = f"{shown}: " if shown else ""
-
-    def refused(why: str) -> ValueError:
-        return ValueError(f"{lead}{why}; expected {_IP_PORT_FORM}")
-
-    if spec.startswith("["):
-        host, close, rest = spec[1:].partition("]")
-        if not close:
-            raise refused("missing ']' after the IPv6 address")
-        if rest and not rest.startswith(":"):
-            raise refused(f"unexpected {_shown(rest) or 'characters'} after ']'")
-        if ":" not in host:
-            raise refused("brackets are only for IPv6 addresses")
-        port_text = rest[1:] if rest else None
-    elif spec.count(":") > 1:
-        raise refused("put an IPv6 address in brackets")
-    else:
-        host, colon, port_text = spec.partition(":")
-        port_text = port_text if colon else None
-    if not host:
-        raise refused("no address")
-    port = default_port
-    if port_text is not None:
-        if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5):
-            raise refused(f"port {_shown(port_text) or 'value'} is not a number")
-        port = int(port_text)
-        if not 0 < port < 65536:
-            raise ValueError(f"{lead}port {port} is out of range 1-65535")
     try:
+        host, port_text = split_host_port(text.strip())
+        if not host:
+            raise ValueError("no address")
+        port = default_port
+        if port_text is not None:
+            port = parse_port(port_text, f"port {_shown(port_text) or 'value'}")
         dnswire.sockaddr(host, port)
+    except ValueError as exc:
+        raise ValueError(f"{lead}{exc}; expected {_IP_PORT_FORM}") from None
     except dnswire.DNSError:
-        raise refused(f"{_shown(host) or 'the address'} is not an IP address") from None
+        raise ValueError(
+            f"{lead}{_shown(host) or 'the address'} is not an IP address; expected {_IP_PORT_FORM}"
+        ) from None
     return host, port

@@ -369,9 +369,9 @@ def test_parse_ip_port(text, expected):
     ("text", "message"),
     [
         ("", "no address"),
-        ("2001:db8::53", "put an IPv6 address in brackets"),
-        ("[2001:db8::53", r"missing '\]'"),
-        ("[2001:db8::53]53", "unexpected '53' after"),
+        ("2001:db8::53", "must be in brackets"),
+        ("[2001:db8::53", "no closing ']'"),
+        ("[2001:db8::53]53", "unexpected characters after ']'"),
         ("[192.0.2.53]:53", "brackets are only for IPv6"),
         ("192.0.2.53:", "port '' is not a number"),
         ("192.0.2.53:dns", "port 'dns' is not a number"),
