@@ -62,8 +62,7 @@ class Events:
 def waiting(state: State, now: int, force: bool, fingerprint: str) -> bool:
     """Whether this run is inside the backoff's wait after a failed attempt (an attempt the
     last run never finished counts as one): it then sends nothing and asks no one."""
-    new = state.copy()
-    _stopped(new, Events(), now)
+    new = _resumed(state, now)[0]
     return backoff.waiting(new.streak, now, force, new.run.fingerprint != fingerprint)
 
 
@@ -72,8 +71,7 @@ def begin(state: State, plan: decide.Plan, now: int) -> State:
     configuration it is for (a run stopped in flight must not leave the next one a "changed
     configuration", which would skip the backoff's wait). An attempt that fails before any
     request (nothing to publish) is never in flight."""
-    new = state.copy()
-    _stopped(new, Events(), now)  # said by the transition
+    new = _resumed(state, now)[0]  # said by the transition
     _begin(new, plan, now)
     return new
 
@@ -82,8 +80,7 @@ def transition(
     state: State, run: Run, answers: list[decide.Answer], now: int
 ) -> tuple[State, Events]:
     """The records this run leaves and what it does next, from the records it read."""
-    new, events = state.copy(), Events()
-    _stopped(new, events, now)
+    new, events = _resumed(state, now)
     plan = run.plan
     if plan is None:  # inside the backoff's wait
         events.say("info", backoff.waiting_message(new.streak, now))
@@ -112,11 +109,14 @@ def transition(
     return new, events
 
 
-def _stopped(state: State, events: Events, now: int) -> None:
-    """An attempt that began and never recorded its end: a failed attempt at its start."""
-    began, state.run.in_flight = state.run.in_flight, None
+def _resumed(state: State, now: int) -> tuple[State, Events]:
+    """A copy of the records to change, the one step every run starts with: an attempt
+    that began and never recorded its end is a failed attempt at its start."""
+    new, events = state.copy(), Events()
+    began, new.run.in_flight = new.run.in_flight, None
     if began is not None:
-        _settle(state, events, Result.ERROR, STOPPED, began, now)
+        _settle(new, events, Result.ERROR, STOPPED, began, now)
+    return new, events
 
 
 def _begin(state: State, plan: decide.Plan, now: int) -> None:
