@@ -198,6 +198,14 @@ def test_an_upgrade_waits_for_the_run_in_flight(container, duckdns, deb):
     outputs += [idle.stdout, idle.stderr]
     assert WAITING not in idle.stdout + idle.stderr
     assert ended - finished <= idle_took + SLACK, (ended - finished, idle_took)
+    # A policy-rc.d that forbids every action (as image builds use): preinst leaves the
+    # timer alone, since postinst's restart, refused too, would not start it again.
+    c.write("/usr/sbin/policy-rc.d", "#!/bin/sh\nexit 101\n", mode=0o755)
+    forbidden = c.exec(["apt-get", "install", "--reinstall", "-y", f"/root/{deb.name}"], env=ENV)
+    c.exec(["rm", "/usr/sbin/policy-rc.d"])
+    outputs += [forbidden.stdout, forbidden.stderr]
+    timer = harness.service_show(c, "duckdns.timer", "ActiveState")
+    assert timer == {"ActiveState": "active"}, (timer, forbidden.stdout + forbidden.stderr)
     assert_no_token_leak(c, outputs)
     harness.log(
         f"[system] upgrade with a run in flight: {ended - opened:.1f} s from dpkg's start, "
