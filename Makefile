@@ -74,7 +74,7 @@ LINT_VENV := .venv-lint
 RUFF := $(LINT_VENV)/bin/ruff
 PY_SOURCES := duckdns tests scripts/bench setup.py
 SH_SOURCES := scripts/make-repo hooks/certbot-auth-hook hooks/certbot-cleanup-hook \
-	debian/config debian/preinst debian/postinst debian/postrm \
+	debian/config debian/preinst debian/postinst debian/prerm debian/postrm \
 	debian/network/NetworkManager/90-duckdns debian/network/networkd-dispatcher/90-duckdns \
 	debian/network/ifupdown/duckdns \
 	debian/tests/command-line debian/tests/service

@@ -4,8 +4,9 @@
 # remove. duckdns.service is static (no [Install]) and only ever started by the
 # timer: given to dh_installsystemd too, its postinst "start" snippet could never
 # start it and printed "duckdns.service is a disabled or a static unit, not
-# starting it." on every install. Its stop on remove and its restart (if
-# running) on upgrade come through PartOf=duckdns.timer in the unit.
+# starting it." on every install. A run in progress is stopped on remove by
+# debian/prerm, and an upgrade waits for it to end (debian/preinst): the timer's
+# restart here must not reach it (the unit has no PartOf=; docs/packaging.md).
 #
 # The hooks' units are named after what they do, not the package: --name makes
 # dh_installsystemd install debian/duckdns.NAME.{path,service,timer} as NAME.*.

@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from support.helpers import run
+from support.helpers import ROOT, run
 
 # The floor for a service that must reach the internet (docs/packaging.md).
 MAX_EXPOSURE = 1.1
@@ -101,6 +101,28 @@ def test_service_ordering_and_condition(service):
 def test_service_is_never_enabled_itself(service):
     """Only the timer starts it: no [Install] section, so dh_installsystemd cannot enable it."""
     assert "Install" not in service
+
+
+def test_no_restart_of_a_timer_reaches_a_run_in_flight(service, timer, built):
+    """postinst restarts duckdns.timer on every upgrade and dpkg-reconfigure: no dependency
+    may carry that restart, or its stop part, to a run in flight (systemd.unit(5); measured
+    under systemd 257: StopPropagatedFrom= stops the run on the timer's restart). Instead
+    preinst waits for a run, as long as systemd lets one last, and prerm stops one on
+    remove (tests/system/test_upgrade_in_flight.py runs them)."""
+    for key in ("PartOf", "BindsTo", "StopPropagatedFrom", "Requisite"):
+        assert key not in service["Unit"], key
+    assert "PropagatesStopTo" not in timer.get("Unit", {})
+    preinst = (built.ctrl / "preinst").read_text()
+    assert "systemctl stop --job-mode=ignore-requirements" in preinst
+    (run_max,) = re.findall(r"^RUN_MAX=(\d+)$", preinst, re.M)
+    (start,) = service["Service"]["TimeoutStartSec"]
+    (stop,) = service["Service"]["TimeoutStopSec"]
+    assert _seconds(start) + _seconds(stop) <= int(run_max) <= _seconds(start) + _seconds(stop) + 30
+    prerm = (built.ctrl / "prerm").read_text()
+    stops_the_run = (
+        r'"\$1" = remove [^\n]*\n(\s*#[^\n]*\n)*\s*deb-systemd-invoke stop [^\n]*duckdns\.service'
+    )
+    assert re.search(stops_the_run, prerm), prerm
 
 
 def _seconds(value: str) -> float:
@@ -270,7 +292,12 @@ def test_the_network_timer_coalesces_a_burst_into_one_run_of_the_hardened_unit(b
     assert _seconds(timer["Timer"]["OnActiveSec"][0]) <= 3  # a change is published in seconds
     assert timer["Timer"]["AccuracySec"] == ["100ms"]
     for name in ("postinst", "prerm", "postrm"):
-        assert "duckdns-network" not in (built.ctrl / name).read_text(), name
+        # debhelper's snippets: never enabled, started or restarted (preinst and prerm of
+        # our own only stop it, with duckdns.timer, around a run in flight).
+        text = (built.ctrl / name).read_text()
+        source = ROOT / "debian" / name
+        ours = source.read_text().split("#DEBHELPER#")[0] if source.exists() else ""
+        assert "duckdns-network" not in text[len(ours) :], name
 
 
 TRIGGERS = {

@@ -27,9 +27,11 @@ The control file is read at every request when it exists: ``{"mode": "status:503
 DuckDNS would see it behind a NAT router).
 
 Modes: ``ok`` (the real behaviour), ``ko``, ``status:N``, ``redirect`` (302 to
-``/elsewhere``), ``stall:SECONDS``, ``huge`` (1 MiB body), ``garbage``, ``bare`` (the update
-takes effect, the answer is its first line only: ``OK`` or ``KO``), ``answer:TEXT`` (a hostile
-or mistaken DuckDNS: nothing takes effect, the body is TEXT as given).
+``/elsewhere``), ``stall:SECONDS`` (then a bare ``OK``, nothing takes effect),
+``slow:SECONDS`` (a DuckDNS that takes its time: ``ok``'s answer, SECONDS late), ``huge``
+(1 MiB body), ``garbage``, ``bare`` (the update takes effect, the answer is its first line
+only: ``OK`` or ``KO``), ``answer:TEXT`` (a hostile or mistaken DuckDNS: nothing takes
+effect, the body is TEXT as given).
 """
 
 from __future__ import annotations
@@ -316,6 +318,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif kind == "stall":
             duck.stop_event.wait(float(arg or 60))
             self._send(200, b"OK")
+        elif kind == "slow" and parts.path == "/update":
+            duck.stop_event.wait(float(arg))
+            self._send(200, duck.answer_update(query, self.client_address[0]).encode())
         elif kind == "huge":
             self._send(200, b"OK\n" + b"x" * (1 << 20))
         elif kind == "garbage":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 
 import pytest
 from support.helpers import CANARY
@@ -208,3 +209,12 @@ def test_script_mode_runs_as_the_system_tests_start_it(tmp_path, server_cert, te
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_slow_mode_answers_as_ok_does_only_later(seen, test_ca):
+    """``slow:SECONDS``: the booted upgrade test's DuckDNS that holds its answer."""
+    seen.default = "slow:0.5"
+    began = time.monotonic()
+    assert update(seen, test_ca, "ip=&verbose=true") == "OK\n203.0.113.7\n\nUPDATED"
+    assert time.monotonic() - began >= 0.5
+    assert seen.records["piserver"]["ipv4"] == "203.0.113.7"
