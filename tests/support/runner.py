@@ -3,13 +3,16 @@
 In this process by default (``duckdns.cli.main``, output through pytest's ``capsys``), with
 the world it sees under the test's control: the clock (``time.time``, frozen, moved on with
 :meth:`Updater.later`, so timer runs hours apart take no real time) and the global IPv6
-address the kernel shows (:attr:`Updater.ipv6`, None: none).
+address the kernel shows (:attr:`Updater.ipv6`, None: none). The frozen clock is the whole
+process's: dnspython measures its lifetimes with ``time.time`` and would wait for ever, so the
+commands that look names up with it (``verify``, ``txt ... --for``) run as a process.
 
 As a real process of Debian's ``/usr/bin/python3 -m duckdns`` (``process=True``) only where
 a process is the point: signals, resource limits, the environment, the exit of the
-interpreter, what a run imports. The call is the same and so are the checks; the clock is
-the same too, moved with libfaketime (Debian: faketime) once :meth:`Updater.later` was
-called. The kernel's IPv6 address cannot be faked there: setting ``ipv6`` is refused.
+interpreter, what a run imports, dnspython's look-ups, runs at once from threads. The call
+is the same and so are the checks; the clock is the same too, moved with libfaketime
+(Debian: faketime) once :meth:`Updater.later` was called. The kernel's IPv6 address cannot
+be faked there: setting ``ipv6`` is refused.
 
 Every call asserts that the token (CANARY) shows neither in argv nor in anything printed.
 """
@@ -62,11 +65,13 @@ class Updater:
 
     def __init__(
         self,
-        monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch | None = None,
+        capsys: pytest.CaptureFixture[str] | None = None,
         cfg: Path | None = None,
         process: bool = False,
     ) -> None:
+        """In this process, ``monkeypatch`` and ``capsys`` (the test's) are needed; a process
+        (``process=True``) needs neither."""
         self.monkeypatch = monkeypatch
         self.capsys = capsys
         self.cfg = cfg
@@ -79,6 +84,7 @@ class Updater:
         if not process:
             from duckdns import localaddr
 
+            assert monkeypatch and capsys, "a run in this process needs monkeypatch and capsys"
             monkeypatch.setattr(localaddr, "global_ipv6", lambda *a, **k: self.ipv6)
             monkeypatch.setattr(time, "time", lambda: self.now)
 
@@ -120,9 +126,12 @@ class Updater:
                 mp.setenv(name, value)
             if cwd is not None:
                 mp.chdir(cwd)
-            if stdin is not None:
-                mp.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
-            code = main(args)
+            # What it reads: ``stdin``, else nothing (a process's stdin is /dev/null).
+            mp.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO((stdin or "").encode())))
+            try:
+                code = main(args)
+            except SystemExit as exc:  # argparse's --help and usage errors, as sys.exit sees them
+                code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
         out, err = self.capsys.readouterr()
         return Ran(code, out, err)
 

@@ -241,7 +241,7 @@ def test_verbose_output_never_holds_the_token(runner, duck, conf):
     duck.script = ["status:500"]
     proc = runner(conf())("update", "-vv", "--force")
     assert proc.returncode == 0
-    assert "retrying" in proc.stderr  # run_duckdns checked the canary
+    assert "retrying" in proc.stderr  # the runner checked the canary
 
 
 def test_corrupt_state_is_a_warning_not_a_crash(runner, duck, conf):
