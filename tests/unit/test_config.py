@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 from support.helpers import CANARY, DEBIAN_PYTHON, ROOT
+from support.runner import Ran, Updater
 
 
 def check(runner, cfg):
@@ -485,20 +486,13 @@ HEADER = (
 )
 
 
-def debconf_write(cfg, answers: str) -> subprocess.CompletedProcess:
+def debconf_write(cfg, answers: str) -> Ran:
     """What debian/postinst runs: the answers on stdin, never in argv or the environment."""
-    proc = subprocess.run(
-        [DEBIAN_PYTHON, "-m", "duckdns", "--config", str(cfg), "debconf-write"],
-        input=answers.encode(),
-        capture_output=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8"},
-        timeout=60,
-        check=False,
-    )
-    out, err = proc.stdout.decode(), proc.stderr.decode()
+    proc = Updater(cfg=cfg, process=True)("debconf-write", stdin=answers, timeout=60)
     for secret in (CANARY, NEW):
-        assert secret not in out + err and secret.upper() not in out + err
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        assert secret not in proc.stdout + proc.stderr
+        assert secret.upper() not in proc.stdout + proc.stderr
+    return proc
 
 
 def answers(domains: str = "", token: str = "", ipv6: str = "off") -> str:
@@ -697,7 +691,7 @@ def test_debconf_write_reads_stdin_only(runner):
     assert proc.returncode == 2
 
 
-def debconf_read(runner, cfg) -> subprocess.CompletedProcess:
+def debconf_read(runner, cfg) -> Ran:
     return runner(cfg)("debconf-read")
 
 
