@@ -101,17 +101,20 @@ class Updater:
         stdin: str | None = None,
         timeout: float = 90,
         modules: bool = False,
+        memory: int | None = None,
     ) -> Ran:
         """Run once; ``env`` adds to the run's environment, ``stdin`` is what it reads.
 
-        ``timeout`` and ``modules`` (record :attr:`modules`) need ``process=True``.
+        ``timeout`` (subprocess.TimeoutExpired past it), ``modules`` (record
+        :attr:`modules`) and ``memory`` (its address space's limit, bytes) need
+        ``process=True``.
         """
         args = [*(("--config", str(self.cfg)) if self.cfg else ()), *(argv or ("update",))]
         assert CANARY not in " ".join(args), "the token in argv"
         if self.process:
-            ran = self._in_a_process(args, env, cwd, stdin, timeout, modules)
+            ran = self._in_a_process(args, env, cwd, stdin, timeout, modules, memory)
         else:
-            assert not modules, "what a run imports needs process=True"
+            assert not modules and memory is None, "a process's own needs process=True"
             ran = self._here(args, env, cwd, stdin)
         assert_no_canary(ran.stdout, ran.stderr, where=f"the output of duckdns {' '.join(args)}")
         return ran
@@ -135,7 +138,7 @@ class Updater:
         out, err = self.capsys.readouterr()
         return Ran(code, out, err)
 
-    def _in_a_process(self, args: list[str], env, cwd, stdin, timeout, modules) -> Ran:
+    def _in_a_process(self, args: list[str], env, cwd, stdin, timeout, modules, memory) -> Ran:
         if self.ipv6 is not None:
             raise AssertionError("a process sees the kernel's own IPv6 address: run in-process")
         full_env = {
@@ -155,15 +158,20 @@ class Updater:
 
             with tempfile.NamedTemporaryFile("r", prefix="duckdns-modules-") as listing:
                 command = ["-c", LAUNCHER.format(root=str(ROOT)), listing.name]
-                proc = self._spawn(command, args, full_env, cwd, stdin, timeout)
+                proc = self._spawn(command, args, full_env, cwd, stdin, timeout, memory)
                 self.modules = set(listing.read().split())
         else:
-            proc = self._spawn(["-m", "duckdns"], args, full_env, cwd, stdin, timeout)
+            proc = self._spawn(["-m", "duckdns"], args, full_env, cwd, stdin, timeout, memory)
         return Ran(proc.returncode, proc.stdout, proc.stderr)
 
     @staticmethod
-    def _spawn(command, args, env, cwd, stdin, timeout) -> subprocess.CompletedProcess:
+    def _spawn(command, args, env, cwd, stdin, timeout, memory) -> subprocess.CompletedProcess:
         given = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+        if memory is not None:
+            import resource
+
+            limit = (memory, memory)
+            given["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_AS, limit)
         return subprocess.run(
             [DEBIAN_PYTHON, *command, *args],
             capture_output=True,
