@@ -302,7 +302,8 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         duck.record(
             {
-                "time": time.time(),
+                "time": time.time(),  # the clock a test may fake (tests/support/runner.py)
+                "monotonic": time.monotonic(),  # real seconds, for gaps between requests
                 "path": parts.path,
                 "query": query,
                 "client": self.client_address[0],

@@ -1,5 +1,5 @@
 """Helpers shared by every test layer (unit, package, system, scripts/bench): the canary
-token, running commands and the updater, the version, skipping (or, in CI, failing).
+token, running commands, the version, skipping (or, in CI, failing).
 
 Every scenario uses CANARY as the token and asserts it never shows up anywhere but
 the config file.
@@ -71,34 +71,6 @@ def assert_no_canary_in_tree(root: Path, allowed: set[Path]) -> None:
             assert_no_canary(path.read_bytes(), where=str(path))
 
 
-def run_duckdns(
-    *args: str, env: dict | None = None, timeout: float = 90, cwd: Path | None = None
-) -> subprocess.CompletedProcess:
-    """Run the updater from this tree, as the package runs it, with Debian's Python.
-
-    The token must never reach its output, whatever the scenario: checked here for
-    every call.
-    """
-    full_env = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "PYTHONPATH": str(ROOT),
-        "LANG": "C.UTF-8",
-        "HOME": str(cwd or ROOT),
-    }
-    full_env.update(env or {})
-    proc = subprocess.run(
-        [DEBIAN_PYTHON, "-m", "duckdns", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-        cwd=cwd or ROOT,
-    )
-    assert_no_canary(proc.stdout, proc.stderr, where=f"the output of duckdns {' '.join(args)}")
-    assert CANARY not in " ".join(args)
-    return proc
-
-
 def faketime_env(offset: str) -> dict:
     """The environment that runs a child ``offset`` (e.g. ``+6m``) from now (libfaketime).
 
@@ -120,11 +92,6 @@ def write_config(path: Path, mode: int = 0o600, **keys: str) -> Path:
         f.write("\n".join(lines) + "\n")
     os.chmod(path, mode)
     return path
-
-
-def update(cfg: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``duckdns --config CFG update …``."""
-    return run_duckdns("--config", str(cfg), "update", *extra, env=env)
 
 
 def state_of(cfg: Path) -> dict:

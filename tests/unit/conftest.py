@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 from support.dnsserver import DNSServer
-from support.helpers import CANARY, PUBLIC, assert_no_canary, assert_no_canary_in_tree, write_config
+from support.helpers import CANARY, PUBLIC, assert_no_canary_in_tree, write_config
+from support.runner import Updater
 
 
 @pytest.fixture(autouse=True)
@@ -67,39 +68,9 @@ def probed(conf, dns, duck):
     return conf(probe=f"cloudflare@{host}:{port}")
 
 
-class Runner:
-    """``duckdns --config CFG ...`` in this process, with the world it sees under control.
-
-    ``ipv6`` is the global IPv6 address the kernel shows (None: none), ``now`` the clock
-    (advanced with :meth:`later`), so sequences of timer runs over hours take a second.
-    Every output is checked for the token.
-    """
-
-    def __init__(self, monkeypatch, capsys, cfg: Path) -> None:
-        import time
-
-        from duckdns import localaddr
-
-        self.cfg = cfg
-        self.capsys = capsys
-        self.ipv6: str | None = None
-        self.now = time.time()
-        monkeypatch.setattr(localaddr, "global_ipv6", lambda *a, **k: self.ipv6)
-        monkeypatch.setattr(time, "time", lambda: self.now)
-
-    def later(self, seconds: float) -> None:
-        self.now += seconds
-
-    def __call__(self, *argv: str) -> tuple[int, str, str]:
-        from duckdns.cli import main
-
-        code = main(["--config", str(self.cfg), *(argv or ("update",))])
-        out, err = self.capsys.readouterr()
-        assert_no_canary(out, err)
-        return code, out, err
-
-
 @pytest.fixture
 def runner(monkeypatch, capsys):
-    """A factory: ``runner(cfg)`` gives a :class:`Runner` for that config."""
-    return lambda cfg: Runner(monkeypatch, capsys, cfg)
+    """The one way unit tests run the updater: ``runner(cfg)`` gives a
+    :class:`support.runner.Updater` for that config (``None``: no ``--config``), in this
+    process; ``runner(cfg, process=True)``, a real process of Debian's Python."""
+    return lambda cfg=None, process=False: Updater(monkeypatch, capsys, cfg, process)

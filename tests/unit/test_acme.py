@@ -12,7 +12,7 @@ import time
 
 import pytest
 from support.dnsserver import DNSServer, LaggingZone
-from support.helpers import CANARY, run_duckdns
+from support.helpers import CANARY
 
 from duckdns import acme
 from duckdns.config import ConfigError
@@ -172,7 +172,7 @@ def test_a_cname_to_duckdns_org_itself_is_refused():
 # -- the command ----------------------------------------------------------------------------------
 
 
-def test_txt_wait_by_hand_for_the_configured_names(duck, conf):
+def test_txt_wait_by_hand_for_the_configured_names(runner, duck, conf):
     cfg = conf(domains="piserver, cloud")
     zone = LaggingZone(
         "duckdns.org",
@@ -180,8 +180,8 @@ def test_txt_wait_by_hand_for_the_configured_names(duck, conf):
     )
     with DNSServer(zones=[zone]) as dns:
         ns = "{}:{}".format(*dns.address)
-        assert run_duckdns("--config", str(cfg), "txt", "set", VALUE).returncode == 0
-        proc = run_duckdns("--config", str(cfg), "txt", "wait", "--nameserver", ns, VALUE)
+        assert runner(cfg, process=True)("txt", "set", VALUE).returncode == 0
+        proc = runner(cfg, process=True)("txt", "wait", "--nameserver", ns, VALUE)
     assert proc.returncode == 0, proc.stderr
     assert "_acme-challenge.piserver.duckdns.org, _acme-challenge.cloud.duckdns.org: " in (
         proc.stderr
@@ -191,7 +191,7 @@ def test_txt_wait_by_hand_for_the_configured_names(duck, conf):
     assert CANARY not in proc.stderr
 
 
-def test_what_name_servers_serve_is_shown_escaped_and_cut(conf):
+def test_what_name_servers_serve_is_shown_escaped_and_cut(runner, conf):
     """A name server's TXT values are its own text: at -vv they are shown made safe (report.safe),
     a few of them, each cut, never a forged line."""
     from support.display import assert_displayable
@@ -201,8 +201,7 @@ def test_what_name_servers_serve_is_shown_escaped_and_cut(conf):
     with DNSServer(zones=[zone]) as srv:
         host, port = srv.address
         cfg = conf()
-        proc = run_duckdns(
-            "--config", str(cfg), "-vv", "txt", "wait", "--nameserver", f"{host}:{port}",
+        proc = runner(cfg, process=True)("-vv", "txt", "wait", "--nameserver", f"{host}:{port}",
             "--timeout=1", "--", VALUE,
         )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

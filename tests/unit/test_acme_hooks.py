@@ -207,15 +207,18 @@ def test_returns_as_soon_as_the_value_is_served(duck, zone, dns, hook):
     assert len(txt_requests(duck)) == 1
 
 
-def test_waits_through_a_20_s_delay_asking_every_2_s(duck, zone, dns, hook):
-    zone.delay = 20
+def test_waits_through_a_delay_asking_every_2_s(duck, zone, dns, hook):
+    """A value served 6 s late: three rounds of questions 2 s apart (acme.POLL_INTERVAL, in
+    the hook's own process), then the hook returns. A longer delay only adds rounds; the
+    limit it stops at is test_gives_up_at_the_limit_with_a_warning_and_lets_certbot_decide's."""
+    zone.delay = 6
     proc = hook(AUTH, DUCKDNS_ACME_WAIT="60")
-    print(f"served after 20 s: the auth hook took {proc.elapsed:.1f} s")
+    print(f"served after 6 s: the auth hook took {proc.elapsed:.1f} s")
     assert proc.returncode == 0, proc.stderr
     assert "warning" not in proc.stderr
-    assert 20 <= proc.elapsed < 20 + 2 + 3, proc.stderr
+    assert 6 <= proc.elapsed < 6 + 2 + 3, proc.stderr
     asked = txt_questions(dns, "_acme-challenge.piserver.duckdns.org")
-    assert 10 <= len(asked) <= 12, f"every 2 s for 20 s: {len(asked)} questions"
+    assert 3 <= len(asked) <= 5, f"every 2 s for 6 s: {len(asked)} questions"
     assert len(duck.requests) == 1, "the record is set once, however long the wait"
 
 

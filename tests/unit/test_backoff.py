@@ -8,10 +8,9 @@ scripts/bench's simulated day (``--day``), at a reduced scale.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
-from support.helpers import CANARY, DEBIAN_PYTHON, ROOT, faketime_env, run_duckdns, state_of
+from support.helpers import CANARY, state_of
 
 from duckdns import api, backoff
 
@@ -155,64 +154,49 @@ def test_backoff_state_is_shown_by_status(duck, conf, runner):
 
 # -- the real process: no requests import, and faketime ----------------------------------
 
-MODULES = """
-import sys
-before = set(sys.modules)
-sys.path.insert(0, {root!r})
-from duckdns.cli import main
-code = main(sys.argv[1:])
-print('LOADED=' + ','.join(sorted(m for m in sys.modules if m not in before)))
-sys.exit(code)
-"""
+
+def loaded_modules(runner, cfg) -> set[str]:
+    """The modules a real ``duckdns --config CFG update`` imported."""
+    run = runner(cfg, process=True)
+    code, _, err = run("update", modules=True)
+    assert code == 0, err
+    return run.modules
 
 
-def loaded_modules(cfg, home) -> set[str]:
-    proc = subprocess.run(
-        [DEBIAN_PYTHON, "-c", MODULES.format(root=str(ROOT)), "--config", str(cfg), "update"],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(home)},
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return set(proc.stdout.strip().splitlines()[-1][len("LOADED=") :].split(","))
-
-
-def test_a_run_inside_the_wait_imports_no_requests(duck, conf, tmp_path):
+def test_a_run_inside_the_wait_imports_no_requests(runner, duck, conf, tmp_path):
     cfg = conf(token=WRONG)
-    assert run_duckdns("--config", str(cfg), "update").returncode == 1
-    assert not loaded_modules(cfg, tmp_path) & {"requests", "urllib3", "ssl"}
+    assert runner(cfg)("update").returncode == 1
+    assert not loaded_modules(runner, cfg) & {"requests", "urllib3", "ssl"}
     assert len(duck.requests) == 1
 
 
-def test_faketime_six_minutes_later_the_real_process_tries_again(duck, conf):
-    cfg = conf(token=WRONG)
-    assert run_duckdns("--config", str(cfg), "update").returncode == 1
-    try:
-        later = faketime_env("+6m")
-    except LookupError as exc:
-        pytest.skip(str(exc))
-    assert run_duckdns("--config", str(cfg), "update").returncode == 0  # inside the wait
+def test_faketime_six_minutes_later_the_real_process_tries_again(runner, duck, conf):
+    run = runner(conf(token=WRONG), process=True)
+    assert run().returncode == 1
+    assert run().returncode == 0  # inside the wait
     assert len(duck.requests) == 1
-    assert run_duckdns("--config", str(cfg), "update", env=later).returncode == 1
+    run.later(6 * 60)  # libfaketime, in the process
+    assert run().returncode == 1
     assert len(duck.requests) == 2
-    assert state_of(cfg)["failures"] == 2
+    assert state_of(run.cfg)["failures"] == 2
 
 
-def test_a_run_inside_the_wait_loads_less_than_a_steady_state_run(duck, dns, conf, tmp_path):
+def test_a_run_inside_the_wait_loads_less_than_a_steady_state_run(
+    runner, duck, dns, conf, tmp_path
+):
     """The CPU claim's mechanism (the numbers come from scripts/bench --day): a run inside
     the backoff imports a subset of what a steady-state run imports, and no probe."""
     host, port = dns.address
     steady = conf("steady.conf", probe=f"cloudflare@{host}:{port}")
     (tmp_path / "w").mkdir()
     waiting = conf("w/duckdns.conf", token=WRONG)  # a state.json of its own
-    assert run_duckdns("--config", str(steady), "update").returncode == 0
-    assert run_duckdns("--config", str(waiting), "update").returncode == 1
+    assert runner(steady)("update").returncode == 0
+    assert runner(waiting)("update").returncode == 1
     queries = len(dns.queries)
-    steady_modules = loaded_modules(steady, tmp_path)
+    steady_modules = loaded_modules(runner, steady)
     assert len(dns.queries) > queries, "the steady-state run asked the probe"
     queries = len(dns.queries)
-    waiting_modules = loaded_modules(waiting, tmp_path)
+    waiting_modules = loaded_modules(runner, waiting)
     assert len(dns.queries) == queries, "a run inside the wait asks no one"
     assert waiting_modules <= steady_modules, sorted(waiting_modules - steady_modules)
     assert len(duck.requests) == 2

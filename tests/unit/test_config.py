@@ -6,11 +6,12 @@ import os
 import subprocess
 
 import pytest
-from support.helpers import CANARY, DEBIAN_PYTHON, ROOT, run_duckdns, update
+from support.helpers import CANARY, DEBIAN_PYTHON, ROOT
+from support.runner import Ran, Updater
 
 
-def check(cfg):
-    return run_duckdns("--config", str(cfg), "check")
+def check(runner, cfg):
+    return runner(cfg)("check")
 
 
 @pytest.mark.parametrize(
@@ -41,9 +42,9 @@ def check(cfg):
         ({"token": None}, 0o600, "no token"),
     ],
 )
-def test_refusals_exit_78_and_send_nothing(duck, conf, keys, mode, expected):
+def test_refusals_exit_78_and_send_nothing(runner, duck, conf, keys, mode, expected):
     cfg = conf(mode=mode, **keys)
-    for proc in (check(cfg), update(cfg)):
+    for proc in (check(runner, cfg), runner(cfg)()):
         assert proc.returncode == 78, proc.stderr
         assert expected in proc.stderr
         assert str(cfg) in proc.stderr
@@ -51,35 +52,35 @@ def test_refusals_exit_78_and_send_nothing(duck, conf, keys, mode, expected):
     assert duck.requests == []
 
 
-def test_missing_file(tmp_path, duck):
-    proc = check(tmp_path / "nope.conf")
+def test_missing_file(runner, tmp_path, duck):
+    proc = check(runner, tmp_path / "nope.conf")
     assert proc.returncode == 78
     assert "does not exist" in proc.stderr and "dpkg-reconfigure duckdns" in proc.stderr
 
 
-def test_bad_syntax(tmp_path, duck, conf):
+def test_bad_syntax(runner, tmp_path, duck, conf):
     cfg = conf()
     cfg.write_text(cfg.read_text() + "this is not a key value line\n")
-    proc = check(cfg)
+    proc = check(runner, cfg)
     assert proc.returncode == 78 and "line" in proc.stderr and "key = value" in proc.stderr
     assert duck.requests == []
 
 
-def test_token_whitespace_and_quotes_are_stripped(duck, conf):
+def test_token_whitespace_and_quotes_are_stripped(runner, duck, conf):
     cfg = conf(token=f'"  {CANARY}  "')
-    assert check(cfg).returncode == 0
-    assert update(cfg).returncode == 0
+    assert check(runner, cfg).returncode == 0
+    assert runner(cfg)().returncode == 0
     assert duck.requests[0]["query"]["token"] == CANARY
 
 
-def test_check_summarises_without_network(duck, conf):
-    proc = check(conf(domains="piserver,cloud.duckdns.org"))
+def test_check_summarises_without_network(runner, duck, conf):
+    proc = check(runner, conf(domains="piserver,cloud.duckdns.org"))
     assert proc.returncode == 0
     assert "domains piserver, cloud" in proc.stdout
     assert duck.requests == []
 
 
-def test_recipe_curl_config_is_read_untouched(duck, test_ca, tmp_path):
+def test_recipe_curl_config_is_read_untouched(runner, duck, test_ca, tmp_path):
     import os
 
     cfg = tmp_path / "duckdns.conf"
@@ -92,18 +93,18 @@ def test_recipe_curl_config_is_read_untouched(duck, test_ca, tmp_path):
             "retry-max-time = 30\nretry-connrefused\ntlsv1.2\nproto = =https\n"
             f'cacert = "{test_ca.cert_path}"\n'
         )
-    proc = check(cfg)
+    proc = check(runner, cfg)
     assert proc.returncode == 0, proc.stderr
     assert "curl-config" in proc.stdout
-    proc = update(cfg)
+    proc = runner(cfg)()
     assert proc.returncode == 0, proc.stderr
     assert duck.requests[0]["query"]["domains"] == "piserver,cloud"
     assert duck.requests[0]["query"]["token"] == CANARY
 
 
-def test_backup_paths_lists_the_config_in_use(conf):
+def test_backup_paths_lists_the_config_in_use(runner, conf):
     cfg = conf()
-    proc = run_duckdns("--config", str(cfg), "backup-paths")
+    proc = runner(cfg)("backup-paths")
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()
     assert lines[0] == str(cfg.resolve())
@@ -140,19 +141,19 @@ def test_shipped_backup_list_is_what_backup_paths_prints_for_the_packaged_config
     assert all(line.startswith("# ") for line in shipped if line.startswith("#"))
 
 
-def test_state_directory_environment_chooses_the_config(duck, conf):
+def test_state_directory_environment_chooses_the_config(runner, duck, conf):
     cfg = conf()
-    proc = run_duckdns("check", env={"STATE_DIRECTORY": str(cfg.parent)})
+    proc = runner()("check", env={"STATE_DIRECTORY": str(cfg.parent)})
     assert proc.returncode == 0 and str(cfg) in proc.stdout
 
 
-def test_usage_error_is_exit_2():
-    proc = run_duckdns("frobnicate")
+def test_usage_error_is_exit_2(runner):
+    proc = runner()("frobnicate")
     assert proc.returncode == 2
 
 
-def test_help_documents_exit_codes():
-    proc = run_duckdns("--help")
+def test_help_documents_exit_codes(runner):
+    proc = runner()("--help")
     assert proc.returncode == 0
     for code in ("75", "78", "KO"):
         assert code in proc.stdout
@@ -218,11 +219,11 @@ def _raw(path, text: str, mode: int = 0o600):
         (f"{CANARY[:8]}x = 1", "unknown key: known keys"),
     ],
 )
-def test_an_unparsable_line_is_named_never_shown(duck, conf, line, expected):
+def test_an_unparsable_line_is_named_never_shown(runner, duck, conf, line, expected):
     cfg = conf(healthcheck=HEARTBEAT)
     cfg.write_text(cfg.read_text() + line + "\n")
     number = len(cfg.read_text().splitlines())
-    for proc in (check(cfg), update(cfg)):
+    for proc in (check(runner, cfg), runner(cfg)()):
         assert proc.returncode == 78, proc.stderr
         assert f"line {number}: {expected}" in proc.stderr
         assert HEARTBEAT not in proc.stderr and "slug-kept" not in proc.stderr
@@ -298,22 +299,24 @@ def test_secrets_are_registered_before_the_first_refusal():
         (f"https://www.duckdns.org/update?token={CANARY}", "?query is not allowed"),
     ],
 )
-def test_server_is_refused_by_check_when_the_run_could_not_use_it(duck, conf, server, expected):
+def test_server_is_refused_by_check_when_the_run_could_not_use_it(
+    runner, duck, conf, server, expected
+):
     cfg = conf(server=server)
-    for proc in (check(cfg), update(cfg)):
+    for proc in (check(runner, cfg), runner(cfg)()):
         assert proc.returncode == 78, proc.stderr
         assert "line 4: server is refused: " in proc.stderr and expected in proc.stderr
         assert server not in proc.stderr.replace("https://www.duckdns.org", "")  # the example
     assert duck.requests == []
 
 
-def test_the_run_goes_where_check_said(duck, conf):
+def test_the_run_goes_where_check_said(runner, duck, conf):
     """One parser: the canonical base URL check shows is the one the request uses."""
     cfg = conf(server=f"https://LocalHost.:{duck.port}/")
-    proc = check(cfg)
+    proc = check(runner, cfg)
     assert proc.returncode == 0, proc.stderr
     assert f"server https://localhost:{duck.port})" in proc.stdout
-    assert update(cfg).returncode == 0
+    assert runner(cfg)().returncode == 0
     assert len(duck.requests) == 1
 
 
@@ -327,22 +330,22 @@ def test_the_run_goes_where_check_said(duck, conf):
     ids=["empty", "text", "broken-pem"],
 )
 def test_an_unusable_ca_bundle_is_refused_by_check_and_is_78_at_run_time(
-    duck, conf, tmp_path, content, expected
+    runner, duck, conf, tmp_path, content, expected
 ):
     bundle = tmp_path / "bad-ca.pem"
     bundle.write_bytes(content)
     cfg = conf(ca_bundle=str(bundle))
-    proc = check(cfg)
+    proc = check(runner, cfg)
     assert proc.returncode == 78, proc.stderr
     assert f"ca_bundle: the CA file {bundle} cannot be used" in proc.stderr, proc.stderr
-    proc = update(cfg)  # the same loader, at run time: a config error, not an internal one
+    proc = runner(cfg)()  # the same loader, at run time: a config error, not an internal one
     assert proc.returncode == 78, proc.stderr
     assert "PEM certificates" in proc.stderr and "internal error" not in proc.stderr
     assert duck.requests == []
 
 
 @pytest.mark.parametrize("kind", ["directory", "fifo", "relative", "missing"])
-def test_a_ca_bundle_that_is_not_a_file_is_refused(duck, conf, tmp_path, kind):
+def test_a_ca_bundle_that_is_not_a_file_is_refused(runner, duck, conf, tmp_path, kind):
     import os
 
     target = {
@@ -354,7 +357,7 @@ def test_a_ca_bundle_that_is_not_a_file_is_refused(duck, conf, tmp_path, kind):
     if kind == "fifo":
         os.mkfifo(target)
     cfg = conf(ca_bundle=target)
-    for proc in (check(cfg), update(cfg)):
+    for proc in (check(runner, cfg), runner(cfg)()):
         assert proc.returncode == 78, proc.stderr
         assert "line 5:" in proc.stderr and "ca_bundle" in proc.stderr
     assert duck.requests == []
@@ -373,40 +376,40 @@ def test_a_ca_bundle_that_is_not_a_file_is_refused(duck, conf, tmp_path, kind):
         ("1.5h", "refresh = '1.5h' is not a duration"),
     ],
 )
-def test_refresh_out_of_range_or_odd_digits(duck, conf, value, expected):
-    proc = check(conf(refresh=value))
+def test_refresh_out_of_range_or_odd_digits(runner, duck, conf, value, expected):
+    proc = check(runner, conf(refresh=value))
     assert proc.returncode == 78, proc.stderr
     assert expected in proc.stderr
 
 
 @pytest.mark.parametrize("value", ["1s", "365d", " 90 m "])
-def test_refresh_bounds_accepted(duck, conf, value):
-    assert check(conf(refresh=value)).returncode == 0
+def test_refresh_bounds_accepted(runner, duck, conf, value):
+    assert check(runner, conf(refresh=value)).returncode == 0
 
 
-def test_a_key_set_twice_is_refused_naming_both_lines(duck, conf):
+def test_a_key_set_twice_is_refused_naming_both_lines(runner, duck, conf):
     cfg = conf()
     cfg.write_text(cfg.read_text() + "domains = cloud\n")
-    proc = check(cfg)
+    proc = check(runner, cfg)
     assert proc.returncode == 78
     assert "line 7: domains is set a second time (first on line 2): keep one line" in proc.stderr
 
 
-def test_bom_and_crlf_are_read_as_the_user_sees_them(duck, conf, tmp_path):
+def test_bom_and_crlf_are_read_as_the_user_sees_them(runner, duck, conf, tmp_path):
     cfg = conf()
     text = "\ufeff" + cfg.read_text().replace("\n", "\r\n")
     _raw(cfg, text)
-    assert check(cfg).returncode == 0
-    assert update(cfg).returncode == 0
+    assert check(runner, cfg).returncode == 0
+    assert runner(cfg)().returncode == 0
     assert duck.requests[0]["query"]["token"] == CANARY
     # Only '\n' ends a line: a form feed does not shift the line numbers said.
     _raw(cfg, "# \x0c comment\ncolour = blue\n")
-    assert "line 2: unknown key" in check(cfg).stderr
+    assert "line 2: unknown key" in check(runner, cfg).stderr
 
 
-def test_an_upper_case_token_is_sent_as_duckdns_shows_it(duck, conf):
+def test_an_upper_case_token_is_sent_as_duckdns_shows_it(runner, duck, conf):
     cfg = conf(token=CANARY.upper())
-    assert update(cfg).returncode == 0
+    assert runner(cfg)().returncode == 0
     assert duck.requests[0]["query"]["token"] == CANARY
 
 
@@ -419,20 +422,20 @@ def test_an_upper_case_token_is_sent_as_duckdns_shows_it(duck, conf):
         ("pi-", "the 1st name in domains starts or ends with a hyphen"),
     ],
 )
-def test_a_bad_domain_is_named_by_position(duck, conf, value, expected):
-    proc = check(conf(domains=value))
+def test_a_bad_domain_is_named_by_position(runner, duck, conf, value, expected):
+    proc = check(runner, conf(domains=value))
     assert proc.returncode == 78
     assert expected in proc.stderr and "slug-kept" not in proc.stderr
 
 
-def test_more_than_five_domains_is_a_warning_of_check_only(duck, conf):
+def test_more_than_five_domains_is_a_warning_of_check_only(runner, duck, conf):
     """DuckDNS free accounts hold at most 5 subnames (docs/duckdns-api.md); whether any account
     holds more is not known, so it is said, not refused, and not by every timer run."""
     cfg = conf(domains="a1,a2,a3,a4,a5,a6")
-    proc = check(cfg)
+    proc = check(runner, cfg)
     assert proc.returncode == 0
     assert "6 domains: a free DuckDNS account has at most 5" in proc.stderr
-    assert "6 domains" not in update(cfg, "--dry-run").stderr
+    assert "6 domains" not in runner(cfg)("update", "--dry-run").stderr
 
 
 @pytest.mark.parametrize(
@@ -449,17 +452,17 @@ def test_more_than_five_domains_is_a_warning_of_check_only(duck, conf):
         ('"https://www.duckdns.org/nope?domains=pi&token={t}"', "not a DuckDNS https://…/update"),
     ],
 )
-def test_hostile_recipe_urls(duck, tmp_path, url, expected):
+def test_hostile_recipe_urls(runner, duck, tmp_path, url, expected):
     cfg = _raw(tmp_path / "duckdns.conf", f"url = {url.format(t=CANARY)}\nsilent\n")
-    proc = check(cfg)
+    proc = check(runner, cfg)
     assert proc.returncode == 78, proc.stderr
     assert "line 1: the curl 'url' line" in proc.stderr and expected in proc.stderr
     assert duck.requests == []
 
 
-def test_a_recipe_with_two_url_lines_is_refused(duck, tmp_path):
+def test_a_recipe_with_two_url_lines_is_refused(runner, duck, tmp_path):
     line = f'url = "https://www.duckdns.org/update?domains=pi&token={CANARY}"\n'
-    proc = check(_raw(tmp_path / "duckdns.conf", line + line))
+    proc = check(runner, _raw(tmp_path / "duckdns.conf", line + line))
     assert proc.returncode == 78
     assert "line 2: a second curl 'url' line (first on line 1): keep one" in proc.stderr
 
@@ -483,20 +486,13 @@ HEADER = (
 )
 
 
-def debconf_write(cfg, answers: str) -> subprocess.CompletedProcess:
+def debconf_write(cfg, answers: str) -> Ran:
     """What debian/postinst runs: the answers on stdin, never in argv or the environment."""
-    proc = subprocess.run(
-        [DEBIAN_PYTHON, "-m", "duckdns", "--config", str(cfg), "debconf-write"],
-        input=answers.encode(),
-        capture_output=True,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8"},
-        timeout=60,
-        check=False,
-    )
-    out, err = proc.stdout.decode(), proc.stderr.decode()
+    proc = Updater(cfg=cfg, process=True)("debconf-write", stdin=answers, timeout=60)
     for secret in (CANARY, NEW):
-        assert secret not in out + err and secret.upper() not in out + err
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        assert secret not in proc.stdout + proc.stderr
+        assert secret.upper() not in proc.stdout + proc.stderr
+    return proc
 
 
 def answers(domains: str = "", token: str = "", ipv6: str = "off") -> str:
@@ -689,14 +685,14 @@ def test_a_config_that_is_not_a_plain_text_file_is_not_replaced(tmp_path, kind):
     assert NEW not in target.read_text() and leftovers(tmp_path) == []
 
 
-def test_debconf_write_reads_stdin_only():
+def test_debconf_write_reads_stdin_only(runner):
     """No argument carries a value: the command line is exactly postinst's."""
-    proc = run_duckdns("debconf-write", "--token", NEW)
+    proc = runner()("debconf-write", "--token", NEW)
     assert proc.returncode == 2
 
 
-def debconf_read(cfg) -> subprocess.CompletedProcess:
-    return run_duckdns("--config", str(cfg), "debconf-read")
+def debconf_read(runner, cfg) -> Ran:
+    return runner(cfg)("debconf-read")
 
 
 @pytest.mark.parametrize(
@@ -720,14 +716,14 @@ def debconf_read(cfg) -> subprocess.CompletedProcess:
     ],
     ids=["bom-case-crlf", "recipe", "refused", "empty"],
 )
-def test_debconf_read_gives_the_defaults_never_the_token(tmp_path, text, expected):
+def test_debconf_read_gives_the_defaults_never_the_token(runner, tmp_path, text, expected):
     cfg = _raw(tmp_path / "duckdns.conf", text)
-    proc = debconf_read(cfg)  # run_duckdns checks that the token is not in its output
+    proc = debconf_read(runner, cfg)  # the runner checks that the token is not in its output
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, expected, "")
 
 
-def test_debconf_read_of_a_missing_file_is_a_refusal(tmp_path):
-    proc = debconf_read(tmp_path / "nope.conf")
+def test_debconf_read_of_a_missing_file_is_a_refusal(runner, tmp_path):
+    proc = debconf_read(runner, tmp_path / "nope.conf")
     assert proc.returncode == 78 and "does not exist" in proc.stderr
 
 
@@ -801,7 +797,7 @@ def test_debconf_write_keeps_every_other_line_of_any_file_the_updater_reads(tmp_
     ("publish", "ipv4", "ipv6"),
     [("ipv4", "auto", "off"), ("both", "auto", "auto"), ("ipv6", "off", "auto")],
 )
-def test_debconf_publish_answer_sets_ipv4_and_ipv6(tmp_path, publish, ipv4, ipv6):
+def test_debconf_publish_answer_sets_ipv4_and_ipv6(runner, tmp_path, publish, ipv4, ipv6):
     """debconf's "Addresses to publish" (its Choices-C values) as the two keys; "auto"
     keeps an address the file's line names."""
     from duckdns import config
@@ -811,7 +807,7 @@ def test_debconf_publish_answer_sets_ipv4_and_ipv6(tmp_path, publish, ipv4, ipv6
     assert proc.returncode == 0, proc.stderr
     made = config.load(str(cfg))
     assert (made.ipv4, made.ipv6) == ("192.0.2.1" if ipv4 == "auto" else ipv4, ipv6)
-    assert debconf_read(cfg).stdout.splitlines()[3] == f"publish = {publish}"
+    assert debconf_read(runner, cfg).stdout.splitlines()[3] == f"publish = {publish}"
 
 
 def test_debconf_publish_answer_outside_the_choices_is_refused(tmp_path):

@@ -11,83 +11,85 @@ import os
 import time
 
 import pytest
-from support.helpers import PUBLIC, faketime_env, run_duckdns, state_of, update
+from support.helpers import PUBLIC, state_of
 
 
-def test_nothing_changed_means_no_request(duck, dns, probed):
-    assert update(probed).returncode == 0
+def test_nothing_changed_means_no_request(runner, duck, dns, probed):
+    assert runner(probed)().returncode == 0
     assert len(duck.requests) == 1
     for _ in range(3):
-        proc = update(probed)
+        proc = runner(probed)()
         assert proc.returncode == 0 and proc.stderr == ""
     assert len(duck.requests) == 1, "an unchanged address must not reach DuckDNS"
     assert len(dns.queries) == 4
     assert state_of(probed)["probe_state"] == "ok"
 
 
-def test_changed_address_updates_at_once(duck, dns, probed):
-    update(probed)
+def test_changed_address_updates_at_once(runner, duck, dns, probed):
+    runner(probed)()
     dns.clear()
     dns.add("whoami.cloudflare", "TXT", "198.51.100.20", rclass="CH")
     duck.client_ip = "198.51.100.20"
-    proc = update(probed)
+    proc = runner(probed)()
     assert proc.returncode == 0
     assert len(duck.requests) == 2
     assert "IPv4 198.51.100.20" in proc.stderr
 
 
-def test_fallback_to_second_probe(duck, dns, conf):
+def test_fallback_to_second_probe(runner, duck, dns, conf):
     duck.client_ip = PUBLIC
     host, port = dns.address
     # The first target is a closed port on loopback: it fails, the second answers.
     cfg = conf(probe=f"cloudflare@127.0.0.1:9, opendns@{host}:{port}")
-    update(cfg)
-    update(cfg)
+    runner(cfg)()
+    runner(cfg)()
     assert len(duck.requests) == 1
 
 
-def test_periodic_refresh(duck, dns, probed):
-    update(probed)
+def test_periodic_refresh(runner, duck, dns, probed):
+    runner(probed)()
     state = state_of(probed)
     state["ipv4_confirmed"] = int(time.time()) - 25 * 3600
     (probed.parent / "state.json").write_text(json.dumps(state))
-    update(probed)
+    runner(probed)()
     assert len(duck.requests) == 2
 
 
-def test_refresh_setting(duck, dns, conf):
+def test_refresh_setting(runner, duck, dns, conf):
     duck.client_ip = PUBLIC
     host, port = dns.address
-    cfg = conf(probe=f"cloudflare@{host}:{port}", refresh="1s")
-    update(cfg)
-    time.sleep(1.1)
-    update(cfg)
+    run = runner(conf(probe=f"cloudflare@{host}:{port}", refresh="1s"))
+    run()
+    run.later(1.1)
+    run()
     assert len(duck.requests) == 2
 
 
-def test_reconfigured_file_forces_an_update(duck, dns, probed):
-    update(probed)
+def test_reconfigured_file_forces_an_update(runner, duck, dns, probed):
+    runner(probed)()
     text = probed.read_text()
     os.unlink(probed)
     fd = os.open(probed, os.O_WRONLY | os.O_CREAT, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)
-    update(probed)
+    runner(probed)()
     assert len(duck.requests) == 2
 
 
-def test_failed_update_is_retried_after_the_backoff(duck, dns, probed):
+def test_failed_update_is_retried_after_the_backoff(runner, duck, dns, probed):
     duck.script = ["ko"]
-    assert update(probed).returncode == 1
-    assert update(probed).returncode == 0, "inside the wait: a successful no-op"
+    run = runner(probed)
+    assert run().returncode == 1
+    assert run().returncode == 0, "inside the wait: a successful no-op"
     assert len(duck.requests) == 1
-    assert update(probed, env=faketime_env("+6m")).returncode == 0
+    run.later(6 * 60)
+    assert run().returncode == 0
     assert len(duck.requests) == 2
 
 
-def test_force_always_sends(duck, dns, probed):
-    update(probed)
-    update(probed, "--force")
+def test_force_always_sends(runner, duck, dns, probed):
+    runner(probed)()
+    runner(probed)("update", "--force")
     assert len(duck.requests) == 2
 
 
@@ -100,62 +102,62 @@ def set_state(cfg, **values) -> None:
     (cfg.parent / "state.json").write_text(json.dumps(state))
 
 
-def test_the_probe_never_chooses_the_address_sent(duck, dns, probed):
+def test_the_probe_never_chooses_the_address_sent(runner, duck, dns, probed):
     """A changed (or lying) probe answer triggers an update, but ip= stays empty."""
-    update(probed)
+    runner(probed)()
     dns.clear()
     dns.add("whoami.cloudflare", "TXT", "198.51.100.20", rclass="CH")
     dns.behaviour = "lie"
-    update(probed)
+    runner(probed)()
     assert len(duck.requests) == 2
     assert [r["query"]["ip"] for r in duck.requests] == ["", ""]
     assert state_of(probed)["ipv4"] == PUBLIC, "the state records what DuckDNS saw"
 
 
-def test_distrust_is_reported_once_not_every_run(duck, dns, probed):
+def test_distrust_is_reported_once_not_every_run(runner, duck, dns, probed):
     dns.behaviour = "lie"
-    assert "address probe answered" in update(probed).stderr
+    assert "address probe answered" in runner(probed)().stderr
     for _ in range(2):
-        proc = update(probed)
+        proc = runner(probed)()
         assert proc.returncode == 0 and proc.stderr == ""
     assert len(duck.requests) == 1, "a distrusted probe: at most one request every 5 minutes"
 
 
-def test_literal_ipv4_is_never_probed(duck, dns, conf):
+def test_literal_ipv4_is_never_probed(runner, duck, dns, conf):
     host, port = dns.address
     cfg = conf(ipv4="203.0.113.9", probe=f"cloudflare@{host}:{port}")
-    update(cfg)
-    update(cfg)
+    runner(cfg)()
+    runner(cfg)()
     assert dns.queries == [], "nothing to detect: the admin chose the address"
     assert len(duck.requests) == 1
     assert duck.requests[0]["query"]["ip"] == "203.0.113.9"
 
 
-def test_dry_run_neither_probes_nor_sends(duck, dns, probed):
-    proc = update(probed, "--dry-run")
+def test_dry_run_neither_probes_nor_sends(runner, duck, dns, probed):
+    proc = runner(probed)("update", "--dry-run")
     assert proc.returncode == 0 and "ip=&" in proc.stdout
     assert dns.queries == [] and duck.requests == []
 
 
-def test_no_refresh_before_the_period(duck, dns, probed):
-    update(probed)
+def test_no_refresh_before_the_period(runner, duck, dns, probed):
+    runner(probed)()
     set_state(probed, ipv4_confirmed=int(time.time()) - 23 * 3600)
-    update(probed)
+    runner(probed)()
     assert len(duck.requests) == 1
 
 
-def test_clock_gone_backwards_means_update(duck, dns, probed):
-    update(probed)
+def test_clock_gone_backwards_means_update(runner, duck, dns, probed):
+    runner(probed)()
     set_state(probed, ipv4_confirmed=int(time.time()) + 3600)
-    update(probed)
+    runner(probed)()
     assert len(duck.requests) == 2
 
 
-def test_nothing_changed_leaves_the_state_file_alone(duck, dns, probed):
+def test_nothing_changed_leaves_the_state_file_alone(runner, duck, dns, probed):
     """The probe ran, nothing was sent: no rewrite (and no fsync) of state.json either."""
-    update(probed)
+    runner(probed)()
     before = os.stat(probed.parent / "state.json")
-    update(probed)
+    runner(probed)()
     after = os.stat(probed.parent / "state.json")
     assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
     assert len(dns.queries) == 2
@@ -244,8 +246,8 @@ def test_probe_starting_dead_warns_on_the_first_run(duck, dns, probed_run):
     assert "address probe failed" in err
 
 
-def test_status_before_the_first_run_says_not_yet_checked(conf):
-    proc = run_duckdns("--config", str(conf()), "status")
+def test_status_before_the_first_run_says_not_yet_checked(runner, conf):
+    proc = runner(conf())("status")
     assert proc.returncode == 0
     assert "Address probe:   not yet checked" in proc.stdout
 

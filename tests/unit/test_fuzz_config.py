@@ -15,7 +15,7 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from support.helpers import CANARY, run_duckdns
+from support.helpers import CANARY
 
 from duckdns import config, report
 
@@ -293,10 +293,10 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("kind", HOSTILE)
-def test_check_on_a_hostile_file_is_0_or_78_within_seconds(tmp_path, kind):
+def test_check_on_a_hostile_file_is_0_or_78_within_seconds(runner, tmp_path, kind):
     path = _make(tmp_path, kind)
     start = time.monotonic()
-    proc = run_duckdns("--config", path, "check", timeout=20)  # asserts no canary
+    proc = runner(path)("check", timeout=20)  # asserts no canary
     elapsed = time.monotonic() - start
     assert elapsed < 5, f"{kind}: {elapsed:.1f} s"
     assert proc.returncode == (0 if kind == "bom-crlf" else 78), proc.stderr

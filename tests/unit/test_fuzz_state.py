@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.helpers import DEBIAN_PYTHON, ROOT, assert_no_canary
+from support.helpers import assert_no_canary
 
 from duckdns import decide, state, transition
 from duckdns.state import FIELDS
@@ -191,34 +190,16 @@ def test_time_fields(valid, field, value):
 # -- whole files, the real program -------------------------------------------------------------
 
 
-def run_update(cfg: Path) -> tuple[int | str, str, float]:
-    """``duckdns --config CFG update`` as the package runs it, bounded in time and memory."""
-    env = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "PYTHONPATH": str(ROOT),
-        "LANG": "C.UTF-8",
-        "HOME": str(cfg.parent),
-    }
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
-
+def run_update(run) -> tuple[int | str, str, float]:
+    """``duckdns --config CFG update`` as the package runs it (``run``: the runner's, a
+    process), bounded in time and memory."""
     start = time.monotonic()
     try:
-        proc = subprocess.run(
-            [DEBIAN_PYTHON, "-m", "duckdns", "--config", str(cfg), "update"],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=cfg.parent,
-            timeout=RUN_BOUND,
-            preexec_fn=limit,
-        )
+        proc = run("update", cwd=run.cfg.parent, timeout=RUN_BOUND, memory=MEMORY)
     except subprocess.TimeoutExpired as exc:
         err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
         assert_no_canary(err)
         return f"killed after {RUN_BOUND} s", err, time.monotonic() - start
-    assert_no_canary(proc.stdout, proc.stderr)
     return proc.returncode, proc.stderr, time.monotonic() - start
 
 
@@ -254,11 +235,11 @@ WHOLE_FILES = {
 
 
 @pytest.mark.parametrize("content", list(WHOLE_FILES.values()), ids=list(WHOLE_FILES))
-def test_whole_file(conf, content):
+def test_whole_file(conf, runner, content):
     cfg = conf()
     path = cfg.parent / "state.json"
     path.write_bytes(content)
-    code, err, elapsed = run_update(cfg)
+    code, err, elapsed = run_update(runner(cfg, process=True))
     assert code == 0, f"exit {code} after {elapsed:.1f} s: {err[-2000:]}"
     assert len(state_lines(err)) <= 1, err
     assert_sane(path)
@@ -302,12 +283,12 @@ NOT_FILES = {
 
 
 @pytest.mark.parametrize("make", list(NOT_FILES.values()), ids=list(NOT_FILES))
-def test_not_a_regular_file(conf, make):
+def test_not_a_regular_file(conf, runner, make):
     """Never blocks, never 70; where state.json cannot be replaced, 75 is a real failure."""
     cfg = conf()
     path = cfg.parent / "state.json"
     make(path)
-    code, err, elapsed = run_update(cfg)
+    code, err, elapsed = run_update(runner(cfg, process=True))
     assert code in (0, 75), f"exit {code} after {elapsed:.1f} s: {err[-2000:]}"
     assert elapsed < 10, f"{elapsed:.1f} s"
     if path.is_file() and not path.is_symlink():

@@ -94,7 +94,7 @@ class Outcome:
 
 
 def run_measured(cfg: Path, limit: float = 120) -> tuple[int, float, int, str, str]:
-    """``duckdns -v --config CFG update`` as helpers.run_duckdns runs it, and its peak RSS.
+    """``duckdns -v --config CFG update`` as the runner's process runs it, and its peak RSS.
 
     The peak is measured by GNU time (Debian: time) when it is there: Linux carries a
     process's peak across exec, so a child started from this (large) process would show

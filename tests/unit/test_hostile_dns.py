@@ -11,7 +11,7 @@ its bound with a documented outcome:
   "not yet served" warning;
 - ``duckdns verify``: within one query timeout per question, exit 0, 1 or 75.
 
-Never 70 (an internal error), and the token never shows (helpers.run_duckdns checks).
+Never 70 (an internal error), and the token never shows (the runner checks).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from support.dnsserver import DNSServer
-from support.helpers import PUBLIC, run_duckdns, update
+from support.helpers import PUBLIC
 
 from duckdns import probe
 from duckdns.config import ProbeTarget
@@ -82,31 +82,31 @@ def test_probe_is_bounded(behaviour):
         assert len(message) <= 400 and message.isprintable(), message
 
 
-def _txt_wait(cfg, port: int) -> tuple[float, object]:
+def _txt_wait(run, port: int) -> tuple[float, object]:
     start = time.monotonic()
-    proc = run_duckdns(
-        "--config", str(cfg), "txt", "wait", "--nameserver", f"127.0.0.1:{port}",
+    proc = run("txt", "wait", "--nameserver", f"127.0.0.1:{port}",
         "--timeout", str(WAIT), "the-new-value", timeout=WAIT + 30,
     )  # fmt: skip
     return time.monotonic() - start, proc
 
 
-def _verify(cfg, port: int) -> tuple[float, object]:
+def _verify(run, port: int) -> tuple[float, object]:
     start = time.monotonic()
-    proc = run_duckdns(
-        "--config", str(cfg), "verify", "--resolver", f"127.0.0.1:{port}", timeout=30
+    proc = run("verify", "--resolver", f"127.0.0.1:{port}", timeout=30
     )  # fmt: skip
     return time.monotonic() - start, proc
 
 
-def test_txt_wait_and_verify_are_bounded(conf, duck, tmp_path):
+def test_txt_wait_and_verify_are_bounded(runner, conf, duck, tmp_path):
     """Every behaviour at once (4 at a time: each wait lasts its full timeout)."""
     duck.client_ip = PUBLIC
     servers, configs = {}, {}
     for behaviour in HOSTILE:
         (tmp_path / behaviour).mkdir()
         configs[behaviour] = conf(name=f"{behaviour}/duckdns.conf")
-        update(configs[behaviour])  # state.json: DuckDNS recorded PUBLIC
+        runner(configs[behaviour])()  # state.json: DuckDNS recorded PUBLIC
+        # Then processes of their own, all at once.
+        configs[behaviour] = runner(configs[behaviour], process=True)
         servers[behaviour] = DNSServer(RECORDS, behaviour=behaviour).start()
         servers[behaviour].late_by = QUERY_TIMEOUT * 3
     try:
@@ -144,13 +144,13 @@ def test_txt_wait_and_verify_are_bounded(conf, duck, tmp_path):
 
 
 @pytest.mark.parametrize("behaviour", ["huge-txt", "several", "not-ipv4"])
-def test_a_hostile_probe_answer_forges_no_log_line(conf, duck, behaviour):
+def test_a_hostile_probe_answer_forges_no_log_line(runner, conf, duck, behaviour):
     """The probe's failure is told in one line: the server's newlines start no line of their own."""
     duck.client_ip = PUBLIC
     with DNSServer(RECORDS, behaviour=behaviour) as dns:
         host, port = dns.address
         cfg = conf(probe=f"cloudflare@{host}:{port}")
-        proc = update(cfg)
+        proc = runner(cfg)()
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     assert not any(line.startswith("<3>forged") for line in lines), proc.stderr

@@ -11,44 +11,27 @@ import ast
 import subprocess
 
 import pytest
-from support.helpers import DEBIAN_PYTHON, ROOT, update
+from support.helpers import DEBIAN_PYTHON, ROOT
+from support.runner import Updater
 
-# Runs the real entry point in-process, then reports which heavy modules it imported (those
-# the interpreter's own start-up, site and .pth files, had already loaded are not counted).
+# The heavy modules looked for among those a real run imported (tests/support/runner.py: those
+# the interpreter's own start-up, site and .pth files had already loaded are not counted).
 # typing costs a run 3 ms; collections' named tuples do what the package needs of it.
 HEAVY = ("requests", "urllib3", "ssl", "argparse", "logging", "dns", "apprise", "typing")
-PROBE_MODULES = f"""
-import sys
-before = set(sys.modules)
-sys.path.insert(0, {str(ROOT)!r})
-from duckdns.cli import main
-try:
-    code = main(sys.argv[1:])
-except SystemExit as exc:
-    code = exc.code
-heavy = {HEAVY!r}
-print('LOADED=' + ','.join(m for m in heavy if m in sys.modules and m not in before))
-sys.exit(code)
-"""
 
 
 def loaded(*args: str, env: dict | None = None) -> tuple[int, set[str]]:
-    """Exit code and the heavy modules imported by ``duckdns ARGS``."""
-    proc = subprocess.run(
-        [DEBIAN_PYTHON, "-c", PROBE_MODULES, *args],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(ROOT), **(env or {})},
-        timeout=60,
-    )
-    last = proc.stdout.strip().splitlines()[-1]
-    assert last.startswith("LOADED="), proc.stdout + proc.stderr
-    return proc.returncode, {m for m in last[len("LOADED=") :].split(",") if m}
+    """Exit code and the heavy modules imported by ``duckdns ARGS`` (a process of its own)."""
+    run = Updater(process=True)
+    code, _, _ = run(*args, env=env, timeout=60, modules=True)
+    return code, {m for m in HEAVY if m in run.modules}
 
 
-def test_the_timers_unchanged_update_imports_neither_requests_nor_argparse(duck, dns, probed):
+def test_the_timers_unchanged_update_imports_neither_requests_nor_argparse(
+    runner, duck, dns, probed
+):
     """As the unit runs it: ``duckdns update``, the config in $STATE_DIRECTORY."""
-    assert update(probed).returncode == 0  # the first run sends (and imports requests)
+    assert runner(probed)().returncode == 0  # the first run sends (and imports requests)
     code, modules = loaded("update", env={"STATE_DIRECTORY": str(probed.parent)})
     assert code == 0
     assert modules == set(), f"a run where nothing changed imported {sorted(modules)}"
@@ -56,19 +39,19 @@ def test_the_timers_unchanged_update_imports_neither_requests_nor_argparse(duck,
 
 
 @pytest.mark.parametrize("argv", [["-q", "update", "-v"], ["update", "--verbose"]], ids=" ".join)
-def test_other_unchanged_updates_do_not_import_requests(duck, dns, probed, argv):
-    assert update(probed).returncode == 0
+def test_other_unchanged_updates_do_not_import_requests(runner, duck, dns, probed, argv):
+    assert runner(probed)().returncode == 0
     code, modules = loaded("--config", str(probed), *argv)
     assert code == 0
     assert not modules & {"requests", "urllib3", "ssl", "logging", "dns"}, sorted(modules)
     assert len(duck.requests) == 1
 
 
-def test_an_unchanged_update_with_notify_set_imports_no_apprise(duck, dns, probed):
+def test_an_unchanged_update_with_notify_set_imports_no_apprise(runner, duck, dns, probed):
     """Apprise is imported only to send: a run with nothing to tell never loads it."""
     with probed.open("a") as f:
         f.write("notify = json://127.0.0.1:9/hook-path-secret\n")
-    assert update(probed).returncode == 0  # the first run: the address taken as told
+    assert runner(probed)().returncode == 0  # the first run: the address taken as told
     code, modules = loaded("update", env={"STATE_DIRECTORY": str(probed.parent)})
     assert code == 0
     assert modules == set(), f"a run where nothing changed imported {sorted(modules)}"
@@ -97,10 +80,10 @@ def test_commands_without_network_never_import_requests(conf, command):
     )
 
 
-def test_verify_imports_dnspython(duck, dns, probed):
+def test_verify_imports_dnspython(runner, duck, dns, probed):
     """The other side: the helper sees dnspython when a command asks with it. (dnspython 2.3's
     dns.query imports requests itself, for DNS over HTTPS, when it is installed.)"""
-    assert update(probed).returncode == 0
+    assert runner(probed)().returncode == 0
     code, modules = loaded("--config", str(probed), "verify", "--resolver", "127.0.0.1:9")
     assert code == 75  # nothing answers on port 9
     assert "dns" in modules, sorted(modules)

@@ -21,7 +21,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.helpers import ROOT, run_duckdns
+from support.helpers import ROOT
+from support.runner import Updater
 
 from duckdns import config
 
@@ -36,7 +37,8 @@ OPTION_RE = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
 
 
 def help_text(*words: str) -> str:
-    proc = run_duckdns(*words, "--help")
+    """``duckdns WORDS --help``, in a process: the helpers here run outside a test's fixtures."""
+    proc = Updater(process=True)(*words, "--help")
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -250,7 +252,7 @@ def test_duckdns_conf_lists_every_key_with_its_default():
         assert expected in keys[key], f"duckdns.conf(5): {key} must say {expected!r}"
 
 
-def test_duckdns_conf_examples_are_valid_configurations(tmp_path: Path):
+def test_duckdns_conf_examples_are_valid_configurations(runner, tmp_path: Path):
     """Each example file in duckdns.conf(5) passes 'duckdns check'."""
     lines = sections(MAN5)["EXAMPLES"]
     blocks, block = [], None
@@ -269,11 +271,11 @@ def test_duckdns_conf_examples_are_valid_configurations(tmp_path: Path):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write("\n".join(body) + "\n")
-        proc = run_duckdns("--config", str(path), "check")
+        proc = runner(path)("check")
         assert proc.returncode == 0, proc.stderr
 
 
-def test_curl_config_example_is_read_as_documented(tmp_path: Path):
+def test_curl_config_example_is_read_as_documented(runner, tmp_path: Path):
     block = sections(MAN5)["CURL CONFIG COMPATIBILITY"]
     start, end = block.index(".EX"), block.index(".EE")
     token = "a7c4d0ad-114e-40ef-ba1d-d217904a50f2"
@@ -290,7 +292,7 @@ def test_curl_config_example_is_read_as_documented(tmp_path: Path):
         True,
     )
     assert cfg.probe == []
-    proc = run_duckdns("--config", str(path), "check")
+    proc = runner(path)("check")
     assert proc.returncode == 0 and "curl-config" in proc.stdout
 
 

@@ -20,7 +20,6 @@ from support.helpers import (
     PUBLIC,
     ROOT,
     faketime_env,
-    run_duckdns,
     state_of,
 )
 from support.hostile_server import HostileServer
@@ -322,7 +321,9 @@ def test_without_apprise_check_says_how_to_install_it_and_updates_still_run(
 HOSTILE = ("silence", "dribble-headers", "tls-stall", "garbage-status")
 
 
-def test_a_hostile_receiver_cannot_hold_the_run_past_its_bound(duck, conf, server_cert, tmp_path):
+def test_a_hostile_receiver_cannot_hold_the_run_past_its_bound(
+    runner, duck, conf, server_cert, tmp_path
+):
     """Each mode a real process of its own, all at once (the slow ones last the bound)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -335,7 +336,7 @@ def test_a_hostile_receiver_cannot_hold_the_run_past_its_bound(duck, conf, serve
             (tmp_path / mode).mkdir()  # a state.json of its own
             cfg = conf(name=f"{mode}/duckdns.conf", token=WRONG, notify=url)
             start = time.monotonic()
-            proc = run_duckdns("--config", str(cfg), "update", cwd=tmp_path)
+            proc = runner(cfg, process=True)("update", cwd=tmp_path)  # one each, at once
             return cfg, proc, time.monotonic() - start
 
     with ThreadPoolExecutor(len(HOSTILE)) as pool:
@@ -438,7 +439,7 @@ def test_a_hostile_receiver_costs_bounded_time_and_memory_and_no_second_connecti
         assert receivers[mode].connections == connections[mode], f"{mode}: asked again: {out}"
 
 
-def test_a_run_killed_while_it_sends_has_saved_its_attempt(duck, dns, conf, tmp_path):
+def test_a_run_killed_while_it_sends_has_saved_its_attempt(runner, duck, dns, conf, tmp_path):
     """The unit's limits kill the whole run (SIGKILL to every process) in the middle of a
     send: the attempt was saved before the first byte, so the next run a minute later
     waits its retry spacing and opens no new connection."""
@@ -450,7 +451,8 @@ def test_a_run_killed_while_it_sends_has_saved_its_attempt(duck, dns, conf, tmp_
     host, port = dns.address
     with HostileSMTP("stall-after-data") as smtp:
         cfg = conf(probe=f"cloudflare@{host}:{port}", notify=smtp.url("duckdns", MAIL_PASSWORD))
-        assert run_duckdns("--config", str(cfg), "update", cwd=tmp_path).returncode == 0
+        run = runner(cfg)
+        assert run("update", cwd=tmp_path).returncode == 0
         state = state_of(cfg)
         # As if the last message, a minute ago, had told another address.
         state.update(notified_ipv4="198.51.100.4", notified_at=state["notified_at"] - 60)
@@ -471,6 +473,7 @@ def test_a_run_killed_while_it_sends_has_saved_its_attempt(duck, dns, conf, tmp_
         proc.wait()
         state = state_of(cfg)
         assert state["notify_tried"] is not None and state["notified_ipv4"] != PUBLIC, state
-        later = run_duckdns("--config", str(cfg), "update", env=faketime_env("+1m"), cwd=tmp_path)
+        run.later(60)
+        later = run("update", cwd=tmp_path)
         assert later.returncode == 0, later.stderr
         assert smtp.connections == 1, "the next run asked the receiver again"

@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from support.helpers import CANARY, DEBIAN_PYTHON, ROOT, assert_no_canary, run_duckdns, write_config
+from support.helpers import CANARY, DEBIAN_PYTHON, ROOT, assert_no_canary, write_config
 
 from duckdns import ExitStatus, config
 from duckdns.cli import build_parser
@@ -174,12 +174,12 @@ def test_configuration_table_matches_the_code():
     assert rows["refresh"].strip() == f"`{config.DEFAULT_REFRESH // 3600}h`"
 
 
-def test_exit_code_table_matches_the_help():
+def test_exit_code_table_matches_the_help(runner):
     """The README's table is ExitStatus, the table --help prints (status --check's own
     codes are in docs/monitoring.md)."""
     table = re.findall(r"^\| (\d+) \|", README.read_text(), re.M)
     assert table == [str(int(status)) for status in ExitStatus]
-    proc = run_duckdns("--help")
+    proc = runner()("--help")
     epilog = proc.stdout.split("exit codes:", 1)[1].split("\n\n", 1)[0]
     assert table == re.findall(r"^  (\d+)\s", epilog, re.M)
 
@@ -210,9 +210,9 @@ def test_by_hand_example_runs(tmp_path: Path):
     assert (tmp_path / "duckdns.conf").stat().st_mode & 0o777 == 0o600
 
 
-def test_tar_backup_example_copes_with_missing_paths(tmp_path: Path):
+def test_tar_backup_example_copes_with_missing_paths(runner, tmp_path: Path):
     cfg = write_config(tmp_path / "duckdns.conf", domains="myhome", token=CANARY)
-    paths = run_duckdns("--config", str(cfg), "backup-paths").stdout.split()
+    paths = runner(cfg)("backup-paths").stdout.split()
     assert str(cfg) in paths
     line = next(x for x in shell_lines() if x.startswith("sudo tar -czf"))
     argv = shlex.split(line.split("$(")[0].removeprefix("sudo "))
@@ -231,11 +231,11 @@ def _backup_line(prefix: str) -> list[str]:
 
 
 @pytest.fixture
-def backed_up(tmp_path: Path):
+def backed_up(runner, tmp_path: Path):
     """A config with the canary token, its backup-paths (a drop-in dir does not exist)
     and the list file, as /etc/backup-paths.d/duckdns.list would hold them."""
     cfg = write_config(tmp_path / "duckdns.conf", domains="myhome", token=CANARY)
-    paths = run_duckdns("--config", str(cfg), "backup-paths").stdout.split()
+    paths = runner(cfg)("backup-paths").stdout.split()
     listing = tmp_path / "duckdns.list"
     listing.write_text("\n".join(paths) + "\n")
     return cfg, paths, listing

@@ -25,11 +25,7 @@ from support.helpers import (
     PUBLIC,
     ROOT,
     assert_no_canary,
-    faketime_env,
-    run_duckdns,
-    skip_or_fail,
     state_of,
-    update,
 )
 
 from duckdns import CheckStatus, config, status
@@ -39,9 +35,10 @@ WRONG = "11111111-2222-3333-4444-555555555555"
 PERF_ITEM = re.compile(r"^'?[^'=]+'?=-?[\d.]+(s|%|B|KB|MB|TB|c)?(;[\d.:~@-]*){0,4}$")
 
 
-def check(cfg, env: dict | None = None) -> tuple[int, str, str]:
-    """``duckdns status --check``: exit status, the plugin's line, stderr."""
-    proc = run_duckdns("--config", str(cfg), "status", "--check", env=env)
+def check(run) -> tuple[int, str, str]:
+    """``duckdns status --check`` (``run``: the runner's): exit status, the plugin's line,
+    stderr."""
+    proc = run("status", "--check")
     lines = proc.stdout.splitlines()
     assert len(lines) == 1, proc.stdout  # a plugin's output is one line here
     return proc.returncode, lines[0], proc.stderr
@@ -57,30 +54,22 @@ def parse(line: str) -> tuple[str, str, list[str]]:
     return m[1], m[2], perf
 
 
-def later(offset: str) -> dict:
-    try:
-        return faketime_env(offset)
-    except LookupError as exc:
-        skip_or_fail(str(exc))
-        raise
-
-
 # -- status --check ---------------------------------------------------------------------
 
 
-def test_check_is_unknown_before_any_run(duck, conf):
-    code, line, err = check(conf())
+def test_check_is_unknown_before_any_run(runner, duck, conf):
+    code, line, err = check(runner(conf()))
     assert (code, err) == (3, "")
     word, text, _ = parse(line)
     assert word == "UNKNOWN" and "no update yet" in text
     assert duck.requests == []  # it only reads
 
 
-def test_check_is_ok_after_a_good_update(duck, conf):
+def test_check_is_ok_after_a_good_update(runner, duck, conf):
     duck.client_ip = PUBLIC
     cfg = conf()
-    assert update(cfg).returncode == 0
-    code, line, err = check(cfg)
+    assert runner(cfg)().returncode == 0
+    code, line, err = check(runner(cfg))
     assert (code, err) == (0, "")
     word, text, perf = parse(line)
     assert word == "OK" and text.startswith(f"piserver: IPv4 {PUBLIC}, IPv6 -")
@@ -90,10 +79,10 @@ def test_check_is_ok_after_a_good_update(duck, conf):
     assert len(duck.requests) == 1
 
 
-def test_check_is_critical_after_a_ko(duck, conf):
+def test_check_is_critical_after_a_ko(runner, duck, conf):
     cfg = conf(token=WRONG)
-    assert update(cfg).returncode == 1
-    code, line, _ = check(cfg)
+    assert runner(cfg)().returncode == 1
+    code, line, _ = check(runner(cfg))
     word, text, perf = parse(line)
     assert (code, word) == (2, "CRITICAL"), line
     assert "KO" in text and "dpkg-reconfigure duckdns" in text
@@ -101,52 +90,55 @@ def test_check_is_critical_after_a_ko(duck, conf):
     assert WRONG not in line  # the token of the config is masked anywhere, even a wrong one
 
 
-def test_temporary_failures_warn_then_turn_critical_after_an_hour(duck, conf):
+def test_temporary_failures_warn_then_turn_critical_after_an_hour(runner, duck, conf):
     duck.default = "status:404"  # a temporary failure not retried within the run
-    cfg = conf()
-    assert update(cfg).returncode == 75
-    code, line, _ = check(cfg)
+    run = runner(conf())
+    assert run().returncode == 75
+    code, line, _ = check(run)
     word, text, _ = parse(line)
     assert (code, word) == (1, "WARNING"), line
     assert "HTTP 404" in text
-    code, line, _ = check(cfg, env=later("+61m"))
+    run.later(61 * 60)
+    code, line, _ = check(run)
     assert (code, parse(line)[0]) == (2, "CRITICAL"), line
 
 
-def test_no_success_for_longer_than_refresh_is_a_warning(duck, conf):
+def test_no_success_for_longer_than_refresh_is_a_warning(runner, duck, conf):
     """A stopped timer leaves the state as it was: only the success's age can tell."""
-    cfg = conf()
-    assert update(cfg).returncode == 0
-    code, line, _ = check(cfg, env=later("+24h"))
+    run = runner(conf())
+    assert run().returncode == 0
+    run.later(24 * 3600)
+    code, line, _ = check(run)
     assert (code, parse(line)[0]) == (0, "OK"), line  # within refresh plus the margin
-    code, line, _ = check(cfg, env=later("+26h"))
+    run.later(2 * 3600)
+    code, line, _ = check(run)
     word, text, _ = parse(line)
     assert (code, word) == (1, "WARNING"), line
     assert "duckdns.timer" in text
 
 
-def test_a_failing_probe_is_a_warning(duck, conf):
+def test_a_failing_probe_is_a_warning(runner, duck, conf):
     """Updates still work (DuckDNS asked every 5 minutes), at a cost: worth a look."""
     cfg = conf(probe="cloudflare@127.0.0.1:9")  # nothing answers on the discard port
-    assert update(cfg).returncode == 0
+    assert runner(cfg)().returncode == 0
     assert state_of(cfg)["probe_state"] == "failing"
-    code, line, _ = check(cfg)
+    code, line, _ = check(runner(cfg))
     word, text, _ = parse(line)
     assert (code, word) == (1, "WARNING") and "probe" in text, line
 
 
-def test_a_config_it_cannot_use_is_unknown_not_a_config_error(conf, tmp_path):
+def test_a_config_it_cannot_use_is_unknown_not_a_config_error(runner, conf, tmp_path):
     """The convention's "plugin failure" is UNKNOWN (3): 78 would read as a verdict."""
     cfg = conf(mode=0o644)
-    code, line, err = check(cfg)
+    code, line, err = check(runner(cfg))
     word, text, perf = parse(line)
     assert (code, word, perf, err) == (3, "UNKNOWN", [], "")
     assert "chmod 600" in text or "0600" in text or "600" in text, text
-    code, line, _ = check(tmp_path / "missing.conf")
+    code, line, _ = check(runner(tmp_path / "missing.conf"))
     assert (code, parse(line)[0]) == (3, "UNKNOWN")
 
 
-def test_the_plugin_line_holds_one_bar_only(duck, conf):
+def test_the_plugin_line_holds_one_bar_only(runner, duck, conf):
     """A "|" in the text would start the performance data early."""
     saved = {**_fresh(), "failures": 2, "failing_since": 1000, "failure_kind": "error"}
     saved["last_error"] = "answer 'a|b'"
@@ -155,7 +147,7 @@ def test_the_plugin_line_holds_one_bar_only(duck, conf):
     cfg = conf()
     (cfg.parent / "state.json").write_text(json.dumps(saved))
     os.chmod(cfg.parent / "state.json", 0o600)
-    code, line, _ = check(cfg)
+    code, line, _ = check(runner(cfg))
     assert line.count("|") == 1 and "a/b" in line, line
 
 
@@ -220,9 +212,9 @@ def into_closed_pipe(*args: str) -> subprocess.CompletedProcess:
     [["status"], ["status", "--json"], ["status", "--check"], ["update", "--dry-run"], ["--help"]],
     ids=" ".join,
 )
-def test_a_closed_pipe_ends_quietly_as_cat_does(duck, conf, args):
+def test_a_closed_pipe_ends_quietly_as_cat_does(runner, duck, conf, args):
     cfg = conf()
-    update(cfg)
+    runner(cfg)()
     proc = into_closed_pipe("--config", str(cfg), *args)
     assert proc.stderr == ""
     assert proc.returncode == -signal.SIGPIPE  # killed by SIGPIPE, as cat is: 141 in a shell
@@ -231,9 +223,9 @@ def test_a_closed_pipe_ends_quietly_as_cat_does(duck, conf, args):
 @pytest.mark.parametrize(
     "pipeline", ["status | true", "status --json | true", "status | head -1"], ids=str
 )
-def test_the_pipelines_users_type_print_nothing_on_stderr(duck, conf, pipeline):
+def test_the_pipelines_users_type_print_nothing_on_stderr(runner, duck, conf, pipeline):
     cfg = conf()
-    update(cfg)
+    runner(cfg)()
     command, _, reader = pipeline.partition(" | ")
     script = (
         f'{DEBIAN_PYTHON} -m duckdns --config "$1" {command} | {reader}; '
@@ -254,41 +246,42 @@ def test_the_pipelines_users_type_print_nothing_on_stderr(duck, conf, pipeline):
 # -- times, -v, clear -----------------------------------------------------------------
 
 
-def test_status_shows_local_time_with_its_zone_and_json_keeps_unix_seconds(duck, conf):
+def test_status_shows_local_time_with_its_zone_and_json_keeps_unix_seconds(runner, duck, conf):
     """As systemctl and journalctl show times: the local zone (here a POSIX TZ string,
     UTC+5 named XYZ, so no tzdata is needed)."""
     cfg = conf()
-    assert update(cfg).returncode == 0
+    assert runner(cfg)().returncode == 0
     when = state_of(cfg)["last_run"]
     zone = datetime.timezone(datetime.timedelta(hours=5))
     local = datetime.datetime.fromtimestamp(when, zone).strftime("%Y-%m-%d %H:%M:%S")
-    proc = run_duckdns("--config", str(cfg), "status", env={"TZ": "XYZ-5"})
+    # The time zone is read once, at the interpreter's start: a process of its own.
+    proc = runner(cfg, process=True)("status", env={"TZ": "XYZ-5"})
     row = next(line for line in proc.stdout.splitlines() if line.startswith("Last request:"))
     assert f"{local} XYZ" in row, row
-    data = json.loads(run_duckdns("--config", str(cfg), "status", "--json").stdout)
+    data = json.loads(runner(cfg)("status", "--json").stdout)
     assert data["last_run"] == when and isinstance(when, (int, float))
 
 
-def test_verbose_update_with_nothing_to_do_says_the_decision_in_one_line(duck, dns, probed):
-    assert update(probed).returncode == 0
-    proc = run_duckdns("--config", str(probed), "-v", "update")
+def test_verbose_update_with_nothing_to_do_says_the_decision_in_one_line(runner, duck, dns, probed):
+    assert runner(probed)().returncode == 0
+    proc = runner(probed)("-v", "update")
     assert (proc.returncode, proc.stdout) == (0, "")
     assert proc.stderr.splitlines() == [
         f"nothing changed (IPv4 {PUBLIC}, IPv6 -): no request sent"
     ], proc.stderr
-    quiet = run_duckdns("--config", str(probed), "update")
+    quiet = runner(probed)("update")
     assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
     assert len(duck.requests) == 1
 
 
-def test_clear_without_a_terminal_needs_yes(duck, conf):
+def test_clear_without_a_terminal_needs_yes(runner, duck, conf):
     cfg = conf()
-    assert update(cfg).returncode == 0
-    proc = run_duckdns("--config", str(cfg), "clear")
+    assert runner(cfg)().returncode == 0
+    proc = runner(cfg)("clear")
     assert proc.returncode == 2
     assert "--yes" in proc.stderr and "piserver.duckdns.org" in proc.stderr
     assert len(duck.requests) == 1 and duck.ipv4  # nothing sent
-    proc = run_duckdns("--config", str(cfg), "clear", "--yes")
+    proc = runner(cfg)("clear", "--yes")
     assert proc.returncode == 0, proc.stderr
     assert duck.requests[-1]["query"]["clear"] == "true" and duck.ipv4 == ""
 
@@ -320,9 +313,9 @@ def on_terminal(cfg, answer: str) -> tuple[int, str]:
     return proc.returncode, out.decode()
 
 
-def test_clear_on_a_terminal_asks_first(duck, conf):
+def test_clear_on_a_terminal_asks_first(runner, duck, conf):
     cfg = conf()
-    assert update(cfg).returncode == 0
+    assert runner(cfg)().returncode == 0
     assert on_terminal(cfg, "n") == (0, "nothing cleared\n")
     assert len(duck.requests) == 1 and duck.ipv4
     code, _ = on_terminal(cfg, "y")
@@ -330,9 +323,9 @@ def test_clear_on_a_terminal_asks_first(duck, conf):
     assert duck.requests[-1]["query"]["clear"] == "true"
 
 
-def test_txt_clear_does_not_ask(duck, conf):
+def test_txt_clear_does_not_ask(runner, duck, conf):
     cfg = conf()
-    proc = run_duckdns("--config", str(cfg), "txt", "clear")
+    proc = runner(cfg)("txt", "clear")
     assert proc.returncode == 0, proc.stderr
     assert duck.requests[-1]["query"]["clear"] == "true"
 
@@ -340,15 +333,15 @@ def test_txt_clear_does_not_ask(duck, conf):
 # -- the TLS failure names the store that was used ------------------------------------
 
 
-def test_a_certificate_no_trusted_ca_signed_names_the_store_used(duck, conf, tmp_path):
+def test_a_certificate_no_trusted_ca_signed_names_the_store_used(runner, duck, conf, tmp_path):
     from support.testca import make_ca
 
-    proc = update(conf(ca_bundle=None))  # the test CA is not in the system's store
+    proc = runner(conf(ca_bundle=None))()  # the test CA is not in the system's store
     assert proc.returncode == 75
     assert "issued by a CA that the system's CA store does not hold" in proc.stderr
     assert "ca_bundle" not in proc.stderr, proc.stderr
     other = make_ca(tmp_path / "other-ca", name="another")
-    proc = update(conf(ca_bundle=str(other.cert_path)), "-v")  # -v: not the first failure
+    proc = runner(conf(ca_bundle=str(other.cert_path)))("update", "-v")  # -v: not the first failure
     assert proc.returncode == 75
     assert f"issued by a CA that ca_bundle ({other.cert_path}) does not hold" in proc.stderr
     assert duck.requests == []

@@ -4,25 +4,23 @@ the API says KO means)."""
 
 from __future__ import annotations
 
-import io
 import socket
-import sys
 import time
 
-from support.helpers import CANARY, assert_no_canary
+from support.helpers import CANARY
+from support.runner import Updater
 
 from duckdns import tokencheck
-from duckdns.cli import main
 
 WRONG = "c0ffee00-dead-beef-0000-123456789abd"
 
 
-def check(monkeypatch, capsys, cfg, answers: str) -> tuple[int, str, str]:
-    """What debian/config runs: the answers on stdin, the config path in argv."""
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(answers.encode())))
-    code = main(["--config", str(cfg), "debconf-check"])
-    out, err = capsys.readouterr()
-    assert_no_canary(out, err)
+def check(monkeypatch, capsys, cfg, answers: str, ipv6: str | None = None) -> tuple[int, str, str]:
+    """What debian/config runs: the answers on stdin, the config path in argv; ``ipv6``, the
+    global address the kernel shows."""
+    run = Updater(monkeypatch, capsys, cfg)
+    run.ipv6 = ipv6
+    code, out, err = run("debconf-check", stdin=answers)
     assert WRONG not in out + err
     return code, out, err
 
@@ -73,10 +71,8 @@ def test_a_silent_server_is_given_up_at_the_bound(monkeypatch, capsys, conf, duc
 
 
 def test_ipv6_only_sends_the_address_found_in_ip(monkeypatch, capsys, conf, duck):
-    from duckdns import localaddr
-
-    monkeypatch.setattr(localaddr, "global_ipv6", lambda *a, **k: "2001:db8::7")
-    assert check(monkeypatch, capsys, conf(), answers(ipv4="off", ipv6="auto"))[0] == 0
+    answered = answers(ipv4="off", ipv6="auto")
+    assert check(monkeypatch, capsys, conf(), answered, ipv6="2001:db8::7")[0] == 0
     query = duck.requests[0]["query"]
     assert query["ip"] == "2001:db8::7" and "ipv6" not in query
     assert duck.records["piserver"]["ipv6"] == "2001:db8::7"

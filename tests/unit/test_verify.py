@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from support.dnsserver import DNSServer
-from support.helpers import run_duckdns, update
 
 
 @pytest.fixture
@@ -20,16 +19,16 @@ def zone():
 
 
 @pytest.fixture
-def verify(duck, conf, zone):
+def verify(runner, duck, conf, zone):
     """After one successful update (DuckDNS saw 203.0.113.7), ``verify(NAME)`` runs
     ``duckdns verify --resolver <zone> NAME``."""
     duck.client_ip = "203.0.113.7"
     cfg = conf()
-    assert update(cfg).returncode == 0
+    assert runner(cfg)().returncode == 0
     host, port = zone.address
 
     def run(name: str):
-        return run_duckdns("--config", str(cfg), "verify", "--resolver", f"{host}:{port}", name)
+        return runner(cfg, process=True)("verify", "--resolver", f"{host}:{port}", name)
 
     return run
 
