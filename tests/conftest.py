@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,27 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if Path(str(item.fspath)).parent.name in ("package", "system"):
             item.add_marker(pytest.mark.xdist_group("serial"))
+
+
+# DUCKDNS_TEST_TIMELINE=/path: every test's start and end (wall clock) and worker appended
+# there, with the system tests' phase lines (tests/system/roots.py's log): where the time
+# of a run goes, per worker (docs/testing.md). Off by default.
+TIMELINE = os.environ.get("DUCKDNS_TEST_TIMELINE")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if not TIMELINE:
+        yield
+        return
+    start = time.time()
+    yield
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "-")
+    with open(TIMELINE, "a") as out:
+        out.write(
+            f"{time.strftime('%H:%M:%S', time.localtime(start))} "
+            f"{time.strftime('%H:%M:%S')} {time.time() - start:7.1f}s {worker} {item.nodeid}\n"
+        )
 
 
 @pytest.fixture(scope="session")
