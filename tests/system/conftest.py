@@ -229,19 +229,34 @@ def _cache_jobs(name: str, suite: str | None) -> list[tuple]:
     return jobs
 
 
-_background_started = False
+_background_started: set[str] = set()
+
+
+def _start_vms(config) -> None:
+    """Once per session, at the first booted test, before its root may be built: the VM
+    roots under qemu-user, then both boots one after the other, are the longest chain of
+    a cold run (about 25 minutes on a loaded 2-core machine: tests/system/README.md)."""
+    if "vms" in _background_started:
+        return
+    _background_started.add("vms")
+    late_files = {name for name, _ in getattr(config, "_duckdns_background", [])}
+    if "test_vm.py" not in late_files or vm.environment_problem() is not None:
+        return
+    if harness.mirror_reachable():
+        # Two threads: the arm64 root (then the kernel and initrd from it, then the VM
+        # boots), the armhf root.
+        harness.build_in_background([(_boot_vms,), (vm.vm_root, "armhf")])
 
 
 def _start_background(config) -> None:
-    """Once per session: the caches of the late tests and of the other releases."""
-    global _background_started
-    if _background_started:
+    """Once per session, once the default release's root exists: the caches of the late
+    tests and of the other releases."""
+    if "caches" in _background_started:
         return
-    _background_started = True
+    _background_started.add("caches")
     late = getattr(config, "_duckdns_background", [])
     suites = getattr(config, "_duckdns_suites", [harness.SUITE])
     late_files = {name for name, _ in late}
-    jobs = []
     # Two threads. One: the other releases' bootable roots (their scenarios come right
     # after the default release's), then the other release's devroot (test_releases.py's
     # unit-test run wants it first, on the other xdist worker: tests/conftest.py). Two:
@@ -257,17 +272,14 @@ def _start_background(config) -> None:
     caches: list[tuple] = []
     for name, suite in late:
         caches += [job for job in _cache_jobs(name, suite) if job not in others + caches]
-    jobs += [(_in_order, *queue) for queue in (others, caches) if queue]
-    if "test_vm.py" in late_files and vm.environment_problem() is None:
-        # Two threads: the arm64 root (then the kernel and initrd from it, then the VM
-        # boots), the armhf root.
-        jobs += [(_boot_vms,), (vm.vm_root, "armhf")]
+    jobs = [(_in_order, *queue) for queue in (others, caches) if queue]
     if jobs and harness.mirror_reachable():
         harness.build_in_background(jobs)
 
 
 @pytest.fixture(scope="session")
 def rootfs_tarball(system_env, suite, request):
+    _start_vms(request.config)
     tarball = harness.base_tarball("rootfs", suite=suite)
     _start_background(request.config)
     return tarball
