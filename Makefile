@@ -57,9 +57,9 @@ define run_pytest
 	if [ $$rc -eq 5 ]; then echo "pytest ran no tests: failing" >&2; exit 1; fi; exit $$rc
 endef
 
-# Two workers (pytest-xdist): the package and system tests in order on one (they share
-# booted containers, cached roots and background builds: tests/conftest.py groups them),
-# the unit tests beside them on the other, since those wait on time-outs half of their time.
+# Two workers (pytest-xdist): the system tests in order on one (they share booted
+# containers, cached roots and background builds), the package tests, the unit tests and
+# the other release's unit-test run on the other (tests/conftest.py groups them).
 test: test-deps deb
 	$(call run_pytest,-n 2 --dist loadgroup tests)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -12,12 +14,42 @@ from support.testca import CA, make_ca
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (make test: -n 2 --dist loadgroup), the package and system tests
-    run one after the other on one worker, in their order (they share booted containers,
-    cached roots and the background builds of tests/system), the unit tests beside them."""
+    """Under pytest-xdist (make test: -n 2 --dist loadgroup) a group is one unit of work,
+    run in order on one worker; xdist hands the units out in collection order, the first
+    two to one worker each, the next to whichever worker has (almost) nothing left.
+
+    * "package": tests/package, first; its worker then takes the unit tests, module by
+      module, and last the groups a test gave itself (test_releases.py's run of the unit
+      tests in the other release's root, which needs only that root: its build is under
+      a file lock, so either worker may build it or wait for the other's build);
+    * "serial": tests/system, in their order (tests/system/conftest.py), on the other
+      worker: they share booted containers, cached roots and the background builds.
+    """
     for item in items:
-        if Path(str(item.fspath)).parent.name in ("package", "system"):
-            item.add_marker(pytest.mark.xdist_group("serial"))
+        layer = Path(str(item.fspath)).parent.name
+        if layer in ("package", "system") and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group("serial" if layer == "system" else layer))
+
+
+# DUCKDNS_TEST_TIMELINE=/path: every test's start and end (wall clock) and worker appended
+# there, with the system tests' phase lines (tests/system/roots.py's log): where the time
+# of a run goes, per worker (docs/testing.md). Off by default.
+TIMELINE = os.environ.get("DUCKDNS_TEST_TIMELINE")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if not TIMELINE:
+        yield
+        return
+    start = time.time()
+    yield
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "-")
+    with open(TIMELINE, "a") as out:
+        out.write(
+            f"{time.strftime('%H:%M:%S', time.localtime(start))} "
+            f"{time.strftime('%H:%M:%S')} {time.time() - start:7.1f}s {worker} {item.nodeid}\n"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ def _in_system_dir(item) -> bool:
 LATE_FILES = {
     "test_piuparts.py": 1,
     "test_releases.py": 1,
-    "test_events.py": 1,  # its NetworkManager root (roots.NETWORKMANAGER_PACKAGES)
+    "test_events.py": 1,  # its NetworkManager and ifupdown roots (roots.*_PACKAGES)
     "test_cloudinit.py": 1,  # its cloud-init roots
     "test_vm.py": 2,
 }
@@ -51,6 +51,12 @@ def _late(item) -> int:
 def _suite_of(item) -> str:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get("suite", harness.SUITE) if callspec else harness.SUITE
+
+
+def _suite_param(item) -> str | None:
+    """The release a test is parametrized with; None when it is not."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("suite") if callspec else None
 
 
 def pytest_generate_tests(metafunc):
@@ -70,7 +76,11 @@ def pytest_collection_modifyitems(config, items):
     # other release's, then the late files; otherwise in collection order (stable sort).
     order = {suite: i for i, suite in enumerate(harness.SUITES)}
     items.sort(key=lambda i: (_late(i), order.get(_suite_of(i), 0) if _in_system_dir(i) else 0))
-    config._duckdns_background = sorted({Path(str(i.fspath)).name for i in items if _late(i)})
+    # The late files and the release each of their tests runs on (None: not
+    # parametrized), in the order they run: their caches are built in that order.
+    config._duckdns_background = list(
+        dict.fromkeys((Path(str(i.fspath)).name, _suite_param(i)) for i in items if _late(i))
+    )
     config._duckdns_suites = sorted(
         {_suite_of(i) for i in items if _in_system_dir(i)}, key=lambda s: order.get(s, 0)
     )
@@ -191,57 +201,85 @@ def _boot_vms() -> None:
         vm_scenario.start_all(deb)
 
 
-_background_started = False
+# What each late file's tests need cached (roots.base_tarball's kinds; "piuparts": the
+# base piuparts starts from), built in the background while the first part runs.
+LATE_CACHES = {
+    "test_events.py": ("networkmanager", "ifupdown"),
+    "test_piuparts.py": ("piuparts",),
+    "test_releases.py": ("devroot",),
+    "test_cloudinit.py": ("cloudinit",),
+}
+
+
+def _cache_jobs(name: str, suite: str | None) -> list[tuple]:
+    """The background jobs for the caches a late file's tests of ``suite`` need (None:
+    a test not parametrized by release, which may use every release's)."""
+    jobs: list[tuple] = []
+    for kind in LATE_CACHES.get(name, ()):
+        if kind == "devroot":  # the other release's: the host is the default one
+            wanted = [s for s in harness.SUITES if s != harness.SUITE]
+        else:
+            wanted = [suite] if suite else list(harness.SUITES)
+        for s in wanted:
+            if kind == "piuparts":
+                if shutil.which("piuparts"):
+                    jobs.append((harness.piuparts_tarball, s))
+            elif not harness.cached(kind, suite=s):
+                jobs.append((harness.base_tarball, kind, None, None, s))
+    return jobs
+
+
+_background_started: set[str] = set()
+
+
+def _start_vms(config) -> None:
+    """Once per session, at the first booted test, before its root may be built: the VM
+    roots under qemu-user, then both boots one after the other, are the longest chain of
+    a cold run (about 25 minutes on a loaded 2-core machine: tests/system/README.md)."""
+    if "vms" in _background_started:
+        return
+    _background_started.add("vms")
+    late_files = {name for name, _ in getattr(config, "_duckdns_background", [])}
+    if "test_vm.py" not in late_files or vm.environment_problem() is not None:
+        return
+    if harness.mirror_reachable():
+        # Two threads: the arm64 root (then the kernel and initrd from it, then the VM
+        # boots), the armhf root.
+        harness.build_in_background([(_boot_vms,), (vm.vm_root, "armhf")])
 
 
 def _start_background(config) -> None:
-    """Once per session: the caches of the late tests and of the other releases."""
-    global _background_started
-    if _background_started:
+    """Once per session, once the default release's root exists: the caches of the late
+    tests and of the other releases."""
+    if "caches" in _background_started:
         return
-    _background_started = True
+    _background_started.add("caches")
     late = getattr(config, "_duckdns_background", [])
     suites = getattr(config, "_duckdns_suites", [harness.SUITE])
-    jobs = []
-    # The other releases' bootable roots first (their scenarios come next), then what
-    # test_releases.py needs, then the piuparts bases.
-    other = [
+    late_files = {name for name, _ in late}
+    # Two threads. One: the other releases' bootable roots (their scenarios come right
+    # after the default release's), then the other release's devroot (test_releases.py's
+    # unit-test run wants it first, on the other xdist worker: tests/conftest.py). Two:
+    # the late files' caches in the order their tests run. A test asking for a root still
+    # queued builds it itself; the file lock then makes the queue skip it.
+    others = [
         (harness.base_tarball, "rootfs", None, None, s)
         for s in suites
         if s != harness.SUITE and not harness.cached("rootfs", suite=s)
     ]
-    if "test_releases.py" in late:
-        other += [
-            (harness.base_tarball, "devroot", None, None, s)
-            for s in harness.SUITES
-            if s != harness.SUITE and not harness.cached("devroot", suite=s)
-        ]
-    if "test_piuparts.py" in late and shutil.which("piuparts"):
-        other += [(harness.piuparts_tarball, s) for s in suites]
-    if "test_events.py" in late:
-        other += [
-            (harness.base_tarball, "networkmanager", None, None, s)
-            for s in suites
-            if not harness.cached("networkmanager", suite=s)
-        ]
-    if "test_cloudinit.py" in late:
-        other += [
-            (harness.base_tarball, "cloudinit", None, None, s)
-            for s in harness.SUITES
-            if not harness.cached("cloudinit", suite=s)
-        ]
-    if other:
-        jobs.append((_in_order, *other))
-    if "test_vm.py" in late and vm.environment_problem() is None:
-        # Two threads: the arm64 root (then the kernel and initrd from it, then the VM
-        # boots), the armhf root.
-        jobs += [(_boot_vms,), (vm.vm_root, "armhf")]
+    if "test_releases.py" in late_files:
+        others += _cache_jobs("test_releases.py", None)
+    caches: list[tuple] = []
+    for name, suite in late:
+        caches += [job for job in _cache_jobs(name, suite) if job not in others + caches]
+    jobs = [(_in_order, *queue) for queue in (others, caches) if queue]
     if jobs and harness.mirror_reachable():
         harness.build_in_background(jobs)
 
 
 @pytest.fixture(scope="session")
 def rootfs_tarball(system_env, suite, request):
+    _start_vms(request.config)
     tarball = harness.base_tarball("rootfs", suite=suite)
     _start_background(request.config)
     return tarball

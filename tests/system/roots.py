@@ -175,6 +175,13 @@ _reporter = None  # set by conftest: a callable(str) that prints past pytest's c
 
 
 def log(message: str) -> None:
+    # Under pytest-xdist a worker's output is not shown: DUCKDNS_TEST_TIMELINE (see
+    # tests/conftest.py) keeps these lines, with the time and the worker.
+    timeline = os.environ.get("DUCKDNS_TEST_TIMELINE")
+    if timeline:
+        with open(timeline, "a") as out:
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "-")
+            out.write(f"{time.strftime('%H:%M:%S')} {worker} {message}\n")
     if _reporter is not None:
         _reporter(message)
     else:

@@ -36,6 +36,10 @@ def _devroot(suite: str) -> harness.Chroot:
     )
 
 
+# Shares no container, no build and no state with the other system tests (only the
+# devroot, whose build is under a file lock): under make test it runs on the worker of
+# the unit tests, after them, not on the one the booted tests keep busy (tests/conftest.py).
+@pytest.mark.xdist_group("other-release-units")
 @pytest.mark.parametrize("suite", OTHER, scope="session")
 def test_unit_tests_pass_on_other_release(suite, system_env):
     """tests/unit under the other release's /usr/bin/python3: all pass, nothing skipped."""
