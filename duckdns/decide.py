@@ -20,6 +20,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing costs a timer run a tenth 
 if TYPE_CHECKING:
     from duckdns.api import Reply
     from duckdns.config import Config
+    from duckdns.probe import Probed
     from duckdns.records import State
 
 UNDECIDED_INTERVAL = 300  # DuckDNS's install page runs its cron job every 5 minutes
@@ -79,30 +80,6 @@ def damp(
         return (settled if flaps else SAY_CHANGE), before, now, 0
     said = SAY_FLAPPING if flaps == FLAPPING - 1 else ""
     return said, before, now, min(flaps + 1, FLAPPING)
-
-
-class Inputs:
-    """Everything a run knows before it sends anything.
-
-    ``probe``: the probe's answer (None: not asked) and why each failed target failed;
-    ``host_ipv6``: this host's global IPv6 address (None: none, or not needed).
-    """
-
-    __slots__ = ("cfg", "state", "now", "force", "fingerprint", "probe", "host_ipv6")
-
-    def __init__(
-        self,
-        cfg: Config,
-        state: State,
-        now: int,
-        *,
-        force: bool,
-        fingerprint: str,
-        probe: tuple[str | None, list[str]] | None,
-        host_ipv6: str | None,
-    ) -> None:
-        self.cfg, self.state, self.now, self.force = cfg, state, now, force
-        self.fingerprint, self.probe, self.host_ipv6 = fingerprint, probe, host_ipv6
 
 
 class Request:
@@ -190,15 +167,21 @@ def _recent(then: float | None, now: float, seconds: float) -> bool:
     return then is not None and 0 <= now - then < seconds
 
 
-def plan(inputs: Inputs) -> Plan:
-    """Which families need a request, why, and the requests, A first."""
-    cfg, state, now = inputs.cfg, inputs.state, inputs.now
-    result = Plan(
-        wanted(cfg, inputs.host_ipv6),
-        inputs.fingerprint,
-        state.run.fingerprint != inputs.fingerprint,
-    )
-    _judge_probe_before(inputs, result)
+def plan(
+    cfg: Config,
+    state: State,
+    now: int,
+    fingerprint: str,
+    probed: Probed | None,
+    host_ipv6: str | None,
+    *,
+    force: bool,
+) -> Plan:
+    """Which families need a request, why, and the requests, A first, from what the run
+    gathered: the probe's answer (``probed``; None: not asked) and this host's global IPv6
+    address (``host_ipv6``; None: none, or not needed)."""
+    result = Plan(wanted(cfg, host_ipv6), fingerprint, state.run.fingerprint != fingerprint)
+    _judge_probe_before(cfg, state, probed, now, result)
     if not any(result.want.values()):
         result.missing = NO_ADDRESS
         return result
@@ -206,7 +189,7 @@ def plan(inputs: Inputs) -> Plan:
         want = result.want[family]
         if want is None:
             continue
-        if inputs.force:
+        if force:
             reason = "forced"
         elif result.new_config:
             reason = "configuration or updater changed" if state.run.fingerprint else "first update"
@@ -238,18 +221,20 @@ def plan(inputs: Inputs) -> Plan:
     return result
 
 
-def _judge_probe_before(inputs: Inputs, result: Plan) -> None:
+def _judge_probe_before(
+    cfg: Config, state: State, probed: Probed | None, now: int, result: Plan
+) -> None:
     """The probe's state from its answer, before DuckDNS's (see :func:`assess`)."""
-    cfg, state = inputs.cfg, inputs.state
     if cfg.ipv4 != "auto":
         result.probe_state = PROBE_UNUSED
     elif not cfg.probe:
         result.probe_state = PROBE_OFF
-    elif inputs.probe is None:  # --dry-run: no traffic at all
+    elif probed is None:  # --dry-run: no traffic at all
         result.probe_state = state.probe.state
     else:
-        result.probe_answer, result.probe_errors = inputs.probe
-        result.disputed_lately = _recent(state.probe.disputed, inputs.now, PROBE_TRUST)
+        result.probe_answer = probed.address
+        result.probe_errors = [f"{target}: {why}" for target, why in probed.failures]
+        result.disputed_lately = _recent(state.probe.disputed, now, PROBE_TRUST)
         if result.probe_answer is None:
             result.probe_state = PROBE_FAILING
         elif state.probe.state == PROBE_DISTRUSTED:

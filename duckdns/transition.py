@@ -24,19 +24,6 @@ if TYPE_CHECKING:
 STOPPED = "the previous run was stopped before DuckDNS answered"
 
 
-class Run:
-    """What the transition needs of a run besides its records and answers: the config,
-    ``--force``, the plan (None: inside the backoff's wait, nothing planned) and the
-    router's answer (None: not asked)."""
-
-    __slots__ = ("cfg", "force", "plan", "heard")
-
-    def __init__(
-        self, cfg: Config, force: bool, plan: decide.Plan | None, heard: RouterAnswer | None
-    ) -> None:
-        self.cfg, self.force, self.plan, self.heard = cfg, force, plan, heard
-
-
 class Events:
     """What a run does after the transition, in order: say ``lines`` ((level, text), a
     duckdns.report function's name and its text), hand ``changed`` (the old and new
@@ -77,23 +64,31 @@ def begin(state: State, plan: decide.Plan, now: int) -> State:
 
 
 def transition(
-    state: State, run: Run, answers: list[decide.Answer], now: int
+    state: State,
+    cfg: Config,
+    plan: decide.Plan | None,
+    heard: RouterAnswer | None,
+    answers: list[decide.Answer],
+    now: int,
+    *,
+    force: bool,
 ) -> tuple[State, Events]:
-    """The records this run leaves and what it does next, from the records it read."""
+    """The records this run leaves and what it does next, from the records it read, the
+    plan (None: inside the backoff's wait, nothing planned), the router's answer (None: not
+    asked) and DuckDNS's answers."""
     new, events = _resumed(state, now)
-    plan = run.plan
     if plan is None:  # inside the backoff's wait
         events.say("info", backoff.waiting_message(new.streak, now))
         return new, events
     if plan.missing:
         _begin(new, plan, now)
         healthy, message = False, plan.missing
-        events.status = _settle(new, events, Result.ERROR, message, now, now, run.force)
+        events.status = _settle(new, events, Result.ERROR, message, now, now, force)
     elif not plan.requests:
-        _unchanged(new, events, run.cfg, plan)
+        _unchanged(new, events, cfg, plan)
         healthy, message = not new.streak.failures, ""
         _say_probe(new, events, state.probe.state, plan.probe_state, plan, now)
-        _reach(new, events, run.heard, now)
+        _reach(new, events, heard, now)
         _record_probe(new, plan.probe_state, plan.probe_answer, None, now)
     else:
         _begin(new, plan, now)
@@ -101,11 +96,11 @@ def transition(
         old = new.ipv4.value, new.ipv6.value
         _record(new, events, outcome, plan, now)
         _say_probe(new, events, state.probe.state, outcome.probe_state, plan, now)
-        _say_change(new, events, run.cfg, old)
-        _reach(new, events, run.heard, now)
+        _say_change(new, events, cfg, old)
+        _reach(new, events, heard, now)
         healthy, message = outcome.kind == Result.OK, outcome.message
-        events.status = _settle(new, events, outcome.kind, message, now, now, run.force)
-    _tell(new, events, run.cfg, healthy, message, now)
+        events.status = _settle(new, events, outcome.kind, message, now, now, force)
+    _tell(new, events, cfg, healthy, message, now)
     return new, events
 
 

@@ -21,7 +21,7 @@ from duckdns import (
     state,
 )
 from duckdns import transition as after
-from duckdns.decide import Answer, Inputs, Plan
+from duckdns.decide import Answer, Plan
 from duckdns.records import Result
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing costs a timer run a tenth of its CPU
@@ -39,13 +39,15 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
     saved, dirty = state.read(state_path)
     now = int(time.time())  # whole seconds: one size in state.json
     fingerprint = decide.fingerprint(cfg.fingerprint())
+    host_ipv6 = localaddr.global_ipv6() if cfg.ipv6 == "auto" else None
     if dry_run:  # every request the config calls for, asking no one
-        return _print_requests(cfg, decide.plan(_inputs(cfg, saved, now, True, fingerprint, None)))
+        planned = decide.plan(cfg, saved, now, fingerprint, None, host_ipv6, force=True)
+        return _print_requests(cfg, planned)
     plan, probed, answers, writable, disk = None, None, [], True, saved
     if not after.waiting(saved, now, force, fingerprint):  # else: send nothing, ask no one
         if cfg.ipv4 == "auto" and cfg.probe:
             probed = _ask_probe(cfg)
-        plan = decide.plan(_inputs(cfg, saved, now, force, fingerprint, probed))
+        plan = decide.plan(cfg, saved, now, fingerprint, probed, host_ipv6, force=force)
         if plan.requests or plan.missing:  # the attempt on record before the first request
             began = after.begin(saved, plan, now)
             writable = _save(cfg, state_path, began, now)
@@ -56,25 +58,8 @@ def run(path: str, *, force: bool = False, dry_run: bool = False) -> int:
             report.info(f"updating {', '.join(cfg.domains)}: {plan.reason}")
             answers = talk(cfg, plan, retries=not (began.streak.failures or not writable))
     heard = probed.router if probed is not None else None
-    new, events = after.transition(saved, after.Run(cfg, force, plan, heard), answers, now)
+    new, events = after.transition(saved, cfg, plan, heard, answers, now, force=force)
     return _finish(cfg, state_path, new, events, now, writable and (dirty or new != disk))
-
-
-def _inputs(
-    cfg: config.Config,
-    saved: State,
-    now: int,
-    force: bool,
-    fingerprint: str,
-    probed: probe.Probed | None,
-) -> Inputs:
-    asked = None
-    if probed is not None:
-        asked = probed.address, [f"{target}: {why}" for target, why in probed.failures]
-    host_ipv6 = localaddr.global_ipv6() if cfg.ipv6 == "auto" else None
-    return Inputs(
-        cfg, saved, now, force=force, fingerprint=fingerprint, probe=asked, host_ipv6=host_ipv6
-    )
 
 
 def _ask_probe(cfg: config.Config) -> probe.Probed:

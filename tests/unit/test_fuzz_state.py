@@ -127,9 +127,7 @@ def test_any_field_values_are_read_or_dropped(hostile, tmp_path_factory):
     )
     now = 1_800_000_000
     transition.waiting(records, now, False, "f")
-    decide.plan(
-        decide.Inputs(cfg, records, now, force=False, fingerprint="f", probe=None, host_ipv6=None)
-    )
+    decide.plan(cfg, records, now, "f", None, None, force=False)
     path = tmp_path_factory.mktemp("state") / "state.json"
     assert state.save(str(path), records) == ""
     assert_sane(path)

@@ -12,7 +12,17 @@ from __future__ import annotations
 
 import pytest
 
-from duckdns import EXIT_KO, EXIT_OK, EXIT_TEMPFAIL, backoff, config, decide, state, transition
+from duckdns import (
+    EXIT_KO,
+    EXIT_OK,
+    EXIT_TEMPFAIL,
+    backoff,
+    config,
+    decide,
+    probe,
+    state,
+    transition,
+)
 from duckdns.api import Reply
 from duckdns.decide import Answer, Family, Request
 from duckdns.records import State
@@ -84,18 +94,14 @@ class World:
 
     def plan(self, force: bool = False) -> decide.Plan:
         """The plan of a run now, the probe asked as configured."""
-        asked = None if not self.cfg.probe else (self.probe, [] if self.probe else ["x"])
+        asked = None
+        if self.cfg.probe:
+            failures = [] if self.probe else [(self.cfg.probe[0], "no answer")]
+            asked = probe.Probed(self.probe, failures, None)
         host_ipv6 = self.host_ipv6 if self.cfg.ipv6 == "auto" else None
-        inputs = decide.Inputs(
-            self.cfg,
-            self.state,
-            self.now,
-            force=force,
-            fingerprint=FINGERPRINT,
-            probe=asked,
-            host_ipv6=host_ipv6,
+        return decide.plan(
+            self.cfg, self.state, self.now, FINGERPRINT, asked, host_ipv6, force=force
         )
-        return decide.plan(inputs)
 
     def run(self, force: bool = False) -> int:
         """One run, as duckdns.update.run makes it (no file: the records stay in memory)."""
@@ -104,8 +110,9 @@ class World:
             plan = self.plan(force)
             while (request := decide.next_request(plan, answers)) is not None:
                 answers.append(self.duck.answer(request))
-        run = transition.Run(self.cfg, force, plan, None)
-        self.state, self.events = transition.transition(self.state, run, answers, self.now)
+        self.state, self.events = transition.transition(
+            self.state, self.cfg, plan, None, answers, self.now, force=force
+        )
         self.lines += self.events.lines
         if self.events.ping is not None:  # the monitor takes it (duckdns.update records it)
             self.state.ping.state, self.state.ping.at = self.events.ping[0], self.now
@@ -139,10 +146,10 @@ def test_the_transition_is_pure():
     plan = world.plan(force=True)
     answers = [world.duck.answer(plan.requests[0])]
     first = transition.transition(
-        world.state, transition.Run(world.cfg, True, plan, None), answers, world.now
+        world.state, world.cfg, plan, None, answers, world.now, force=True
     )
     again = transition.transition(
-        world.state, transition.Run(world.cfg, True, plan, None), answers, world.now
+        world.state, world.cfg, plan, None, answers, world.now, force=True
     )
     assert world.state == before, "the records read are never changed"
     assert first[0] == again[0] and first[1].lines == again[1].lines
