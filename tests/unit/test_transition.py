@@ -89,6 +89,7 @@ class World:
         self.state, self.now, self.duck = State(), T0, Duck()
         self.probe: str | None = PUBLIC
         self.host_ipv6: str | None = None
+        self.fingerprint = FINGERPRINT  # the config's and the updater's (decide.fingerprint)
         self.lines: list[tuple[str, str]] = []
         self.events = transition.Events()
 
@@ -100,13 +101,13 @@ class World:
             asked = probe.Probed(self.probe, failures, None)
         host_ipv6 = self.host_ipv6 if self.cfg.ipv6 == "auto" else None
         return decide.plan(
-            self.cfg, self.state, self.now, FINGERPRINT, asked, host_ipv6, force=force
+            self.cfg, self.state, self.now, self.fingerprint, asked, host_ipv6, force=force
         )
 
     def run(self, force: bool = False) -> int:
         """One run, as duckdns.update.run makes it (no file: the records stay in memory)."""
         plan, answers = None, []
-        if not transition.waiting(self.state, self.now, force, FINGERPRINT):
+        if not transition.waiting(self.state, self.now, force, self.fingerprint):
             plan = self.plan(force)
             while (request := decide.next_request(plan, answers)) is not None:
                 answers.append(self.duck.answer(request))
@@ -166,6 +167,24 @@ def test_nothing_changes_probe_working():
     a, aaaa = world.duck.count(Family.IPV4), world.duck.count(Family.IPV6)
     assert a == 1 + 24, a  # the first update, then the hourly check (which also refreshes A)
     assert aaaa == 2, aaaa  # the first update and one refresh a day
+    assert world.said("error", "warning") == []
+
+
+def test_a_new_updater_version_sends_each_record_once(monkeypatch):
+    """After an upgrade, the first run sends each record once (the fingerprint holds the
+    updater's version: a new version may build its requests differently), then nothing."""
+    world = World("probe = cloudflare@192.0.2.53\nipv6 = auto\n")
+    world.host_ipv6 = V6
+    with monkeypatch.context() as older:
+        older.setattr(decide, "__version__", "1.0.0")
+        world.fingerprint = decide.fingerprint("the config's identity")
+    assert world.fingerprint != FINGERPRINT
+    world.run()  # the older updater's first update
+    world.now += 60
+    world.duck.requests.clear()
+    world.fingerprint = FINGERPRINT  # upgraded
+    world.minutes(30)
+    assert (world.duck.count(Family.IPV4), world.duck.count(Family.IPV6)) == (1, 1)
     assert world.said("error", "warning") == []
 
 
