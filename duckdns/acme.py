@@ -117,21 +117,14 @@ def add_arguments(parser: argparse.ArgumentParser, *, wait: bool = False) -> Non
         )
 
 
-def _resolver(args: argparse.Namespace) -> tuple[str, int] | None:
-    """The DNS server to ask (--nameserver), or None: the system's resolver."""
-    nameserver: tuple[str, int] | None = args.nameserver  # made by _server
-    return nameserver
-
-
 def config_for(args: argparse.Namespace, path: str) -> config.Config:
     """The configuration, narrowed to the DuckDNS name ``--for`` maps to (if given)."""
     cfg = config.load(path)
     if not args.for_name:
         return cfg
-    target = target_for(args.for_name, cfg, _resolver(args))
-    values = {key: getattr(cfg, key) for key in config.Config.__slots__}
-    values["domains"] = (target.subname,)
-    return config.Config(**values)
+    target = target_for(args.for_name, cfg, args.nameserver)
+    cfg.domains = (target.subname,)
+    return cfg
 
 
 def cmd_wait(args: argparse.Namespace, path: str) -> int:
@@ -139,7 +132,7 @@ def cmd_wait(args: argparse.Namespace, path: str) -> int:
     cfg = config.load(path)
     if args.for_name:
         try:
-            owners = [target_for(args.for_name, cfg, _resolver(args)).owner]
+            owners = [target_for(args.for_name, cfg, args.nameserver).owner]
         except LookupFailed as exc:
             report.error(str(exc))
             return EXIT_TEMPFAIL
@@ -147,7 +140,7 @@ def cmd_wait(args: argparse.Namespace, path: str) -> int:
         owners = [f"{CHALLENGE}.{name}.{ZONE}" for name in cfg.domains]
     if args.timeout:
         servers = [args.nameserver] if args.nameserver else None
-        wait(args.value, owners, servers, _resolver(args), args.timeout)
+        wait(args.value, owners, servers, args.nameserver, args.timeout)
     return 0
 
 
@@ -324,71 +317,55 @@ def wait(
     when ``timeout`` s ran out first.
     """
     start = time.monotonic()
+    ends = start + timeout
     names = ", ".join(owners)
     asked = f"the DNS server {_endpoint(servers[0])}" if servers else f"the name servers of {ZONE}"
     report.notice(f"waiting up to {timeout:g} s for the new TXT value of {names} at {asked}")
-    progress = ["no answer yet"]  # what the last round found, for the warning
+    progress = "no answer yet"  # what the last round found, for the warning
     from duckdns import deadline  # a hard bound, however many servers stay silent
 
     try:
         with deadline.bound(timeout) as mine:
-            if _poll(value, owners, servers, resolver, port, interval, start, timeout, progress):
-                return True
+            while True:
+                round_start = time.monotonic()
+                if servers is None:
+                    try:
+                        servers = nameservers(resolver, port)
+                        report.debug(f"name servers of {ZONE}: {servers}")
+                    except LookupFailed as exc:
+                        progress = f"cannot find the name servers of {ZONE}: {exc}"
+                        report.info(progress)
+                if servers:
+                    verdicts = []
+                    for server in servers:
+                        limit = min(1.0, max(ends - time.monotonic(), 0.2))
+                        answers = [_ask(server, owner, value, limit) for owner in owners]
+                        if None not in answers:
+                            verdicts.append(all(a == "served" for a in answers))
+                    if verdicts and all(verdicts):
+                        report.notice(
+                            f"{names}: the new TXT value is served after "
+                            f"{time.monotonic() - start:.1f} s ({len(verdicts)} of {len(servers)} "
+                            "name servers answered, all with it)"
+                        )
+                        return True
+                    progress = (
+                        f"{verdicts.count(False)} of {len(verdicts)} answering name servers serve "
+                        "another value"
+                        if verdicts
+                        else f"none of the {len(servers)} name servers answered"
+                    )
+                    report.info(f"{time.monotonic() - start:.1f} s: {progress}")
+                now = time.monotonic()
+                if now >= ends:
+                    break
+                time.sleep(min(max(round_start + interval - now, 0), ends - now))
     except deadline.Expired as exc:
         if exc is not mine:
             raise
     report.warning(
         f"warning: the new TXT value of {names} is not yet served after {timeout:g} s "
-        f"({progress[0]}); going on, the certificate authority's own check decides "
+        f"({progress}); going on, the certificate authority's own check decides "
         "(DUCKDNS_ACME_WAIT sets the time the certbot hook waits)"
     )
     return False
-
-
-def _poll(
-    value: str,
-    owners: list[str],
-    servers: list[tuple[str, int]] | None,
-    resolver: tuple[str, int] | None,
-    port: int,
-    interval: float,
-    start: float,
-    timeout: float,
-    progress: list[str],
-) -> bool:
-    """The rounds of :func:`wait` until its time runs out: True once ``value`` is served."""
-    names = ", ".join(owners)
-    ends = start + timeout
-    while True:
-        round_start = time.monotonic()
-        if servers is None:
-            try:
-                servers = nameservers(resolver, port)
-                report.debug(f"name servers of {ZONE}: {servers}")
-            except LookupFailed as exc:
-                progress[0] = f"cannot find the name servers of {ZONE}: {exc}"
-                report.info(progress[0])
-        if servers:
-            verdicts = []
-            for server in servers:
-                remaining = max(ends - time.monotonic(), 0.2)
-                answers = [_ask(server, owner, value, min(1.0, remaining)) for owner in owners]
-                if None not in answers:
-                    verdicts.append(all(a == "served" for a in answers))
-            if verdicts and all(verdicts):
-                report.notice(
-                    f"{names}: the new TXT value is served after {time.monotonic() - start:.1f} s"
-                    f" ({len(verdicts)} of {len(servers)} name servers answered, all with it)"
-                )
-                return True
-            progress[0] = (
-                f"{verdicts.count(False)} of {len(verdicts)} answering name servers serve "
-                "another value"
-                if verdicts
-                else f"none of the {len(servers)} name servers answered"
-            )
-            report.info(f"{time.monotonic() - start:.1f} s: {progress[0]}")
-        now = time.monotonic()
-        if now >= ends:
-            return False
-        time.sleep(min(max(round_start + interval - now, 0), ends - now))
