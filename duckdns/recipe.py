@@ -43,7 +43,6 @@ MAX_CRONTABS = 64  # files read in the spool and in /etc/cron.d, each
 MAX_CRONTAB_SIZE = 64 * 1024  # a crontab is a few lines; more is read only this far
 MAX_SCRIPT_SIZE = 16 * 1024  # duck.sh is one line
 MAX_JOBS = 16
-UPDATE_URL = config.UPDATE_URL
 # Names of /etc/cron.d files cron skips (cron(8): only letters, digits, '_' and '-').
 CRON_D_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _PERIODS = ("@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@hourly")
@@ -101,13 +100,9 @@ def _crontabs() -> list[tuple[str, str | None]]:
             names = sorted(os.listdir(directory))
         except OSError:
             continue
-        count = 0
-        for name in names:
-            if count >= MAX_CRONTABS:
-                break
-            if not user_tabs and not CRON_D_NAME.fullmatch(name):
-                continue
-            count += 1
+        if not user_tabs:
+            names = [name for name in names if CRON_D_NAME.fullmatch(name)]
+        for name in names[:MAX_CRONTABS]:
             found.append((os.path.join(directory, name), name if user_tabs else None))
     return found
 
@@ -131,7 +126,7 @@ def _job(path: str, number: int, raw: str, user: str | None) -> Job | None:
         if len(parts) < 2:
             return None
         user, command = parts
-    url = UPDATE_URL.search(command)
+    url = config.UPDATE_URL.search(command)
     if url is not None:
         domains, token = _read_url(url[1])
         return Job(path, number, raw, user, "", domains, token)
@@ -197,7 +192,7 @@ def _read_script(path: str, user: str) -> tuple[tuple[str, ...], str]:
     if _uid(user) not in (0, owner):
         return (), ""
     text = _read(path, MAX_SCRIPT_SIZE, owner=owner, below=home)
-    for match in UPDATE_URL.finditer(text or ""):
+    for match in config.UPDATE_URL.finditer(text or ""):
         domains, token = _read_url(match[1])
         if token:
             return domains, token
@@ -258,9 +253,7 @@ def usable(jobs: list[Job]) -> Job | None:
     """The job whose names and token become the debconf answers: the first readable one,
     if every readable job agrees with it (else none: which account is meant is not known)."""
     readable = [job for job in jobs if job.token]
-    if not readable or any(
-        (job.domains, job.token) != (readable[0].domains, readable[0].token) for job in readable
-    ):
+    if len({(job.domains, job.token) for job in readable}) != 1:
         return None
     return readable[0]
 
