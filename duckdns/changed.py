@@ -24,6 +24,7 @@ root read another file or pass anything else to the hooks.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -58,9 +59,7 @@ PASSED = ("PATH", "LANG", "LANGUAGE", "TZ", "INVOCATION_ID", "JOURNAL_STREAM")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-# --------------------------------------------------------------------------------------
-# The updater's half
-# --------------------------------------------------------------------------------------
+# -- the updater's half ------------------------------------------------------------------------
 
 
 def record(
@@ -100,9 +99,7 @@ def record(
         )
 
 
-# --------------------------------------------------------------------------------------
-# The runner's half (root, duckdns-changed.service)
-# --------------------------------------------------------------------------------------
+# -- the runner's half (root, duckdns-changed.service) -----------------------------------------
 
 
 def _address(value: object, version: int) -> str:
@@ -188,14 +185,6 @@ def hooks(directory: str) -> list[str]:
     return found
 
 
-def hook_environment(change: dict[str, str]) -> dict[str, str]:
-    """systemd's environment for the service (no secret in it) plus the change."""
-    env = {k: v for k, v in os.environ.items() if k in PASSED or k.startswith("LC_")}
-    env.setdefault("PATH", DEFAULT_PATH)
-    env.setdefault("HOME", "/root" if os.geteuid() == 0 else "/")
-    return {**env, **change}
-
-
 def run_hook(path: str, env: dict[str, str], timeout: float = HOOK_TIMEOUT) -> str:
     """Run one hook (its output goes where ours goes: the journal); "" when it succeeded,
     else what went wrong. It gets its own process group, so a hook past its time is
@@ -210,12 +199,11 @@ def run_hook(path: str, env: dict[str, str], timeout: float = HOOK_TIMEOUT) -> s
         code = proc.wait(timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(KILL_GRACE)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc, signal.SIGKILL)
-            proc.wait()
-        _kill_group(proc, signal.SIGKILL)  # what it left behind in its group
+        # the hook if it is still running, and whatever it left behind in its group
+        _kill_group(proc, signal.SIGKILL)
+        proc.wait()
         return f"was still running after {timeout:g} s and was stopped"
     if code < 0:
         return f"was killed by signal {-code} ({signal.Signals(-code).name})"
@@ -225,10 +213,8 @@ def run_hook(path: str, env: dict[str, str], timeout: float = HOOK_TIMEOUT) -> s
 
 
 def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def run(queue: str, hook_dir: str, timeout: float = HOOK_TIMEOUT) -> int:
@@ -240,6 +226,10 @@ def run(queue: str, hook_dir: str, timeout: float = HOOK_TIMEOUT) -> int:
         return 0
     handled = 0
     skipped: set[str] = set()
+    # systemd's environment for the service (no secret in it), to which each change is added
+    base = {k: v for k, v in os.environ.items() if k in PASSED or k.startswith("LC_")}
+    base.setdefault("PATH", DEFAULT_PATH)
+    base.setdefault("HOME", "/root" if os.geteuid() == 0 else "/")
     try:
         while (taken := take(queue_fd, skipped)) is not None:
             name, data = taken
@@ -251,7 +241,7 @@ def run(queue: str, hook_dir: str, timeout: float = HOOK_TIMEOUT) -> int:
                 report.error(f"{queue}/{name} ignored and removed: {exc}")
                 continue
             handled += 1
-            env = hook_environment(change)
+            env = {**base, **change}
             for path in hooks(hook_dir):
                 problem = run_hook(path, env, timeout)
                 if problem:
