@@ -220,11 +220,7 @@ def target_for(domain: str, cfg: config.Config, resolver: tuple[str, int] | None
 
 def nameservers(resolver: tuple[str, int] | None, port: int = PORT) -> list[tuple[str, int]]:
     """The addresses of duckdns.org's name servers (its NS records), asked at ``resolver``
-    (None: the system's).
-
-    ``port`` is the port to ask them at later (53; tests use another). Raises LookupFailed
-    when no address is found.
-    """
+    (None: the system's), each with ``port`` (53; tests use another); LookupFailed if none."""
     from duckdns import resolve
 
     res = resolve.resolver(resolver)
@@ -260,9 +256,9 @@ def _ask(server: tuple[str, int], owner: str, value: str, timeout: float) -> str
 
     One question, over TCP when the UDP reply is truncated. The UDP socket is connected, so
     that a closed port fails at once (ICMP) instead of after the timeout, and datagrams from
-    any other address never reach it. An answer is a valid reply,
-    NOERROR or NXDOMAIN; a timeout or an error RCODE (SERVFAIL, REFUSED) is no answer, and
-    such a server is left out of the verdict.
+    any other address never reach it. An answer is a valid reply, NOERROR or NXDOMAIN; a
+    timeout or an error RCODE (SERVFAIL, REFUSED) is no answer, and such a server is left
+    out of the verdict.
     """
     import socket
 
@@ -307,10 +303,9 @@ def wait(
     resolver: tuple[str, int] | None,
     timeout: float,
     *,
-    interval: float = POLL_INTERVAL,
     port: int = PORT,
 ) -> bool:
-    """Ask every ``interval`` s until all servers that answer serve ``value`` for ``owners``.
+    """Ask every POLL_INTERVAL s until all servers that answer serve ``value`` for ``owners``.
 
     ``servers`` None means DuckDNS's own (:func:`nameservers`, looked up at ``resolver``,
     again each round until found). True when the value is served; False, with a warning,
@@ -359,7 +354,7 @@ def wait(
                 now = time.monotonic()
                 if now >= ends:
                     break
-                time.sleep(min(max(round_start + interval - now, 0), ends - now))
+                time.sleep(min(max(round_start + POLL_INTERVAL - now, 0), ends - now))
     except deadline.Expired as exc:
         if exc is not mine:
             raise

@@ -122,8 +122,7 @@ def parse(data: bytes) -> dict[str, str]:
         domains = event["domains"]
         if not isinstance(domains, str) or len(domains) > 1024:
             raise ValueError
-        names = domains.split(",")
-        if not all(DOMAIN.match(n) for n in names):
+        if not all(DOMAIN.match(name) for name in domains.split(",")):
             raise ValueError
         env = {
             "DUCKDNS_DOMAINS": domains,
@@ -150,12 +149,10 @@ def take(queue_fd: int, skipped: set[str]) -> tuple[str, bytes] | None:
         except OSError:
             data = b""  # a symbolic link or a name gone meanwhile: not an event
         else:
-            if stat.S_ISREG(os.fstat(fd).st_mode):
-                with os.fdopen(fd, "rb") as f:
-                    data = f.read(MAX_EVENT + 1)
-            else:
+            try:
+                data = os.read(fd, MAX_EVENT + 1) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+            finally:
                 os.close(fd)
-                data = b""
         try:
             if stat.S_ISDIR(os.lstat(name, dir_fd=queue_fd).st_mode):
                 shutil.rmtree(name, dir_fd=queue_fd)  # never follows a link out of it
@@ -177,12 +174,8 @@ def hooks(directory: str) -> list[str]:
         names = sorted(os.listdir(directory), key=os.fsencode)
     except FileNotFoundError:
         return []
-    found = []
-    for name in names:
-        path = os.path.join(directory, name)
-        if HOOK_NAME.match(name) and os.path.isfile(path) and os.access(path, os.X_OK):
-            found.append(path)
-    return found
+    paths = [os.path.join(directory, name) for name in names if HOOK_NAME.match(name)]
+    return [path for path in paths if os.path.isfile(path) and os.access(path, os.X_OK)]
 
 
 def run_hook(path: str, env: dict[str, str], timeout: float = HOOK_TIMEOUT) -> str:

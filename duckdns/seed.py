@@ -104,22 +104,20 @@ def mask_in_place(path: str, token: str) -> int:
         fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NOCTTY)
     except OSError:
         return 0
-    count = 0
-    with open(fd, "r+b", buffering=0) as f:
+    count = pos = 0
+    try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return 0
-        pos = 0
         while True:
-            f.seek(pos)
-            data = f.read(CHUNK).lower()
-            hits = [m.start() for m in re.finditer(re.escape(needle), data)]
-            for at in hits:
-                f.seek(pos + at)
-                f.write(mask)
-            count += len(hits)
+            data = os.pread(fd, CHUNK, pos).lower()
+            for match in re.finditer(re.escape(needle), data):
+                os.pwrite(fd, mask, pos + match.start())
+                count += 1
             if len(data) < CHUNK:
                 return count
             pos += len(data) - len(needle) + 1  # a token across two chunks is found too
+    finally:
+        os.close(fd)
 
 
 def main(argv: list[str] | None = None) -> int:
