@@ -47,10 +47,9 @@ class Target:
     for a delegated name); ``chain`` is that chain, for messages.
     """
 
-    __slots__ = ("name", "subname", "owner", "chain")
+    __slots__ = ("subname", "owner", "chain")
 
-    def __init__(self, name: str, subname: str, owner: str, chain: tuple[str, ...]) -> None:
-        self.name = name
+    def __init__(self, subname: str, owner: str, chain: tuple[str, ...]) -> None:
         self.subname = subname
         self.owner = owner
         self.chain = chain
@@ -147,15 +146,6 @@ def cmd_wait(args: argparse.Namespace, path: str) -> int:
 # -- which DuckDNS name answers the challenge --------------------------------------------------
 
 
-def _below_zone(name: str) -> bool:
-    return name.endswith("." + ZONE)
-
-
-def _subname(name: str) -> str:
-    """``www.myhome.duckdns.org`` -> ``myhome``: the label just above duckdns.org."""
-    return name[: -len(ZONE) - 1].rsplit(".", 1)[-1]
-
-
 def target_for(domain: str, cfg: config.Config, resolver: tuple[str, int] | None) -> Target:
     """The configured DuckDNS name that answers the DNS-01 challenge of ``domain``.
 
@@ -183,7 +173,7 @@ def target_for(domain: str, cfg: config.Config, resolver: tuple[str, int] | None
         raise config.ConfigError(
             f"{shown} is DuckDNS's own domain, not a DuckDNS name: give NAME.duckdns.org"
         )
-    if _below_zone(name):
+    if name.endswith("." + ZONE):
         owner = challenge
     else:
         res = resolve.resolver(resolver)
@@ -197,7 +187,7 @@ def target_for(domain: str, cfg: config.Config, resolver: tuple[str, int] | None
         chain = found.chain
         missing = "" if found.exists else ", which does not exist"
         seen = f" (it leads to {' -> '.join([challenge, *chain])}{missing})" if chain else ""
-        if not chain or not _below_zone(chain[-1]):
+        if not chain or not chain[-1].endswith("." + ZONE):
             seen = seen or ("" if found.exists else " (it does not exist)")
             raise config.ConfigError(
                 f"{shown} is not a DuckDNS name (NAME.duckdns.org or a name below it), and "
@@ -205,14 +195,14 @@ def target_for(domain: str, cfg: config.Config, resolver: tuple[str, int] | None
                 f"add the record '{challenge}. CNAME {CHALLENGE}.{cfg.domains[0]}.{ZONE}.'"
             )
         owner = chain[-1]
-    subname = _subname(owner)
+    subname = owner[: -len(ZONE) - 1].rsplit(".", 1)[-1]  # the label just above duckdns.org
     if subname not in cfg.domains:
         via = f" (through {' -> '.join([challenge, *chain])})" if chain else ""
         raise config.ConfigError(
             f"{shown} belongs to {subname}.{ZONE}{via}, which is not configured (configured: "
             f"{', '.join(cfg.domains)}); add it to 'domains' in {cfg.path}"
         )
-    return Target(name, subname, owner, chain)
+    return Target(subname, owner, chain)
 
 
 # -- waiting for DuckDNS's name servers --------------------------------------------------------
