@@ -133,13 +133,10 @@ def _job(path: str, number: int, raw: str, user: str | None) -> Job | None:
     home = _home(user)
     for word in re.split(r"[\s;&|()<>]+", command):
         word = word.strip("\"'")
-        if os.path.basename(word) != SCRIPT_NAME:
-            continue
-        script = _script_path(word, home)
-        if script is None:
-            continue
-        domains, token = _read_script(script, user)
-        return Job(path, number, raw, user, script, domains, token)
+        script = _script_path(word, home) if os.path.basename(word) == SCRIPT_NAME else None
+        if script is not None:
+            domains, token = _read_script(script, user)
+            return Job(path, number, raw, user, script, domains, token)
     return None
 
 
@@ -171,11 +168,8 @@ def _script_path(word: str, home: str) -> str | None:
         word = os.path.join(home, word)
     path = os.path.normpath(word)
     root, homes = HOMES
-    if path.startswith(root + "/"):
-        return path
-    if path.startswith(homes + "/") and path.count("/") > homes.count("/") + 1:
-        return path
-    return None
+    below_a_home = path.startswith(homes + "/") and path.count("/") > homes.count("/") + 1
+    return path if path.startswith(root + "/") or below_a_home else None
 
 
 def _read_script(path: str, user: str) -> tuple[tuple[str, ...], str]:
