@@ -311,7 +311,7 @@ def wait(
 
     try:
         with deadline.bound(timeout) as mine:
-            while True:
+            while time.monotonic() < ends:
                 round_start = time.monotonic()
                 if servers is None:
                     try:
@@ -341,10 +341,7 @@ def wait(
                         else f"none of the {len(servers)} name servers answered"
                     )
                     report.info(f"{time.monotonic() - start:.1f} s: {progress}")
-                now = time.monotonic()
-                if now >= ends:
-                    break
-                time.sleep(min(max(round_start + POLL_INTERVAL - now, 0), ends - now))
+                time.sleep(max(min(round_start + POLL_INTERVAL, ends) - time.monotonic(), 0))
     except deadline.Expired as exc:
         if exc is not mine:
             raise
