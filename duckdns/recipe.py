@@ -213,12 +213,10 @@ def _read_url(query: str) -> tuple[tuple[str, ...], str]:
     return domains, token
 
 
-def _read(path: str, limit: int, owner: int | None, below: str | None = None) -> str | None:
-    """The first ``limit`` bytes of the regular file ``path`` as text, or None.
-
-    ``owner``: the uid the file must belong to (None: anyone). ``below``: a directory
-    under which no component may be a symbolic link (each is opened with O_NOFOLLOW from there).
-    """
+def _read(path: str, limit: int, owner: int, below: str | None = None) -> str | None:
+    """The first ``limit`` bytes of the regular file ``path`` owned by uid ``owner`` as text,
+    or None. ``below``: a directory under which no component may be a symbolic link (each is
+    opened with O_NOFOLLOW from there)."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     fds: list[int] = []
     try:
@@ -232,7 +230,7 @@ def _read(path: str, limit: int, owner: int | None, below: str | None = None) ->
             fd = os.open(rest[-1], flags, dir_fd=fds[-1])
         fds.append(fd)
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or (owner is not None and st.st_uid != owner):
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != owner:
             return None
         data = os.read(fd, limit)
     except (OSError, ValueError):
