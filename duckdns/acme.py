@@ -119,10 +119,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, wait: bool = False) -> Non
 def config_for(args: argparse.Namespace, path: str) -> config.Config:
     """The configuration, narrowed to the DuckDNS name ``--for`` maps to (if given)."""
     cfg = config.load(path)
-    if not args.for_name:
-        return cfg
-    target = target_for(args.for_name, cfg, args.nameserver)
-    cfg.domains = (target.subname,)
+    if args.for_name:
+        cfg.domains = (target_for(args.for_name, cfg, args.nameserver).subname,)
     return cfg
 
 
