@@ -47,10 +47,9 @@ class Target:
     for a delegated name); ``chain`` is that chain, for messages.
     """
 
-    __slots__ = ("name", "subname", "owner", "chain")
+    __slots__ = ("subname", "owner", "chain")
 
-    def __init__(self, name: str, subname: str, owner: str, chain: tuple[str, ...]) -> None:
-        self.name = name
+    def __init__(self, subname: str, owner: str, chain: tuple[str, ...]) -> None:
         self.subname = subname
         self.owner = owner
         self.chain = chain
@@ -117,21 +116,12 @@ def add_arguments(parser: argparse.ArgumentParser, *, wait: bool = False) -> Non
         )
 
 
-def _resolver(args: argparse.Namespace) -> tuple[str, int] | None:
-    """The DNS server to ask (--nameserver), or None: the system's resolver."""
-    nameserver: tuple[str, int] | None = args.nameserver  # made by _server
-    return nameserver
-
-
 def config_for(args: argparse.Namespace, path: str) -> config.Config:
     """The configuration, narrowed to the DuckDNS name ``--for`` maps to (if given)."""
     cfg = config.load(path)
-    if not args.for_name:
-        return cfg
-    target = target_for(args.for_name, cfg, _resolver(args))
-    values = {key: getattr(cfg, key) for key in config.Config.__slots__}
-    values["domains"] = (target.subname,)
-    return config.Config(**values)
+    if args.for_name:
+        cfg.domains = (target_for(args.for_name, cfg, args.nameserver).subname,)
+    return cfg
 
 
 def cmd_wait(args: argparse.Namespace, path: str) -> int:
@@ -139,7 +129,7 @@ def cmd_wait(args: argparse.Namespace, path: str) -> int:
     cfg = config.load(path)
     if args.for_name:
         try:
-            owners = [target_for(args.for_name, cfg, _resolver(args)).owner]
+            owners = [target_for(args.for_name, cfg, args.nameserver).owner]
         except LookupFailed as exc:
             report.error(str(exc))
             return EXIT_TEMPFAIL
@@ -147,20 +137,11 @@ def cmd_wait(args: argparse.Namespace, path: str) -> int:
         owners = [f"{CHALLENGE}.{name}.{ZONE}" for name in cfg.domains]
     if args.timeout:
         servers = [args.nameserver] if args.nameserver else None
-        wait(args.value, owners, servers, _resolver(args), args.timeout)
+        wait(args.value, owners, servers, args.nameserver, args.timeout)
     return 0
 
 
 # -- which DuckDNS name answers the challenge --------------------------------------------------
-
-
-def _below_zone(name: str) -> bool:
-    return name.endswith("." + ZONE)
-
-
-def _subname(name: str) -> str:
-    """``www.myhome.duckdns.org`` -> ``myhome``: the label just above duckdns.org."""
-    return name[: -len(ZONE) - 1].rsplit(".", 1)[-1]
 
 
 def target_for(domain: str, cfg: config.Config, resolver: tuple[str, int] | None) -> Target:
@@ -190,7 +171,7 @@ def target_for(domain: str, cfg: config.Config, resolver: tuple[str, int] | None
         raise config.ConfigError(
             f"{shown} is DuckDNS's own domain, not a DuckDNS name: give NAME.duckdns.org"
         )
-    if _below_zone(name):
+    if name.endswith("." + ZONE):
         owner = challenge
     else:
         res = resolve.resolver(resolver)
@@ -204,7 +185,7 @@ def target_for(domain: str, cfg: config.Config, resolver: tuple[str, int] | None
         chain = found.chain
         missing = "" if found.exists else ", which does not exist"
         seen = f" (it leads to {' -> '.join([challenge, *chain])}{missing})" if chain else ""
-        if not chain or not _below_zone(chain[-1]):
+        if not chain or not chain[-1].endswith("." + ZONE):
             seen = seen or ("" if found.exists else " (it does not exist)")
             raise config.ConfigError(
                 f"{shown} is not a DuckDNS name (NAME.duckdns.org or a name below it), and "
@@ -212,14 +193,14 @@ def target_for(domain: str, cfg: config.Config, resolver: tuple[str, int] | None
                 f"add the record '{challenge}. CNAME {CHALLENGE}.{cfg.domains[0]}.{ZONE}.'"
             )
         owner = chain[-1]
-    subname = _subname(owner)
+    subname = owner[: -len(ZONE) - 1].rsplit(".", 1)[-1]  # the label just above duckdns.org
     if subname not in cfg.domains:
         via = f" (through {' -> '.join([challenge, *chain])})" if chain else ""
         raise config.ConfigError(
             f"{shown} belongs to {subname}.{ZONE}{via}, which is not configured (configured: "
             f"{', '.join(cfg.domains)}); add it to 'domains' in {cfg.path}"
         )
-    return Target(name, subname, owner, chain)
+    return Target(subname, owner, chain)
 
 
 # -- waiting for DuckDNS's name servers --------------------------------------------------------
@@ -227,11 +208,7 @@ def target_for(domain: str, cfg: config.Config, resolver: tuple[str, int] | None
 
 def nameservers(resolver: tuple[str, int] | None, port: int = PORT) -> list[tuple[str, int]]:
     """The addresses of duckdns.org's name servers (its NS records), asked at ``resolver``
-    (None: the system's).
-
-    ``port`` is the port to ask them at later (53; tests use another). Raises LookupFailed
-    when no address is found.
-    """
+    (None: the system's), each with ``port`` (53; tests use another); LookupFailed if none."""
     from duckdns import resolve
 
     res = resolve.resolver(resolver)
@@ -267,9 +244,9 @@ def _ask(server: tuple[str, int], owner: str, value: str, timeout: float) -> str
 
     One question, over TCP when the UDP reply is truncated. The UDP socket is connected, so
     that a closed port fails at once (ICMP) instead of after the timeout, and datagrams from
-    any other address never reach it. An answer is a valid reply,
-    NOERROR or NXDOMAIN; a timeout or an error RCODE (SERVFAIL, REFUSED) is no answer, and
-    such a server is left out of the verdict.
+    any other address never reach it. An answer is a valid reply, NOERROR or NXDOMAIN; a
+    timeout or an error RCODE (SERVFAIL, REFUSED) is no answer, and such a server is left
+    out of the verdict.
     """
     import socket
 
@@ -314,81 +291,61 @@ def wait(
     resolver: tuple[str, int] | None,
     timeout: float,
     *,
-    interval: float = POLL_INTERVAL,
     port: int = PORT,
 ) -> bool:
-    """Ask every ``interval`` s until all servers that answer serve ``value`` for ``owners``.
+    """Ask every POLL_INTERVAL s until all servers that answer serve ``value`` for ``owners``.
 
     ``servers`` None means DuckDNS's own (:func:`nameservers`, looked up at ``resolver``,
     again each round until found). True when the value is served; False, with a warning,
     when ``timeout`` s ran out first.
     """
     start = time.monotonic()
+    ends = start + timeout
     names = ", ".join(owners)
     asked = f"the DNS server {_endpoint(servers[0])}" if servers else f"the name servers of {ZONE}"
     report.notice(f"waiting up to {timeout:g} s for the new TXT value of {names} at {asked}")
-    progress = ["no answer yet"]  # what the last round found, for the warning
+    progress = "no answer yet"  # what the last round found, for the warning
     from duckdns import deadline  # a hard bound, however many servers stay silent
 
     try:
         with deadline.bound(timeout) as mine:
-            if _poll(value, owners, servers, resolver, port, interval, start, timeout, progress):
-                return True
+            while time.monotonic() < ends:
+                round_start = time.monotonic()
+                if servers is None:
+                    try:
+                        servers = nameservers(resolver, port)
+                        report.debug(f"name servers of {ZONE}: {servers}")
+                    except LookupFailed as exc:
+                        progress = f"cannot find the name servers of {ZONE}: {exc}"
+                        report.info(progress)
+                if servers:
+                    verdicts = []
+                    for server in servers:
+                        limit = min(1.0, max(ends - time.monotonic(), 0.2))
+                        answers = [_ask(server, owner, value, limit) for owner in owners]
+                        if None not in answers:
+                            verdicts.append(all(a == "served" for a in answers))
+                    if verdicts and all(verdicts):
+                        report.notice(
+                            f"{names}: the new TXT value is served after "
+                            f"{time.monotonic() - start:.1f} s ({len(verdicts)} of {len(servers)} "
+                            "name servers answered, all with it)"
+                        )
+                        return True
+                    progress = (
+                        f"{verdicts.count(False)} of {len(verdicts)} answering name servers serve "
+                        "another value"
+                        if verdicts
+                        else f"none of the {len(servers)} name servers answered"
+                    )
+                    report.info(f"{time.monotonic() - start:.1f} s: {progress}")
+                time.sleep(max(min(round_start + POLL_INTERVAL, ends) - time.monotonic(), 0))
     except deadline.Expired as exc:
         if exc is not mine:
             raise
     report.warning(
         f"warning: the new TXT value of {names} is not yet served after {timeout:g} s "
-        f"({progress[0]}); going on, the certificate authority's own check decides "
+        f"({progress}); going on, the certificate authority's own check decides "
         "(DUCKDNS_ACME_WAIT sets the time the certbot hook waits)"
     )
     return False
-
-
-def _poll(
-    value: str,
-    owners: list[str],
-    servers: list[tuple[str, int]] | None,
-    resolver: tuple[str, int] | None,
-    port: int,
-    interval: float,
-    start: float,
-    timeout: float,
-    progress: list[str],
-) -> bool:
-    """The rounds of :func:`wait` until its time runs out: True once ``value`` is served."""
-    names = ", ".join(owners)
-    ends = start + timeout
-    while True:
-        round_start = time.monotonic()
-        if servers is None:
-            try:
-                servers = nameservers(resolver, port)
-                report.debug(f"name servers of {ZONE}: {servers}")
-            except LookupFailed as exc:
-                progress[0] = f"cannot find the name servers of {ZONE}: {exc}"
-                report.info(progress[0])
-        if servers:
-            verdicts = []
-            for server in servers:
-                remaining = max(ends - time.monotonic(), 0.2)
-                answers = [_ask(server, owner, value, min(1.0, remaining)) for owner in owners]
-                if None not in answers:
-                    verdicts.append(all(a == "served" for a in answers))
-            if verdicts and all(verdicts):
-                report.notice(
-                    f"{names}: the new TXT value is served after {time.monotonic() - start:.1f} s"
-                    f" ({len(verdicts)} of {len(servers)} name servers answered, all with it)"
-                )
-                return True
-            progress[0] = (
-                f"{verdicts.count(False)} of {len(verdicts)} answering name servers serve "
-                "another value"
-                if verdicts
-                else f"none of the {len(servers)} name servers answered"
-            )
-            report.info(f"{time.monotonic() - start:.1f} s: {progress[0]}")
-        now = time.monotonic()
-        if now >= ends:
-            return False
-        time.sleep(min(max(round_start + interval - now, 0), ends - now))

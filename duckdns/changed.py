@@ -24,6 +24,7 @@ root read another file or pass anything else to the hooks.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -58,9 +59,7 @@ PASSED = ("PATH", "LANG", "LANGUAGE", "TZ", "INVOCATION_ID", "JOURNAL_STREAM")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-# --------------------------------------------------------------------------------------
-# The updater's half
-# --------------------------------------------------------------------------------------
+# -- the updater's half ------------------------------------------------------------------------
 
 
 def record(
@@ -100,9 +99,7 @@ def record(
         )
 
 
-# --------------------------------------------------------------------------------------
-# The runner's half (root, duckdns-changed.service)
-# --------------------------------------------------------------------------------------
+# -- the runner's half (root, duckdns-changed.service) -----------------------------------------
 
 
 def _address(value: object, version: int) -> str:
@@ -125,8 +122,7 @@ def parse(data: bytes) -> dict[str, str]:
         domains = event["domains"]
         if not isinstance(domains, str) or len(domains) > 1024:
             raise ValueError
-        names = domains.split(",")
-        if not all(DOMAIN.match(n) for n in names):
+        if not all(DOMAIN.match(name) for name in domains.split(",")):
             raise ValueError
         env = {
             "DUCKDNS_DOMAINS": domains,
@@ -153,12 +149,10 @@ def take(queue_fd: int, skipped: set[str]) -> tuple[str, bytes] | None:
         except OSError:
             data = b""  # a symbolic link or a name gone meanwhile: not an event
         else:
-            if stat.S_ISREG(os.fstat(fd).st_mode):
-                with os.fdopen(fd, "rb") as f:
-                    data = f.read(MAX_EVENT + 1)
-            else:
+            try:
+                data = os.read(fd, MAX_EVENT + 1) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+            finally:
                 os.close(fd)
-                data = b""
         try:
             if stat.S_ISDIR(os.lstat(name, dir_fd=queue_fd).st_mode):
                 shutil.rmtree(name, dir_fd=queue_fd)  # never follows a link out of it
@@ -180,20 +174,8 @@ def hooks(directory: str) -> list[str]:
         names = sorted(os.listdir(directory), key=os.fsencode)
     except FileNotFoundError:
         return []
-    found = []
-    for name in names:
-        path = os.path.join(directory, name)
-        if HOOK_NAME.match(name) and os.path.isfile(path) and os.access(path, os.X_OK):
-            found.append(path)
-    return found
-
-
-def hook_environment(change: dict[str, str]) -> dict[str, str]:
-    """systemd's environment for the service (no secret in it) plus the change."""
-    env = {k: v for k, v in os.environ.items() if k in PASSED or k.startswith("LC_")}
-    env.setdefault("PATH", DEFAULT_PATH)
-    env.setdefault("HOME", "/root" if os.geteuid() == 0 else "/")
-    return {**env, **change}
+    paths = [os.path.join(directory, name) for name in names if HOOK_NAME.match(name)]
+    return [path for path in paths if os.path.isfile(path) and os.access(path, os.X_OK)]
 
 
 def run_hook(path: str, env: dict[str, str], timeout: float = HOOK_TIMEOUT) -> str:
@@ -210,12 +192,11 @@ def run_hook(path: str, env: dict[str, str], timeout: float = HOOK_TIMEOUT) -> s
         code = proc.wait(timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(KILL_GRACE)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc, signal.SIGKILL)
-            proc.wait()
-        _kill_group(proc, signal.SIGKILL)  # what it left behind in its group
+        # the hook if it is still running, and whatever it left behind in its group
+        _kill_group(proc, signal.SIGKILL)
+        proc.wait()
         return f"was still running after {timeout:g} s and was stopped"
     if code < 0:
         return f"was killed by signal {-code} ({signal.Signals(-code).name})"
@@ -225,10 +206,8 @@ def run_hook(path: str, env: dict[str, str], timeout: float = HOOK_TIMEOUT) -> s
 
 
 def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def run(queue: str, hook_dir: str, timeout: float = HOOK_TIMEOUT) -> int:
@@ -240,6 +219,10 @@ def run(queue: str, hook_dir: str, timeout: float = HOOK_TIMEOUT) -> int:
         return 0
     handled = 0
     skipped: set[str] = set()
+    # systemd's environment for the service (no secret in it), to which each change is added
+    base = {k: v for k, v in os.environ.items() if k in PASSED or k.startswith("LC_")}
+    base.setdefault("PATH", DEFAULT_PATH)
+    base.setdefault("HOME", "/root" if os.geteuid() == 0 else "/")
     try:
         while (taken := take(queue_fd, skipped)) is not None:
             name, data = taken
@@ -251,7 +234,7 @@ def run(queue: str, hook_dir: str, timeout: float = HOOK_TIMEOUT) -> int:
                 report.error(f"{queue}/{name} ignored and removed: {exc}")
                 continue
             handled += 1
-            env = hook_environment(change)
+            env = {**base, **change}
             for path in hooks(hook_dir):
                 problem = run_hook(path, env, timeout)
                 if problem:

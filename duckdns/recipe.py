@@ -43,7 +43,6 @@ MAX_CRONTABS = 64  # files read in the spool and in /etc/cron.d, each
 MAX_CRONTAB_SIZE = 64 * 1024  # a crontab is a few lines; more is read only this far
 MAX_SCRIPT_SIZE = 16 * 1024  # duck.sh is one line
 MAX_JOBS = 16
-UPDATE_URL = config.UPDATE_URL
 # Names of /etc/cron.d files cron skips (cron(8): only letters, digits, '_' and '-').
 CRON_D_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _PERIODS = ("@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@hourly")
@@ -101,13 +100,9 @@ def _crontabs() -> list[tuple[str, str | None]]:
             names = sorted(os.listdir(directory))
         except OSError:
             continue
-        count = 0
-        for name in names:
-            if count >= MAX_CRONTABS:
-                break
-            if not user_tabs and not CRON_D_NAME.fullmatch(name):
-                continue
-            count += 1
+        if not user_tabs:
+            names = [name for name in names if CRON_D_NAME.fullmatch(name)]
+        for name in names[:MAX_CRONTABS]:
             found.append((os.path.join(directory, name), name if user_tabs else None))
     return found
 
@@ -131,20 +126,17 @@ def _job(path: str, number: int, raw: str, user: str | None) -> Job | None:
         if len(parts) < 2:
             return None
         user, command = parts
-    url = UPDATE_URL.search(command)
+    url = config.UPDATE_URL.search(command)
     if url is not None:
         domains, token = _read_url(url[1])
         return Job(path, number, raw, user, "", domains, token)
     home = _home(user)
     for word in re.split(r"[\s;&|()<>]+", command):
         word = word.strip("\"'")
-        if os.path.basename(word) != SCRIPT_NAME:
-            continue
-        script = _script_path(word, home)
-        if script is None:
-            continue
-        domains, token = _read_script(script, user)
-        return Job(path, number, raw, user, script, domains, token)
+        script = _script_path(word, home) if os.path.basename(word) == SCRIPT_NAME else None
+        if script is not None:
+            domains, token = _read_script(script, user)
+            return Job(path, number, raw, user, script, domains, token)
     return None
 
 
@@ -176,11 +168,8 @@ def _script_path(word: str, home: str) -> str | None:
         word = os.path.join(home, word)
     path = os.path.normpath(word)
     root, homes = HOMES
-    if path.startswith(root + "/"):
-        return path
-    if path.startswith(homes + "/") and path.count("/") > homes.count("/") + 1:
-        return path
-    return None
+    below_a_home = path.startswith(homes + "/") and path.count("/") > homes.count("/") + 1
+    return path if path.startswith(root + "/") or below_a_home else None
 
 
 def _read_script(path: str, user: str) -> tuple[tuple[str, ...], str]:
@@ -197,7 +186,7 @@ def _read_script(path: str, user: str) -> tuple[tuple[str, ...], str]:
     if _uid(user) not in (0, owner):
         return (), ""
     text = _read(path, MAX_SCRIPT_SIZE, owner=owner, below=home)
-    for match in UPDATE_URL.finditer(text or ""):
+    for match in config.UPDATE_URL.finditer(text or ""):
         domains, token = _read_url(match[1])
         if token:
             return domains, token
@@ -224,12 +213,10 @@ def _read_url(query: str) -> tuple[tuple[str, ...], str]:
     return domains, token
 
 
-def _read(path: str, limit: int, owner: int | None, below: str | None = None) -> str | None:
-    """The first ``limit`` bytes of the regular file ``path`` as text, or None.
-
-    ``owner``: the uid the file must belong to (None: anyone). ``below``: a directory
-    under which no component may be a symbolic link (each is opened with O_NOFOLLOW from there).
-    """
+def _read(path: str, limit: int, owner: int, below: str | None = None) -> str | None:
+    """The first ``limit`` bytes of the regular file ``path`` owned by uid ``owner`` as text,
+    or None. ``below``: a directory under which no component may be a symbolic link (each is
+    opened with O_NOFOLLOW from there)."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     fds: list[int] = []
     try:
@@ -243,7 +230,7 @@ def _read(path: str, limit: int, owner: int | None, below: str | None = None) ->
             fd = os.open(rest[-1], flags, dir_fd=fds[-1])
         fds.append(fd)
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or (owner is not None and st.st_uid != owner):
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != owner:
             return None
         data = os.read(fd, limit)
     except (OSError, ValueError):
@@ -258,9 +245,7 @@ def usable(jobs: list[Job]) -> Job | None:
     """The job whose names and token become the debconf answers: the first readable one,
     if every readable job agrees with it (else none: which account is meant is not known)."""
     readable = [job for job in jobs if job.token]
-    if not readable or any(
-        (job.domains, job.token) != (readable[0].domains, readable[0].token) for job in readable
-    ):
+    if len({(job.domains, job.token) for job in readable}) != 1:
         return None
     return readable[0]
 

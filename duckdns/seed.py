@@ -22,6 +22,7 @@ import os
 import re
 import stat
 import sys
+from pathlib import PurePath
 
 from duckdns import EXIT_CONFIG, EXIT_OK, EXIT_USAGE, config, report
 
@@ -45,15 +46,10 @@ def world_readable(path: str) -> bool:
     """Whether any user can read ``path``: readable by others and every directory on
     the way to it searchable by others."""
     try:
-        if not os.stat(path).st_mode & stat.S_IROTH:
-            return False
-        parent = os.path.dirname(os.path.abspath(path))
-        while True:
-            if not os.stat(parent).st_mode & stat.S_IXOTH:
-                return False
-            if parent == os.path.dirname(parent):
-                return True
-            parent = os.path.dirname(parent)
+        return bool(os.stat(path).st_mode & stat.S_IROTH) and all(
+            os.stat(parent).st_mode & stat.S_IXOTH
+            for parent in PurePath(os.path.abspath(path)).parents
+        )
     except OSError:
         return False
 
@@ -69,21 +65,20 @@ def holds(path: str, token: str) -> bool:
     return token.lower().encode() in data.lower()
 
 
-def readable_seeds(token: str, patterns: tuple[str, ...] | None = None) -> list[str]:
-    """The seeds in ``patterns`` (default :data:`SEEDS`) that hold the token and that
-    any user can read."""
-    found = []
-    for pattern in SEEDS if patterns is None else patterns:
-        for path in sorted(glob.glob(pattern)):
-            if os.path.isfile(path) and world_readable(path) and holds(path, token):
-                found.append(path)
-    return found
+def readable_seeds(token: str, patterns: tuple[str, ...]) -> list[str]:
+    """The files ``patterns`` match that hold the token and that any user can read."""
+    return [
+        path
+        for pattern in patterns
+        for path in sorted(glob.glob(pattern))
+        if os.path.isfile(path) and world_readable(path) and holds(path, token)
+    ]
 
 
-def warn_readable(token: str, patterns: tuple[str, ...] | None = None) -> None:
+def warn_readable(token: str) -> None:
     """A warning for each world-readable cloud-init seed holding the token (named by
     its path only, never its content)."""
-    for path in readable_seeds(token, patterns):
+    for path in readable_seeds(token, SEEDS):
         report.warning(
             f"{path} holds the DuckDNS token and every user of this machine can read it "
             "(cloud-init's first-boot user-data): remove the token from it with: "
@@ -109,22 +104,20 @@ def mask_in_place(path: str, token: str) -> int:
         fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NOCTTY)
     except OSError:
         return 0
-    count = 0
-    with open(fd, "r+b", buffering=0) as f:
+    count = pos = 0
+    try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return 0
-        pos = 0
         while True:
-            f.seek(pos)
-            data = f.read(CHUNK).lower()
-            hits = [m.start() for m in re.finditer(re.escape(needle), data)]
-            for at in hits:
-                f.seek(pos + at)
-                f.write(mask)
-            count += len(hits)
+            data = os.pread(fd, CHUNK, pos).lower()
+            for match in re.finditer(re.escape(needle), data):
+                os.pwrite(fd, mask, pos + match.start())
+                count += 1
             if len(data) < CHUNK:
                 return count
             pos += len(data) - len(needle) + 1  # a token across two chunks is found too
+    finally:
+        os.close(fd)
 
 
 def main(argv: list[str] | None = None) -> int:
