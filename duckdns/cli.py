@@ -14,7 +14,6 @@ import types
 
 from duckdns import (
     EXIT_CONFIG,
-    EXIT_KO,
     EXIT_OK,
     EXIT_SOFTWARE,
     EXIT_TEMPFAIL,
@@ -39,8 +38,6 @@ else:
     # command lines), read by the commands as argparse's own: both are attributes set
     # from keyword arguments, and the commands only read attributes (getattr, vars).
     Namespace = types.SimpleNamespace
-
-__all__ = ["EXIT_CONFIG", "EXIT_KO", "EXIT_OK", "EXIT_SOFTWARE", "EXIT_TEMPFAIL", "EXIT_USAGE"]
 
 
 def exit_table() -> str:
@@ -87,8 +84,7 @@ TIMER_ARGV = ["update"]
 # FILE COMMAND`: debian/config's debconf-read prints the file's answers (never the token)
 # as dpkg-reconfigure's defaults; postinst's debconf-write reads the answers from stdin
 # and rewrites the keys they set; debian/config's debconf-check sends one update with them.
-DEBCONF_READ, DEBCONF_WRITE = "debconf-read", "debconf-write"
-DEBCONF_CHECK = "debconf-check"
+DEBCONF_READ, DEBCONF_WRITE, DEBCONF_CHECK = "debconf-read", "debconf-write", "debconf-check"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,55 +133,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"duckdns {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common(1)], help=help_text, description=help_text)
+    def add(name: str, help_text: str, *flags: tuple[str, str]) -> argparse.ArgumentParser:
+        """A command and its on/off options, each given as (option, help)."""
+        p = sub.add_parser(name, parents=[common(1)], help=help_text, description=help_text)
+        for flag, flag_help in flags:
+            p.add_argument(flag, action="store_true", help=flag_help)
+        return p
 
-    p = add("update", "update the A/AAAA records if the address changed")
-    p.add_argument("--force", action="store_true", help="send an update even if nothing changed")
-    p.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the requests that would be sent (token shown as ***) and stop",
+    add(
+        "update",
+        "update the A/AAAA records if the address changed",
+        ("--force", "send an update even if nothing changed"),
+        ("--dry-run", "print the requests that would be sent (token shown as ***) and stop"),
     )
     add("check", "validate the configuration; ask the router whether the Internet can reach us")
-    p = add("status", "show what the last runs did")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument(
-        "--prometheus",
-        action="store_true",
-        help="Prometheus text exposition (for node-exporter's textfile collector)",
-    )
-    p.add_argument(
-        "--alert",
-        action="store_true",
-        help="the last alert (down, reminder, up) in one line, for a mail recipe",
-    )
-    p.add_argument(
-        "--check",
-        action="store_true",
-        help="one line and exit status 0-3 for Nagios, Icinga or Checkmk (see below)",
+    add(
+        "status",
+        "show what the last runs did",
+        ("--json", "machine-readable output"),
+        ("--prometheus", "Prometheus text exposition (for node-exporter's textfile collector)"),
+        ("--alert", "the last alert (down, reminder, up) in one line, for a mail recipe"),
+        ("--check", "one line and exit status 0-3 for Nagios, Icinga or Checkmk (see below)"),
     )
     from duckdns import acme
 
     p = add("txt", "set, clear or wait for the TXT record (ACME DNS-01)")
     txt = p.add_subparsers(dest="txt_command", metavar="ACTION", required=True)
-    txt_set = txt.add_parser("set", parents=[common(2)], help="set the TXT record to VALUE")
-    txt_set.add_argument("value", metavar="VALUE", type=acme.txt_value)
-    acme.add_arguments(txt_set)
-    txt_clear = txt.add_parser("clear", parents=[common(2)], help="clear the TXT record")
-    acme.add_arguments(txt_clear)
-    txt_wait = txt.add_parser(
-        "wait",
-        parents=[common(2)],
-        help="wait until DuckDNS's name servers serve VALUE as the TXT record",
-    )
-    txt_wait.add_argument("value", metavar="VALUE", type=acme.txt_value)
-    acme.add_arguments(txt_wait, wait=True)
-    p = add("clear", "clear the A and AAAA records (asks first on a terminal)")
-    p.add_argument(
-        "--yes",
-        action="store_true",
-        help="clear without asking (needed when there is no terminal to ask on)",
+    for action, help_text in (
+        ("set", "set the TXT record to VALUE"),
+        ("clear", "clear the TXT record"),
+        ("wait", "wait until DuckDNS's name servers serve VALUE as the TXT record"),
+    ):
+        p = txt.add_parser(action, parents=[common(2)], help=help_text)
+        if action != "clear":
+            p.add_argument("value", metavar="VALUE", type=acme.txt_value)
+        acme.add_arguments(p, wait=action == "wait")
+    add(
+        "clear",
+        "clear the A and AAAA records (asks first on a terminal)",
+        ("--yes", "clear without asking (needed when there is no terminal to ask on)"),
     )
     p = add("verify", "check that the names resolve to the address DuckDNS recorded")
     p.add_argument(
@@ -200,8 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="DNS server to ask (default: the first nameserver in /etc/resolv.conf)",
     )
     add("backup-paths", "print the files a backup must hold to restore this setup")
-    p = add("notify", "the notifications through Apprise (notify = URL in the config)")
-    p.add_argument(
+    add("notify", "the notifications through Apprise (notify = URL in the config)").add_argument(
         "--test",
         action="store_true",
         required=True,
@@ -257,11 +242,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{cfg.path}: OK (domains {', '.join(cfg.domains)}; ipv4 {cfg.ipv4}; ipv6 {cfg.ipv6}; "
         f"server {cfg.server}{'; recipe curl-config form' if cfg.legacy else ''}{told})"
     )
-    from duckdns import localaddr, router, seed, state, upnp
+    from duckdns import localaddr, recipe, router, seed, state, upnp
 
     seed.warn_readable(cfg.token)  # a card's cloud-init user-data left readable
-    from duckdns import recipe
-
     recipe.warn_running(cfg.domains)  # duckdns.org's cron recipe, still updating them
     if not upnp.asks_router(cfg):
         report.out(upnp.NOT_ASKED)
@@ -380,9 +363,8 @@ def _stdin_answers() -> dict[str, str]:
 
 
 def cmd_debconf_write(args: argparse.Namespace) -> int:
-    """The debconf answers into the config (debian/postinst): ``key = value`` lines on
-    stdin, never argv or the environment (the token is among them). Exit 78: nothing was
-    written, and the message says why and what to do."""
+    """The debconf answers on stdin into the config (debian/postinst). Exit 78: nothing
+    was written, and the message says why and what to do."""
     path = config_path(args)
     try:
         config.rewrite(path, _stdin_answers())
@@ -417,23 +399,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
-def _closed_pipe() -> int:
-    """The reader of our output went away (``duckdns status | head -1``): end as cat and
-    the other filters end, by SIGPIPE and without a word, not as an internal error.
-
-    Python ignores SIGPIPE and raises BrokenPipeError instead (see "Note on SIGPIPE" in
-    the signal module's documentation); the default action is restored and the signal
-    sent again, so a shell sees 128+13 (what ``set -o pipefail`` reports for ``cat``) and
-    no exit status of ours (1 is KO) is misread. Dying now also skips the interpreter's
-    final flush of stdout, which would fail again and print "Exception ignored".
-    """
-    import signal
-
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGPIPE)
-    return 128 + signal.SIGPIPE  # not reached
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         try:
@@ -442,7 +407,19 @@ def main(argv: list[str] | None = None) -> int:
             if sys.stdout:  # argparse leaves --help in the buffer: fail here, not at exit
                 sys.stdout.flush()
     except BrokenPipeError:
-        return _closed_pipe()
+        # The reader of our output went away (``duckdns status | head -1``): end as cat and
+        # the other filters end, by SIGPIPE and without a word, not as an internal error.
+        # Python ignores SIGPIPE and raises BrokenPipeError instead (see "Note on SIGPIPE"
+        # in the signal module's documentation); the default action is restored and the
+        # signal sent again, so a shell sees 128+13 (what ``set -o pipefail`` reports for
+        # ``cat``) and no exit status of ours (1 is KO) is misread. Dying now also skips the
+        # interpreter's final flush of stdout, which would fail again and print "Exception
+        # ignored".
+        import signal
+
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
+        return 128 + signal.SIGPIPE  # not reached
 
 
 def _run(argv: list[str]) -> int:
