@@ -50,12 +50,9 @@ def run(args: argparse.Namespace, path: str) -> int:
     if args.prometheus or args.alert:
         from duckdns import metrics
 
-        if args.alert:
-            line = metrics.alert_line(saved)
-            if line:
-                report.out(line)
-            return EXIT_OK
-        report.out(metrics.render(saved, _domains(path)))
+        text = metrics.alert_line(saved) if args.alert else metrics.render(saved, _domains(path))
+        if text:  # no alert yet: no line
+            report.out(text)
         return EXIT_OK
     if args.json:
         report.out(
@@ -139,22 +136,18 @@ def _reach_status(saved: State) -> str:
 
 def _probe_status(saved: State) -> str:
     """The probe's state as the last run left it, in words."""
-    kind, since = saved.probe.state, _when(saved.probe.since)
+    since, answer = _when(saved.probe.since), saved.probe.answer or "-"
     slow = "DuckDNS is asked at most every 5 minutes"
-    if kind == decide.PROBE_OK:
-        return f"working (last answer {saved.probe.answer or '-'})"
-    if kind == decide.PROBE_FAILING:
-        return f"failing since {since}: {slow}"
-    if kind == decide.PROBE_DISTRUSTED:
-        return (
-            f"not trusted since {since} (it answered {saved.probe.answer or '-'}, "
+    return {
+        decide.PROBE_OK: f"working (last answer {answer})",
+        decide.PROBE_FAILING: f"failing since {since}: {slow}",
+        decide.PROBE_DISTRUSTED: (
+            f"not trusted since {since} (it answered {answer}, "
             f"DuckDNS saw {saved.ipv4.value or '-'}): {slow}"
-        )
-    if kind == decide.PROBE_OFF:
-        return "off (probe = off): DuckDNS is asked every run"
-    if kind == decide.PROBE_UNUSED:
-        return "not used (ipv4 is not auto)"
-    return "not yet checked"
+        ),
+        decide.PROBE_OFF: "off (probe = off): DuckDNS is asked every run",
+        decide.PROBE_UNUSED: "not used (ipv4 is not auto)",
+    }.get(saved.probe.state, "not yet checked")
 
 
 def check(path: str) -> int:
