@@ -98,22 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
         :func:`verbosity` adds them up. SUPPRESS keeps a --config given before the command.
         """
         p = argparse.ArgumentParser(add_help=False)
-        p.add_argument(
-            "-v",
-            "--verbose",
-            action="count",
-            default=0,
-            dest=f"verbose{level}",
-            help="say more (twice: debug)",
-        )
-        p.add_argument(
-            "-q",
-            "--quiet",
-            action="count",
-            default=0,
-            dest=f"quiet{level}",
-            help="say less (once: no change notices; twice: errors only)",
-        )
+        for short, option, name, help_text in (
+            ("-v", "--verbose", "verbose", "say more (twice: debug)"),
+            ("-q", "--quiet", "quiet", "say less (once: no change notices; twice: errors only)"),
+        ):
+            p.add_argument(
+                short, option, action="count", default=0, dest=f"{name}{level}", help=help_text
+            )
         p.add_argument(
             "--config",
             metavar="PATH",
@@ -212,17 +203,13 @@ def verbosity(args: argparse.Namespace) -> int:
     return sum(counts.get(f"verbose{n}", 0) - counts.get(f"quiet{n}", 0) for n in range(3))
 
 
-def config_path(args: argparse.Namespace) -> str:
-    return getattr(args, "config", None) or config.default_path()
-
-
 # -- commands ----------------------------------------------------------------------
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def cmd_check(args: argparse.Namespace, path: str) -> int:
     """Everything a run will use, checked as the run uses it, without any traffic to
     DuckDNS; then the reachability verdict from the router's answers (not an error)."""
-    cfg = config.load(config_path(args))
+    cfg = config.load(path)
     if cfg.ca_bundle:  # loaded as each request loads it: a file refused here fails there
         config.tls_context(cfg.ca_bundle, f"{cfg.path}: ca_bundle")
     if len(cfg.domains) > config.ACCOUNT_DOMAINS:
@@ -256,11 +243,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_notify(args: argparse.Namespace) -> int:
+def cmd_notify(args: argparse.Namespace, path: str) -> int:
     """``notify --test``: one test message to every notify URL, and each one's verdict."""
     from duckdns import notify
 
-    cfg = config.load(config_path(args))
+    cfg = config.load(path)
     if not cfg.notify:
         raise config.ConfigError(
             f"{cfg.path}: no notify line: add 'notify = URL' with an Apprise URL "
@@ -275,19 +262,19 @@ def cmd_notify(args: argparse.Namespace) -> int:
     return EXIT_TEMPFAIL if any(whys) else EXIT_OK
 
 
-def cmd_update(args: argparse.Namespace) -> int:
+def cmd_update(args: argparse.Namespace, path: str) -> int:
     from duckdns import update
 
-    return update.run(config_path(args), force=args.force, dry_run=args.dry_run)
+    return update.run(path, force=args.force, dry_run=args.dry_run)
 
 
-def cmd_txt(args: argparse.Namespace) -> int:
+def cmd_txt(args: argparse.Namespace, path: str) -> int:
     from duckdns import acme, update
 
     if args.txt_command == "wait":
-        return acme.cmd_wait(args, config_path(args))
+        return acme.cmd_wait(args, path)
     try:
-        cfg = acme.config_for(args, config_path(args))  # --for: that DuckDNS name only
+        cfg = acme.config_for(args, path)  # --for: that DuckDNS name only
     except acme.LookupFailed as exc:
         report.error(str(exc))
         return EXIT_TEMPFAIL
@@ -296,10 +283,10 @@ def cmd_txt(args: argparse.Namespace) -> int:
     return update.send_one(cfg, "TXT record cleared", txt="", clear=True)
 
 
-def cmd_clear(args: argparse.Namespace) -> int:
+def cmd_clear(args: argparse.Namespace, path: str) -> int:
     from duckdns import update
 
-    cfg = config.load(config_path(args))
+    cfg = config.load(path)
     names = ", ".join(f"{name}.duckdns.org" for name in cfg.domains)
     if not args.yes:
         if not sys.stdin.isatty():
@@ -316,16 +303,16 @@ def cmd_clear(args: argparse.Namespace) -> int:
     return update.send_one(cfg, "A and AAAA records cleared", clear=True)
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(args: argparse.Namespace, path: str) -> int:
     from duckdns import status
 
-    return status.run(args, config_path(args))
+    return status.run(args, path)
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(args: argparse.Namespace, path: str) -> int:
     from duckdns import verify
 
-    return verify.run(args, config_path(args))
+    return verify.run(args, path)
 
 
 def backup_paths(path: str) -> list[str]:
@@ -340,14 +327,14 @@ def backup_paths(path: str) -> list[str]:
     return paths
 
 
-def cmd_backup_paths(args: argparse.Namespace) -> int:
-    report.out("\n".join(backup_paths(config_path(args))))
+def cmd_backup_paths(args: argparse.Namespace, path: str) -> int:
+    report.out("\n".join(backup_paths(path)))
     return EXIT_OK
 
 
-def cmd_debconf_read(args: argparse.Namespace) -> int:
+def cmd_debconf_read(args: argparse.Namespace, path: str) -> int:
     """The config's domains, ipv6 and whether it has a token, for debian/config."""
-    report.out(config.current_answers(config_path(args)))
+    report.out(config.current_answers(path))
     return EXIT_OK
 
 
@@ -362,10 +349,9 @@ def _stdin_answers() -> dict[str, str]:
         raise config.ConfigError("the answers are not UTF-8 text") from None
 
 
-def cmd_debconf_write(args: argparse.Namespace) -> int:
+def cmd_debconf_write(args: argparse.Namespace, path: str) -> int:
     """The debconf answers on stdin into the config (debian/postinst). Exit 78: nothing
     was written, and the message says why and what to do."""
-    path = config_path(args)
     try:
         config.rewrite(path, _stdin_answers())
     except config.ConfigError as exc:
@@ -377,14 +363,14 @@ def cmd_debconf_write(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_debconf_check(args: argparse.Namespace) -> int:
+def cmd_debconf_check(args: argparse.Namespace, path: str) -> int:
     """One bounded update with the debconf answers on stdin (debian/config, interactive)."""
     from duckdns import tokencheck
 
-    return tokencheck.check(config_path(args), _stdin_answers())
+    return tokencheck.check(path, _stdin_answers())
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace, str], int]] = {
     "update": cmd_update,
     "check": cmd_check,
     "status": cmd_status,
@@ -425,8 +411,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str]) -> int:
     args = parse_args(argv)
     report.set_verbosity(verbosity(args))
+    path = getattr(args, "config", None) or config.default_path()
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command](args, path)
     except config.ConfigError as exc:
         report.error(str(exc))
         return EXIT_CONFIG
