@@ -38,7 +38,6 @@ def _when(timestamp: float | None) -> str:
 
 
 def run(args: argparse.Namespace, path: str) -> int:
-    """Print the state as ``args`` asks: rows, --json, --prometheus, --alert or --check."""
     if args.check:
         return check(path)
     state_path = state.path_for(path)
@@ -88,27 +87,20 @@ def run(args: argparse.Namespace, path: str) -> int:
 
 def _failure_rows(saved: State) -> list[tuple[str, str]]:
     """The failure streak and the heartbeat, for ``duckdns status``."""
-    if saved.streak.failures:
-        due, failures = saved.streak.next_attempt, saved.streak.failures
-        rows = [
-            ("Failing since", _when(saved.streak.since)),
-            (
-                "Failures",
-                f"{failures} {'attempt' if failures == 1 else 'attempts'} in a row "
-                f"({saved.streak.kind})",
-            ),
-            ("Next attempt", _at(due) if due else "next run"),
-        ]
-    else:
-        rows = [("Failing since", "-")]
+    streak = saved.streak
+    rows = [("Failing since", _when(streak.since) if streak.failures else "-")]
+    if streak.failures:
+        attempts = "attempt" if streak.failures == 1 else "attempts"
+        rows.append(("Failures", f"{streak.failures} {attempts} in a row ({streak.kind})"))
+        rows.append(("Next attempt", _at(streak.next_attempt)))
     if saved.ping.tried:
         rows.append(("Heartbeat", f"{saved.ping.state or '-'}, {_when(saved.ping.at)}"))
     return rows
 
 
-def _at(timestamp: float) -> str:
-    """A time to come: ``2026-12-01 08:15:00 UTC (in 4 min)``; past: the next run."""
-    ahead = int(timestamp - time.time())
+def _at(timestamp: float | None) -> str:
+    """A time to come: ``2026-12-01 08:15:00 UTC (in 4 min)``; none or past: the next run."""
+    ahead = int(timestamp - time.time()) if timestamp else 0
     if ahead <= 0:
         return "next run"
     text = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(timestamp))
@@ -166,12 +158,11 @@ def check(path: str) -> int:
         return _verdict(CheckStatus.UNKNOWN, f"{exc.filename or path} cannot be read: run as root")
     now = time.time()
     verdict, text = judge(saved, cfg.refresh, now)
-    names = ", ".join(cfg.domains)
     perf = [f"failures={saved.streak.failures};;;0"]
     if saved.run.last_success:
         age = max(0, int(now - saved.run.last_success))
         perf.insert(0, f"last_success={age}s;{cfg.refresh + STALE_MARGIN};;0")
-    return _verdict(verdict, f"{names}: {text}", " ".join(perf))
+    return _verdict(verdict, f"{', '.join(cfg.domains)}: {text}", " ".join(perf))
 
 
 def judge(saved: State, refresh: int, now: float) -> tuple[CheckStatus, str]:
