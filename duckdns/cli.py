@@ -2,8 +2,7 @@
 
 ``requests`` (through duckdns.api) costs more to import than the rest of the program, so
 it is imported only by the commands that send a request; a timer run where nothing
-changed never loads it (see scripts/bench). For the same reason the timer's own command
-line, ``duckdns update``, is recognised without building the argparse parser.
+changed never loads it (see scripts/bench).
 """
 
 from __future__ import annotations
@@ -40,8 +39,8 @@ else:
     Namespace = types.SimpleNamespace
 
 
-def exit_table() -> str:
-    """The exit statuses for --help, from their one definition (duckdns.ExitStatus)."""
+def epilog() -> str:
+    """The end of --help: the exit statuses from their one definition, and the token's source."""
     import textwrap
 
     def rows(statuses: Iterable[ExitStatus | CheckStatus]) -> str:
@@ -58,14 +57,11 @@ def exit_table() -> str:
     return (
         f"exit codes:\n{rows(ExitStatus)}\n\n"
         f"exit codes of 'status --check' (the monitoring-plugins convention):\n"
-        f"{rows(CheckStatus)}\n"
+        f"{rows(CheckStatus)}\n\n"
+        "The token is read only from the configuration file (mode 0600), never from the\n"
+        "command line or the environment. See duckdns(1) and duckdns.conf(5).\n"
     )
 
-
-EPILOG_END = """
-The token is read only from the configuration file (mode 0600), never from the
-command line or the environment. See duckdns(1) and duckdns.conf(5).
-"""
 
 BACKUP_UNIT_PATHS = (
     "/etc/systemd/system/timers.target.wants/duckdns.timer",
@@ -95,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
         -v and -q count into one dest per level (argparse copies a subcommand's values over
         the main parser's, so a shared dest would lose what came before the command);
-        :func:`verbosity` adds them up. SUPPRESS keeps a --config given before the command.
+        :func:`_run` adds them up. SUPPRESS keeps a --config given before the command.
         """
         p = argparse.ArgumentParser(add_help=False)
         for short, option, name, help_text in (
@@ -117,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="duckdns",
         parents=[common(0)],
-        epilog=exit_table() + EPILOG_END,
+        epilog=epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Keep DuckDNS names pointed at this host's address.",
     )
@@ -195,12 +191,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         if len(argv) == 1 or path:
             return Namespace(command=argv[-1], config=path)
     return build_parser().parse_args(argv)
-
-
-def verbosity(args: argparse.Namespace) -> int:
-    """-v as +1 and -q as -1, wherever they stand (one dest per command level)."""
-    counts = vars(args)
-    return sum(counts.get(f"verbose{n}", 0) - counts.get(f"quiet{n}", 0) for n in range(3))
 
 
 # -- commands ----------------------------------------------------------------------
@@ -410,7 +400,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(argv: list[str]) -> int:
     args = parse_args(argv)
-    report.set_verbosity(verbosity(args))
+    counts = vars(args)  # -v as +1 and -q as -1, wherever they stand (one dest per level)
+    report.set_verbosity(
+        sum(counts.get(f"verbose{n}", 0) - counts.get(f"quiet{n}", 0) for n in range(3))
+    )
     path = getattr(args, "config", None) or config.default_path()
     try:
         return COMMANDS[args.command](args, path)
