@@ -30,9 +30,8 @@ def run(args: argparse.Namespace, path: str) -> int:
     expected = [ip for ip in (expected4, expected6) if ip]
     if not expected:
         report.warning("no address recorded yet: run 'duckdns update' first")
-    names = [f"{d}.duckdns.org" for d in cfg.domains] + list(args.names)
     worst = 0
-    for name in names:
+    for name in [f"{d}.duckdns.org" for d in cfg.domains] + args.names:
         try:
             found = resolve.addresses(res, name)
         except resolve.Failed as exc:
