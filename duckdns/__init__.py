@@ -27,10 +27,8 @@ class ExitStatus(_Described):
     SOFTWARE = 70, "internal error: a bug in duckdns (please report it)"
     TEMPFAIL = (
         75,
-        (
-            "temporary failure after retries: network, DNS, TLS or clock, timeout, HTTP "
-            "status other than 200, redirect, unexpected or oversized answer"
-        ),
+        "temporary failure after retries: network, DNS, TLS or clock, timeout, HTTP "
+        "status other than 200, redirect, unexpected or oversized answer",
     )
     CONFIG = 78, "configuration error (the message names the file and the fix)"
 
@@ -42,10 +40,8 @@ class CheckStatus(_Described):
     OK = 0, "OK: the last attempt worked and a success is recent"
     WARNING = (
         1,
-        (
-            "WARNING: temporary failures for less than an hour, the address probe failing "
-            "or not trusted, or no success for longer than refresh plus an hour"
-        ),
+        "WARNING: temporary failures for less than an hour, the address probe failing "
+        "or not trusted, or no success for longer than refresh plus an hour",
     )
     CRITICAL = 2, "CRITICAL: DuckDNS answered KO, or failures for an hour or more"
     UNKNOWN = 3, "UNKNOWN: never run yet, or the configuration or state cannot be read"

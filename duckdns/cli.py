@@ -2,8 +2,7 @@
 
 ``requests`` (through duckdns.api) costs more to import than the rest of the program, so
 it is imported only by the commands that send a request; a timer run where nothing
-changed never loads it (see scripts/bench). For the same reason the timer's own command
-line, ``duckdns update``, is recognised without building the argparse parser.
+changed never loads it (see scripts/bench).
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import types
 
 from duckdns import (
     EXIT_CONFIG,
-    EXIT_KO,
     EXIT_OK,
     EXIT_SOFTWARE,
     EXIT_TEMPFAIL,
@@ -40,11 +38,9 @@ else:
     # from keyword arguments, and the commands only read attributes (getattr, vars).
     Namespace = types.SimpleNamespace
 
-__all__ = ["EXIT_CONFIG", "EXIT_KO", "EXIT_OK", "EXIT_SOFTWARE", "EXIT_TEMPFAIL", "EXIT_USAGE"]
 
-
-def exit_table() -> str:
-    """The exit statuses for --help, from their one definition (duckdns.ExitStatus)."""
+def epilog() -> str:
+    """The end of --help: the exit statuses from their one definition, and the token's source."""
     import textwrap
 
     def rows(statuses: Iterable[ExitStatus | CheckStatus]) -> str:
@@ -61,14 +57,11 @@ def exit_table() -> str:
     return (
         f"exit codes:\n{rows(ExitStatus)}\n\n"
         f"exit codes of 'status --check' (the monitoring-plugins convention):\n"
-        f"{rows(CheckStatus)}\n"
+        f"{rows(CheckStatus)}\n\n"
+        "The token is read only from the configuration file (mode 0600), never from the\n"
+        "command line or the environment. See duckdns(1) and duckdns.conf(5).\n"
     )
 
-
-EPILOG_END = """
-The token is read only from the configuration file (mode 0600), never from the
-command line or the environment. See duckdns(1) and duckdns.conf(5).
-"""
 
 BACKUP_UNIT_PATHS = (
     "/etc/systemd/system/timers.target.wants/duckdns.timer",
@@ -87,8 +80,7 @@ TIMER_ARGV = ["update"]
 # FILE COMMAND`: debian/config's debconf-read prints the file's answers (never the token)
 # as dpkg-reconfigure's defaults; postinst's debconf-write reads the answers from stdin
 # and rewrites the keys they set; debian/config's debconf-check sends one update with them.
-DEBCONF_READ, DEBCONF_WRITE = "debconf-read", "debconf-write"
-DEBCONF_CHECK = "debconf-check"
+DEBCONF_READ, DEBCONF_WRITE, DEBCONF_CHECK = "debconf-read", "debconf-write", "debconf-check"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,25 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
 
         -v and -q count into one dest per level (argparse copies a subcommand's values over
         the main parser's, so a shared dest would lose what came before the command);
-        :func:`verbosity` adds them up. SUPPRESS keeps a --config given before the command.
+        :func:`_run` adds them up. SUPPRESS keeps a --config given before the command.
         """
         p = argparse.ArgumentParser(add_help=False)
-        p.add_argument(
-            "-v",
-            "--verbose",
-            action="count",
-            default=0,
-            dest=f"verbose{level}",
-            help="say more (twice: debug)",
-        )
-        p.add_argument(
-            "-q",
-            "--quiet",
-            action="count",
-            default=0,
-            dest=f"quiet{level}",
-            help="say less (once: no change notices; twice: errors only)",
-        )
+        for short, option, name, help_text in (
+            ("-v", "--verbose", "verbose", "say more (twice: debug)"),
+            ("-q", "--quiet", "quiet", "say less (once: no change notices; twice: errors only)"),
+        ):
+            p.add_argument(
+                short, option, action="count", default=0, dest=f"{name}{level}", help=help_text
+            )
         p.add_argument(
             "--config",
             metavar="PATH",
@@ -130,62 +113,52 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="duckdns",
         parents=[common(0)],
-        epilog=exit_table() + EPILOG_END,
+        epilog=epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Keep DuckDNS names pointed at this host's address.",
     )
     parser.add_argument("--version", action="version", version=f"duckdns {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common(1)], help=help_text, description=help_text)
+    def add(name: str, help_text: str, *flags: tuple[str, str]) -> argparse.ArgumentParser:
+        """A command and its on/off options, each given as (option, help)."""
+        p = sub.add_parser(name, parents=[common(1)], help=help_text, description=help_text)
+        for flag, flag_help in flags:
+            p.add_argument(flag, action="store_true", help=flag_help)
+        return p
 
-    p = add("update", "update the A/AAAA records if the address changed")
-    p.add_argument("--force", action="store_true", help="send an update even if nothing changed")
-    p.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the requests that would be sent (token shown as ***) and stop",
+    add(
+        "update",
+        "update the A/AAAA records if the address changed",
+        ("--force", "send an update even if nothing changed"),
+        ("--dry-run", "print the requests that would be sent (token shown as ***) and stop"),
     )
     add("check", "validate the configuration; ask the router whether the Internet can reach us")
-    p = add("status", "show what the last runs did")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument(
-        "--prometheus",
-        action="store_true",
-        help="Prometheus text exposition (for node-exporter's textfile collector)",
-    )
-    p.add_argument(
-        "--alert",
-        action="store_true",
-        help="the last alert (down, reminder, up) in one line, for a mail recipe",
-    )
-    p.add_argument(
-        "--check",
-        action="store_true",
-        help="one line and exit status 0-3 for Nagios, Icinga or Checkmk (see below)",
+    add(
+        "status",
+        "show what the last runs did",
+        ("--json", "machine-readable output"),
+        ("--prometheus", "Prometheus text exposition (for node-exporter's textfile collector)"),
+        ("--alert", "the last alert (down, reminder, up) in one line, for a mail recipe"),
+        ("--check", "one line and exit status 0-3 for Nagios, Icinga or Checkmk (see below)"),
     )
     from duckdns import acme
 
     p = add("txt", "set, clear or wait for the TXT record (ACME DNS-01)")
     txt = p.add_subparsers(dest="txt_command", metavar="ACTION", required=True)
-    txt_set = txt.add_parser("set", parents=[common(2)], help="set the TXT record to VALUE")
-    txt_set.add_argument("value", metavar="VALUE", type=acme.txt_value)
-    acme.add_arguments(txt_set)
-    txt_clear = txt.add_parser("clear", parents=[common(2)], help="clear the TXT record")
-    acme.add_arguments(txt_clear)
-    txt_wait = txt.add_parser(
-        "wait",
-        parents=[common(2)],
-        help="wait until DuckDNS's name servers serve VALUE as the TXT record",
-    )
-    txt_wait.add_argument("value", metavar="VALUE", type=acme.txt_value)
-    acme.add_arguments(txt_wait, wait=True)
-    p = add("clear", "clear the A and AAAA records (asks first on a terminal)")
-    p.add_argument(
-        "--yes",
-        action="store_true",
-        help="clear without asking (needed when there is no terminal to ask on)",
+    for action, help_text in (
+        ("set", "set the TXT record to VALUE"),
+        ("clear", "clear the TXT record"),
+        ("wait", "wait until DuckDNS's name servers serve VALUE as the TXT record"),
+    ):
+        p = txt.add_parser(action, parents=[common(2)], help=help_text)
+        if action != "clear":
+            p.add_argument("value", metavar="VALUE", type=acme.txt_value)
+        acme.add_arguments(p, wait=action == "wait")
+    add(
+        "clear",
+        "clear the A and AAAA records (asks first on a terminal)",
+        ("--yes", "clear without asking (needed when there is no terminal to ask on)"),
     )
     p = add("verify", "check that the names resolve to the address DuckDNS recorded")
     p.add_argument(
@@ -200,8 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="DNS server to ask (default: the first nameserver in /etc/resolv.conf)",
     )
     add("backup-paths", "print the files a backup must hold to restore this setup")
-    p = add("notify", "the notifications through Apprise (notify = URL in the config)")
-    p.add_argument(
+    add("notify", "the notifications through Apprise (notify = URL in the config)").add_argument(
         "--test",
         action="store_true",
         required=True,
@@ -221,23 +193,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
-def verbosity(args: argparse.Namespace) -> int:
-    """-v as +1 and -q as -1, wherever they stand (one dest per command level)."""
-    counts = vars(args)
-    return sum(counts.get(f"verbose{n}", 0) - counts.get(f"quiet{n}", 0) for n in range(3))
-
-
-def config_path(args: argparse.Namespace) -> str:
-    return getattr(args, "config", None) or config.default_path()
-
-
 # -- commands ----------------------------------------------------------------------
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def cmd_check(args: argparse.Namespace, path: str) -> int:
     """Everything a run will use, checked as the run uses it, without any traffic to
     DuckDNS; then the reachability verdict from the router's answers (not an error)."""
-    cfg = config.load(config_path(args))
+    cfg = config.load(path)
     if cfg.ca_bundle:  # loaded as each request loads it: a file refused here fails there
         config.tls_context(cfg.ca_bundle, f"{cfg.path}: ca_bundle")
     if len(cfg.domains) > config.ACCOUNT_DOMAINS:
@@ -257,11 +219,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{cfg.path}: OK (domains {', '.join(cfg.domains)}; ipv4 {cfg.ipv4}; ipv6 {cfg.ipv6}; "
         f"server {cfg.server}{'; recipe curl-config form' if cfg.legacy else ''}{told})"
     )
-    from duckdns import localaddr, router, seed, state, upnp
+    from duckdns import localaddr, recipe, router, seed, state, upnp
 
     seed.warn_readable(cfg.token)  # a card's cloud-init user-data left readable
-    from duckdns import recipe
-
     recipe.warn_running(cfg.domains)  # duckdns.org's cron recipe, still updating them
     if not upnp.asks_router(cfg):
         report.out(upnp.NOT_ASKED)
@@ -273,11 +233,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_notify(args: argparse.Namespace) -> int:
+def cmd_notify(args: argparse.Namespace, path: str) -> int:
     """``notify --test``: one test message to every notify URL, and each one's verdict."""
     from duckdns import notify
 
-    cfg = config.load(config_path(args))
+    cfg = config.load(path)
     if not cfg.notify:
         raise config.ConfigError(
             f"{cfg.path}: no notify line: add 'notify = URL' with an Apprise URL "
@@ -292,19 +252,19 @@ def cmd_notify(args: argparse.Namespace) -> int:
     return EXIT_TEMPFAIL if any(whys) else EXIT_OK
 
 
-def cmd_update(args: argparse.Namespace) -> int:
+def cmd_update(args: argparse.Namespace, path: str) -> int:
     from duckdns import update
 
-    return update.run(config_path(args), force=args.force, dry_run=args.dry_run)
+    return update.run(path, force=args.force, dry_run=args.dry_run)
 
 
-def cmd_txt(args: argparse.Namespace) -> int:
+def cmd_txt(args: argparse.Namespace, path: str) -> int:
     from duckdns import acme, update
 
     if args.txt_command == "wait":
-        return acme.cmd_wait(args, config_path(args))
+        return acme.cmd_wait(args, path)
     try:
-        cfg = acme.config_for(args, config_path(args))  # --for: that DuckDNS name only
+        cfg = acme.config_for(args, path)  # --for: that DuckDNS name only
     except acme.LookupFailed as exc:
         report.error(str(exc))
         return EXIT_TEMPFAIL
@@ -313,10 +273,10 @@ def cmd_txt(args: argparse.Namespace) -> int:
     return update.send_one(cfg, "TXT record cleared", txt="", clear=True)
 
 
-def cmd_clear(args: argparse.Namespace) -> int:
+def cmd_clear(args: argparse.Namespace, path: str) -> int:
     from duckdns import update
 
-    cfg = config.load(config_path(args))
+    cfg = config.load(path)
     names = ", ".join(f"{name}.duckdns.org" for name in cfg.domains)
     if not args.yes:
         if not sys.stdin.isatty():
@@ -333,16 +293,16 @@ def cmd_clear(args: argparse.Namespace) -> int:
     return update.send_one(cfg, "A and AAAA records cleared", clear=True)
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(args: argparse.Namespace, path: str) -> int:
     from duckdns import status
 
-    return status.run(args, config_path(args))
+    return status.run(args, path)
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(args: argparse.Namespace, path: str) -> int:
     from duckdns import verify
 
-    return verify.run(args, config_path(args))
+    return verify.run(args, path)
 
 
 def backup_paths(path: str) -> list[str]:
@@ -357,14 +317,14 @@ def backup_paths(path: str) -> list[str]:
     return paths
 
 
-def cmd_backup_paths(args: argparse.Namespace) -> int:
-    report.out("\n".join(backup_paths(config_path(args))))
+def cmd_backup_paths(args: argparse.Namespace, path: str) -> int:
+    report.out("\n".join(backup_paths(path)))
     return EXIT_OK
 
 
-def cmd_debconf_read(args: argparse.Namespace) -> int:
+def cmd_debconf_read(args: argparse.Namespace, path: str) -> int:
     """The config's domains, ipv6 and whether it has a token, for debian/config."""
-    report.out(config.current_answers(config_path(args)))
+    report.out(config.current_answers(path))
     return EXIT_OK
 
 
@@ -379,11 +339,9 @@ def _stdin_answers() -> dict[str, str]:
         raise config.ConfigError("the answers are not UTF-8 text") from None
 
 
-def cmd_debconf_write(args: argparse.Namespace) -> int:
-    """The debconf answers into the config (debian/postinst): ``key = value`` lines on
-    stdin, never argv or the environment (the token is among them). Exit 78: nothing was
-    written, and the message says why and what to do."""
-    path = config_path(args)
+def cmd_debconf_write(args: argparse.Namespace, path: str) -> int:
+    """The debconf answers on stdin into the config (debian/postinst). Exit 78: nothing
+    was written, and the message says why and what to do."""
     try:
         config.rewrite(path, _stdin_answers())
     except config.ConfigError as exc:
@@ -395,14 +353,14 @@ def cmd_debconf_write(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_debconf_check(args: argparse.Namespace) -> int:
+def cmd_debconf_check(args: argparse.Namespace, path: str) -> int:
     """One bounded update with the debconf answers on stdin (debian/config, interactive)."""
     from duckdns import tokencheck
 
-    return tokencheck.check(config_path(args), _stdin_answers())
+    return tokencheck.check(path, _stdin_answers())
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace, str], int]] = {
     "update": cmd_update,
     "check": cmd_check,
     "status": cmd_status,
@@ -417,23 +375,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
-def _closed_pipe() -> int:
-    """The reader of our output went away (``duckdns status | head -1``): end as cat and
-    the other filters end, by SIGPIPE and without a word, not as an internal error.
-
-    Python ignores SIGPIPE and raises BrokenPipeError instead (see "Note on SIGPIPE" in
-    the signal module's documentation); the default action is restored and the signal
-    sent again, so a shell sees 128+13 (what ``set -o pipefail`` reports for ``cat``) and
-    no exit status of ours (1 is KO) is misread. Dying now also skips the interpreter's
-    final flush of stdout, which would fail again and print "Exception ignored".
-    """
-    import signal
-
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGPIPE)
-    return 128 + signal.SIGPIPE  # not reached
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         try:
@@ -442,14 +383,30 @@ def main(argv: list[str] | None = None) -> int:
             if sys.stdout:  # argparse leaves --help in the buffer: fail here, not at exit
                 sys.stdout.flush()
     except BrokenPipeError:
-        return _closed_pipe()
+        # The reader of our output went away (``duckdns status | head -1``): end as cat and
+        # the other filters end, by SIGPIPE and without a word, not as an internal error.
+        # Python ignores SIGPIPE and raises BrokenPipeError instead (see "Note on SIGPIPE"
+        # in the signal module's documentation); the default action is restored and the
+        # signal sent again, so a shell sees 128+13 (what ``set -o pipefail`` reports for
+        # ``cat``) and no exit status of ours (1 is KO) is misread. Dying now also skips the
+        # interpreter's final flush of stdout, which would fail again and print "Exception
+        # ignored".
+        import signal
+
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
+        return 128 + signal.SIGPIPE  # not reached
 
 
 def _run(argv: list[str]) -> int:
     args = parse_args(argv)
-    report.set_verbosity(verbosity(args))
+    counts = vars(args)  # -v as +1 and -q as -1, wherever they stand (one dest per level)
+    report.set_verbosity(
+        sum(counts.get(f"verbose{n}", 0) - counts.get(f"quiet{n}", 0) for n in range(3))
+    )
+    path = getattr(args, "config", None) or config.default_path()
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command](args, path)
     except config.ConfigError as exc:
         report.error(str(exc))
         return EXIT_CONFIG

@@ -24,10 +24,6 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _number(value: float) -> str:
-    return repr(float(value)) if isinstance(value, float) else str(int(value))
-
-
 def render(state: State, domains: tuple[str, ...] = ()) -> str:
     """The metrics for ``state`` (and the config's ``domains``, for the records' labels)."""
     lines: list[str] = []
@@ -37,7 +33,7 @@ def render(state: State, domains: tuple[str, ...] = ()) -> str:
         if given:
             lines.append(f"# HELP {PREFIX}{name} {help_text}")
             lines.append(f"# TYPE {PREFIX}{name} gauge")
-            lines.extend(f"{PREFIX}{name}{labels} {_number(value)}" for labels, value in given)
+            lines.extend(f"{PREFIX}{name}{labels} {value}" for labels, value in given)
 
     run, streak = state.run, state.streak
     failing = streak.failures > 0

@@ -38,7 +38,6 @@ def _when(timestamp: float | None) -> str:
 
 
 def run(args: argparse.Namespace, path: str) -> int:
-    """Print the state as ``args`` asks: rows, --json, --prometheus, --alert or --check."""
     if args.check:
         return check(path)
     state_path = state.path_for(path)
@@ -50,12 +49,9 @@ def run(args: argparse.Namespace, path: str) -> int:
     if args.prometheus or args.alert:
         from duckdns import metrics
 
-        if args.alert:
-            line = metrics.alert_line(saved)
-            if line:
-                report.out(line)
-            return EXIT_OK
-        report.out(metrics.render(saved, _domains(path)))
+        text = metrics.alert_line(saved) if args.alert else metrics.render(saved, _domains(path))
+        if text:  # no alert yet: no line
+            report.out(text)
         return EXIT_OK
     if args.json:
         report.out(
@@ -91,27 +87,20 @@ def run(args: argparse.Namespace, path: str) -> int:
 
 def _failure_rows(saved: State) -> list[tuple[str, str]]:
     """The failure streak and the heartbeat, for ``duckdns status``."""
-    if saved.streak.failures:
-        due, failures = saved.streak.next_attempt, saved.streak.failures
-        rows = [
-            ("Failing since", _when(saved.streak.since)),
-            (
-                "Failures",
-                f"{failures} {'attempt' if failures == 1 else 'attempts'} in a row "
-                f"({saved.streak.kind})",
-            ),
-            ("Next attempt", _at(due) if due else "next run"),
-        ]
-    else:
-        rows = [("Failing since", "-")]
+    streak = saved.streak
+    rows = [("Failing since", _when(streak.since) if streak.failures else "-")]
+    if streak.failures:
+        attempts = "attempt" if streak.failures == 1 else "attempts"
+        rows.append(("Failures", f"{streak.failures} {attempts} in a row ({streak.kind})"))
+        rows.append(("Next attempt", _at(streak.next_attempt)))
     if saved.ping.tried:
         rows.append(("Heartbeat", f"{saved.ping.state or '-'}, {_when(saved.ping.at)}"))
     return rows
 
 
-def _at(timestamp: float) -> str:
-    """A time to come: ``2026-12-01 08:15:00 UTC (in 4 min)``; past: the next run."""
-    ahead = int(timestamp - time.time())
+def _at(timestamp: float | None) -> str:
+    """A time to come: ``2026-12-01 08:15:00 UTC (in 4 min)``; none or past: the next run."""
+    ahead = int(timestamp - time.time()) if timestamp else 0
     if ahead <= 0:
         return "next run"
     text = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(timestamp))
@@ -139,22 +128,18 @@ def _reach_status(saved: State) -> str:
 
 def _probe_status(saved: State) -> str:
     """The probe's state as the last run left it, in words."""
-    kind, since = saved.probe.state, _when(saved.probe.since)
+    since, answer = _when(saved.probe.since), saved.probe.answer or "-"
     slow = "DuckDNS is asked at most every 5 minutes"
-    if kind == decide.PROBE_OK:
-        return f"working (last answer {saved.probe.answer or '-'})"
-    if kind == decide.PROBE_FAILING:
-        return f"failing since {since}: {slow}"
-    if kind == decide.PROBE_DISTRUSTED:
-        return (
-            f"not trusted since {since} (it answered {saved.probe.answer or '-'}, "
+    return {
+        decide.PROBE_OK: f"working (last answer {answer})",
+        decide.PROBE_FAILING: f"failing since {since}: {slow}",
+        decide.PROBE_DISTRUSTED: (
+            f"not trusted since {since} (it answered {answer}, "
             f"DuckDNS saw {saved.ipv4.value or '-'}): {slow}"
-        )
-    if kind == decide.PROBE_OFF:
-        return "off (probe = off): DuckDNS is asked every run"
-    if kind == decide.PROBE_UNUSED:
-        return "not used (ipv4 is not auto)"
-    return "not yet checked"
+        ),
+        decide.PROBE_OFF: "off (probe = off): DuckDNS is asked every run",
+        decide.PROBE_UNUSED: "not used (ipv4 is not auto)",
+    }.get(saved.probe.state, "not yet checked")
 
 
 def check(path: str) -> int:
@@ -173,12 +158,11 @@ def check(path: str) -> int:
         return _verdict(CheckStatus.UNKNOWN, f"{exc.filename or path} cannot be read: run as root")
     now = time.time()
     verdict, text = judge(saved, cfg.refresh, now)
-    names = ", ".join(cfg.domains)
     perf = [f"failures={saved.streak.failures};;;0"]
     if saved.run.last_success:
         age = max(0, int(now - saved.run.last_success))
         perf.insert(0, f"last_success={age}s;{cfg.refresh + STALE_MARGIN};;0")
-    return _verdict(verdict, f"{names}: {text}", " ".join(perf))
+    return _verdict(verdict, f"{', '.join(cfg.domains)}: {text}", " ".join(perf))
 
 
 def judge(saved: State, refresh: int, now: float) -> tuple[CheckStatus, str]:

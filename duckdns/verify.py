@@ -27,11 +27,11 @@ def run(args: argparse.Namespace, path: str) -> int:
             raise config.ConfigError(f"--resolver {exc}") from None
     res = resolve.resolver(address)
     expected4, expected6 = saved.ipv4.value, saved.ipv6.value
-    if not (expected4 or expected6):
+    expected = [ip for ip in (expected4, expected6) if ip]
+    if not expected:
         report.warning("no address recorded yet: run 'duckdns update' first")
-    names = [f"{d}.duckdns.org" for d in cfg.domains] + list(args.names)
     worst = 0
-    for name in names:
+    for name in [f"{d}.duckdns.org" for d in cfg.domains] + args.names:
         try:
             found = resolve.addresses(res, name)
         except resolve.Failed as exc:
@@ -43,12 +43,9 @@ def run(args: argparse.Namespace, path: str) -> int:
             worst = max(worst, EXIT_TEMPFAIL)
             continue
         chain = " -> ".join([found.name, *found.chain])
-        ok = (not expected4 or expected4 in found.values) and (
-            not expected6 or expected6 in found.values
-        )
-        ok = ok and bool(expected4 or expected6)
+        ok = bool(expected) and all(ip in found.values for ip in expected)
         verdict = (
-            "OK" if ok else (f"MISMATCH: DuckDNS recorded {expected4 or '-'} / {expected6 or '-'}")
+            "OK" if ok else f"MISMATCH: DuckDNS recorded {expected4 or '-'} / {expected6 or '-'}"
         )
         report.out(f"{chain}: {', '.join(found.values) or 'no address'}: {verdict}")
         if not ok:
