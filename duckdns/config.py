@@ -1,17 +1,10 @@
-"""Read and validate duckdns.conf; every refusal names the file, the line and the fix.
+"""Read and validate duckdns.conf, native (duckdns.conf(5)) or the recipe's curl config
+(its ``url`` line gives the domains, token and server; curl's options are ignored).
 
-Three steps: :func:`read_lines` splits the text into numbered ``key = value`` lines;
-:func:`translate` gives the native keys, registering every secret before anything is
-refused; :func:`validate` makes each value what the run uses, by one table (:data:`FIELDS`)
-of each key's default and validator. Besides the native form (duckdns.conf(5)), the
-hand-made recipe's curl config is read untouched: its ``url = "https://…/update?…"`` line
-gives the domains, token and server; its other lines (curl options) are ignored.
-
-A refusal never quotes what may hold a secret (an unparsable line, an unknown key, a
-token, a URL, a domain list): it is described. Short values that cannot be a secret (an
-address, a duration) are quoted (:func:`_shown`). Numeric ``ADDRESS[:PORT]`` text (a probe
-target, a DNS server) has one parser, :func:`parse_ip_port`; the server URL has one strict
-parser, :func:`parse_https_url`; :func:`tls_context` is the one place a CA file is loaded.
+Every refusal names the file, the line and the fix, and never quotes what may hold a
+secret (an unparsable line, an unknown key, a token, a URL, a domain list): it is
+described. Short values that cannot be a secret (an address, a duration) are quoted
+(:func:`_shown`).
 """
 
 from __future__ import annotations
