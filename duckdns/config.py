@@ -79,11 +79,9 @@ _NATIVE_FIX = "write 'domains = NAMES' and 'token = TOKEN' lines with the URL's 
 # entries only, and no run of 8 hexadecimal digits (a token's first group, a check's UUID).
 _SHOWABLE = re.compile(r"[A-Za-z0-9 ._:@\[\]%,+-]{0,64}")
 _HEX_RUN = re.compile(r"[0-9a-fA-F]{8}")
-# URLs: RFC 3986 path characters without '%' (allowed only where asked) and '\'.
-_URL_PATH = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/-]*")
-_URL_PATH_PERCENT = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*")
+# URLs: RFC 3986 path characters and %-escapes (in a path only where asked), no '\'.
+_URL_PATH = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*")
 _URL_QUERY = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*")
-_LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _URL_FORM = "https://HOST[:PORT][/PATH], e.g. https://www.duckdns.org"
 
 DNS_PORT = 53
@@ -664,7 +662,7 @@ def parse_https_url(text: str, *, query: bool = False, percent: bool = False) ->
         raise ValueError(f"a ?query is not allowed; expected {_URL_FORM}")
     if "%" in path and not percent:
         raise ValueError("a %-escape is not allowed in the path")
-    if not (_URL_PATH_PERCENT if percent else _URL_PATH).fullmatch(path):
+    if not _URL_PATH.fullmatch(path):
         raise ValueError("the path holds a character not allowed in a URL")
     if any(segment in (".", "..") for segment in path.split("/")):
         raise ValueError("the path holds a '.' or '..' segment")
@@ -727,7 +725,7 @@ def _hostname(name: str) -> str:
     except ValueError:
         pass
     labels = name.split(".")
-    if len(name) > 253 or not all(_LDH_LABEL.fullmatch(label) for label in labels):
+    if len(name) > 253 or not all(SUBNAME.fullmatch(label) for label in labels):
         raise ValueError(
             "the host is not a DNS name (letters, digits and inner hyphens between dots, "
             "e.g. www.duckdns.org) nor an IP address (IPv6 in brackets)"
