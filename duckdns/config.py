@@ -499,7 +499,9 @@ def translate(lines: list[Line], path: str) -> tuple[dict[str, tuple[str, int]],
 def _secrets(key: str, value: str) -> list[str]:
     """What of a line's value must never be printed."""
     if key == "healthcheck":
-        return ping_url_secrets(value) if value else []
+        # With its path and query: they identify the check, and requests' error texts show
+        # them without the host. (A bare "/" is too short to register.)
+        return [value, "/" + value.split("://", 1)[-1].partition("/")[2]]
     if key == "token":
         return [value, value.lower()]
     if key == "notify":
@@ -511,14 +513,6 @@ def _secrets(key: str, value: str) -> list[str]:
     query = parse_qs(value.partition("?")[2], keep_blank_values=True)
     tokens += [token.strip() for token in query.get("token", ())]
     return [value, *tokens, *(token.lower() for token in tokens)]
-
-
-def ping_url_secrets(url: str) -> list[str]:
-    """What of a heartbeat URL must never be shown: the URL, and its path and query (the
-    part that identifies the check; requests' error texts show it without the host)."""
-    rest = url.split("://", 1)[-1]
-    path = "/" + rest.split("/", 1)[1] if "/" in rest else ""
-    return [url, path] if len(path) > 1 else [url]
 
 
 def notify_url_secrets(url: str) -> list[str]:
