@@ -587,9 +587,10 @@ def _from_recipe(curl: dict[str, tuple[str, int]], path: str) -> dict[str, tuple
     return native
 
 
-def validate(values: dict[str, tuple[str, int]], path: str, legacy: bool = False) -> Config:
-    """The Config ``values`` mean: every key's validator (:data:`FIELDS`) applied to its
-    value, or to its default where no line sets it."""
+def parse(text: str, path: str) -> Config:
+    """The Config of ``text``, the content of ``path``: its lines read, translated, and each
+    key's validator (:data:`FIELDS`) applied to its value, or to its default if unset."""
+    values, legacy = translate(read_lines(text), path)
     typed: dict[str, Any] = {}  # each key's value as its validator made it (Config says which)
     for key, (default, validator) in FIELDS.items():
         value, number = values.get(key, (default, 0))
@@ -601,12 +602,6 @@ def validate(values: dict[str, tuple[str, int]], path: str, legacy: bool = False
         )
     server = typed.pop("server")
     return Config(path=path, legacy=legacy, server=server.base, server_host=server.netloc, **typed)
-
-
-def parse(text: str, path: str) -> Config:
-    """The Config of ``text``, the content of ``path``: read, translated, validated."""
-    values, legacy = translate(read_lines(text), path)
-    return validate(values, path, legacy)
 
 
 # -- the server URL, the CA file and the file itself -----------------------------------------
