@@ -645,7 +645,9 @@ def parse_https_url(text: str, *, query: bool = False, percent: bool = False) ->
     authority, tail = rest[:end], rest[end:]
     if "@" in authority:
         raise ValueError("a user name or password (…@) is not allowed")
-    hostname, port = _authority(authority)
+    host, port_text = split_host_port(authority)
+    hostname = _hostname(host)
+    port = 443 if port_text is None else parse_port(port_text, "the port")
     path, has_query, query_text = tail.partition("?")
     if has_query and not query:
         raise ValueError(f"a ?query is not allowed; expected {_URL_FORM}")
@@ -660,25 +662,9 @@ def parse_https_url(text: str, *, query: bool = False, percent: bool = False) ->
     return HttpsURL(hostname, port, path, query_text)
 
 
-def _authority(authority: str) -> tuple[str, int]:
-    """(host name or address, port) of ``HOST[:PORT]``."""
-    host, port_text = split_host_port(authority)
-    if ":" in host:
-        if "%" in host:
-            raise ValueError("an IPv6 %zone is not allowed in a URL")
-        try:
-            host = str(ipaddress.IPv6Address(host))
-        except ValueError:
-            raise ValueError("the address in brackets is not an IPv6 address") from None
-    else:
-        host = _hostname(host)
-    return host, 443 if port_text is None else parse_port(port_text, "the port")
-
-
 def split_host_port(text: str) -> tuple[str, str | None]:
     """``HOST[:PORT]`` or ``[IPV6][:PORT]``: the host, brackets removed, and the port's text
-    (None: no port). The one reading of both forms (the server and heartbeat URLs, probe
-    targets, the router, --resolver); raises ValueError saying what is wrong, quoting nothing."""
+    (None: no port); raises ValueError saying what is wrong, quoting nothing."""
     if text.startswith("["):
         host, close, rest = text[1:].partition("]")
         if not close:
@@ -704,7 +690,15 @@ def parse_port(text: str, name: str) -> int:
 
 
 def _hostname(name: str) -> str:
-    """A DNS name (letters, digits, hyphens; lower-cased) or an IPv4 address."""
+    """A URL's host: a DNS name (letters, digits, hyphens; lower-cased), an IPv4 address or
+    an IPv6 address (its brackets removed by :func:`split_host_port`), canonical."""
+    if ":" in name:
+        if "%" in name:
+            raise ValueError("an IPv6 %zone is not allowed in a URL")
+        try:
+            return str(ipaddress.IPv6Address(name))
+        except ValueError:
+            raise ValueError("the address in brackets is not an IPv6 address") from None
     if not name:
         raise ValueError(f"no host name; expected {_URL_FORM}")
     name = name.lower()
