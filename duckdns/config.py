@@ -824,12 +824,8 @@ def read_text(path: str, private: bool = True) -> str:
                 f"{path} is readable or writable by group or others "
                 f"(mode {stat.S_IMODE(st.st_mode):04o}): run 'chmod 600 {path}'"
             )
-        data = b""
-        while len(data) <= MAX_SIZE:
-            chunk = os.read(fd, MAX_SIZE + 1 - len(data))
-            if not chunk:
-                break
-            data += chunk
+        with open(fd, "rb", closefd=False) as file:  # read() reads on to the size or the end
+            data = file.read(MAX_SIZE + 1)
     except OSError as exc:
         raise ConfigError(f"{path} cannot be read ({exc.strerror}): {fix}") from None
     finally:
