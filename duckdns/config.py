@@ -859,9 +859,8 @@ NEW_FILE_HEADER = (
 
 def read_answers(text: str) -> dict[str, str]:
     """The debconf answers postinst passes, ``key = value`` lines of :data:`ANSWERED` keys
-    or ``publish`` (see :data:`PUBLISH`) in the file's own grammar, each made what the file
-    will hold. An empty value (an empty
-    answer in dpkg-reconfigure) is left out: the file's line is kept."""
+    or ``publish`` in the file's own grammar, each made what the file will hold. An empty
+    value (an empty answer in dpkg-reconfigure) is left out: the file's line is kept."""
     lines = read_lines(text)
     publish = [line for line in lines if line.key == "publish"]
     lines = [line for line in lines if line.key != "publish"]
@@ -892,13 +891,19 @@ def _answer(key: str, value: str, where: str) -> str:
     return _address(value, 4 if key == "ipv4" else 6, where)
 
 
+def _valid_answer(key: str, value: str) -> str:
+    """:func:`_answer`'s form of ``value``, or '' if the updater would refuse it."""
+    try:
+        return _answer(key, value, "")
+    except ConfigError:
+        return ""
+
+
 def current_answers(path: str) -> str:
     """What the config ``path`` says of the keys debconf asks, as dpkg-reconfigure's
-    defaults (``key = value`` lines): the domains in normal form ('' if the updater would
-    refuse them), ipv4 and ipv6 (their defaults, 'auto' and 'off', when unset), what
-    debconf's publish question answers for them (:data:`PUBLISH`) and whether the token is
-    one ('yes' or 'no'), never the token itself. A refusal elsewhere in the file does not
-    hide them."""
+    defaults (``key = value`` lines; '' for what the updater would refuse), with the publish
+    answer they mean and whether the token is one ('yes' or 'no'), never the token itself.
+    A refusal elsewhere in the file does not hide them."""
     lines = read_lines(read_text(path, private=False))
     try:
         values, _ = translate(lines, path)  # a recipe's url line gives its keys
@@ -906,24 +911,26 @@ def current_answers(path: str) -> str:
         values = {}
         for number, key, value in lines:
             values.setdefault(key, (value, number))
-
-    def valid(key: str) -> str:
-        try:
-            return _answer(key, values[key][0], path) if key in values else ""
-        except ConfigError:
-            return ""
-
-    token = "yes" if valid("token") else "no"
-    ipv4, ipv6 = valid("ipv4") or "auto", valid("ipv6") or "off"
+    valid = {key: _valid_answer(key, values[key][0]) for key in ANSWERED if key in values}
+    token = "yes" if valid.get("token") else "no"
+    ipv4, ipv6 = valid.get("ipv4") or "auto", valid.get("ipv6") or "off"
     publish = "ipv4" if ipv6 == "off" else "ipv6" if ipv4 == "off" else "both"
     return (
-        f"domains = {valid('domains')}\nipv4 = {ipv4}\nipv6 = {ipv6}\n"
+        f"domains = {valid.get('domains', '')}\nipv4 = {ipv4}\nipv6 = {ipv6}\n"
         f"publish = {publish}\ntoken = {token}\n"
     )
 
 
 def rewrite(path: str, answers: dict[str, str]) -> None:
-    """Write ``answers`` (from :func:`read_answers`) into the config ``path``.
+    """Write ``answers`` (from :func:`read_answers`) into the config ``path``, replacing the
+    file whole (duckdns.state.atomic_write: 0600, owned like its directory)."""
+    from duckdns import state
+
+    state.atomic_write(path, rewritten(path, answers).encode("utf-8"))
+
+
+def rewritten(path: str, answers: dict[str, str]) -> str:
+    """The text :func:`rewrite` writes, nothing written.
 
     A native file keeps every byte but the answered keys' lines (found as :func:`read_lines`
     finds them: any case, a byte order mark, CRLF, quotes): the first line of each is
@@ -932,19 +939,9 @@ def rewrite(path: str, answers: dict[str, str]) -> None:
     keeps an address the line names (debconf asks only which families to publish). A
     missing file, or the recipe's curl config (whose url line and curl options mean nothing
     in the native form), becomes a new native file; an empty answer keeps the recipe's
-    domains or token.
-
-    The result must pass :func:`parse`, the updater's own reading, before it replaces the
-    old file; else ConfigError and the old file is untouched. Then it replaces the file
-    whole (duckdns.state.atomic_write: 0600, owned like its directory).
+    domains or token. The result must pass :func:`parse`, the updater's own reading, else
+    ConfigError (and the old file is left untouched).
     """
-    from duckdns import state
-
-    state.atomic_write(path, rewritten(path, answers).encode("utf-8"))
-
-
-def rewritten(path: str, answers: dict[str, str]) -> str:
-    """The text :func:`rewrite` would write, checked by :func:`parse`, nothing written."""
     old = read_text(path, private=False) if os.path.lexists(path) else None
     if old is None or any(line.key == "url" for line in read_lines(old)):
         text = _new_file(path, old, answers)
@@ -1004,12 +1001,7 @@ def _with_answers(old: str, answers: dict[str, str]) -> str:
 
 
 def _names_address(key: str, value: str) -> bool:
-    if key not in ("ipv4", "ipv6"):
-        return False
-    try:
-        return _address(value, 4 if key == "ipv4" else 6, "") not in ("auto", "off")
-    except ConfigError:
-        return False
+    return key in ("ipv4", "ipv6") and _valid_answer(key, value) not in ("", "auto", "off")
 
 
 # -- probe targets and numeric addresses -------------------------------------------------------
