@@ -27,11 +27,6 @@ if TYPE_CHECKING:
     import ssl
     from typing import Any, NamedTuple
 
-    class _NotifyURL(NamedTuple):
-        url: str
-        where: str
-        position: int
-
     class Line(NamedTuple):
         number: int
         key: str
@@ -43,7 +38,6 @@ if TYPE_CHECKING:
         port: int
 
 else:
-    _NotifyURL = namedtuple("NotifyURL", "url where position")
     # A line that is not blank nor a comment: its key (lower case) and value (quotes
     # removed), or, when it cannot be read, the key "" and why (never a byte of it).
     Line = namedtuple("Line", "number key value")
@@ -297,10 +291,13 @@ _NOTIFY_FORM = (
 )
 
 
-class NotifyURL(_NotifyURL):
+class NotifyURL:
     """One Apprise URL of the ``notify`` setting: ``where`` its line, ``position`` its rank."""
 
-    __slots__ = ()
+    __slots__ = ("url", "where", "position")
+
+    def __init__(self, url: str, where: str, position: int) -> None:
+        self.url, self.where, self.position = url, where, position
 
     @property
     def shown(self) -> str:
