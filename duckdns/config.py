@@ -135,8 +135,7 @@ def parse_domains(value: str, where: str) -> tuple[str, ...]:
         # ASCII only before lower(): "\u212a".lower() is "k" (debian/config's copy cannot).
         name = raw.strip(BLANKS)
         name = name.lower().rstrip(".") if name.isascii() else "\x00"
-        if name.endswith(".duckdns.org"):
-            name = name[: -len(".duckdns.org")]
+        name = name.removesuffix(".duckdns.org")
         if not name:
             continue
         if SUBNAME.fullmatch(name) and TOKEN.fullmatch(name):
@@ -573,7 +572,7 @@ def _from_recipe(curl: dict[str, tuple[str, int]], path: str) -> dict[str, tuple
     values = {
         "domains": query["domains"][0],
         "token": query["token"][0],
-        "server": parsed.base[: -len("/update")],
+        "server": parsed.base.removesuffix("/update"),
         "ipv4": query.get("ip", [""])[0] or "auto",
         "ipv6": query.get("ipv6", [""])[0] or "off",
         "probe": "off",
@@ -698,8 +697,7 @@ def _hostname(name: str) -> str:
             raise ValueError("the address in brackets is not an IPv6 address") from None
     if not name:
         raise ValueError(f"no host name; expected {_URL_FORM}")
-    name = name.lower()
-    name = name[:-1] if name.endswith(".") else name
+    name = name.lower().removesuffix(".")
     try:
         return str(ipaddress.IPv4Address(name))
     except ValueError:
