@@ -109,16 +109,12 @@ class ConfigError(Exception):
 def default_path() -> str:
     """The config the service reads: ``$STATE_DIRECTORY/duckdns.conf`` under systemd."""
     state_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-    if state_dir:
-        return os.path.join(state_dir, "duckdns.conf")
-    return DEFAULT_PATH
+    return os.path.join(state_dir, "duckdns.conf") if state_dir else DEFAULT_PATH
 
 
 def _shown(value: str) -> str | None:
     """``value`` quoted, if it cannot be (part of) a secret; else None."""
-    if _SHOWABLE.fullmatch(value) and not _HEX_RUN.search(value):
-        return repr(value)
-    return None
+    return repr(value) if _SHOWABLE.fullmatch(value) and not _HEX_RUN.search(value) else None
 
 
 def _ordinal(n: int) -> str:
@@ -405,12 +401,8 @@ def read_lines(text: str) -> list[Line]:
     numbers said are the ones the user sees. The curl config's ``url`` and ``cacert`` are
     read in curl's ways of writing them too (``key: value``, ``key value``, ``--key``).
     """
-    lines = []
-    for number, raw in enumerate(text.removeprefix(BOM).split("\n"), 1):
-        line = _read_line(number, raw)
-        if line is not None:
-            lines.append(line)
-    return lines
+    raws = enumerate(text.removeprefix(BOM).split("\n"), 1)
+    return [line for number, raw in raws if (line := _read_line(number, raw)) is not None]
 
 
 def _read_line(number: int, raw: str) -> Line | None:
