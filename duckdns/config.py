@@ -15,7 +15,7 @@ import os
 import re
 import stat
 from collections import namedtuple
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from duckdns import dnswire, report
 
@@ -509,12 +509,10 @@ def notify_url_secrets(url: str) -> list[str]:
     topic), and its host unless it is a plain DNS name or address (Telegram's and Discord's
     URLs put their token there). Apprise's own log lines show such parts."""
     rest = url.split("://", 1)[-1]
-    authority, _, tail = rest.partition("/")
-    if "?" in authority:
-        authority, _, query = authority.partition("?")
-        tail = "?" + query
-    userinfo, at, host = authority.rpartition("@")
-    parts = [url, rest, userinfo, *userinfo.split(":")] if at else [url, rest]
+    authority = re.split("[/?]", rest, maxsplit=1)[0]
+    tail = rest[len(authority) :]
+    userinfo, _, host = authority.rpartition("@")
+    parts = [url, rest, userinfo, *userinfo.split(":")]
     host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     plain = re.fullmatch(
         r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z][A-Za-z0-9-]*|\[?[0-9a-fA-F.:]+\]?", host
@@ -526,8 +524,6 @@ def notify_url_secrets(url: str) -> list[str]:
     for item in query.split("&"):
         parts += [item, item.partition("=")[2]]
     # Apprise and requests show parts %-decoded too.
-    from urllib.parse import unquote
-
     return [p for part in parts if part for p in {part, unquote(part)}]
 
 
@@ -629,8 +625,8 @@ def parse_https_url(text: str, *, query: bool = False, percent: bool = False) ->
         raise ValueError(f"only https:// URLs are accepted; expected {_URL_FORM}")
     if "#" in rest:
         raise ValueError("a #fragment is not allowed")
-    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
-    authority, tail = rest[:end], rest[end:]
+    authority = re.split("[/?]", rest, maxsplit=1)[0]
+    tail = rest[len(authority) :]
     if "@" in authority:
         raise ValueError("a user name or password (…@) is not allowed")
     host, port_text = split_host_port(authority)
