@@ -605,14 +605,9 @@ class HttpsURL:
 
 
 def parse_https_url(text: str, *, query: bool = False, percent: bool = False) -> HttpsURL:
-    """Parse an ``https://HOST[:PORT][/PATH]`` URL strictly, the one parser of URLs we send to.
-
-    HOST is a DNS name of letters, digits and hyphens (a final dot is dropped), an IPv4
-    address or an IPv6 address in brackets; PORT 1-65535; PATH RFC 3986 characters
-    without ``.``/``..`` segments (``percent``: with %-escapes); no user name, fragment,
-    backslash, space or non-ASCII character; a ``?query`` only if ``query``.
-    Raises ValueError saying what is wrong, never quoting the URL (it may hold a secret).
-    """
+    """Parse an ``https://HOST[:PORT][/PATH]`` URL strictly, the one parser of URLs we send to
+    (a ``?query`` only if ``query``, %-escapes in the path only if ``percent``). Raises
+    ValueError saying what is wrong, never quoting the URL (it may hold a secret)."""
     url = text.strip()
     if not url.isascii() or not url.isprintable() or " " in url:
         raise ValueError("it holds a space, a control or a non-ASCII character")
@@ -1013,10 +1008,8 @@ class ProbeTarget(_ProbeTarget):
 
 
 def parse_probe(spec: str) -> list[ProbeTarget]:
-    """Parse the ``probe`` setting; ``off`` gives an empty list.
-
-    Raises ValueError naming the bad entry and the accepted form.
-    """
+    """The targets of the ``probe`` setting (none for ``off``); ValueError names the bad entry
+    and the accepted form."""
     text = spec.strip()
     if text.lower() == "off":
         return []
