@@ -885,10 +885,8 @@ def current_answers(path: str) -> str:
     lines = read_lines(read_text(path, private=False))
     try:
         values, _ = translate(lines, path)  # a recipe's url line gives its keys
-    except ConfigError:
-        values = {}
-        for number, key, value in lines:
-            values.setdefault(key, (value, number))
+    except ConfigError:  # each key's first line, as read
+        values = {key: (value, number) for number, key, value in reversed(lines)}
     valid = {key: _valid_answer(key, values[key][0]) for key in ANSWERED if key in values}
     token = "yes" if valid.get("token") else "no"
     ipv4, ipv6 = valid.get("ipv4") or "auto", valid.get("ipv6") or "off"
@@ -947,9 +945,7 @@ def _new_file(path: str, recipe: str | None, answers: dict[str, str]) -> str:
             f"{path}: no {' and no '.join(missing)} given, so there is no configuration to "
             "write: run 'dpkg-reconfigure duckdns' and answer every question"
         )
-    return NEW_FILE_HEADER + "".join(
-        f"{key} = {values[key]}\n" for key in ANSWERED if key in values
-    )
+    return _with_answers(NEW_FILE_HEADER, values)
 
 
 def _with_answers(old: str, answers: dict[str, str]) -> str:
