@@ -287,17 +287,14 @@ _NOTIFY_FORM = (
 
 
 class NotifyURL:
-    """One Apprise URL of the ``notify`` setting: ``where`` its line, ``position`` its rank."""
+    """One Apprise URL of the ``notify`` setting: ``where`` its line, ``shown`` how messages
+    name it (its rank and its service, never a byte of the rest)."""
 
-    __slots__ = ("url", "where", "position")
+    __slots__ = ("url", "where", "shown")
 
     def __init__(self, url: str, where: str, position: int) -> None:
-        self.url, self.where, self.position = url, where, position
-
-    @property
-    def shown(self) -> str:
-        """How messages name it: its rank and its service, never a byte of the rest."""
-        return f"notify URL {self.position} ({self.url.split('://', 1)[0].lower()}://…)"
+        self.url, self.where = url, where
+        self.shown = f"notify URL {position} ({url.split('://', 1)[0].lower()}://…)"
 
 
 def split_notify(value: str) -> list[str]:
