@@ -404,7 +404,7 @@ def read_lines(text: str) -> list[Line]:
 
 def _read_line(number: int, raw: str) -> Line | None:
     """One line of the file (without its '\n'), or None if it is blank or a comment."""
-    line = raw.strip()  # a byte order mark, as some Windows editors write, is dropped
+    line = raw.strip()
     if not line or line.startswith("#"):
         return None
     match = NATIVE_LINE.match(line)
