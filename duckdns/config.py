@@ -733,21 +733,20 @@ def tls_context(cafile: str, where: str = "") -> ssl.SSLContext:
     ctx.verify_mode = ssl.CERT_REQUIRED
     try:
         ctx.load_verify_locations(cafile=cafile)
-        count = ctx.cert_store_stats()["x509"]
     except ssl.SSLError as exc:
-        count, reason = 0, exc.reason or "not PEM"
+        reason = exc.reason or "not PEM"
     except OSError as exc:
-        count, reason = 0, exc.strerror or "cannot be read"
+        reason = exc.strerror or "cannot be read"
     else:
+        if ctx.cert_store_stats()["x509"]:
+            return ctx
         reason = "no certificate in it"
-    if not count:
-        raise ConfigError(
-            f"{prefix}the CA file {cafile} cannot be used ({reason}): ca_bundle must be a "
-            "file of PEM certificates (-----BEGIN CERTIFICATE-----); fix it, or remove the "
-            "ca_bundle line to use the system's CA store (reinstall ca-certificates if that "
-            "is the file)"
-        )
-    return ctx
+    raise ConfigError(
+        f"{prefix}the CA file {cafile} cannot be used ({reason}): ca_bundle must be a "
+        "file of PEM certificates (-----BEGIN CERTIFICATE-----); fix it, or remove the "
+        "ca_bundle line to use the system's CA store (reinstall ca-certificates if that "
+        "is the file)"
+    )
 
 
 def _describe_not_regular(mode: int) -> str:
