@@ -392,12 +392,10 @@ class Config:
 
 
 def read_lines(text: str) -> list[Line]:
-    """The lines of ``text`` that say something, each read as ``key = value``.
-
-    Only '\\n' ends a line (with an optional '\\r' before it), as in every editor: the line
-    numbers said are the ones the user sees. The curl config's ``url`` and ``cacert`` are
-    read in curl's ways of writing them too (``key: value``, ``key value``, ``--key``).
-    """
+    """The lines of ``text`` that say something, each read as ``key = value`` (or, for
+    the curl config's ``url`` and ``cacert``, as curl reads them). Only '\\n' ends a line
+    (with an optional '\\r' before it), as in every editor: the line numbers said are the
+    ones the user sees."""
     raws = enumerate(text.removeprefix(BOM).split("\n"), 1)
     return [line for number, raw in raws if (line := _read_line(number, raw)) is not None]
 
@@ -902,18 +900,15 @@ def rewrite(path: str, answers: dict[str, str]) -> None:
 
 
 def rewritten(path: str, answers: dict[str, str]) -> str:
-    """The text :func:`rewrite` writes, nothing written.
-
-    A native file keeps every byte but the answered keys' lines (found as :func:`read_lines`
-    finds them: any case, a byte order mark, CRLF, quotes): the first line of each is
-    replaced by ``key = value`` (its line ending kept), a second one dropped (the updater
-    refuses a key set twice), a missing one appended. ``ipv4 = auto`` or ``ipv6 = auto``
-    keeps an address the line names (debconf asks only which families to publish). A
-    missing file, or the recipe's curl config (whose url line and curl options mean nothing
-    in the native form), becomes a new native file; an empty answer keeps the recipe's
-    domains or token. The result must pass :func:`parse`, the updater's own reading, else
-    ConfigError (and the old file is left untouched).
-    """
+    """The text :func:`rewrite` writes (nothing written here). A native file keeps every
+    byte but the answered keys' lines (found as :func:`read_lines` finds them: any case, a
+    byte order mark, CRLF, quotes): the first line of each is replaced by ``key = value``
+    (its line ending kept), a second one dropped (the updater refuses a key set twice), a
+    missing one appended. ``ipv4 = auto`` or ``ipv6 = auto`` keeps an address the line
+    names (debconf asks only which families to publish). A missing file, or the recipe's
+    curl config (whose url line and curl options mean nothing in the native form), becomes
+    a new native file; an empty answer keeps the recipe's domains or token. The result
+    must pass :func:`parse`, the updater's own reading, else ConfigError."""
     old = read_text(path, private=False) if os.path.lexists(path) else None
     if old is None or any(line.key == "url" for line in read_lines(old)):
         text = _new_file(path, old, answers)
