@@ -1,17 +1,10 @@
-"""Read and validate duckdns.conf; every refusal names the file, the line and the fix.
+"""Read and validate duckdns.conf, native (duckdns.conf(5)) or the recipe's curl config
+(its ``url`` line gives the domains, token and server; curl's options are ignored).
 
-Three steps: :func:`read_lines` splits the text into numbered ``key = value`` lines;
-:func:`translate` gives the native keys, registering every secret before anything is
-refused; :func:`validate` makes each value what the run uses, by one table (:data:`FIELDS`)
-of each key's default and validator. Besides the native form (duckdns.conf(5)), the
-hand-made recipe's curl config is read untouched: its ``url = "https://…/update?…"`` line
-gives the domains, token and server; its other lines (curl options) are ignored.
-
-A refusal never quotes what may hold a secret (an unparsable line, an unknown key, a
-token, a URL, a domain list): it is described. Short values that cannot be a secret (an
-address, a duration) are quoted (:func:`_shown`). Numeric ``ADDRESS[:PORT]`` text (a probe
-target, a DNS server) has one parser, :func:`parse_ip_port`; the server URL has one strict
-parser, :func:`parse_https_url`; :func:`tls_context` is the one place a CA file is loaded.
+Every refusal names the file, the line and the fix, and never quotes what may hold a
+secret (an unparsable line, an unknown key, a token, a URL, a domain list): it is
+described. Short values that cannot be a secret (an address, a duration) are quoted
+(:func:`_shown`).
 """
 
 from __future__ import annotations
@@ -22,7 +15,7 @@ import os
 import re
 import stat
 from collections import namedtuple
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from duckdns import dnswire, report
 
@@ -33,11 +26,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ssl
     from typing import Any, NamedTuple
-
-    class _NotifyURL(NamedTuple):
-        url: str
-        where: str
-        position: int
 
     class Line(NamedTuple):
         number: int
@@ -50,7 +38,6 @@ if TYPE_CHECKING:
         port: int
 
 else:
-    _NotifyURL = namedtuple("NotifyURL", "url where position")
     # A line that is not blank nor a comment: its key (lower case) and value (quotes
     # removed), or, when it cannot be read, the key "" and why (never a byte of it).
     Line = namedtuple("Line", "number key value")
@@ -86,11 +73,9 @@ _NATIVE_FIX = "write 'domains = NAMES' and 'token = TOKEN' lines with the URL's 
 # entries only, and no run of 8 hexadecimal digits (a token's first group, a check's UUID).
 _SHOWABLE = re.compile(r"[A-Za-z0-9 ._:@\[\]%,+-]{0,64}")
 _HEX_RUN = re.compile(r"[0-9a-fA-F]{8}")
-# URLs: RFC 3986 path characters without '%' (allowed only where asked) and '\'.
-_URL_PATH = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/-]*")
-_URL_PATH_PERCENT = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*")
+# URLs: RFC 3986 path characters and %-escapes (in a path only where asked), no '\'.
+_URL_PATH = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*")
 _URL_QUERY = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*")
-_LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _URL_FORM = "https://HOST[:PORT][/PATH], e.g. https://www.duckdns.org"
 
 DNS_PORT = 53
@@ -124,16 +109,12 @@ class ConfigError(Exception):
 def default_path() -> str:
     """The config the service reads: ``$STATE_DIRECTORY/duckdns.conf`` under systemd."""
     state_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-    if state_dir:
-        return os.path.join(state_dir, "duckdns.conf")
-    return DEFAULT_PATH
+    return os.path.join(state_dir, "duckdns.conf") if state_dir else DEFAULT_PATH
 
 
 def _shown(value: str) -> str | None:
     """``value`` quoted, if it cannot be (part of) a secret; else None."""
-    if _SHOWABLE.fullmatch(value) and not _HEX_RUN.search(value):
-        return repr(value)
-    return None
+    return repr(value) if _SHOWABLE.fullmatch(value) and not _HEX_RUN.search(value) else None
 
 
 def _ordinal(n: int) -> str:
@@ -150,8 +131,7 @@ def parse_domains(value: str, where: str) -> tuple[str, ...]:
         # ASCII only before lower(): "\u212a".lower() is "k" (debian/config's copy cannot).
         name = raw.strip(BLANKS)
         name = name.lower().rstrip(".") if name.isascii() else "\x00"
-        if name.endswith(".duckdns.org"):
-            name = name[: -len(".duckdns.org")]
+        name = name.removesuffix(".duckdns.org")
         if not name:
             continue
         if SUBNAME.fullmatch(name) and TOKEN.fullmatch(name):
@@ -306,15 +286,15 @@ _NOTIFY_FORM = (
 )
 
 
-class NotifyURL(_NotifyURL):
-    """One Apprise URL of the ``notify`` setting: ``where`` its line, ``position`` its rank."""
+class NotifyURL:
+    """One Apprise URL of the ``notify`` setting: ``where`` its line, ``shown`` how messages
+    name it (its rank and its service, never a byte of the rest)."""
 
-    __slots__ = ()
+    __slots__ = ("url", "where", "shown")
 
-    @property
-    def shown(self) -> str:
-        """How messages name it: its rank and its service, never a byte of the rest."""
-        return f"notify URL {self.position} ({self.url.split('://', 1)[0].lower()}://…)"
+    def __init__(self, url: str, where: str, position: int) -> None:
+        self.url, self.where = url, where
+        self.shown = f"notify URL {position} ({url.split('://', 1)[0].lower()}://…)"
 
 
 def split_notify(value: str) -> list[str]:
@@ -412,23 +392,17 @@ class Config:
 
 
 def read_lines(text: str) -> list[Line]:
-    """The lines of ``text`` that say something, each read as ``key = value``.
-
-    Only '\\n' ends a line (with an optional '\\r' before it), as in every editor: the line
-    numbers said are the ones the user sees. The curl config's ``url`` and ``cacert`` are
-    read in curl's ways of writing them too (``key: value``, ``key value``, ``--key``).
-    """
-    lines = []
-    for number, raw in enumerate(text.removeprefix(BOM).split("\n"), 1):
-        line = _read_line(number, raw)
-        if line is not None:
-            lines.append(line)
-    return lines
+    """The lines of ``text`` that say something, each read as ``key = value`` (or, for
+    the curl config's ``url`` and ``cacert``, as curl reads them). Only '\\n' ends a line
+    (with an optional '\\r' before it), as in every editor: the line numbers said are the
+    ones the user sees."""
+    raws = enumerate(text.removeprefix(BOM).split("\n"), 1)
+    return [line for number, raw in raws if (line := _read_line(number, raw)) is not None]
 
 
 def _read_line(number: int, raw: str) -> Line | None:
     """One line of the file (without its '\n'), or None if it is blank or a comment."""
-    line = raw.strip()  # a byte order mark, as some Windows editors write, is dropped
+    line = raw.strip()
     if not line or line.startswith("#"):
         return None
     match = NATIVE_LINE.match(line)
@@ -508,7 +482,9 @@ def translate(lines: list[Line], path: str) -> tuple[dict[str, tuple[str, int]],
 def _secrets(key: str, value: str) -> list[str]:
     """What of a line's value must never be printed."""
     if key == "healthcheck":
-        return ping_url_secrets(value) if value else []
+        # With its path and query: they identify the check, and requests' error texts show
+        # them without the host. (A bare "/" is too short to register.)
+        return [value, "/" + value.split("://", 1)[-1].partition("/")[2]]
     if key == "token":
         return [value, value.lower()]
     if key == "notify":
@@ -522,26 +498,16 @@ def _secrets(key: str, value: str) -> list[str]:
     return [value, *tokens, *(token.lower() for token in tokens)]
 
 
-def ping_url_secrets(url: str) -> list[str]:
-    """What of a heartbeat URL must never be shown: the URL, and its path and query (the
-    part that identifies the check; requests' error texts show it without the host)."""
-    rest = url.split("://", 1)[-1]
-    path = "/" + rest.split("/", 1)[1] if "/" in rest else ""
-    return [url, path] if len(path) > 1 else [url]
-
-
 def notify_url_secrets(url: str) -> list[str]:
     """What of an Apprise URL must never be shown: the URL and each of its parts (user,
     password, path segments, query values: any may be a password, a bot token, an ntfy
     topic), and its host unless it is a plain DNS name or address (Telegram's and Discord's
     URLs put their token there). Apprise's own log lines show such parts."""
     rest = url.split("://", 1)[-1]
-    authority, _, tail = rest.partition("/")
-    if "?" in authority:
-        authority, _, query = authority.partition("?")
-        tail = "?" + query
-    userinfo, at, host = authority.rpartition("@")
-    parts = [url, rest, userinfo, *userinfo.split(":")] if at else [url, rest]
+    authority = re.split("[/?]", rest, maxsplit=1)[0]
+    tail = rest[len(authority) :]
+    userinfo, _, host = authority.rpartition("@")
+    parts = [url, rest, userinfo, *userinfo.split(":")]
     host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     plain = re.fullmatch(
         r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z][A-Za-z0-9-]*|\[?[0-9a-fA-F.:]+\]?", host
@@ -553,8 +519,6 @@ def notify_url_secrets(url: str) -> list[str]:
     for item in query.split("&"):
         parts += [item, item.partition("=")[2]]
     # Apprise and requests show parts %-decoded too.
-    from urllib.parse import unquote
-
     return [p for part in parts if part for p in {part, unquote(part)}]
 
 
@@ -591,7 +555,7 @@ def _from_recipe(curl: dict[str, tuple[str, int]], path: str) -> dict[str, tuple
     values = {
         "domains": query["domains"][0],
         "token": query["token"][0],
-        "server": parsed.base[: -len("/update")],
+        "server": parsed.base.removesuffix("/update"),
         "ipv4": query.get("ip", [""])[0] or "auto",
         "ipv6": query.get("ipv6", [""])[0] or "off",
         "probe": "off",
@@ -602,9 +566,10 @@ def _from_recipe(curl: dict[str, tuple[str, int]], path: str) -> dict[str, tuple
     return native
 
 
-def validate(values: dict[str, tuple[str, int]], path: str, legacy: bool = False) -> Config:
-    """The Config ``values`` mean: every key's validator (:data:`FIELDS`) applied to its
-    value, or to its default where no line sets it."""
+def parse(text: str, path: str) -> Config:
+    """The Config of ``text``, the content of ``path``: its lines read, translated, and each
+    key's validator (:data:`FIELDS`) applied to its value, or to its default if unset."""
+    values, legacy = translate(read_lines(text), path)
     typed: dict[str, Any] = {}  # each key's value as its validator made it (Config says which)
     for key, (default, validator) in FIELDS.items():
         value, number = values.get(key, (default, 0))
@@ -616,12 +581,6 @@ def validate(values: dict[str, tuple[str, int]], path: str, legacy: bool = False
         )
     server = typed.pop("server")
     return Config(path=path, legacy=legacy, server=server.base, server_host=server.netloc, **typed)
-
-
-def parse(text: str, path: str) -> Config:
-    """The Config of ``text``, the content of ``path``: read, translated, validated."""
-    values, legacy = translate(read_lines(text), path)
-    return validate(values, path, legacy)
 
 
 # -- the server URL, the CA file and the file itself -----------------------------------------
@@ -641,14 +600,9 @@ class HttpsURL:
 
 
 def parse_https_url(text: str, *, query: bool = False, percent: bool = False) -> HttpsURL:
-    """Parse an ``https://HOST[:PORT][/PATH]`` URL strictly, the one parser of URLs we send to.
-
-    HOST is a DNS name of letters, digits and hyphens (a final dot is dropped), an IPv4
-    address or an IPv6 address in brackets; PORT 1-65535; PATH RFC 3986 characters
-    without ``.``/``..`` segments (``percent``: with %-escapes); no user name, fragment,
-    backslash, space or non-ASCII character; a ``?query`` only if ``query``.
-    Raises ValueError saying what is wrong, never quoting the URL (it may hold a secret).
-    """
+    """Parse an ``https://HOST[:PORT][/PATH]`` URL strictly, the one parser of URLs we send to
+    (a ``?query`` only if ``query``, %-escapes in the path only if ``percent``). Raises
+    ValueError saying what is wrong, never quoting the URL (it may hold a secret)."""
     url = text.strip()
     if not url.isascii() or not url.isprintable() or " " in url:
         raise ValueError("it holds a space, a control or a non-ASCII character")
@@ -661,17 +615,19 @@ def parse_https_url(text: str, *, query: bool = False, percent: bool = False) ->
         raise ValueError(f"only https:// URLs are accepted; expected {_URL_FORM}")
     if "#" in rest:
         raise ValueError("a #fragment is not allowed")
-    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
-    authority, tail = rest[:end], rest[end:]
+    authority = re.split("[/?]", rest, maxsplit=1)[0]
+    tail = rest[len(authority) :]
     if "@" in authority:
         raise ValueError("a user name or password (…@) is not allowed")
-    hostname, port = _authority(authority)
+    host, port_text = split_host_port(authority)
+    hostname = _hostname(host)
+    port = 443 if port_text is None else parse_port(port_text, "the port")
     path, has_query, query_text = tail.partition("?")
     if has_query and not query:
         raise ValueError(f"a ?query is not allowed; expected {_URL_FORM}")
     if "%" in path and not percent:
         raise ValueError("a %-escape is not allowed in the path")
-    if not (_URL_PATH_PERCENT if percent else _URL_PATH).fullmatch(path):
+    if not _URL_PATH.fullmatch(path):
         raise ValueError("the path holds a character not allowed in a URL")
     if any(segment in (".", "..") for segment in path.split("/")):
         raise ValueError("the path holds a '.' or '..' segment")
@@ -680,25 +636,9 @@ def parse_https_url(text: str, *, query: bool = False, percent: bool = False) ->
     return HttpsURL(hostname, port, path, query_text)
 
 
-def _authority(authority: str) -> tuple[str, int]:
-    """(host name or address, port) of ``HOST[:PORT]``."""
-    host, port_text = split_host_port(authority)
-    if ":" in host:
-        if "%" in host:
-            raise ValueError("an IPv6 %zone is not allowed in a URL")
-        try:
-            host = str(ipaddress.IPv6Address(host))
-        except ValueError:
-            raise ValueError("the address in brackets is not an IPv6 address") from None
-    else:
-        host = _hostname(host)
-    return host, 443 if port_text is None else parse_port(port_text, "the port")
-
-
 def split_host_port(text: str) -> tuple[str, str | None]:
     """``HOST[:PORT]`` or ``[IPV6][:PORT]``: the host, brackets removed, and the port's text
-    (None: no port). The one reading of both forms (the server and heartbeat URLs, probe
-    targets, the router, --resolver); raises ValueError saying what is wrong, quoting nothing."""
+    (None: no port); raises ValueError saying what is wrong, quoting nothing."""
     if text.startswith("["):
         host, close, rest = text[1:].partition("]")
         if not close:
@@ -724,17 +664,24 @@ def parse_port(text: str, name: str) -> int:
 
 
 def _hostname(name: str) -> str:
-    """A DNS name (letters, digits, hyphens; lower-cased) or an IPv4 address."""
+    """A URL's host: a DNS name (letters, digits, hyphens; lower-cased), an IPv4 address or
+    an IPv6 address (its brackets removed by :func:`split_host_port`), canonical."""
+    if ":" in name:
+        if "%" in name:
+            raise ValueError("an IPv6 %zone is not allowed in a URL")
+        try:
+            return str(ipaddress.IPv6Address(name))
+        except ValueError:
+            raise ValueError("the address in brackets is not an IPv6 address") from None
     if not name:
         raise ValueError(f"no host name; expected {_URL_FORM}")
-    name = name.lower()
-    name = name[:-1] if name.endswith(".") else name
+    name = name.lower().removesuffix(".")
     try:
         return str(ipaddress.IPv4Address(name))
     except ValueError:
         pass
     labels = name.split(".")
-    if len(name) > 253 or not all(_LDH_LABEL.fullmatch(label) for label in labels):
+    if len(name) > 253 or not all(SUBNAME.fullmatch(label) for label in labels):
         raise ValueError(
             "the host is not a DNS name (letters, digits and inner hyphens between dots, "
             "e.g. www.duckdns.org) nor an IP address (IPv6 in brackets)"
@@ -784,21 +731,20 @@ def tls_context(cafile: str, where: str = "") -> ssl.SSLContext:
     ctx.verify_mode = ssl.CERT_REQUIRED
     try:
         ctx.load_verify_locations(cafile=cafile)
-        count = ctx.cert_store_stats()["x509"]
     except ssl.SSLError as exc:
-        count, reason = 0, exc.reason or "not PEM"
+        reason = exc.reason or "not PEM"
     except OSError as exc:
-        count, reason = 0, exc.strerror or "cannot be read"
+        reason = exc.strerror or "cannot be read"
     else:
+        if ctx.cert_store_stats()["x509"]:
+            return ctx
         reason = "no certificate in it"
-    if not count:
-        raise ConfigError(
-            f"{prefix}the CA file {cafile} cannot be used ({reason}): ca_bundle must be a "
-            "file of PEM certificates (-----BEGIN CERTIFICATE-----); fix it, or remove the "
-            "ca_bundle line to use the system's CA store (reinstall ca-certificates if that "
-            "is the file)"
-        )
-    return ctx
+    raise ConfigError(
+        f"{prefix}the CA file {cafile} cannot be used ({reason}): ca_bundle must be a "
+        "file of PEM certificates (-----BEGIN CERTIFICATE-----); fix it, or remove the "
+        "ca_bundle line to use the system's CA store (reinstall ca-certificates if that "
+        "is the file)"
+    )
 
 
 def _describe_not_regular(mode: int) -> str:
@@ -850,12 +796,8 @@ def read_text(path: str, private: bool = True) -> str:
                 f"{path} is readable or writable by group or others "
                 f"(mode {stat.S_IMODE(st.st_mode):04o}): run 'chmod 600 {path}'"
             )
-        data = b""
-        while len(data) <= MAX_SIZE:
-            chunk = os.read(fd, MAX_SIZE + 1 - len(data))
-            if not chunk:
-                break
-            data += chunk
+        with open(fd, "rb", closefd=False) as file:  # read() reads on to the size or the end
+            data = file.read(MAX_SIZE + 1)
     except OSError as exc:
         raise ConfigError(f"{path} cannot be read ({exc.strerror}): {fix}") from None
     finally:
@@ -889,9 +831,8 @@ NEW_FILE_HEADER = (
 
 def read_answers(text: str) -> dict[str, str]:
     """The debconf answers postinst passes, ``key = value`` lines of :data:`ANSWERED` keys
-    or ``publish`` (see :data:`PUBLISH`) in the file's own grammar, each made what the file
-    will hold. An empty value (an empty
-    answer in dpkg-reconfigure) is left out: the file's line is kept."""
+    or ``publish`` in the file's own grammar, each made what the file will hold. An empty
+    value (an empty answer in dpkg-reconfigure) is left out: the file's line is kept."""
     lines = read_lines(text)
     publish = [line for line in lines if line.key == "publish"]
     lines = [line for line in lines if line.key != "publish"]
@@ -922,59 +863,52 @@ def _answer(key: str, value: str, where: str) -> str:
     return _address(value, 4 if key == "ipv4" else 6, where)
 
 
+def _valid_answer(key: str, value: str) -> str:
+    """:func:`_answer`'s form of ``value``, or '' if the updater would refuse it."""
+    try:
+        return _answer(key, value, "")
+    except ConfigError:
+        return ""
+
+
 def current_answers(path: str) -> str:
     """What the config ``path`` says of the keys debconf asks, as dpkg-reconfigure's
-    defaults (``key = value`` lines): the domains in normal form ('' if the updater would
-    refuse them), ipv4 and ipv6 (their defaults, 'auto' and 'off', when unset), what
-    debconf's publish question answers for them (:data:`PUBLISH`) and whether the token is
-    one ('yes' or 'no'), never the token itself. A refusal elsewhere in the file does not
-    hide them."""
+    defaults (``key = value`` lines; '' for what the updater would refuse), with the publish
+    answer they mean and whether the token is one ('yes' or 'no'), never the token itself.
+    A refusal elsewhere in the file does not hide them."""
     lines = read_lines(read_text(path, private=False))
     try:
         values, _ = translate(lines, path)  # a recipe's url line gives its keys
-    except ConfigError:
-        values = {}
-        for number, key, value in lines:
-            values.setdefault(key, (value, number))
-
-    def valid(key: str) -> str:
-        try:
-            return _answer(key, values[key][0], path) if key in values else ""
-        except ConfigError:
-            return ""
-
-    token = "yes" if valid("token") else "no"
-    ipv4, ipv6 = valid("ipv4") or "auto", valid("ipv6") or "off"
+    except ConfigError:  # each key's first line, as read
+        values = {key: (value, number) for number, key, value in reversed(lines)}
+    valid = {key: _valid_answer(key, values[key][0]) for key in ANSWERED if key in values}
+    token = "yes" if valid.get("token") else "no"
+    ipv4, ipv6 = valid.get("ipv4") or "auto", valid.get("ipv6") or "off"
     publish = "ipv4" if ipv6 == "off" else "ipv6" if ipv4 == "off" else "both"
     return (
-        f"domains = {valid('domains')}\nipv4 = {ipv4}\nipv6 = {ipv6}\n"
+        f"domains = {valid.get('domains', '')}\nipv4 = {ipv4}\nipv6 = {ipv6}\n"
         f"publish = {publish}\ntoken = {token}\n"
     )
 
 
 def rewrite(path: str, answers: dict[str, str]) -> None:
-    """Write ``answers`` (from :func:`read_answers`) into the config ``path``.
-
-    A native file keeps every byte but the answered keys' lines (found as :func:`read_lines`
-    finds them: any case, a byte order mark, CRLF, quotes): the first line of each is
-    replaced by ``key = value`` (its line ending kept), a second one dropped (the updater
-    refuses a key set twice), a missing one appended. ``ipv4 = auto`` or ``ipv6 = auto``
-    keeps an address the line names (debconf asks only which families to publish). A
-    missing file, or the recipe's curl config (whose url line and curl options mean nothing
-    in the native form), becomes a new native file; an empty answer keeps the recipe's
-    domains or token.
-
-    The result must pass :func:`parse`, the updater's own reading, before it replaces the
-    old file; else ConfigError and the old file is untouched. Then it replaces the file
-    whole (duckdns.state.atomic_write: 0600, owned like its directory).
-    """
+    """Write ``answers`` (from :func:`read_answers`) into the config ``path``, replacing the
+    file whole (duckdns.state.atomic_write: 0600, owned like its directory)."""
     from duckdns import state
 
     state.atomic_write(path, rewritten(path, answers).encode("utf-8"))
 
 
 def rewritten(path: str, answers: dict[str, str]) -> str:
-    """The text :func:`rewrite` would write, checked by :func:`parse`, nothing written."""
+    """The text :func:`rewrite` writes (nothing written here). A native file keeps every
+    byte but the answered keys' lines (found as :func:`read_lines` finds them: any case, a
+    byte order mark, CRLF, quotes): the first line of each is replaced by ``key = value``
+    (its line ending kept), a second one dropped (the updater refuses a key set twice), a
+    missing one appended. ``ipv4 = auto`` or ``ipv6 = auto`` keeps an address the line
+    names (debconf asks only which families to publish). A missing file, or the recipe's
+    curl config (whose url line and curl options mean nothing in the native form), becomes
+    a new native file; an empty answer keeps the recipe's domains or token. The result
+    must pass :func:`parse`, the updater's own reading, else ConfigError."""
     old = read_text(path, private=False) if os.path.lexists(path) else None
     if old is None or any(line.key == "url" for line in read_lines(old)):
         text = _new_file(path, old, answers)
@@ -1002,9 +936,7 @@ def _new_file(path: str, recipe: str | None, answers: dict[str, str]) -> str:
             f"{path}: no {' and no '.join(missing)} given, so there is no configuration to "
             "write: run 'dpkg-reconfigure duckdns' and answer every question"
         )
-    return NEW_FILE_HEADER + "".join(
-        f"{key} = {values[key]}\n" for key in ANSWERED if key in values
-    )
+    return _with_answers(NEW_FILE_HEADER, values)
 
 
 def _with_answers(old: str, answers: dict[str, str]) -> str:
@@ -1034,12 +966,7 @@ def _with_answers(old: str, answers: dict[str, str]) -> str:
 
 
 def _names_address(key: str, value: str) -> bool:
-    if key not in ("ipv4", "ipv6"):
-        return False
-    try:
-        return _address(value, 4 if key == "ipv4" else 6, "") not in ("auto", "off")
-    except ConfigError:
-        return False
+    return key in ("ipv4", "ipv6") and _valid_answer(key, value) not in ("", "auto", "off")
 
 
 # -- probe targets and numeric addresses -------------------------------------------------------
@@ -1068,10 +995,8 @@ class ProbeTarget(_ProbeTarget):
 
 
 def parse_probe(spec: str) -> list[ProbeTarget]:
-    """Parse the ``probe`` setting; ``off`` gives an empty list.
-
-    Raises ValueError naming the bad entry and the accepted form.
-    """
+    """The targets of the ``probe`` setting (none for ``off``); ValueError names the bad entry
+    and the accepted form."""
     text = spec.strip()
     if text.lower() == "off":
         return []
