@@ -35,15 +35,6 @@ KINDS: dict[str, tuple[str, int, int]] = {
 SHOWN_VALUES = 3  # answers quoted when a target gives several
 
 
-def _ipv4_text(value: str) -> str | None:
-    """``value`` if it is a dotted-quad IPv4 address in canonical form, else None."""
-    try:
-        address = ipaddress.IPv4Address(value)
-    except ValueError:
-        return None
-    return value if str(address) == value else None
-
-
 def ask(target: ProbeTarget, timeout: float = DEFAULT_TIMEOUT) -> str:
     """The IPv4 address ``target`` says we have; raises DNSError for any failure.
 
@@ -60,10 +51,13 @@ def ask(target: ProbeTarget, timeout: float = DEFAULT_TIMEOUT) -> str:
         more = f" and {len(values) - SHOWN_VALUES} more" if len(values) > SHOWN_VALUES else ""
         raise DNSError(f"several answers for {name}: {listed}{more}")
     value = values.pop()
-    address = _ipv4_text(value)
-    if address is None:
+    try:
+        canonical = str(ipaddress.IPv4Address(value)) == value  # a dotted quad, as written
+    except ValueError:
+        canonical = False
+    if not canonical:
         raise DNSError(f"answer {_shown(value)} is not an IPv4 address")
-    return address
+    return value
 
 
 def _shown(value: str) -> str:
@@ -73,10 +67,6 @@ def _shown(value: str) -> str:
     fill a 64 KiB datagram.
     """
     return repr(value if len(value) <= 64 else value[:64] + "...")
-
-
-class CannotDecide(Exception):
-    """The router answered no global address (or nothing): the next target is asked."""
 
 
 # What asking the targets found: the first valid ``address`` (None if every target failed),
@@ -98,24 +88,6 @@ else:
     Probed = namedtuple("Probed", "address failures router")
 
 
-def ask_router(answer: Answer) -> str:
-    """The address a router's answer (duckdns.router.Answer) decides with; CannotDecide."""
-    from duckdns import router
-
-    address = router.usable(answer)
-    if address is None:
-        raise CannotDecide(router.why_not(answer))
-    return address
-
-
-def _router_answer(target: ProbeTarget) -> Answer:
-    from duckdns import router
-
-    if not target.address:
-        return router.Answer(None, why="no default gateway in the kernel's routing table")
-    return router.ask(target.address, target.port)
-
-
 def public_ipv4(targets: Iterable[ProbeTarget], timeout: float = DEFAULT_TIMEOUT) -> Probed:
     """Ask each target in order until one gives a valid IPv4 answer.
 
@@ -126,11 +98,20 @@ def public_ipv4(targets: Iterable[ProbeTarget], timeout: float = DEFAULT_TIMEOUT
     failures: list[tuple[ProbeTarget, str]] = []
     heard = None
     for target in targets:
+        if target.kind == "router":  # a global address decides; else the next target is asked
+            from duckdns import router
+
+            if target.address:
+                heard = router.ask(target.address, target.port)
+            else:
+                heard = router.Answer(None, why="no default gateway in the kernel's routing table")
+            address = router.usable(heard)
+            if address is not None:
+                return Probed(address, failures, heard)
+            failures.append((target, router.why_not(heard)))
+            continue
         try:
-            if target.kind == "router":
-                heard = _router_answer(target)
-                return Probed(ask_router(heard), failures, heard)
             return Probed(ask(target, timeout), failures, heard)
-        except (DNSError, CannotDecide) as e:
+        except DNSError as e:
             failures.append((target, str(e)))
     return Probed(None, failures, heard)
