@@ -49,14 +49,12 @@ if TYPE_CHECKING:
         wire: bytes
 
     class _Response(NamedTuple):
-        id: int
-        flags: int
         answers: tuple[Record, ...]
 
 else:
     Record = namedtuple("Record", "name rtype rclass ttl value strings", defaults=((),))
     _Query = namedtuple("Query", "id name qtype qclass wire")
-    _Response = namedtuple("Response", "id flags answers")
+    _Response = namedtuple("Response", "answers")
 
 TYPE_A = 1
 TYPE_TXT = 16
@@ -98,16 +96,10 @@ class DNSError(Exception):
         self.rcode = rcode
 
 
-def _type_name(rtype: int) -> str:
-    return TYPE_NAMES.get(rtype, f"TYPE{rtype}")
-
-
-def _class_name(rclass: int) -> str:
-    return CLASS_NAMES.get(rclass, f"CLASS{rclass}")
-
-
-def _rcode_name(rcode: int) -> str:
-    return RCODE_NAMES.get(rcode, f"RCODE{rcode}")
+def _describe(name: str, qclass: int, qtype: int) -> str:
+    """``name CLASS TYPE``, for messages."""
+    kind = TYPE_NAMES.get(qtype, f"TYPE{qtype}")
+    return f"{name} {CLASS_NAMES.get(qclass, f'CLASS{qclass}')} {kind}"
 
 
 Record.__doc__ = """One answer record. ``name``: the owner, lower-case, no trailing dot; ``value``:
@@ -120,8 +112,7 @@ class Query(_Query):
     __slots__ = ()
 
     def describe(self) -> str:
-        """``name CLASS TYPE``, for messages."""
-        return f"{self.name} {_class_name(self.qclass)} {_type_name(self.qtype)}"
+        return _describe(self.name, self.qclass, self.qtype)
 
 
 class Response(_Response):
@@ -291,8 +282,9 @@ def parse_response(packet: bytes, query: Query) -> Response:
     if opcode != 0:
         raise DNSError(f"reply has opcode {opcode}, expected 0 (QUERY)")
     rcode = flags & 0xF
+    answered = f"server answered {RCODE_NAMES.get(rcode, f'RCODE{rcode}')} for {query.describe()}"
     if rcode and qdcount == 0:
-        raise DNSError(f"server answered {_rcode_name(rcode)} for {query.describe()}", rcode=rcode)
+        raise DNSError(answered, rcode=rcode)
     if qdcount != 1:
         raise DNSError(f"reply has {qdcount} questions, expected 1")
     qname, offset = _read_name(packet, _HEADER.size)
@@ -301,15 +293,15 @@ def parse_response(packet: bytes, query: Query) -> Response:
     qtype, qclass = struct.unpack_from("!HH", packet, offset)
     offset += 4
     if (qname, qtype, qclass) != (query.name, query.qtype, query.qclass):
+        asked = query.describe()
         raise DNSError(
-            f"reply is for another question ({qname} {_class_name(qclass)} "
-            f"{_type_name(qtype)}, asked {query.describe()})"
+            f"reply is for another question ({_describe(qname, qclass, qtype)}, asked {asked})"
         )
     if flags & _FLAG_TC:
         raise DNSError(f"reply for {query.describe()} is truncated (TC flag set)")
     if rcode:
-        raise DNSError(f"server answered {_rcode_name(rcode)} for {query.describe()}", rcode=rcode)
-    return Response(qid, flags, _parse_answers(packet, offset, ancount))
+        raise DNSError(answered, rcode=rcode)
+    return Response(_parse_answers(packet, offset, ancount))
 
 
 # -- the network -------------------------------------------------------------------------------
