@@ -46,10 +46,9 @@ MAX_BODY = 64 * 1024
 PROTOCOL = "UPnP IGD"
 
 
-def search(gateway: str, timeout: float, to: tuple[str, int] | None = None) -> list[str]:
-    """The LOCATION URL of ``gateway``'s answer to the SSDP search (sent to ``to``, by
-    default :data:`SSDP`) within ``timeout``, or an empty list; another device's answer is
-    ignored (said at -vv)."""
+def search(gateway: str, timeout: float) -> str | None:
+    """The LOCATION URL of ``gateway``'s answer to the SSDP search within ``timeout``, or
+    None; another device's answer is ignored (said at -vv)."""
     import _socket
     import time
 
@@ -60,12 +59,11 @@ def search(gateway: str, timeout: float, to: tuple[str, int] | None = None) -> l
         "MX: 1\r\n"
         f"ST: {SEARCH_TARGET}\r\n\r\n"
     ).encode()
-    found: list[str] = []
     end = time.monotonic() + timeout
     sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
     try:
         sock.setsockopt(_socket.IPPROTO_IP, _socket.IP_MULTICAST_TTL, 2)
-        sock.sendto(request, to or SSDP)
+        sock.sendto(request, SSDP)
         while (left := end - time.monotonic()) > 0:
             sock.settimeout(left)
             try:
@@ -76,14 +74,11 @@ def search(gateway: str, timeout: float, to: tuple[str, int] | None = None) -> l
                 report.debug(
                     f"UPnP: ignored an SSDP answer from {source}, not the router {gateway}"
                 )
-                continue
-            location = _location(packet, source)
-            if location:
-                found.append(location)
-                break
+            elif location := _location(packet, source):
+                return location
     finally:
         sock.close()
-    return found
+    return None
 
 
 def _location(packet: bytes, source: str) -> str | None:
@@ -221,31 +216,31 @@ def external_address(url: str, service: str) -> str:
     raise Refused("no NewExternalIPAddress in the router's answer")
 
 
-def ask(gateway: str, timeout: float = TIMEOUT) -> router.Answer:
+def ask(gateway: str) -> router.Answer:
     """The UPnP answer of ``gateway`` (the router), as a duckdns.router.Answer; never
     raises for its trouble."""
     try:
-        with deadline.bound(timeout) as mine:
-            locations = search(gateway, min(timeout, 1.5))
-            if not locations:
+        with deadline.bound(TIMEOUT) as mine:
+            location = search(gateway, min(TIMEOUT, 1.5))
+            if location is None:
                 return router.Answer(None, PROTOCOL, why="the router did not answer UPnP's search")
-            text = external_address(*control(locations[0]))
+            text = external_address(*control(location))
     except deadline.Expired as exc:
         if exc is not mine:
             raise
-        return router.Answer(None, PROTOCOL, why=f"UPnP IGD gave no answer within {timeout:g} s")
+        return router.Answer(None, PROTOCOL, why=f"UPnP IGD gave no answer within {TIMEOUT:g} s")
     except Refused as exc:
         return router.Answer(None, PROTOCOL, why=f"UPnP IGD: {exc}")
     except Exception as exc:  # noqa: BLE001 - a router's any failure is only "no answer"
         from duckdns import failure
 
         return router.Answer(
-            None, PROTOCOL, why=f"UPnP IGD: {failure.explain(exc, 'the router', timeout)[0]}"
+            None, PROTOCOL, why=f"UPnP IGD: {failure.explain(exc, 'the router', TIMEOUT)[0]}"
         )
     try:
         address = str(ipaddress.IPv4Address(text))
     except ValueError:
-        return router.Answer(None, PROTOCOL, bool(text == ""), "UPnP IGD gave no external address")
+        return router.Answer(None, PROTOCOL, text == "", "UPnP IGD gave no external address")
     return router.Answer(address, PROTOCOL)
 
 
