@@ -81,10 +81,7 @@ def run(job: Callable[[], bytes], seconds: float) -> Outcome:
 def _read(fd: int, deadline: float) -> bytes:
     """What the child wrote, up to its end of the pipe closing or the deadline."""
     data = b""
-    while len(data) <= VERDICT_MAX:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
+    while len(data) <= VERDICT_MAX and (left := deadline - time.monotonic()) > 0:
         if not select.select([fd], [], [], left)[0]:
             continue
         chunk = os.read(fd, VERDICT_MAX + 1)

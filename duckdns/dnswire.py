@@ -373,14 +373,12 @@ def query(
         try:
             sock.connect(address)
             sock.send(q.wire)
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
+            while (remaining := deadline - time.monotonic()) > 0:
                 sock.settimeout(remaining)
                 packet, addr = sock.recvfrom(_MAX_UDP)
                 if _same_peer(addr, address, family):
                     return parse_response(packet, q)
+            raise TimeoutError
         finally:
             sock.close()
     except TimeoutError:

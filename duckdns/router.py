@@ -225,10 +225,7 @@ def ask(gateway: str, port: int = PORT) -> Answer:
             resend = [time.monotonic() + delay for delay in RETRANSMIT]
             sock.send(requests["natpmp"])
             sent = {"natpmp"}
-            while len(answers) < 2:
-                now = time.monotonic()
-                if now >= deadline:
-                    break
+            while len(answers) < 2 and (now := time.monotonic()) < deadline:
                 if resend and now >= resend[0]:  # RFC 6886 section 3.1, RFC 6887 section 8.1.1
                     resend.pop(0)
                     for name, request in requests.items():

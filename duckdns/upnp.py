@@ -113,12 +113,10 @@ def _get(url: str, body: bytes | None = None, headers: dict[str, str] | None = N
         conn.request("POST" if body else "GET", parts.path or "/", body, headers or {})
         resp = conn.getresponse()
         data = resp.read(MAX_BODY + 1)
-        if resp.status != 200 or len(data) > MAX_BODY:
-            raise Refused(
-                f"the router answered HTTP {resp.status}"
-                if resp.status != 200
-                else f"the router's answer is larger than {MAX_BODY // 1024} KiB"
-            )
+        if resp.status != 200:
+            raise Refused(f"the router answered HTTP {resp.status}")
+        if len(data) > MAX_BODY:
+            raise Refused(f"the router's answer is larger than {MAX_BODY // 1024} KiB")
         return data
     finally:
         conn.close()
