@@ -41,7 +41,7 @@ if TYPE_CHECKING:
         value: str
         strings: tuple[bytes, ...] = ()
 
-    class _Query(NamedTuple):
+    class Query(NamedTuple):  # as sent: the ID, the normalised name, the type, class and wire
         id: int
         name: str
         qtype: int
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 else:
     Record = namedtuple("Record", "name rtype rclass ttl value strings", defaults=((),))
-    _Query = namedtuple("Query", "id name qtype qclass wire")
+    Query = namedtuple("Query", "id name qtype qclass wire")
     _Response = namedtuple("Response", "answers")
 
 TYPE_A = 1
@@ -104,15 +104,6 @@ def _describe(name: str, qclass: int, qtype: int) -> str:
 
 Record.__doc__ = """One answer record. ``name``: the owner, lower-case, no trailing dot; ``value``:
 the address in canonical text (A) or the character-strings joined (TXT; each in ``strings``)."""
-
-
-class Query(_Query):
-    """A query as sent: its ID, normalised name, type, class and wire form."""
-
-    __slots__ = ()
-
-    def describe(self) -> str:
-        return _describe(self.name, self.qclass, self.qtype)
 
 
 class Response(_Response):
@@ -282,7 +273,8 @@ def parse_response(packet: bytes, query: Query) -> Response:
     if opcode != 0:
         raise DNSError(f"reply has opcode {opcode}, expected 0 (QUERY)")
     rcode = flags & 0xF
-    answered = f"server answered {RCODE_NAMES.get(rcode, f'RCODE{rcode}')} for {query.describe()}"
+    asked = _describe(query.name, query.qclass, query.qtype)
+    answered = f"server answered {RCODE_NAMES.get(rcode, f'RCODE{rcode}')} for {asked}"
     if rcode and qdcount == 0:
         raise DNSError(answered, rcode=rcode)
     if qdcount != 1:
@@ -293,12 +285,11 @@ def parse_response(packet: bytes, query: Query) -> Response:
     qtype, qclass = struct.unpack_from("!HH", packet, offset)
     offset += 4
     if (qname, qtype, qclass) != (query.name, query.qtype, query.qclass):
-        asked = query.describe()
         raise DNSError(
             f"reply is for another question ({_describe(qname, qclass, qtype)}, asked {asked})"
         )
     if flags & _FLAG_TC:
-        raise DNSError(f"reply for {query.describe()} is truncated (TC flag set)")
+        raise DNSError(f"reply for {asked} is truncated (TC flag set)")
     if rcode:
         raise DNSError(answered, rcode=rcode)
     return Response(_parse_answers(packet, offset, ancount))
@@ -382,6 +373,8 @@ def query(
         finally:
             sock.close()
     except TimeoutError:
-        raise DNSError(f"no reply from {where} for {q.describe()} within {timeout:g} s") from None
+        raise DNSError(
+            f"no reply from {where} for {_describe(q.name, q.qclass, q.qtype)} within {timeout:g} s"
+        ) from None
     except OSError as e:
         raise DNSError(f"cannot query {where}: {e.strerror or e}") from None
