@@ -256,12 +256,8 @@ def _parse_answers(msg: bytes, offset: int, count: int) -> tuple[Record, ...]:
 
 
 def parse_response(packet: bytes, query: Query) -> Response:
-    """Validate a reply against ``query`` and parse its answer section.
-
-    Checks, in order: a full header, the same ID, QR set, opcode QUERY, exactly our
-    question echoed (name case-insensitively, type and class exactly), TC clear, RCODE
-    NOERROR. Authority and additional sections are not parsed.
-    """
+    """Validate a reply against ``query`` and parse its answer section (the authority and
+    additional sections are not read)."""
     if len(packet) < _HEADER.size:
         raise DNSError(f"malformed reply: {len(packet)} octets, shorter than a DNS header")
     qid, flags, qdcount, ancount, _nscount, _arcount = _HEADER.unpack_from(packet)

@@ -4,7 +4,7 @@ One DNS query over UDP to a "whoami" service tells whether the public IPv4 addre
 changed since the last update. The answer is unauthenticated, so it may only decide
 *whether* to update, never *what* to set (DuckDNS takes the address from the TLS connection).
 Any failure therefore means "update": :func:`public_ipv4` never raises for network trouble,
-it returns None.
+it returns no address.
 
 The targets come from the ``probe`` setting (:func:`duckdns.config.parse_probe`); ``router``
 asks the router itself over NAT-PMP/PCP (duckdns.router), whose address the pipeline fills in.

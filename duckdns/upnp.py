@@ -259,10 +259,8 @@ def reachability(cfg: Config, gateway: str | None, duckdns_ipv4: str, host_ipv6:
         return NOT_ASKED
     address, port = cfg.router or (gateway, router.PORT)
     if not address:  # nobody else may decide: any device can answer a multicast search
-        answer = router.Answer(
-            None,
-            why="no default gateway in the kernel's routing table: set 'router = ADDRESS'",
-        )
+        why = "no default gateway in the kernel's routing table: set 'router = ADDRESS'"
+        answer = router.Answer(None, why=why)
     else:
         answer = router.ask(address, port)
     if address and router.external(answer) is None:
