@@ -327,11 +327,6 @@ def _same_peer(addr: SockAddr, expected: SockAddr, family: int) -> bool:
     return a == b and addr[1] == expected[1]
 
 
-def endpoint(server: str, port: int) -> str:
-    """ADDR:PORT for messages, with an IPv6 address in brackets."""
-    return f"[{server}]:{port}" if ":" in server else f"{server}:{port}"
-
-
 def query(
     name: str,
     qtype: int,
@@ -353,7 +348,7 @@ def query(
         raise ValueError("timeout must be positive")
     q = make_query(name, qtype, qclass)
     family, address = sockaddr(server, port)
-    where = endpoint(server, port)
+    where = f"[{server}]:{port}" if ":" in server else f"{server}:{port}"  # for messages
     deadline = time.monotonic() + timeout
     try:
         sock = _socket.socket(family, _socket.SOCK_DGRAM)
