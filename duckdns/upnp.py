@@ -26,8 +26,11 @@ without a byte order mark, an encoding declaration), so no entity is ever declar
 
 from __future__ import annotations
 
+import _socket
 import ipaddress
 import re
+import time
+from urllib.parse import urljoin, urlsplit  # loaded by every command (duckdns.config)
 
 from duckdns import deadline, report, router
 
@@ -49,9 +52,6 @@ PROTOCOL = "UPnP IGD"
 def search(gateway: str, timeout: float) -> str | None:
     """The LOCATION URL of ``gateway``'s answer to the SSDP search within ``timeout``, or
     None; another device's answer is ignored (said at -vv)."""
-    import _socket
-    import time
-
     request = (
         "M-SEARCH * HTTP/1.1\r\n"
         f"HOST: {SSDP[0]}:{SSDP[1]}\r\n"
@@ -103,7 +103,6 @@ def _get(url: str, body: bytes | None = None, headers: dict[str, str] | None = N
     """One HTTP exchange; at most MAX_BODY bytes of the answer; raises OSError, http.client's
     exceptions, or Refused."""
     import http.client
-    from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     if parts.hostname is None:  # not from this module: its URLs are the router's, by address
@@ -161,8 +160,6 @@ def _local(tag: str) -> str:
 
 def _origin(url: str) -> tuple[str | None, int | None]:
     """(host, port) of an http:// URL; (None, None) for one that cannot be read."""
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(url)
         return parts.hostname, parts.port or 80
@@ -172,8 +169,6 @@ def _origin(url: str) -> tuple[str | None, int | None]:
 
 def control(location: str) -> tuple[str, str]:
     """(control URL, service type) of the description's WAN connection service."""
-    from urllib.parse import urljoin
-
     tree = parse_xml(_get(location))
     base = next(
         (e.text.strip() for e in tree.iter() if _local(e.tag) == "URLBase" and e.text), location
