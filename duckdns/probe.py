@@ -72,7 +72,6 @@ def _shown(value: str) -> str:
 # What asking the targets found: the first valid ``address`` (None if every target failed),
 # each failed target with why (``failures``), and the router's answer when it was asked
 # (``router``, a duckdns.router.Answer: the reachability verdict needs it whatever it is).
-# Its fields' types are for the type checker only (typing.TYPE_CHECKING would import typing).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NamedTuple
