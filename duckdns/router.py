@@ -22,10 +22,6 @@ the address DuckDNS records. An address that is not global (carrier-grade NAT, p
 zero) cannot decide. Every answer is checked field by field; anything else (garbage, another
 opcode, an error result, a datagram from another address, silence) is no answer, within
 :data:`TIMEOUT` seconds in all, never an exception.
-
-The verdict (:func:`verdict`) compares the router's external address with the address DuckDNS
-recorded; ``duckdns check`` also asks UPnP IGD (duckdns.upnp). The run records it
-(duckdns.records.Reach) through duckdns.transition.
 """
 
 from __future__ import annotations

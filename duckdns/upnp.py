@@ -227,9 +227,8 @@ def ask(gateway: str) -> router.Answer:
     except Exception as exc:  # noqa: BLE001 - a router's any failure is only "no answer"
         from duckdns import failure
 
-        return router.Answer(
-            None, PROTOCOL, why=f"UPnP IGD: {failure.explain(exc, 'the router', TIMEOUT)[0]}"
-        )
+        why = failure.explain(exc, "the router", TIMEOUT)[0]
+        return router.Answer(None, PROTOCOL, why=f"UPnP IGD: {why}")
     try:
         address = str(ipaddress.IPv4Address(text))
     except ValueError:
