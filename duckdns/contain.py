@@ -54,14 +54,14 @@ def run(job: Callable[[], bytes], seconds: float) -> Outcome:
     b"crash"; a verdict outside the grammar counts as none."""
     try:
         read_end, write_end = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            raise
     except OSError as exc:
-        return Outcome(_errno_word(exc), "unstarted")
-    try:
-        pid = os.fork()
-    except OSError as exc:
-        os.close(read_end)
-        os.close(write_end)
-        return Outcome(_errno_word(exc), "unstarted")
+        return Outcome(b"errno %d" % (exc.errno or 0), "unstarted")
     if pid == 0:  # the child: never returns
         _child(job, seconds, read_end, write_end)
     os.close(write_end)
@@ -81,10 +81,7 @@ def run(job: Callable[[], bytes], seconds: float) -> Outcome:
 def _read(fd: int, deadline: float) -> bytes:
     """What the child wrote, up to its end of the pipe closing or the deadline."""
     data = b""
-    while len(data) <= VERDICT_MAX:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
+    while len(data) <= VERDICT_MAX and (left := deadline - time.monotonic()) > 0:
         if not select.select([fd], [], [], left)[0]:
             continue
         chunk = os.read(fd, VERDICT_MAX + 1)
@@ -162,7 +159,3 @@ def _data() -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0
-
-
-def _errno_word(exc: OSError) -> bytes:
-    return b"errno %d" % (exc.errno or 0)

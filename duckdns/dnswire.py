@@ -23,10 +23,7 @@ import struct
 import time
 from collections import namedtuple
 
-# Named tuples from collections, not typing.NamedTuple: importing typing would cost the timer's
-# run 3 ms. The type checker reads their fields' types from the typing.NamedTuple twins here
-# (this module's own TYPE_CHECKING: typing.TYPE_CHECKING would import typing too).
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # the named tuples' typed twins (docs/design.md): typing costs a run 3 ms
 if TYPE_CHECKING:
     from typing import NamedTuple
 
@@ -41,7 +38,7 @@ if TYPE_CHECKING:
         value: str
         strings: tuple[bytes, ...] = ()
 
-    class _Query(NamedTuple):
+    class Query(NamedTuple):  # as sent: the ID, the normalised name, the type, class and wire
         id: int
         name: str
         qtype: int
@@ -49,14 +46,12 @@ if TYPE_CHECKING:
         wire: bytes
 
     class _Response(NamedTuple):
-        id: int
-        flags: int
         answers: tuple[Record, ...]
 
 else:
     Record = namedtuple("Record", "name rtype rclass ttl value strings", defaults=((),))
-    _Query = namedtuple("Query", "id name qtype qclass wire")
-    _Response = namedtuple("Response", "id flags answers")
+    Query = namedtuple("Query", "id name qtype qclass wire")
+    _Response = namedtuple("Response", "answers")
 
 TYPE_A = 1
 TYPE_TXT = 16
@@ -98,30 +93,14 @@ class DNSError(Exception):
         self.rcode = rcode
 
 
-def _type_name(rtype: int) -> str:
-    return TYPE_NAMES.get(rtype, f"TYPE{rtype}")
-
-
-def _class_name(rclass: int) -> str:
-    return CLASS_NAMES.get(rclass, f"CLASS{rclass}")
-
-
-def _rcode_name(rcode: int) -> str:
-    return RCODE_NAMES.get(rcode, f"RCODE{rcode}")
+def _describe(name: str, qclass: int, qtype: int) -> str:
+    """``name CLASS TYPE``, for messages."""
+    kind = TYPE_NAMES.get(qtype, f"TYPE{qtype}")
+    return f"{name} {CLASS_NAMES.get(qclass, f'CLASS{qclass}')} {kind}"
 
 
 Record.__doc__ = """One answer record. ``name``: the owner, lower-case, no trailing dot; ``value``:
 the address in canonical text (A) or the character-strings joined (TXT; each in ``strings``)."""
-
-
-class Query(_Query):
-    """A query as sent: its ID, normalised name, type, class and wire form."""
-
-    __slots__ = ()
-
-    def describe(self) -> str:
-        """``name CLASS TYPE``, for messages."""
-        return f"{self.name} {_class_name(self.qclass)} {_type_name(self.qtype)}"
 
 
 class Response(_Response):
@@ -274,12 +253,8 @@ def _parse_answers(msg: bytes, offset: int, count: int) -> tuple[Record, ...]:
 
 
 def parse_response(packet: bytes, query: Query) -> Response:
-    """Validate a reply against ``query`` and parse its answer section.
-
-    Checks, in order: a full header, the same ID, QR set, opcode QUERY, exactly our
-    question echoed (name case-insensitively, type and class exactly), TC clear, RCODE
-    NOERROR. Authority and additional sections are not parsed.
-    """
+    """Validate a reply against ``query`` and parse its answer section (the authority and
+    additional sections are not read)."""
     if len(packet) < _HEADER.size:
         raise DNSError(f"malformed reply: {len(packet)} octets, shorter than a DNS header")
     qid, flags, qdcount, ancount, _nscount, _arcount = _HEADER.unpack_from(packet)
@@ -291,8 +266,10 @@ def parse_response(packet: bytes, query: Query) -> Response:
     if opcode != 0:
         raise DNSError(f"reply has opcode {opcode}, expected 0 (QUERY)")
     rcode = flags & 0xF
+    asked = _describe(query.name, query.qclass, query.qtype)
+    answered = f"server answered {RCODE_NAMES.get(rcode, f'RCODE{rcode}')} for {asked}"
     if rcode and qdcount == 0:
-        raise DNSError(f"server answered {_rcode_name(rcode)} for {query.describe()}", rcode=rcode)
+        raise DNSError(answered, rcode=rcode)
     if qdcount != 1:
         raise DNSError(f"reply has {qdcount} questions, expected 1")
     qname, offset = _read_name(packet, _HEADER.size)
@@ -302,14 +279,13 @@ def parse_response(packet: bytes, query: Query) -> Response:
     offset += 4
     if (qname, qtype, qclass) != (query.name, query.qtype, query.qclass):
         raise DNSError(
-            f"reply is for another question ({qname} {_class_name(qclass)} "
-            f"{_type_name(qtype)}, asked {query.describe()})"
+            f"reply is for another question ({_describe(qname, qclass, qtype)}, asked {asked})"
         )
     if flags & _FLAG_TC:
-        raise DNSError(f"reply for {query.describe()} is truncated (TC flag set)")
+        raise DNSError(f"reply for {asked} is truncated (TC flag set)")
     if rcode:
-        raise DNSError(f"server answered {_rcode_name(rcode)} for {query.describe()}", rcode=rcode)
-    return Response(qid, flags, _parse_answers(packet, offset, ancount))
+        raise DNSError(answered, rcode=rcode)
+    return Response(_parse_answers(packet, offset, ancount))
 
 
 # -- the network -------------------------------------------------------------------------------
@@ -348,11 +324,6 @@ def _same_peer(addr: SockAddr, expected: SockAddr, family: int) -> bool:
     return a == b and addr[1] == expected[1]
 
 
-def endpoint(server: str, port: int) -> str:
-    """ADDR:PORT for messages, with an IPv6 address in brackets."""
-    return f"[{server}]:{port}" if ":" in server else f"{server}:{port}"
-
-
 def query(
     name: str,
     qtype: int,
@@ -374,24 +345,24 @@ def query(
         raise ValueError("timeout must be positive")
     q = make_query(name, qtype, qclass)
     family, address = sockaddr(server, port)
-    where = endpoint(server, port)
+    where = f"[{server}]:{port}" if ":" in server else f"{server}:{port}"  # for messages
     deadline = time.monotonic() + timeout
     try:
         sock = _socket.socket(family, _socket.SOCK_DGRAM)
         try:
             sock.connect(address)
             sock.send(q.wire)
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
+            while (remaining := deadline - time.monotonic()) > 0:
                 sock.settimeout(remaining)
                 packet, addr = sock.recvfrom(_MAX_UDP)
                 if _same_peer(addr, address, family):
                     return parse_response(packet, q)
+            raise TimeoutError
         finally:
             sock.close()
     except TimeoutError:
-        raise DNSError(f"no reply from {where} for {q.describe()} within {timeout:g} s") from None
+        raise DNSError(
+            f"no reply from {where} for {_describe(q.name, q.qclass, q.qtype)} within {timeout:g} s"
+        ) from None
     except OSError as e:
         raise DNSError(f"cannot query {where}: {e.strerror or e}") from None

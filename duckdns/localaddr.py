@@ -14,19 +14,17 @@ IFA_F_TEMPORARY = 0x01
 IFA_F_DADFAILED = 0x08
 IFA_F_DEPRECATED = 0x20
 IFA_F_TENTATIVE = 0x40
-IFA_F_PERMANENT = 0x80
 _UNUSABLE = IFA_F_DADFAILED | IFA_F_DEPRECATED | IFA_F_TENTATIVE
 
 
 def candidates(text: str) -> list[str]:
     """Usable global unicast addresses from the text of /proc/net/if_inet6, best first.
 
-    Refused: link-local, ULA (fc00::/7), any non-global range, and addresses that
-    are deprecated, tentative or failed duplicate detection. Stable addresses come
-    before temporary (privacy) ones, which change daily and would make every run an
-    update.
+    Refused: any range that is not global (link-local and ULA, fc00::/7, among them: the
+    IANA registry ipaddress reads), and addresses that are deprecated, tentative or failed
+    duplicate detection. Stable addresses come before temporary (privacy) ones, which
+    change daily and would make every run an update.
     """
-    ula = ipaddress.IPv6Network("fc00::/7")
     found: list[tuple[int, str]] = []
     for line in text.splitlines():
         fields = line.split()
@@ -37,11 +35,10 @@ def candidates(text: str) -> list[str]:
             addr = ipaddress.IPv6Address(int(fields[0], 16))
         except ValueError:
             continue
-        if flags & _UNUSABLE or not addr.is_global or addr in ula or addr.is_link_local:
+        if flags & _UNUSABLE or not addr.is_global:
             continue
-        found.append((1 if flags & IFA_F_TEMPORARY else 0, str(addr)))
-    found.sort(key=lambda item: item[0])
-    return [addr for _, addr in found]
+        found.append((flags & IFA_F_TEMPORARY, str(addr)))
+    return [addr for _, addr in sorted(found, key=lambda item: item[0])]
 
 
 def global_ipv6(path: str | os.PathLike[str] = IF_INET6) -> str | None:

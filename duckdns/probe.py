@@ -4,7 +4,7 @@ One DNS query over UDP to a "whoami" service tells whether the public IPv4 addre
 changed since the last update. The answer is unauthenticated, so it may only decide
 *whether* to update, never *what* to set (DuckDNS takes the address from the TLS connection).
 Any failure therefore means "update": :func:`public_ipv4` never raises for network trouble,
-it returns None.
+it returns no address.
 
 The targets come from the ``probe`` setting (:func:`duckdns.config.parse_probe`); ``router``
 asks the router itself over NAT-PMP/PCP (duckdns.router), whose address the pipeline fills in.
@@ -35,15 +35,6 @@ KINDS: dict[str, tuple[str, int, int]] = {
 SHOWN_VALUES = 3  # answers quoted when a target gives several
 
 
-def _ipv4_text(value: str) -> str | None:
-    """``value`` if it is a dotted-quad IPv4 address in canonical form, else None."""
-    try:
-        address = ipaddress.IPv4Address(value)
-    except ValueError:
-        return None
-    return value if str(address) == value else None
-
-
 def ask(target: ProbeTarget, timeout: float = DEFAULT_TIMEOUT) -> str:
     """The IPv4 address ``target`` says we have; raises DNSError for any failure.
 
@@ -60,10 +51,13 @@ def ask(target: ProbeTarget, timeout: float = DEFAULT_TIMEOUT) -> str:
         more = f" and {len(values) - SHOWN_VALUES} more" if len(values) > SHOWN_VALUES else ""
         raise DNSError(f"several answers for {name}: {listed}{more}")
     value = values.pop()
-    address = _ipv4_text(value)
-    if address is None:
+    try:
+        canonical = str(ipaddress.IPv4Address(value)) == value  # a dotted quad, as written
+    except ValueError:
+        canonical = False
+    if not canonical:
         raise DNSError(f"answer {_shown(value)} is not an IPv4 address")
-    return address
+    return value
 
 
 def _shown(value: str) -> str:
@@ -75,14 +69,9 @@ def _shown(value: str) -> str:
     return repr(value if len(value) <= 64 else value[:64] + "...")
 
 
-class CannotDecide(Exception):
-    """The router answered no global address (or nothing): the next target is asked."""
-
-
 # What asking the targets found: the first valid ``address`` (None if every target failed),
 # each failed target with why (``failures``), and the router's answer when it was asked
 # (``router``, a duckdns.router.Answer: the reachability verdict needs it whatever it is).
-# Its fields' types are for the type checker only (typing.TYPE_CHECKING would import typing).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NamedTuple
@@ -98,24 +87,6 @@ else:
     Probed = namedtuple("Probed", "address failures router")
 
 
-def ask_router(answer: Answer) -> str:
-    """The address a router's answer (duckdns.router.Answer) decides with; CannotDecide."""
-    from duckdns import router
-
-    address = router.usable(answer)
-    if address is None:
-        raise CannotDecide(router.why_not(answer))
-    return address
-
-
-def _router_answer(target: ProbeTarget) -> Answer:
-    from duckdns import router
-
-    if not target.address:
-        return router.Answer(None, why="no default gateway in the kernel's routing table")
-    return router.ask(target.address, target.port)
-
-
 def public_ipv4(targets: Iterable[ProbeTarget], timeout: float = DEFAULT_TIMEOUT) -> Probed:
     """Ask each target in order until one gives a valid IPv4 answer.
 
@@ -126,11 +97,20 @@ def public_ipv4(targets: Iterable[ProbeTarget], timeout: float = DEFAULT_TIMEOUT
     failures: list[tuple[ProbeTarget, str]] = []
     heard = None
     for target in targets:
+        if target.kind == "router":  # a global address decides; else the next target is asked
+            from duckdns import router
+
+            if target.address:
+                heard = router.ask(target.address, target.port)
+            else:
+                heard = router.Answer(None, why="no default gateway in the kernel's routing table")
+            address = router.usable(heard)
+            if address is not None:
+                return Probed(address, failures, heard)
+            failures.append((target, router.why_not(heard)))
+            continue
         try:
-            if target.kind == "router":
-                heard = _router_answer(target)
-                return Probed(ask_router(heard), failures, heard)
             return Probed(ask(target, timeout), failures, heard)
-        except (DNSError, CannotDecide) as e:
+        except DNSError as e:
             failures.append((target, str(e)))
     return Probed(None, failures, heard)

@@ -43,13 +43,11 @@ class Walk(NamedTuple):
 def resolver(address: tuple[str, int] | None = None) -> dns.resolver.Resolver:
     """A resolver asking ``address`` (ADDR, PORT), or the system's: the name servers of
     /etc/resolv.conf, or 127.0.0.1 when it lists none (as resolv.conf(5) says)."""
-    if address is None:
-        try:
-            res = dns.resolver.Resolver()
-        except FAILURES:  # no /etc/resolv.conf, or no nameserver in it
-            address = ("127.0.0.1", 53)
+    try:
+        res = dns.resolver.Resolver(configure=address is None)
+    except FAILURES:  # no /etc/resolv.conf, or no nameserver in it
+        res, address = dns.resolver.Resolver(configure=False), ("127.0.0.1", 53)
     if address is not None:
-        res = dns.resolver.Resolver(configure=False)
         res.nameservers = [address[0]]
         res.port = address[1]
     res.timeout = res.lifetime = QUESTION_TIMEOUT

@@ -22,10 +22,6 @@ the address DuckDNS records. An address that is not global (carrier-grade NAT, p
 zero) cannot decide. Every answer is checked field by field; anything else (garbage, another
 opcode, an error result, a datagram from another address, silence) is no answer, within
 :data:`TIMEOUT` seconds in all, never an exception.
-
-The verdict (:func:`verdict`) compares the router's external address with the address DuckDNS
-recorded; ``duckdns check`` also asks UPnP IGD (duckdns.upnp). The run records it
-(duckdns.records.Reach) through duckdns.transition.
 """
 
 from __future__ import annotations
@@ -60,7 +56,6 @@ NATPMP_RESULTS = {  # section 3.5
     5: "unsupported opcode",
 }
 NATPMP_NETWORK_FAILURE = 3
-_NATPMP_REPLY = struct.Struct("!BBHII")  # section 3.2: 12 bytes
 
 # -- PCP, RFC 6887 -------------------------------------------------------------------------------
 PCP_VERSION = 2  # section 9
@@ -89,13 +84,16 @@ UDP = 17  # the MAP's protocol (section 11.1: IANA protocol numbers)
 V4_MAPPED = b"\0" * 10 + b"\xff\xff"  # section 5: IPv4 addresses as IPv4-mapped IPv6
 
 
-# A named tuple from collections: typing.NamedTuple would cost every timer run 3 ms of imports
-# (the type checker reads its fields' types from the twin; TYPE_CHECKING is always false here).
-TYPE_CHECKING = False
+# What the router said: ``address``, the external IPv4 address a successful answer gave (any
+# range; None: none), the ``protocol`` that gave it, ``no_public`` when it said it has no
+# external address of its own (NAT-PMP result 3, PCP NETWORK_FAILURE), ``why`` it gave none,
+# and ``hint``: an address an *error* answer carried (miniupnpd puts its WAN address in the
+# PCP error it answers to the deletion), for the verdict only.
+TYPE_CHECKING = False  # its typed twin (docs/design.md): typing costs a run 3 ms
 if TYPE_CHECKING:
     from typing import NamedTuple
 
-    class _Answer(NamedTuple):
+    class Answer(NamedTuple):
         address: str | None
         protocol: str = ""
         no_public: bool = False
@@ -103,19 +101,9 @@ if TYPE_CHECKING:
         hint: str | None = None
 
 else:
-    _Answer = namedtuple(
+    Answer = namedtuple(
         "Answer", "address protocol no_public why hint", defaults=("", False, "", None)
     )
-
-
-class Answer(_Answer):
-    """What the router said: ``address``, the external IPv4 address a successful answer gave
-    (any range; None: none), the ``protocol`` that gave it, ``no_public`` when it said it
-    has no external address of its own (NAT-PMP result 3, PCP NETWORK_FAILURE), ``why`` it
-    gave none, and ``hint``: an address an *error* answer carried (miniupnpd puts its WAN
-    address in the PCP error it answers to the deletion), for the verdict only."""
-
-    __slots__ = ()
 
 
 # -- the default gateway -------------------------------------------------------------------------
@@ -132,22 +120,20 @@ def default_gateway(path: str | os.PathLike[str] = ROUTE) -> str | None:
             lines = f.read().splitlines()[1:]
     except OSError:
         return None
-    best: tuple[int, str] | None = None
+    routes: list[tuple[int, int]] = []
     for line in lines:
         fields = line.split()
-        if len(fields) < 8:
-            continue
         try:
             dest, gateway, flags, metric, mask = (int(fields[i], 16) for i in (1, 2, 3, 6, 7))
-        except ValueError:
+        except (IndexError, ValueError):  # a short or unreadable line
             continue
         # RTF_UP 0x1 and RTF_GATEWAY 0x2 (linux/route.h); a default route: 0.0.0.0/0
-        if dest or mask or flags & 0x3 != 0x3 or not gateway:
-            continue
-        address = str(ipaddress.IPv4Address(struct.pack("=I", gateway)))
-        if best is None or metric < best[0]:
-            best = (metric, address)
-    return best[1] if best else None
+        if dest == 0 and mask == 0 and flags & 0x3 == 0x3 and gateway:
+            routes.append((metric, gateway))
+    if not routes:
+        return None
+    _, gateway = min(routes, key=lambda route: route[0])  # the first of the lowest metric
+    return str(ipaddress.IPv4Address(struct.pack("=I", gateway)))
 
 
 # -- the exchange ------------------------------------------------------------------------------
@@ -178,16 +164,15 @@ def parse(packet: bytes, nonce: bytes) -> tuple[str, Answer | None]:
             # RFC 6887 section 9 / RFC 6886 section 3.5: a NAT-PMP-only router's answer to
             # the PCP request (version 2): "unsupported version". PCP is not spoken.
             return "pcp", Answer(None, "PCP", why="the router speaks NAT-PMP only")
-        if packet[1] != NATPMP_ANSWER + NATPMP_EXTERNAL:  # section 3.2: 128 + 0
+        if packet[1] != NATPMP_ANSWER + NATPMP_EXTERNAL or len(packet) < 4:  # section 3.2
             return "", None
-        if len(packet) < _NATPMP_REPLY.size:  # section 3.2: 12 bytes (3.5: 8 on an error)
-            if len(packet) >= 4 and struct.unpack("!H", packet[2:4])[0]:
-                return "natpmp", _natpmp_error(struct.unpack("!H", packet[2:4])[0])
+        (result,) = struct.unpack_from("!H", packet, 2)
+        if result:  # section 3.5: 8 bytes or more, the other fields then meaningless
+            why = f"NAT-PMP answered {NATPMP_RESULTS.get(result, f'result code {result}')}"
+            return "natpmp", Answer(None, "NAT-PMP", result == NATPMP_NETWORK_FAILURE, why)
+        if len(packet) < 12:  # section 3.2: 12 bytes, the address last
             return "", None
-        _, _, result, _, external = _NATPMP_REPLY.unpack_from(packet)
-        if result:  # section 3.5: the other fields are then meaningless
-            return "natpmp", _natpmp_error(result)
-        return "natpmp", Answer(str(ipaddress.IPv4Address(external)), "NAT-PMP")
+        return "natpmp", Answer(str(ipaddress.IPv4Address(packet[8:12])), "NAT-PMP")
     if packet[0] == PCP_VERSION:
         # section 7.2: R set, our opcode, at least the header, a multiple of 4 bytes
         if len(packet) < PCP_HEADER or len(packet) % 4 or len(packet) > MAX_DATAGRAM:
@@ -209,22 +194,17 @@ def parse(packet: bytes, nonce: bytes) -> tuple[str, Answer | None]:
     return "", None
 
 
-def _natpmp_error(result: int) -> Answer:
-    text = NATPMP_RESULTS.get(result, f"result code {result}")
-    return Answer(None, "NAT-PMP", result == NATPMP_NETWORK_FAILURE, f"NAT-PMP answered {text}")
-
-
-def ask(gateway: str, port: int = PORT, timeout: float = TIMEOUT) -> Answer:
+def ask(gateway: str, port: int = PORT) -> Answer:
     """Ask ``gateway``; never raises for network trouble.
 
     NAT-PMP first; PCP when NAT-PMP answers without an address, or with the first
     retransmission (a router may speak PCP only). Asking PCP only then spares the router's
     log: miniupnpd logs each deletion of a mapping it does not hold. The first answer with
     an address wins; without one, the exchange ends when both protocols have answered or
-    at ``timeout``. Only datagrams from ``gateway:port`` count (RFC 6886 section 3.1,
+    at :data:`TIMEOUT`. Only datagrams from ``gateway:port`` count (RFC 6886 section 3.1,
     RFC 6887 section 8.3): the socket is connected, and the source is checked again.
     """
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + TIMEOUT
     answers: dict[str, Answer] = {}
     try:
         sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
@@ -239,10 +219,7 @@ def ask(gateway: str, port: int = PORT, timeout: float = TIMEOUT) -> Answer:
             resend = [time.monotonic() + delay for delay in RETRANSMIT]
             sock.send(requests["natpmp"])
             sent = {"natpmp"}
-            while len(answers) < 2:
-                now = time.monotonic()
-                if now >= deadline:
-                    break
+            while len(answers) < 2 and (now := time.monotonic()) < deadline:
                 if resend and now >= resend[0]:  # RFC 6886 section 3.1, RFC 6887 section 8.1.1
                     resend.pop(0)
                     for name, request in requests.items():
@@ -270,7 +247,7 @@ def ask(gateway: str, port: int = PORT, timeout: float = TIMEOUT) -> Answer:
             sock.close()
     except OSError as exc:  # refused (ICMP port unreachable), no route, a bad address
         return _merge(answers, f"cannot ask {gateway}:{port}: {exc.strerror or exc}")
-    return _merge(answers, f"no answer from {gateway}:{port} within {timeout:g} s")
+    return _merge(answers, f"no answer from {gateway}:{port} within {TIMEOUT:g} s")
 
 
 def _merge(answers: dict[str, Answer], silence: str) -> Answer:
@@ -319,14 +296,12 @@ def why_not(answer: Answer) -> str:
 
 # -- the verdict -----------------------------------------------------------------------------
 
-DIRECT, CGNAT_NAT, DOUBLE_NAT, NO_PUBLIC, UPSTREAM, UNKNOWN = (
-    "direct",
-    "cgnat",
-    "double-nat",
-    "no-public",
-    "upstream",
-    "unknown",
-)
+DIRECT = "direct"
+CGNAT_NAT = "cgnat"
+DOUBLE_NAT = "double-nat"
+NO_PUBLIC = "no-public"
+UPSTREAM = "upstream"
+UNKNOWN = "unknown"
 VERDICTS = {
     DIRECT: "direct: port forwarding on this router can reach the Pi",
     CGNAT_NAT: (

@@ -26,8 +26,11 @@ without a byte order mark, an encoding declaration), so no entity is ever declar
 
 from __future__ import annotations
 
+import _socket
 import ipaddress
 import re
+import time
+from urllib.parse import urljoin, urlsplit  # loaded by every command (duckdns.config)
 
 from duckdns import deadline, report, router
 
@@ -46,13 +49,9 @@ MAX_BODY = 64 * 1024
 PROTOCOL = "UPnP IGD"
 
 
-def search(gateway: str, timeout: float, to: tuple[str, int] | None = None) -> list[str]:
-    """The LOCATION URL of ``gateway``'s answer to the SSDP search (sent to ``to``, by
-    default :data:`SSDP`) within ``timeout``, or an empty list; another device's answer is
-    ignored (said at -vv)."""
-    import _socket
-    import time
-
+def search(gateway: str, timeout: float) -> str | None:
+    """The LOCATION URL of ``gateway``'s answer to the SSDP search within ``timeout``, or
+    None; another device's answer is ignored (said at -vv)."""
     request = (
         "M-SEARCH * HTTP/1.1\r\n"
         f"HOST: {SSDP[0]}:{SSDP[1]}\r\n"
@@ -60,12 +59,11 @@ def search(gateway: str, timeout: float, to: tuple[str, int] | None = None) -> l
         "MX: 1\r\n"
         f"ST: {SEARCH_TARGET}\r\n\r\n"
     ).encode()
-    found: list[str] = []
     end = time.monotonic() + timeout
     sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
     try:
         sock.setsockopt(_socket.IPPROTO_IP, _socket.IP_MULTICAST_TTL, 2)
-        sock.sendto(request, to or SSDP)
+        sock.sendto(request, SSDP)
         while (left := end - time.monotonic()) > 0:
             sock.settimeout(left)
             try:
@@ -76,14 +74,11 @@ def search(gateway: str, timeout: float, to: tuple[str, int] | None = None) -> l
                 report.debug(
                     f"UPnP: ignored an SSDP answer from {source}, not the router {gateway}"
                 )
-                continue
-            location = _location(packet, source)
-            if location:
-                found.append(location)
-                break
+            elif location := _location(packet, source):
+                return location
     finally:
         sock.close()
-    return found
+    return None
 
 
 def _location(packet: bytes, source: str) -> str | None:
@@ -108,7 +103,6 @@ def _get(url: str, body: bytes | None = None, headers: dict[str, str] | None = N
     """One HTTP exchange; at most MAX_BODY bytes of the answer; raises OSError, http.client's
     exceptions, or Refused."""
     import http.client
-    from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     if parts.hostname is None:  # not from this module: its URLs are the router's, by address
@@ -118,12 +112,10 @@ def _get(url: str, body: bytes | None = None, headers: dict[str, str] | None = N
         conn.request("POST" if body else "GET", parts.path or "/", body, headers or {})
         resp = conn.getresponse()
         data = resp.read(MAX_BODY + 1)
-        if resp.status != 200 or len(data) > MAX_BODY:
-            raise Refused(
-                f"the router answered HTTP {resp.status}"
-                if resp.status != 200
-                else f"the router's answer is larger than {MAX_BODY // 1024} KiB"
-            )
+        if resp.status != 200:
+            raise Refused(f"the router answered HTTP {resp.status}")
+        if len(data) > MAX_BODY:
+            raise Refused(f"the router's answer is larger than {MAX_BODY // 1024} KiB")
         return data
     finally:
         conn.close()
@@ -168,8 +160,6 @@ def _local(tag: str) -> str:
 
 def _origin(url: str) -> tuple[str | None, int | None]:
     """(host, port) of an http:// URL; (None, None) for one that cannot be read."""
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(url)
         return parts.hostname, parts.port or 80
@@ -179,8 +169,6 @@ def _origin(url: str) -> tuple[str | None, int | None]:
 
 def control(location: str) -> tuple[str, str]:
     """(control URL, service type) of the description's WAN connection service."""
-    from urllib.parse import urljoin
-
     tree = parse_xml(_get(location))
     base = next(
         (e.text.strip() for e in tree.iter() if _local(e.tag) == "URLBase" and e.text), location
@@ -221,31 +209,30 @@ def external_address(url: str, service: str) -> str:
     raise Refused("no NewExternalIPAddress in the router's answer")
 
 
-def ask(gateway: str, timeout: float = TIMEOUT) -> router.Answer:
+def ask(gateway: str) -> router.Answer:
     """The UPnP answer of ``gateway`` (the router), as a duckdns.router.Answer; never
     raises for its trouble."""
     try:
-        with deadline.bound(timeout) as mine:
-            locations = search(gateway, min(timeout, 1.5))
-            if not locations:
+        with deadline.bound(TIMEOUT) as mine:
+            location = search(gateway, min(TIMEOUT, 1.5))
+            if location is None:
                 return router.Answer(None, PROTOCOL, why="the router did not answer UPnP's search")
-            text = external_address(*control(locations[0]))
+            text = external_address(*control(location))
     except deadline.Expired as exc:
         if exc is not mine:
             raise
-        return router.Answer(None, PROTOCOL, why=f"UPnP IGD gave no answer within {timeout:g} s")
+        return router.Answer(None, PROTOCOL, why=f"UPnP IGD gave no answer within {TIMEOUT:g} s")
     except Refused as exc:
         return router.Answer(None, PROTOCOL, why=f"UPnP IGD: {exc}")
     except Exception as exc:  # noqa: BLE001 - a router's any failure is only "no answer"
         from duckdns import failure
 
-        return router.Answer(
-            None, PROTOCOL, why=f"UPnP IGD: {failure.explain(exc, 'the router', timeout)[0]}"
-        )
+        why = failure.explain(exc, "the router", TIMEOUT)[0]
+        return router.Answer(None, PROTOCOL, why=f"UPnP IGD: {why}")
     try:
         address = str(ipaddress.IPv4Address(text))
     except ValueError:
-        return router.Answer(None, PROTOCOL, bool(text == ""), "UPnP IGD gave no external address")
+        return router.Answer(None, PROTOCOL, text == "", "UPnP IGD gave no external address")
     return router.Answer(address, PROTOCOL)
 
 
@@ -266,10 +253,8 @@ def reachability(cfg: Config, gateway: str | None, duckdns_ipv4: str, host_ipv6:
         return NOT_ASKED
     address, port = cfg.router or (gateway, router.PORT)
     if not address:  # nobody else may decide: any device can answer a multicast search
-        answer = router.Answer(
-            None,
-            why="no default gateway in the kernel's routing table: set 'router = ADDRESS'",
-        )
+        why = "no default gateway in the kernel's routing table: set 'router = ADDRESS'"
+        answer = router.Answer(None, why=why)
     else:
         answer = router.ask(address, port)
     if address and router.external(answer) is None:

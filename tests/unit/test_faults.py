@@ -400,10 +400,7 @@ def short_silence(monkeypatch):
 
     from duckdns import probe, router
 
-    ask = router.ask
-    monkeypatch.setattr(
-        router, "ask", lambda gateway, port=router.PORT, **_: ask(gateway, port, SHORT)
-    )
+    monkeypatch.setattr(router, "TIMEOUT", SHORT)
     monkeypatch.setattr(probe, "public_ipv4", partial(probe.public_ipv4, timeout=SHORT))
 
 
