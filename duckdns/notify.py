@@ -153,10 +153,9 @@ def _alert(cfg: config.Config, state: State, now: int) -> Message:
 
 def test_message(cfg: config.Config) -> Message:
     """``duckdns notify --test``'s message."""
-    names = ", ".join(cfg.domains)
     return Message(
         "test",
-        f"DuckDNS test: {names}",
+        f"DuckDNS test: {', '.join(cfg.domains)}",
         f"A test from duckdns on {os.uname().nodename} for {_fqdns(cfg)}: notifications "
         "reach you here (address changes, failing updates, and their end).",
     )
@@ -193,15 +192,17 @@ def _send_one(apprise: ModuleType, target: config.NotifyURL, message: Message) -
     :data:`_WHYS`'s words, never a byte of what Apprise or the other side said."""
     import logging
 
+    from apprise.conversion import convert_between
+
     handler, heard = _listen()
-    logger = logging.getLogger("apprise")
-    logger.handlers[:] = [handler]
-    logger.propagate = False
-    logger.setLevel(logging.DEBUG)  # setLevel, not .level: it clears the logger's cache
+    _silence(handler).setLevel(logging.DEBUG)  # setLevel, not .level: it clears the cache
     plugin = apprise.Apprise.instantiate(target.url, asset=_asset(apprise))
     if plugin is None:
         return b"unusable"
-    body = _convert(apprise.NotifyFormat.TEXT, plugin.notify_format, message.body)
+    # The body in the plugin's format (an e-mail is HTML): what Apprise.notify() would do,
+    # which a direct call to the plugin leaves to the caller in Apprise 1.2.
+    convert: Callable[[str, str, str], str] = convert_between  # untyped in Apprise 1.2
+    body = convert(apprise.NotifyFormat.TEXT, plugin.notify_format, message.body)
     taken = plugin.notify(
         body=body,
         title=message.title,
@@ -283,15 +284,6 @@ def _listen() -> tuple[logging.Handler, list[bytes]]:
     return Handler(), heard
 
 
-def _convert(source: str, target: str, body: str) -> str:
-    """``body`` in the plugin's format (an e-mail is HTML): what Apprise.notify() would
-    do, which a direct call to the plugin leaves to the caller in Apprise 1.2."""
-    from apprise.conversion import convert_between
-
-    convert: Callable[[str, str, str], str] = convert_between  # untyped in Apprise 1.2
-    return convert(source, target, body)
-
-
 def _apprise() -> ModuleType:
     import apprise
 
@@ -342,12 +334,14 @@ def check(cfg: config.Config) -> str:
     return f"notify {count}"
 
 
-def _silence() -> None:
-    """No Apprise log line reaches any output, at any verbosity: they show URL parts,
-    re-encoded beyond what redaction can recognise (``+`` as ``%2B``, spaces as ``+``).
-    Python's last-resort handler would print its warnings to stderr: a NullHandler."""
+def _silence(handler: logging.Handler | None = None) -> logging.Logger:
+    """Apprise's logger, its lines to ``handler`` only: none reaches any output, at any
+    verbosity (they show URL parts, re-encoded beyond what redaction can recognise: ``+``
+    as ``%2B``, spaces as ``+``). By default a NullHandler: Python's last-resort handler
+    would print its warnings to stderr."""
     import logging
 
     logger = logging.getLogger("apprise")
-    logger.handlers[:] = [logging.NullHandler()]
+    logger.handlers[:] = [handler or logging.NullHandler()]
     logger.propagate = False
+    return logger
