@@ -255,8 +255,10 @@ def parse_answer(body: bytes, txt: bool = False) -> Reply:
         updated = lines[-1] == "UPDATED"
         if txt and len(lines) == 3:
             return Reply(txt=lines[1], updated=updated)
-        if not txt and len(lines) == 4 and _is_ip(lines[1], 4) and _is_ip(lines[2], 6):
-            return Reply(ipv4=_canonical(lines[1]), ipv6=_canonical(lines[2]), updated=updated)
+        if not txt and len(lines) == 4:
+            ipv4, ipv6 = _canonical(lines[1], 4), _canonical(lines[2], 6)
+            if ipv4 is not None and ipv6 is not None:
+                return Reply(ipv4, ipv6, updated=updated)
     shown = report.safe(body.decode("ascii", "replace"), SHOWN)
     raise TemporaryFailure(f"unexpected answer from DuckDNS: '{shown}'")
 
@@ -276,29 +278,22 @@ def txt_mismatch(reply: Reply, sent: str) -> str:
     )
 
 
-def _canonical(value: str) -> str:
-    return str(ipaddress.ip_address(value)) if value else ""
-
-
-def _is_ip(value: str, version: int) -> bool:
-    """Empty, or an address of ``version`` without a zone (a record holds no zone)."""
+def _canonical(value: str, version: int) -> str | None:
+    """``value`` in canonical form ('' for none); None unless it is an address of
+    ``version`` without a zone (a record holds no zone)."""
     if not value:
-        return True
-    if "%" in value:
-        return False
+        return ""
     try:
-        return ipaddress.ip_address(value).version == version
+        address = ipaddress.ip_address(value)
     except ValueError:
-        return False
+        return None
+    return str(address) if address.version == version and "%" not in value else None
 
 
 def send(cfg: config.Config, query: str, txt: bool = False, retries: bool = True) -> Reply:
-    """Send one update with the retry policy above; raise Rejected or TemporaryFailure.
-
-    TOTAL_BUDGET is a hard bound on the whole call, retries included (deadline.bound),
-    and each try is bounded by TRY_TIMEOUT however slowly the server answers.
-    ``retries=False``: a single try (while failures last, see duckdns.backoff).
-    """
+    """Send one update with the retry policy and hard bounds above; raise Rejected or
+    TemporaryFailure. ``retries=False``: a single try (while failures last, see
+    duckdns.backoff)."""
     host = cfg.server_host  # both from config.parse_https_url, as check showed them
     url = f"{cfg.server}/update?{query}"
     start = time.monotonic()
