@@ -115,11 +115,10 @@ def _fqdns(cfg: config.Config) -> str:
 def _address(cfg: config.Config, old: tuple[str, str], new: tuple[str, str]) -> Message:
     lines = [f"{_fqdns(cfg)} now {'point' if len(cfg.domains) > 1 else 'points'} at:"]
     for record, was, now in zip(("IPv4 (A record)", "IPv6 (AAAA record)"), old, new, strict=True):
-        if was == now:
-            if now:
-                lines.append(f"{record}: {now} (unchanged)")
-        else:
+        if was != now:
             lines.append(f"{record}: {now or 'none'} (was {was or 'none'})")
+        elif now:
+            lines.append(f"{record}: {now} (unchanged)")
     title = f"DuckDNS: new address for {', '.join(cfg.domains)}"
     return Message("address", title, "\n".join(lines))
 

@@ -73,14 +73,10 @@ def _escape(match: re.Match[str]) -> str:
 
 def safe(text: object, limit: int = MAX_SHOWN) -> str:
     """``text`` from outside (DuckDNS, a router, DNS, a receiver, certbot's environment, an
-    old state file) made safe to print inside one of our lines.
-
-    Secrets are masked first (a cut cannot keep part of one), then the text is cut to
-    ``limit`` characters with a marker saying how much was left out, then every control
-    character (see :data:`_UNSAFE`) is written as a visible escape (``\\n``, ``\\x1b``,
-    ``\\u202e``): what is shown is one line that cannot move the cursor, clear the screen,
-    reorder the text around it or start a journal entry of its own.
-    """
+    old state file) made safe to print inside one of our lines: secrets masked first (a cut
+    cannot keep part of one), then cut to ``limit`` characters, then each of :data:`_UNSAFE`
+    escaped: one line that cannot move the cursor, clear the screen, reorder the text
+    around it or start a journal entry of its own."""
     text = redact(str(text))
     if len(text) > limit:
         text = f"{text[:limit]}[... {len(text) - limit} more characters]"
