@@ -78,11 +78,8 @@ def explain(
     )
     if any(isinstance(e, timeouts) and not isinstance(e, not_timeouts) for e in chain):
         return f"no answer from {who} within {timeout:g} s", True
-    found = _dns(chain, who)
-    if found is not None:
-        return found
-    found = _tls(chain, who, ca_bundle)
-    if found is not None:
+    found = _dns(chain, who) or _tls(chain, who, ca_bundle)
+    if found:
         return found
     if _first(chain, *_classes("socket", "gaierror")):
         return f"cannot resolve {who} (DNS failure)", True
