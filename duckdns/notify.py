@@ -13,11 +13,10 @@ Apprise's plugins read whole answers into memory and, interrupted, wait again in
 ``finally:`` blocks, so no bound inside this process would hold. The attempt is saved before
 the child starts, so a send the unit's limits kill still waits :data:`RETRY`. Each URL's
 plugin is called directly: ``Apprise.notify()`` would start an asyncio loop, whose AF_UNIX
-self-pipe the unit's ``RestrictAddressFamilies=`` refuses. No persistent storage (Apprise
-1.9's memory mode; 1.2 has none). Apprise's log lines are never shown (they quote URL parts
-re-encoded, where redaction cannot know them): the child draws a verdict from them (an HTTP
-status, an SMTP reply code, an errno, a timeout) and only that is said. Apprise is imported
-only to send or to check."""
+self-pipe the unit's ``RestrictAddressFamilies=`` refuses. Apprise's log lines are never
+shown (they quote URL parts re-encoded, where redaction cannot know them): the child draws
+a verdict from them (an HTTP status, an SMTP reply code, an errno, a timeout) and only that
+is said. Apprise is imported only to send or to check."""
 
 from __future__ import annotations
 
@@ -211,8 +210,8 @@ def _send_one(apprise: ModuleType, target: config.NotifyURL, message: Message) -
     return b"ok" if taken else heard[0] if heard else b"refused"
 
 
-# What a child's verdict means: Apprise's log lines are never shown (they re-encode and
-# quote URL parts), only the numbers and facts :func:`_listen` draws from them.
+# What a child's verdict means: only the numbers and facts :func:`_listen` draws from
+# Apprise's log lines, never the lines.
 _WHYS = {
     "ok": "",
     "http": "not accepted (HTTP status {})",
