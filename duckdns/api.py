@@ -20,6 +20,7 @@ import http.client
 import ipaddress
 import random
 import time
+from typing import NamedTuple
 from urllib.parse import quote
 
 import requests
@@ -54,25 +55,18 @@ class _Retryable(Exception):
     """A failure worth another try."""
 
 
-class Reply:
+class Reply(NamedTuple):  # typing: loaded with requests anyway
     """What DuckDNS reported; ``verbose`` is False for a bare ``OK`` (no values shown).
 
     Addresses are in their canonical text form (as the config and the kernel give ours),
     so they compare as strings whatever spelling DuckDNS uses.
     """
 
-    __slots__ = ("ipv4", "ipv6", "txt", "updated", "verbose")
-
-    def __init__(
-        self,
-        ipv4: str = "",
-        ipv6: str = "",
-        txt: str = "",
-        updated: bool = False,
-        verbose: bool = True,
-    ):
-        self.ipv4, self.ipv6, self.txt, self.updated = ipv4, ipv6, txt, updated
-        self.verbose = verbose
+    ipv4: str = ""
+    ipv6: str = ""
+    txt: str = ""
+    updated: bool = False
+    verbose: bool = True
 
 
 def build_query(
@@ -85,17 +79,16 @@ def build_query(
     token: str | None = None,
 ) -> str:
     """The query string, in the order DuckDNS documents it. ``None`` omits a parameter."""
-    params = [("domains", ",".join(cfg.domains)), ("token", token or cfg.token)]
-    if ipv4 is not None:
-        params.append(("ip", ipv4))
-    if ipv6 is not None:
-        params.append(("ipv6", ipv6))
-    if txt is not None:
-        params.append(("txt", txt))
-    params.append(("verbose", "true"))
-    if clear:
-        params.append(("clear", "true"))
-    return "&".join(f"{k}={quote(v, safe=',:')}" for k, v in params)
+    params = [
+        ("domains", ",".join(cfg.domains)),
+        ("token", token or cfg.token),
+        ("ip", ipv4),
+        ("ipv6", ipv6),
+        ("txt", txt),
+        ("verbose", "true"),
+        ("clear", "true" if clear else None),
+    ]
+    return "&".join(f"{k}={quote(v, safe=',:')}" for k, v in params if v is not None)
 
 
 def describe(cfg: config.Config, query: str) -> str:
@@ -132,23 +125,21 @@ class _StrictTLS(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)  # type: ignore[no-untyped-call]
 
 
-def _session(cfg: config.Config) -> requests.Session:
+def make_session(cfg: config.Config) -> requests.Session:
+    """A session with the strict TLS and headers of every request (heartbeat pings too)."""
     # types-requests' requests/certs.pyi declares nothing ("no public data", Debian 12 and 13),
     # though requests.certs.where is certifi's, as requests documents.
     cafile = cfg.ca_bundle or requests.certs.where()  # type: ignore[attr-defined]
     session = requests.Session()
     session.trust_env = False  # no proxies, CA bundles or .netrc from the environment
     session.verify = cafile
-    session.headers.update({"User-Agent": USER_AGENT, "Accept": "text/plain"})
+    # A few bytes of answer: nothing to compress (see _read_capped for a server that does).
+    session.headers.update(
+        {"User-Agent": USER_AGENT, "Accept": "text/plain", "Accept-Encoding": "identity"}
+    )
     session.mount("https://", _StrictTLS(cafile, max_retries=0))
     session.mount("http://", HTTPAdapter(max_retries=0))  # never used: server is https
     return session
-
-
-make_session = _session  # heartbeat pings use the same strict TLS and headers
-
-
-IDENTITY = {"Accept-Encoding": "identity"}  # a few bytes of answer: nothing to compress
 
 
 def _oversized() -> TemporaryFailure:
@@ -212,13 +203,7 @@ def _once(
     connecting, the TLS handshake, the headers and the body, however slowly they come."""
     try:
         with deadline.bound(timeout) as mine:
-            resp = session.get(
-                url,
-                timeout=(timeout, timeout),
-                allow_redirects=False,
-                stream=True,
-                headers=IDENTITY,
-            )
+            resp = session.get(url, timeout=(timeout, timeout), allow_redirects=False, stream=True)
             with resp:
                 status = resp.status_code
                 if 300 <= status < 400:
@@ -259,34 +244,23 @@ def parse_answer(body: bytes, txt: bool = False) -> Reply:
     value sent (:func:`txt_mismatch`).
     """
     try:
-        text = body.decode("ascii")
+        lines = body.decode("ascii").rstrip("\r\n").split("\n")
     except UnicodeDecodeError:
-        text = None
-    lines = text.rstrip("\r\n").split("\n") if text is not None else []
+        lines = []
     if lines == ["KO"]:
         raise Rejected("KO")
     if lines == ["OK"]:
         return Reply(verbose=False)
-    if lines and lines[0] == "OK":
-        state = lines[-1]
-        if txt and len(lines) == 3 and state in ("UPDATED", "NOCHANGE"):
-            return Reply(txt=lines[1], updated=state == "UPDATED")
-        if (
-            not txt
-            and len(lines) == 4
-            and state in ("UPDATED", "NOCHANGE")
-            and _is_ip(lines[1], 4)
-            and _is_ip(lines[2], 6)
-        ):
-            return Reply(
-                ipv4=_canonical(lines[1]), ipv6=_canonical(lines[2]), updated=state == "UPDATED"
-            )
-    raise TemporaryFailure(f"unexpected answer from DuckDNS: '{_shown(body)}'")
-
-
-def _shown(body: bytes) -> str:
-    """The start of ``body`` for a message: secrets masked first, then cut, escaped."""
-    return report.safe(body.decode("ascii", "replace"), SHOWN)
+    if lines[:1] == ["OK"] and lines[-1] in ("UPDATED", "NOCHANGE"):
+        updated = lines[-1] == "UPDATED"
+        if txt and len(lines) == 3:
+            return Reply(txt=lines[1], updated=updated)
+        if not txt and len(lines) == 4:
+            ipv4, ipv6 = _canonical(lines[1], 4), _canonical(lines[2], 6)
+            if ipv4 is not None and ipv6 is not None:
+                return Reply(ipv4, ipv6, updated=updated)
+    shown = report.safe(body.decode("ascii", "replace"), SHOWN)
+    raise TemporaryFailure(f"unexpected answer from DuckDNS: '{shown}'")
 
 
 def txt_mismatch(reply: Reply, sent: str) -> str:
@@ -304,37 +278,29 @@ def txt_mismatch(reply: Reply, sent: str) -> str:
     )
 
 
-def _canonical(value: str) -> str:
-    return str(ipaddress.ip_address(value)) if value else ""
-
-
-def _is_ip(value: str, version: int) -> bool:
-    """Empty, or an address of ``version`` without a zone (a record holds no zone)."""
+def _canonical(value: str, version: int) -> str | None:
+    """``value`` in canonical form ('' for none); None unless it is an address of
+    ``version`` without a zone (a record holds no zone)."""
     if not value:
-        return True
-    if "%" in value:
-        return False
+        return ""
     try:
-        return ipaddress.ip_address(value).version == version
+        address = ipaddress.ip_address(value)
     except ValueError:
-        return False
+        return None
+    return str(address) if address.version == version and "%" not in value else None
 
 
 def send(cfg: config.Config, query: str, txt: bool = False, retries: bool = True) -> Reply:
-    """Send one update with the retry policy above; raise Rejected or TemporaryFailure.
-
-    TOTAL_BUDGET is a hard bound on the whole call, retries included (deadline.bound),
-    and each try is bounded by TRY_TIMEOUT however slowly the server answers.
-    ``retries=False``: a single try (while failures last, see duckdns.backoff).
-    """
+    """Send one update with the retry policy and hard bounds above; raise Rejected or
+    TemporaryFailure. ``retries=False``: a single try (while failures last, see
+    duckdns.backoff)."""
     host = cfg.server_host  # both from config.parse_https_url, as check showed them
     url = f"{cfg.server}/update?{query}"
-    session = _session(cfg)
     start = time.monotonic()
     wait = FIRST_WAIT
     attempt = 0
     failure = f"no answer from {host}"
-    with session:
+    with make_session(cfg) as session:
         try:
             with deadline.bound(TOTAL_BUDGET) as whole:
                 while True:
@@ -343,10 +309,9 @@ def send(cfg: config.Config, query: str, txt: bool = False, retries: bool = True
                     try:
                         try_timeout = min(TRY_TIMEOUT, max(remaining, 0.1))
                         body = _once(session, url, host, try_timeout, cfg.ca_bundle)
+                        break
                     except _Retryable as exc:
                         failure = str(exc)
-                    else:
-                        return _parse(cfg, body, txt)
                     elapsed = time.monotonic() - start
                     if not retries:
                         raise TemporaryFailure(f"{failure} (a single try while the failures last)")
@@ -364,9 +329,6 @@ def send(cfg: config.Config, query: str, txt: bool = False, retries: bool = True
             raise TemporaryFailure(
                 f"{failure} (gave up after {attempt} tries: the {TOTAL_BUDGET:.0f} s bound ran out)"
             ) from None
-
-
-def _parse(cfg: config.Config, body: bytes, txt: bool) -> Reply:
     try:
         return parse_answer(body, txt=txt)
     except Rejected:

@@ -1,11 +1,8 @@
 """Backoff across runs: after a failed attempt, the next runs wait before trying again.
 
-Without it the timer would send a revoked token 1,440 times a day. The rules (docs/design.md,
-"Failing politely"): the wait doubles from 1 minute to 15 after a temporary failure, from 5
-minutes to an hour after a ``KO``; while failures last an attempt makes a single try; a
-changed configuration, ``--force`` and a success end the wait; one error line at the first
-failure, a reminder at most every :data:`REMINDER` seconds, one notice on recovery. This
-module keeps the rules on a duckdns.records.Streak; duckdns.transition applies them.
+Without it the timer would send a revoked token 1,440 times a day. The rules are
+docs/design.md's "Failing politely"; this module keeps them on a duckdns.records.Streak,
+duckdns.transition applies them.
 """
 
 from __future__ import annotations
@@ -13,6 +10,8 @@ from __future__ import annotations
 from duckdns.records import Result
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING: typing costs a timer run a tenth of its CPU
+if TYPE_CHECKING:
+    from duckdns.records import Streak
 
 TEMP_FIRST, TEMP_MAX = 60, 15 * 60
 KO_FIRST, KO_MAX = 5 * 60, 3600
@@ -27,9 +26,6 @@ ALERT_REMINDER = 86400
 # network triggers (duckdns-network.timer: at most one every 2 s).
 UNRECORDED_PERIOD = 1800
 UNRECORDED_WINDOW = 120
-
-if TYPE_CHECKING:
-    from duckdns.records import Streak
 
 
 def delay(kind: str, failures: int) -> int:
@@ -79,11 +75,9 @@ def succeed(streak: Streak, now: int) -> str:
     if not streak.failures:
         return ""
     since, failures = streak.since, streak.failures
+    lasted = f"{duration(now - since)}, " if since is not None else ""
     attempts = "attempt" if failures == 1 else "attempts"
-    if since is not None:
-        text = f"updates work again after {duration(now - since)}, {failures} failed {attempts}"
-    else:
-        text = f"updates work again after {failures} failed {attempts}"
+    text = f"updates work again after {lasted}{failures} failed {attempts}"
     streak.end()
     streak.alert, streak.alert_at, streak.alert_text = Result.UP, now, text
     return text

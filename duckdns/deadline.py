@@ -31,11 +31,7 @@ if TYPE_CHECKING:
 
 
 class Expired(BaseException):
-    """The bound of :func:`bound` ran out. ``seconds``: that bound."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"bound of {seconds:g} s ran out")
-        self.seconds = seconds
+    """The bound of :func:`bound` ran out."""
 
 
 # The bounds in force, outermost first: (expiry on the monotonic clock, the Expired to raise).
@@ -72,7 +68,7 @@ def bound(seconds: float) -> Iterator[Expired]:
     """
     if seconds <= 0:
         raise ValueError("a bound must be positive")
-    mine = Expired(seconds)
+    mine = Expired(f"bound of {seconds:g} s ran out")
     try:
         previous = signal.signal(signal.SIGALRM, _on_alarm)
     except ValueError:  # not the main thread: no alarm to arm

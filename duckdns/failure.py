@@ -17,16 +17,6 @@ import os
 import sys
 import time
 
-TYPE_CHECKING = False  # for the annotations only, without importing typing
-if TYPE_CHECKING:
-    from typing import Protocol
-
-    class Find(Protocol):
-        """explain's search of the chain: the first exception of one of ``types``, or None."""
-
-        def __call__(self, *types: type) -> BaseException | None: ...
-
-
 # OpenSSL's X509_V_ERR_* codes, as ssl.SSLCertVerificationError.verify_code gives them.
 _CLOCK_CODES = {9: "not yet valid", 10: "expired"}
 _VERIFY_REASONS = {
@@ -63,6 +53,11 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+def _first(chain: list[BaseException], *types: type) -> BaseException | None:
+    """The first exception of ``chain`` of one of ``types``, or None."""
+    return next((e for e in chain if isinstance(e, types)), None)
+
+
 def explain(
     exc: BaseException, who: str, timeout: float, ca_bundle: str | None = None
 ) -> tuple[str, bool]:
@@ -72,10 +67,6 @@ def explain(
     store: a certificate failure then names the store that was actually used.
     """
     chain = _chain(exc)
-
-    def find(*types: type) -> BaseException | None:
-        return next((e for e in chain if isinstance(e, types)), None) if types else None
-
     # urllib3 1.26 derives NewConnectionError (refused, unreachable...) from its timeout.
     not_timeouts = _classes("urllib3.exceptions", "NewConnectionError")
     timeouts = (
@@ -87,15 +78,12 @@ def explain(
     )
     if any(isinstance(e, timeouts) and not isinstance(e, not_timeouts) for e in chain):
         return f"no answer from {who} within {timeout:g} s", True
-    found = _dns(find, who)
-    if found is not None:
+    found = _dns(chain, who) or _tls(chain, who, ca_bundle)
+    if found:
         return found
-    found = _tls(find, who, ca_bundle)
-    if found is not None:
-        return found
-    if find(*_classes("socket", "gaierror")):
+    if _first(chain, *_classes("socket", "gaierror")):
         return f"cannot resolve {who} (DNS failure)", True
-    if find(*_classes("http.client", "RemoteDisconnected"), EOFError):
+    if _first(chain, *_classes("http.client", "RemoteDisconnected"), EOFError):
         return f"{who} closed the connection without an answer", True
     errnos = {e.errno for e in chain if isinstance(e, OSError) and e.errno is not None}
     if errnos & _REFUSED:
@@ -104,53 +92,57 @@ def explain(
         return f"cannot connect to {who}: network unreachable", True
     if errnos & _RESET:
         return f"connection to {who} reset", True
-    if find(*_classes("http.client", "IncompleteRead")):  # also a bad chunk size
+    if _first(chain, *_classes("http.client", "IncompleteRead")):  # also a bad chunk size
         return f"{who} closed the connection in the middle of the answer", True
-    if find(
+    if _first(
+        chain,
         *_classes("http.client", "HTTPException"),
         *_classes("urllib3.exceptions", "ProtocolError", "DecodeError"),
         *_classes("requests.exceptions", "ChunkedEncodingError", "ContentDecodingError"),
     ):  # a malformed status line or headers: an unexpected answer, not retried
         return f"{who} broke the HTTP protocol (a malformed answer)", False
-    if find(
+    if _first(
+        chain,
         *_classes("requests.exceptions", "ConnectionError"),
         *_classes("urllib3.exceptions", "NewConnectionError"),
         OSError,
     ):
         words = f": {os.strerror(min(errnos)).lower()}" if errnos else ""  # the errno's words
         return f"cannot connect to {who}{words}", True
-    if find(*_classes("dns.exception", "DNSException")):
+    if _first(chain, *_classes("dns.exception", "DNSException")):
         return f"DNS question to {who} failed ({type(exc).__name__})", True
     return f"request to {who} failed ({type(exc).__name__})", False
 
 
-def _dns(find: Find, who: str) -> tuple[str, bool] | None:
+def _dns(chain: list[BaseException], who: str) -> tuple[str, bool] | None:
     """dnspython's failures (a DNS-level answer or a broken reply), or None."""
-    if find(*_classes("dns.resolver", "NXDOMAIN")):
+    if _first(chain, *_classes("dns.resolver", "NXDOMAIN")):
         return f"the name does not exist (NXDOMAIN at {who})", False
-    if find(*_classes("dns.resolver", "NoAnswer")):
+    if _first(chain, *_classes("dns.resolver", "NoAnswer")):
         return f"{who} has no record of that type", False
-    if find(*_classes("dns.message", "ChainTooLong")):
+    if _first(chain, *_classes("dns.message", "ChainTooLong")):
         return f"the CNAME chain at {who} is too long (a loop?)", False
-    if find(*_classes("dns.resolver", "NoNameservers")):
+    if _first(chain, *_classes("dns.resolver", "NoNameservers")):
         # One server asked: its answer was an error RCODE (SERVFAIL, REFUSED...), a reply that
         # does not match the question or a broken one; dnspython keeps only their text.
         return f"{who} gave no usable answer (an error, or a broken or mismatched reply)", True
-    if find(*_classes("dns.query", "BadResponse", "UnexpectedSource")):
+    if _first(chain, *_classes("dns.query", "BadResponse", "UnexpectedSource")):
         return f"{who} sent a reply that does not match the question", True
-    if find(*_classes("dns.exception", "FormError"), *_classes("dns.message", "Truncated")):
+    if _first(
+        chain, *_classes("dns.exception", "FormError"), *_classes("dns.message", "Truncated")
+    ):
         return f"{who} sent a malformed or truncated reply", True
     return None
 
 
-def _tls(find: Find, who: str, ca_bundle: str | None) -> tuple[str, bool] | None:
+def _tls(chain: list[BaseException], who: str, ca_bundle: str | None) -> tuple[str, bool] | None:
     """TLS failures (only possible once ``ssl`` is loaded), or None."""
     ssl = sys.modules.get("ssl")
     if ssl is None:
         return None
     # Host name mismatches: ssl's, and urllib3 2's own (urllib3 matches names itself).
     mismatch = _classes("urllib3.util.ssl_match_hostname", "CertificateError")
-    verify = find(ssl.SSLCertVerificationError, ssl.CertificateError, *mismatch)
+    verify = _first(chain, ssl.SSLCertVerificationError, ssl.CertificateError, *mismatch)
     if verify is not None:
         code = getattr(verify, "verify_code", None)
         if code in _CLOCK_CODES:
@@ -164,8 +156,8 @@ def _tls(find: Find, who: str, ca_bundle: str | None) -> tuple[str, bool] | None
         store = f"ca_bundle ({ca_bundle})" if ca_bundle else "the system's CA store"
         reason = (reason or f"OpenSSL verify error {code}").format(store=store)
         return f"TLS verification failed for {who} ({reason}): check it and {store}", False
-    if find(ssl.SSLEOFError, ssl.SSLZeroReturnError):
+    if _first(chain, ssl.SSLEOFError, ssl.SSLZeroReturnError):
         return f"{who} closed the connection during the TLS handshake", True
-    if find(ssl.SSLError):
+    if _first(chain, ssl.SSLError):
         return f"TLS handshake with {who} failed (no common protocol or a broken peer)", False
     return None

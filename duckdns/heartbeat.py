@@ -35,19 +35,14 @@ if TYPE_CHECKING:
     from duckdns.records import Ping
 
 
-def is_kuma(url: str) -> bool:
-    return "/api/push/" in url.split("?", 1)[0]
-
-
 def url_for(url: str, status: str, message: str) -> str:
     """The URL that tells the monitor ``status`` ("up" or "down")."""
-    if is_kuma(url):
+    base = url.split("?", 1)[0]
+    if "/api/push/" in base:  # Uptime Kuma
         from urllib.parse import quote
 
-        base = url.split("?", 1)[0]
         return f"{base}?status={status}&msg={quote(message[:200], safe='')}&ping="
-    base = url.split("?", 1)[0].rstrip("/")
-    return base + ("/fail" if status == Result.DOWN else "")
+    return base.rstrip("/") + ("/fail" if status == Result.DOWN else "")
 
 
 def due(ping: Ping, healthy: bool, now: float) -> str | None:
@@ -70,15 +65,11 @@ def ping(cfg: Config, status: str, message: str) -> bool:
     """
     from duckdns import api, deadline, failure
 
+    url = url_for(cfg.healthcheck, status, report.redact(message))
     try:
         with deadline.bound(TIMEOUT) as mine, api.make_session(cfg) as session:
-            resp = session.get(
-                url_for(cfg.healthcheck, status, report.redact(message)),
-                timeout=(TIMEOUT, TIMEOUT),
-                allow_redirects=False,
-                stream=True,  # the body is never read: closed unread
-                headers=api.IDENTITY,
-            )
+            # stream: the body is never read, the answer closed unread
+            resp = session.get(url, timeout=(TIMEOUT, TIMEOUT), allow_redirects=False, stream=True)
             code = resp.status_code
             resp.close()
     except deadline.Expired as exc:

@@ -13,11 +13,10 @@ Apprise's plugins read whole answers into memory and, interrupted, wait again in
 ``finally:`` blocks, so no bound inside this process would hold. The attempt is saved before
 the child starts, so a send the unit's limits kill still waits :data:`RETRY`. Each URL's
 plugin is called directly: ``Apprise.notify()`` would start an asyncio loop, whose AF_UNIX
-self-pipe the unit's ``RestrictAddressFamilies=`` refuses. No persistent storage (Apprise
-1.9's memory mode; 1.2 has none). Apprise's log lines are never shown (they quote URL parts
-re-encoded, where redaction cannot know them): the child draws a verdict from them (an HTTP
-status, an SMTP reply code, an errno, a timeout) and only that is said. Apprise is imported
-only to send or to check."""
+self-pipe the unit's ``RestrictAddressFamilies=`` refuses. Apprise's log lines are never
+shown (they quote URL parts re-encoded, where redaction cannot know them): the child draws
+a verdict from them (an HTTP status, an SMTP reply code, an errno, a timeout) and only that
+is said. Apprise is imported only to send or to check."""
 
 from __future__ import annotations
 
@@ -115,11 +114,10 @@ def _fqdns(cfg: config.Config) -> str:
 def _address(cfg: config.Config, old: tuple[str, str], new: tuple[str, str]) -> Message:
     lines = [f"{_fqdns(cfg)} now {'point' if len(cfg.domains) > 1 else 'points'} at:"]
     for record, was, now in zip(("IPv4 (A record)", "IPv6 (AAAA record)"), old, new, strict=True):
-        if was == now:
-            if now:
-                lines.append(f"{record}: {now} (unchanged)")
-        else:
+        if was != now:
             lines.append(f"{record}: {now or 'none'} (was {was or 'none'})")
+        elif now:
+            lines.append(f"{record}: {now} (unchanged)")
     title = f"DuckDNS: new address for {', '.join(cfg.domains)}"
     return Message("address", title, "\n".join(lines))
 
@@ -153,10 +151,9 @@ def _alert(cfg: config.Config, state: State, now: int) -> Message:
 
 def test_message(cfg: config.Config) -> Message:
     """``duckdns notify --test``'s message."""
-    names = ", ".join(cfg.domains)
     return Message(
         "test",
-        f"DuckDNS test: {names}",
+        f"DuckDNS test: {', '.join(cfg.domains)}",
         f"A test from duckdns on {os.uname().nodename} for {_fqdns(cfg)}: notifications "
         "reach you here (address changes, failing updates, and their end).",
     )
@@ -193,15 +190,17 @@ def _send_one(apprise: ModuleType, target: config.NotifyURL, message: Message) -
     :data:`_WHYS`'s words, never a byte of what Apprise or the other side said."""
     import logging
 
+    from apprise.conversion import convert_between
+
     handler, heard = _listen()
-    logger = logging.getLogger("apprise")
-    logger.handlers[:] = [handler]
-    logger.propagate = False
-    logger.setLevel(logging.DEBUG)  # setLevel, not .level: it clears the logger's cache
+    _silence(handler).setLevel(logging.DEBUG)  # setLevel, not .level: it clears the cache
     plugin = apprise.Apprise.instantiate(target.url, asset=_asset(apprise))
     if plugin is None:
         return b"unusable"
-    body = _convert(apprise.NotifyFormat.TEXT, plugin.notify_format, message.body)
+    # The body in the plugin's format (an e-mail is HTML): what Apprise.notify() would do,
+    # which a direct call to the plugin leaves to the caller in Apprise 1.2.
+    convert: Callable[[str, str, str], str] = convert_between  # untyped in Apprise 1.2
+    body = convert(apprise.NotifyFormat.TEXT, plugin.notify_format, message.body)
     taken = plugin.notify(
         body=body,
         title=message.title,
@@ -211,8 +210,8 @@ def _send_one(apprise: ModuleType, target: config.NotifyURL, message: Message) -
     return b"ok" if taken else heard[0] if heard else b"refused"
 
 
-# What a child's verdict means: Apprise's log lines are never shown (they re-encode and
-# quote URL parts), only the numbers and facts :func:`_listen` draws from them.
+# What a child's verdict means: only the numbers and facts :func:`_listen` draws from
+# Apprise's log lines, never the lines.
 _WHYS = {
     "ok": "",
     "http": "not accepted (HTTP status {})",
@@ -283,15 +282,6 @@ def _listen() -> tuple[logging.Handler, list[bytes]]:
     return Handler(), heard
 
 
-def _convert(source: str, target: str, body: str) -> str:
-    """``body`` in the plugin's format (an e-mail is HTML): what Apprise.notify() would
-    do, which a direct call to the plugin leaves to the caller in Apprise 1.2."""
-    from apprise.conversion import convert_between
-
-    convert: Callable[[str, str, str], str] = convert_between  # untyped in Apprise 1.2
-    return convert(source, target, body)
-
-
 def _apprise() -> ModuleType:
     import apprise
 
@@ -342,12 +332,14 @@ def check(cfg: config.Config) -> str:
     return f"notify {count}"
 
 
-def _silence() -> None:
-    """No Apprise log line reaches any output, at any verbosity: they show URL parts,
-    re-encoded beyond what redaction can recognise (``+`` as ``%2B``, spaces as ``+``).
-    Python's last-resort handler would print its warnings to stderr: a NullHandler."""
+def _silence(handler: logging.Handler | None = None) -> logging.Logger:
+    """Apprise's logger, its lines to ``handler`` only: none reaches any output, at any
+    verbosity (they show URL parts, re-encoded beyond what redaction can recognise: ``+``
+    as ``%2B``, spaces as ``+``). By default a NullHandler: Python's last-resort handler
+    would print its warnings to stderr."""
     import logging
 
     logger = logging.getLogger("apprise")
-    logger.handlers[:] = [logging.NullHandler()]
+    logger.handlers[:] = [handler or logging.NullHandler()]
     logger.propagate = False
+    return logger

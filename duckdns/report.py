@@ -18,10 +18,6 @@ import os
 import re
 import sys
 
-TYPE_CHECKING = False  # for the annotations only, without importing typing
-if TYPE_CHECKING:
-    from typing import TextIO
-
 ERROR, WARNING, NOTICE, INFO, DEBUG = 3, 4, 5, 6, 7
 MASK = "***"
 # A DuckDNS token: 8-4-4-4-12 hexadecimal digits (duckdns.config.TOKEN is this pattern).
@@ -55,10 +51,6 @@ def set_verbosity(level: int) -> None:
     threshold = max(ERROR, min(DEBUG, NOTICE + level))
 
 
-def _under_journal() -> bool:
-    return bool(os.environ.get("JOURNAL_STREAM"))
-
-
 # What ``safe`` escapes: C0 controls (newline included), DEL, C1 controls, the zero-width and
 # bidirectional controls (U+061C, U+200B-U+200F, U+202A-U+202E, U+2060-U+2069, U+FEFF), the
 # line and paragraph separators, and lone surrogates (which no output stream can encode).
@@ -81,14 +73,10 @@ def _escape(match: re.Match[str]) -> str:
 
 def safe(text: object, limit: int = MAX_SHOWN) -> str:
     """``text`` from outside (DuckDNS, a router, DNS, a receiver, certbot's environment, an
-    old state file) made safe to print inside one of our lines.
-
-    Secrets are masked first (a cut cannot keep part of one), then the text is cut to
-    ``limit`` characters with a marker saying how much was left out, then every control
-    character (see :data:`_UNSAFE`) is written as a visible escape (``\\n``, ``\\x1b``,
-    ``\\u202e``): what is shown is one line that cannot move the cursor, clear the screen,
-    reorder the text around it or start a journal entry of its own.
-    """
+    old state file) made safe to print inside one of our lines: secrets masked first (a cut
+    cannot keep part of one), then cut to ``limit`` characters, then each of :data:`_UNSAFE`
+    escaped: one line that cannot move the cursor, clear the screen, reorder the text
+    around it or start a journal entry of its own."""
     text = redact(str(text))
     if len(text) > limit:
         text = f"{text[:limit]}[... {len(text) - limit} more characters]"
@@ -103,24 +91,18 @@ def _lines(text: str, *, several: bool) -> list[str]:
     forge a journal entry or its priority, whoever wrote it.
     """
     lines = text.removesuffix("\n").split("\n") if several else [text]
-    safe_lines = []
-    for line in lines:
-        line = re.sub(_UNSAFE_IN_LINE, _escape, line)
-        if re.match(_PRIORITY_LIKE, line):
-            line = "\\x3c" + line[1:]
-        safe_lines.append(line)
-    return safe_lines
+    escaped = [re.sub(_UNSAFE_IN_LINE, _escape, line) for line in lines]
+    return [f"\\x3c{line[1:]}" if re.match(_PRIORITY_LIKE, line) else line for line in escaped]
 
 
-def _emit(priority: int, message: str, stream: TextIO | None = None) -> None:
+def _emit(priority: int, message: str) -> None:
     """One message: one line, except at debug (a traceback spans lines, each escaped)."""
     if priority > threshold:
         return
-    stream = stream or sys.stderr
-    prefix = f"<{priority}>" if _under_journal() else ""
+    prefix = f"<{priority}>" if os.environ.get("JOURNAL_STREAM") else ""
     for line in _lines(redact(str(message)), several=priority == DEBUG):
-        stream.write(f"{prefix}{line}\n")
-    stream.flush()
+        sys.stderr.write(f"{prefix}{line}\n")
+    sys.stderr.flush()
 
 
 def error(message: str) -> None:
