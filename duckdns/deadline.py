@@ -27,29 +27,69 @@ from contextlib import contextmanager
 
 TYPE_CHECKING = False  # for the annotations only, without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import FrameType
+
+    Handler = Callable[[int, FrameType | None], object] | int | None
 
 
 class Expired(BaseException):
     """The bound of :func:`bound` ran out."""
 
 
-# The bounds in force, outermost first: (expiry on the monotonic clock, the Expired to raise).
-_active: list[tuple[float, Expired]] = []
+class _Bound:
+    """A bound in force, and what the outermost one restores when it ends."""
+
+    __slots__ = ("expiry", "expired", "previous", "old_delay", "old_interval", "start")
+
+    def __init__(self, seconds: float, expired: Expired, previous: Handler) -> None:
+        self.start = time.monotonic()
+        self.expiry = self.start + seconds  # on the monotonic clock
+        self.expired = expired
+        self.previous = previous  # the SIGALRM handler before it
+        self.old_delay, self.old_interval = signal.getitimer(signal.ITIMER_REAL)
+
+
+# The bounds in force, outermost first.
+_active: list[_Bound] = []
 
 
 def _on_alarm(signum: int, frame: FrameType | None) -> None:
     now = time.monotonic()
-    for expiry, exc in _active:  # the outermost bound that ran out wins
-        if now >= expiry - 0.001:
-            raise exc
+    for bound in _active:  # the outermost bound that ran out wins
+        if now >= bound.expiry - 0.001:
+            # Ended here, not only by its block: the alarm can also come just after the
+            # block, as the with statement leaves it, where no clean-up would run.
+            _leave(bound)
+            raise bound.expired
     _arm()  # early (clock granularity): wait for the rest
 
 
 def _arm() -> None:
     if _active:
-        left = min(expiry for expiry, _ in _active) - time.monotonic()
+        left = min(bound.expiry for bound in _active) - time.monotonic()
         signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
+
+
+def _leave(bound: _Bound) -> None:
+    """End ``bound`` and the bounds inside it, once: by its block or by the alarm, first wins.
+
+    The alarm's handler changes ``_active`` only when it ends a bound itself, so an alarm in
+    the middle of this leaves either nothing or all of it to do.
+    """
+    try:
+        where = _active.index(bound)
+    except ValueError:  # ended already
+        return
+    del _active[where:]
+    if _active:
+        _arm()
+        return
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, bound.previous)
+    if bound.old_delay:  # someone else's timer: what was left of it
+        left = max(bound.old_delay - (time.monotonic() - bound.start), 0.001)
+        signal.setitimer(signal.ITIMER_REAL, left, bound.old_interval)
 
 
 @contextmanager
@@ -74,19 +114,10 @@ def bound(seconds: float) -> Iterator[Expired]:
     except ValueError:  # not the main thread: no alarm to arm
         yield mine
         return
-    old_delay, old_interval = signal.getitimer(signal.ITIMER_REAL)
-    start = time.monotonic()
-    entry = (start + seconds, mine)
-    _active.append(entry)
+    this = _Bound(seconds, mine, previous)
+    _active.append(this)
     try:
         _arm()
         yield mine
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        _active.remove(entry)
-        signal.signal(signal.SIGALRM, previous)
-        if _active:
-            _arm()
-        elif old_delay:  # someone else's timer: what was left of it
-            left = max(old_delay - (time.monotonic() - start), 0.001)
-            signal.setitimer(signal.ITIMER_REAL, left, old_interval)
+        _leave(this)
