@@ -19,11 +19,14 @@ def pytest_collection_modifyitems(config, items):
     two to one worker each, the next to whichever worker has (almost) nothing left.
 
     * "package": tests/package, first; its worker then takes the unit tests, module by
-      module, and last the groups a test gave itself (test_releases.py's run of the unit
-      tests in the other release's root, which needs only that root: its build is under
-      a file lock, so either worker may build it or wait for the other's build);
+      module, and then the late system work (tests/system/conftest.py's LATE_ORDER);
     * "serial": tests/system, in their order (tests/system/conftest.py), on the other
-      worker: they share booted containers, cached roots and the background builds.
+      worker: they share booted containers, cached roots and the background builds;
+    * the late system work, groups given in tests/system: test_releases.py's run of the
+      unit tests in the other release's root, then two groups of late files that share
+      nothing with "serial" but caches, whose builds are under file locks (either
+      worker may build one or wait for the other's build). Whichever worker runs out of
+      work first takes the next of them.
     """
     for item in items:
         layer = Path(str(item.fspath)).parent.name

@@ -28,24 +28,49 @@ def _in_system_dir(item) -> bool:
     return SYSTEM_DIR in Path(str(item.fspath)).resolve().parents
 
 
-# Tests whose caches are built in the background: they run last, so that the build
-# overlaps the container tests (which mostly wait for timers). test_vm.py last of all:
-# its VMs boot in the background too (vm_scenario), and the tests before it leave them
-# time to finish.
+# After the first part (bookworm's scenarios, then trixie's): the files whose caches are
+# built in the background meanwhile, and test_vm.py, whose VMs boot in the background
+# too. Each late file's xdist group (tests/conftest.py): test_vm.py stays at the end of
+# "serial", in the process that booted its VMs and waits for their results; the others
+# are two groups of about 4 minutes each (a cold run's timeline), which the two workers
+# take as they run out of work, so that neither waits idle for the other at the end.
 LATE_FILES = {
-    "test_piuparts.py": 1,
-    "test_releases.py": 1,
-    "test_events.py": 1,  # its NetworkManager and ifupdown roots (roots.*_PACKAGES)
-    "test_cloudinit.py": 1,  # its cloud-init roots
-    "test_vm.py": 2,
+    "test_piuparts.py": "late-others",
+    "test_releases.py": "late-others",
+    "test_cloudinit.py": "late-others",  # its cloud-init roots
+    "test_events.py": "late-events",  # its NetworkManager and ifupdown roots (roots.*_PACKAGES)
+    "test_vm.py": "serial",
 }
+# The order xdist hands out the late work: test_releases.py's run of the unit tests in the
+# other release's root (its own group, marked there) first, "serial" (test_vm.py) last.
+LATE_ORDER = ("other-release-units", "late-others", "late-events", "serial")
+
+
+def _group(item) -> str | None:
+    marker = item.get_closest_marker("xdist_group")
+    return marker.args[0] if marker else None
 
 
 def _late(item) -> int:
-    """0 for a test that runs in the first part, else its LATE_FILES rank."""
-    if not _in_system_dir(item):
+    """0 for a test that runs in the first part, else its rank in LATE_ORDER, from 1."""
+    if not _in_system_dir(item) or Path(str(item.fspath)).name not in LATE_FILES:
         return 0
-    return LATE_FILES.get(Path(str(item.fspath)).name, 0)
+    return LATE_ORDER.index(_group(item)) + 1
+
+
+def pytest_itemcollected(item):
+    """A late file's group, before tests/conftest.py gives every other system test "serial"."""
+    name = Path(str(item.fspath)).name
+    if _in_system_dir(item) and name in LATE_FILES and _group(item) is None:
+        item.add_marker(pytest.mark.xdist_group(LATE_FILES[name]))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Whether this process runs the "serial" group: only that one starts the background
+    builds and the VM boots (rootfs_tarball), whose results its own test_vm.py reads."""
+    if _in_system_dir(item) and _group(item) == "serial":
+        item.config._duckdns_serial = True
 
 
 def _suite_of(item) -> str:
@@ -279,9 +304,12 @@ def _start_background(config) -> None:
 
 @pytest.fixture(scope="session")
 def rootfs_tarball(system_env, suite, request):
-    _start_vms(request.config)
+    serial = getattr(request.config, "_duckdns_serial", False)
+    if serial:
+        _start_vms(request.config)
     tarball = harness.base_tarball("rootfs", suite=suite)
-    _start_background(request.config)
+    if serial:
+        _start_background(request.config)
     return tarball
 
 
