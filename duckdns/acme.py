@@ -300,52 +300,70 @@ def wait(
     when ``timeout`` s ran out first.
     """
     start = time.monotonic()
-    ends = start + timeout
     names = ", ".join(owners)
     asked = f"the DNS server {_endpoint(servers[0])}" if servers else f"the name servers of {ZONE}"
     report.notice(f"waiting up to {timeout:g} s for the new TXT value of {names} at {asked}")
-    progress = "no answer yet"  # what the last round found, for the warning
+    found = ["no answer yet"]  # what each round found: the last, for the warning
     from duckdns import deadline  # a hard bound, however many servers stay silent
 
     try:
         with deadline.bound(timeout) as mine:
-            while time.monotonic() < ends:
-                round_start = time.monotonic()
-                if servers is None:
-                    try:
-                        servers = nameservers(resolver, port)
-                        report.debug(f"name servers of {ZONE}: {servers}")
-                    except LookupFailed as exc:
-                        progress = f"cannot find the name servers of {ZONE}: {exc}"
-                        report.info(progress)
-                if servers:
-                    verdicts = []
-                    for server in servers:
-                        limit = min(1.0, max(ends - time.monotonic(), 0.2))
-                        answers = [_ask(server, owner, value, limit) for owner in owners]
-                        if None not in answers:
-                            verdicts.append(all(a == "served" for a in answers))
-                    if verdicts and all(verdicts):
-                        report.notice(
-                            f"{names}: the new TXT value is served after "
-                            f"{time.monotonic() - start:.1f} s ({len(verdicts)} of {len(servers)} "
-                            "name servers answered, all with it)"
-                        )
-                        return True
-                    progress = (
-                        f"{verdicts.count(False)} of {len(verdicts)} answering name servers serve "
-                        "another value"
-                        if verdicts
-                        else f"none of the {len(servers)} name servers answered"
-                    )
-                    report.info(f"{time.monotonic() - start:.1f} s: {progress}")
-                time.sleep(max(min(round_start + POLL_INTERVAL, ends) - time.monotonic(), 0))
+            if _rounds(value, owners, servers, resolver, port, start, timeout, found):
+                return True
     except deadline.Expired as exc:
         if exc is not mine:
             raise
     report.warning(
         f"warning: the new TXT value of {names} is not yet served after {timeout:g} s "
-        f"({progress}); going on, the certificate authority's own check decides "
+        f"({found[-1]}); going on, the certificate authority's own check decides "
         "(DUCKDNS_ACME_WAIT sets the time the certbot hook waits)"
     )
+    return False
+
+
+def _rounds(
+    value: str,
+    owners: list[str],
+    servers: list[tuple[str, int]] | None,
+    resolver: tuple[str, int] | None,
+    port: int,
+    start: float,
+    timeout: float,
+    found: list[str],
+) -> bool:
+    """:func:`wait`'s rounds until ``timeout`` s after ``start``; each round's finding is
+    appended to ``found``. A frame of its own: no loop may run in a bound's (duckdns.deadline)."""
+    ends = start + timeout
+    names = ", ".join(owners)
+    while time.monotonic() < ends:
+        round_start = time.monotonic()
+        if servers is None:
+            try:
+                servers = nameservers(resolver, port)
+                report.debug(f"name servers of {ZONE}: {servers}")
+            except LookupFailed as exc:
+                found.append(f"cannot find the name servers of {ZONE}: {exc}")
+                report.info(found[-1])
+        if servers:
+            verdicts = []
+            for server in servers:
+                limit = min(1.0, max(ends - time.monotonic(), 0.2))
+                answers = [_ask(server, owner, value, limit) for owner in owners]
+                if None not in answers:
+                    verdicts.append(all(a == "served" for a in answers))
+            if verdicts and all(verdicts):
+                report.notice(
+                    f"{names}: the new TXT value is served after "
+                    f"{time.monotonic() - start:.1f} s ({len(verdicts)} of {len(servers)} "
+                    "name servers answered, all with it)"
+                )
+                return True
+            found.append(
+                f"{verdicts.count(False)} of {len(verdicts)} answering name servers serve "
+                "another value"
+                if verdicts
+                else f"none of the {len(servers)} name servers answered"
+            )
+            report.info(f"{time.monotonic() - start:.1f} s: {found[-1]}")
+        time.sleep(max(min(round_start + POLL_INTERVAL, ends) - time.monotonic(), 0))
     return False

@@ -290,44 +290,56 @@ def _canonical(value: str, version: int) -> str | None:
     return str(address) if address.version == version and "%" not in value else None
 
 
+class _Tries:
+    """The tries of one update, and how far they got: what :func:`send` says when its bound
+    ends them. They loop in a frame of their own: no loop may run in a bound's
+    (duckdns.deadline)."""
+
+    def __init__(self, url: str, host: str, retries: bool, ca_bundle: str | None) -> None:
+        self.url, self.host, self.retries, self.ca_bundle = url, host, retries, ca_bundle
+        self.start = time.monotonic()
+        self.attempt = 0
+        self.failure = f"no answer from {host}"
+
+    def run(self, session: requests.Session) -> bytes:
+        wait = FIRST_WAIT
+        while True:
+            self.attempt += 1
+            remaining = TOTAL_BUDGET - (time.monotonic() - self.start)
+            try:
+                try_timeout = min(TRY_TIMEOUT, max(remaining, 0.1))
+                return _once(session, self.url, self.host, try_timeout, self.ca_bundle)
+            except _Retryable as exc:
+                self.failure = str(exc)
+            elapsed = time.monotonic() - self.start
+            if not self.retries:
+                raise TemporaryFailure(f"{self.failure} (a single try while the failures last)")
+            if self.attempt > MAX_RETRIES or elapsed + wait > TOTAL_BUDGET:
+                raise TemporaryFailure(
+                    f"{self.failure} (gave up after {self.attempt} tries in {elapsed:.0f} s)"
+                )
+            delay = min(wait * (1 + random.uniform(0, 0.1)), TOTAL_BUDGET - elapsed)
+            report.info(f"try {self.attempt} failed: {self.failure}; retrying in {delay:.1f} s")
+            time.sleep(delay)
+            wait *= 2
+
+
 def send(cfg: config.Config, query: str, txt: bool = False, retries: bool = True) -> Reply:
     """Send one update with the retry policy and hard bounds above; raise Rejected or
     TemporaryFailure. ``retries=False``: a single try (while failures last, see
     duckdns.backoff)."""
     host = cfg.server_host  # both from config.parse_https_url, as check showed them
-    url = f"{cfg.server}/update?{query}"
-    start = time.monotonic()
-    wait = FIRST_WAIT
-    attempt = 0
-    failure = f"no answer from {host}"
+    tries = _Tries(f"{cfg.server}/update?{query}", host, retries, cfg.ca_bundle)
     with make_session(cfg) as session:
         try:
             with deadline.bound(TOTAL_BUDGET) as whole:
-                while True:
-                    attempt += 1
-                    remaining = TOTAL_BUDGET - (time.monotonic() - start)
-                    try:
-                        try_timeout = min(TRY_TIMEOUT, max(remaining, 0.1))
-                        body = _once(session, url, host, try_timeout, cfg.ca_bundle)
-                        break
-                    except _Retryable as exc:
-                        failure = str(exc)
-                    elapsed = time.monotonic() - start
-                    if not retries:
-                        raise TemporaryFailure(f"{failure} (a single try while the failures last)")
-                    if attempt > MAX_RETRIES or elapsed + wait > TOTAL_BUDGET:
-                        raise TemporaryFailure(
-                            f"{failure} (gave up after {attempt} tries in {elapsed:.0f} s)"
-                        )
-                    delay = min(wait * (1 + random.uniform(0, 0.1)), TOTAL_BUDGET - elapsed)
-                    report.info(f"try {attempt} failed: {failure}; retrying in {delay:.1f} s")
-                    time.sleep(delay)
-                    wait *= 2
+                body = tries.run(session)
         except deadline.Expired as exc:
             if exc is not whole:
                 raise
             raise TemporaryFailure(
-                f"{failure} (gave up after {attempt} tries: the {TOTAL_BUDGET:.0f} s bound ran out)"
+                f"{tries.failure} (gave up after {tries.attempt} tries: "
+                f"the {TOTAL_BUDGET:.0f} s bound ran out)"
             ) from None
     try:
         return parse_answer(body, txt=txt)

@@ -15,6 +15,14 @@ One thing the signal cannot cut short: glibc's getaddrinfo restarts its own wait
 signal, so a host name lookup ends by the resolver's own timeouts (resolv.conf: 5 s times
 2 attempts per name server by default); the bound fires the moment it returns.
 
+No loop may run in the frame of a bound block: put it in a function the block calls. On
+Python 3.13 (Debian 13's 3.13.5 included, measured) an exception that a signal handler
+raises at a loop's jump back to its start escapes every ``try`` and ``with`` of that
+loop's own frame (CPython bug gh-130279), so the block's own ``except Expired`` would never
+see it. A function called from the block hands it to the block like any exception. The
+handler ends the bound before it raises, so even an Expired that escapes leaves nothing
+armed (tests/unit/test_hostile.py holds both).
+
 Imported only on the path that sends a request (``signal`` is not free on the timer path).
 """
 
